@@ -1,0 +1,200 @@
+//! The validated agent configuration. Values of these types only come out of
+//! [`AgentDraft::validate`](crate::AgentDraft::validate) (or deserialization, which
+//! re-validates every value type), so code that holds an [`AgentConfig`] can trust it.
+//!
+//! The JSON shape of [`AgentConfig`] is the shape of the API's create/update body
+//! without `secrets`, so a client can read an agent, change a field and send it back.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::values::{AwsRegion, E164, HttpsUrl, LanguageTag, ModelId, SipUri, TwilioAccountSid, VoiceId};
+
+/// Which speech pipeline answers the agent's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpeechProvider {
+    /// Amazon Nova Sonic (speech-to-speech on Bedrock).
+    #[default]
+    NovaSonic,
+    /// OpenAI Realtime (needs `secrets.openai_api_key`).
+    OpenaiRealtime,
+    /// The offline pipeline: local voice activity detection, recognition and synthesis.
+    Local,
+}
+
+impl SpeechProvider {
+    pub const ALL: [SpeechProvider; 3] = [Self::NovaSonic, Self::OpenaiRealtime, Self::Local];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NovaSonic => "nova-sonic",
+            Self::OpenaiRealtime => "openai-realtime",
+            Self::Local => "local",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == raw.trim())
+    }
+
+    /// The model used when the config names none.
+    pub fn default_model(self) -> &'static str {
+        match self {
+            Self::NovaSonic => "amazon.nova-sonic-v1:0",
+            Self::OpenaiRealtime => "gpt-realtime",
+            Self::Local => "local-en-us",
+        }
+    }
+
+    /// The voice used when the config names none.
+    pub fn default_voice(self) -> &'static str {
+        match self {
+            Self::NovaSonic => "tiffany",
+            Self::OpenaiRealtime => "alloy",
+            Self::Local => "en-us",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceConfig {
+    pub provider: SpeechProvider,
+    pub model: ModelId,
+    pub voice_id: VoiceId,
+}
+
+/// One document the agent may answer from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeDocument {
+    pub title: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Guardrails {
+    /// Rules the agent must follow, in plain language.
+    pub custom_rules: Vec<String>,
+    /// The call ends politely after this many caller turns.
+    pub max_conversation_turns: u32,
+    /// The call ends politely after this many seconds.
+    pub max_session_duration_secs: u32,
+    /// The call ends politely after this many inappropriate caller turns.
+    pub max_inappropriate_attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Telephony {
+    /// The Twilio number callers dial.
+    pub call_phone_number: E164,
+    /// Where `transfer_call` sends the caller.
+    pub transfer_phone_number: Option<E164>,
+    /// Where call summaries are texted.
+    pub summary_phone_number: Option<E164>,
+    pub twilio_account_sid: TwilioAccountSid,
+    pub sip_endpoint: Option<SipUri>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Integrations {
+    /// General event webhook.
+    pub webhook_endpoint: Option<HttpsUrl>,
+    /// Receives the transcript when a call ends.
+    pub transcript_webhook_url: Option<HttpsUrl>,
+    /// Notified when a call is picked up.
+    pub pickup_webhook_url: Option<HttpsUrl>,
+    /// Make.com scenario that receives scheduled callbacks.
+    pub make_endpoint: Option<HttpsUrl>,
+    /// Region of the agent's speech provider and transcript bucket.
+    pub aws_region: AwsRegion,
+}
+
+/// Fargate task size and count. Only combinations Fargate accepts are valid; see
+/// [`FARGATE_SIZES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sizing {
+    /// CPU units (1024 = 1 vCPU).
+    pub cpu: u32,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// Number of tasks; 0 pauses the agent.
+    pub desired_count: u32,
+}
+
+/// The full, validated configuration of one agent, without its secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub name: String,
+    pub description: String,
+    pub system_prompt: String,
+    /// First words the agent says when it picks up.
+    pub greeting: String,
+    pub language: LanguageTag,
+    pub voice: VoiceConfig,
+    pub knowledge_base: Vec<KnowledgeDocument>,
+    pub guardrails: Guardrails,
+    /// Seconds of caller silence before the agent asks whether the caller is still there.
+    pub idle_prompt_after_secs: u32,
+    pub enable_recording: bool,
+    pub enable_transcription: bool,
+    pub telephony: Telephony,
+    pub integrations: Integrations,
+    pub sizing: Sizing,
+}
+
+/// Every Fargate (cpu, memory) combination: for each cpu value, the valid memory
+/// sizes in MiB.
+pub const FARGATE_SIZES: &[(u32, &[u32])] = &[
+    (256, &[512, 1024, 2048]),
+    (512, &[1024, 2048, 3072, 4096]),
+    (1024, &[2048, 3072, 4096, 5120, 6144, 7168, 8192]),
+    (2048, &range_mib::<13>(4096, 1024)),
+    (4096, &range_mib::<23>(8192, 1024)),
+    (8192, &range_mib::<12>(16384, 4096)),
+    (16384, &range_mib::<12>(32768, 8192)),
+];
+
+const fn range_mib<const N: usize>(start: u32, step: u32) -> [u32; N] {
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = start + step * i as u32;
+        i += 1;
+    }
+    out
+}
+
+/// The memory sizes Fargate accepts with `cpu`, or `None` if `cpu` is not a Fargate size.
+pub fn fargate_memory_for(cpu: u32) -> Option<&'static [u32]> {
+    FARGATE_SIZES.iter().find(|(c, _)| *c == cpu).map(|(_, m)| *m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fargate_table_matches_aws_ranges() {
+        assert_eq!(fargate_memory_for(2048).unwrap().last(), Some(&16384));
+        assert_eq!(fargate_memory_for(4096).unwrap().last(), Some(&30720));
+        assert_eq!(fargate_memory_for(8192).unwrap().last(), Some(&61440));
+        assert_eq!(fargate_memory_for(16384).unwrap().last(), Some(&122880));
+        assert!(fargate_memory_for(300).is_none());
+    }
+
+    #[test]
+    fn provider_names_round_trip() {
+        for p in SpeechProvider::ALL {
+            assert_eq!(SpeechProvider::parse(p.as_str()), Some(p));
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.as_str()));
+        }
+    }
+}

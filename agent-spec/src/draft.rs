@@ -1,0 +1,585 @@
+//! [`AgentDraft`]: an agent configuration as a person or program typed it — the body
+//! of `POST /v1/agents` and `PUT /v1/agents/{id}`, a dashboard form, or the runtime's
+//! environment before parsing. [`AgentDraft::validate`] turns it into a trusted
+//! [`AgentConfig`] plus [`AgentSecrets`], or lists every problem at once.
+//!
+//! Every field has a default, so a missing field is reported by validation together
+//! with all other problems ("is required"), not by the JSON parser one at a time.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::config::{
+    AgentConfig, Guardrails, Integrations, KnowledgeDocument, Sizing, SpeechProvider, Telephony, VoiceConfig,
+    fargate_memory_for,
+};
+use crate::env::{ENV_BUDGET_BYTES, EnvironmentSize};
+use crate::secrets::{AgentSecrets, SecretPatch};
+use crate::validation::ValidationErrors;
+use crate::values::{
+    AwsRegion, E164, HttpsUrl, InvalidValue, LanguageTag, ModelId, SipUri, TwilioAccountSid, VoiceId, check_text,
+};
+
+/// Limits on free text and lists. Sizes are in characters.
+pub mod limits {
+    pub const NAME_MAX: usize = 100;
+    pub const DESCRIPTION_MAX: usize = 1_000;
+    pub const SYSTEM_PROMPT_MAX: usize = 16_000;
+    pub const GREETING_MAX: usize = 500;
+    pub const KNOWLEDGE_DOCUMENTS_MAX: usize = 100;
+    pub const KNOWLEDGE_TITLE_MAX: usize = 200;
+    pub const KNOWLEDGE_TEXT_MAX: usize = 30_000;
+    pub const CUSTOM_RULES_MAX: usize = 50;
+    pub const CUSTOM_RULE_MAX: usize = 1_000;
+    pub const MAX_CONVERSATION_TURNS: std::ops::RangeInclusive<u32> = 1..=1_000;
+    /// Twilio ends any call after 4 hours.
+    pub const MAX_SESSION_DURATION_SECS: std::ops::RangeInclusive<u32> = 30..=14_400;
+    pub const MAX_INAPPROPRIATE_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=20;
+    pub const IDLE_PROMPT_AFTER_SECS: std::ops::RangeInclusive<u32> = 3..=300;
+    pub const DESIRED_COUNT: std::ops::RangeInclusive<u32> = 0..=20;
+}
+
+pub const DEFAULT_GREETING: &str = "Hello! Thanks for calling. How can I help you today?";
+pub const DEFAULT_LANGUAGE: &str = "en-US";
+pub const DEFAULT_AWS_REGION: &str = "us-east-1";
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceDraft {
+    pub provider: SpeechProvider,
+    /// Defaults to the provider's default model.
+    pub model: Option<String>,
+    /// Defaults to the provider's default voice.
+    pub voice_id: Option<String>,
+}
+
+impl Default for VoiceDraft {
+    fn default() -> Self {
+        Self { provider: SpeechProvider::default(), model: None, voice_id: None }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeDocumentDraft {
+    pub title: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardrailsDraft {
+    pub custom_rules: Vec<String>,
+    #[schema(default = 50, minimum = 1, maximum = 1000)]
+    pub max_conversation_turns: u32,
+    #[schema(default = 1800, minimum = 30, maximum = 14400)]
+    pub max_session_duration_secs: u32,
+    #[schema(default = 3, minimum = 1, maximum = 20)]
+    pub max_inappropriate_attempts: u32,
+}
+
+impl Default for GuardrailsDraft {
+    fn default() -> Self {
+        Self {
+            custom_rules: Vec::new(),
+            max_conversation_turns: 50,
+            max_session_duration_secs: 1_800,
+            max_inappropriate_attempts: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelephonyDraft {
+    /// Required. E.164.
+    pub call_phone_number: String,
+    pub transfer_phone_number: Option<String>,
+    pub summary_phone_number: Option<String>,
+    /// Required. `AC` + 32 hex digits.
+    pub twilio_account_sid: String,
+    pub sip_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrationsDraft {
+    pub webhook_endpoint: Option<String>,
+    pub transcript_webhook_url: Option<String>,
+    pub pickup_webhook_url: Option<String>,
+    pub make_endpoint: Option<String>,
+    #[schema(default = "us-east-1")]
+    pub aws_region: String,
+}
+
+impl Default for IntegrationsDraft {
+    fn default() -> Self {
+        Self {
+            webhook_endpoint: None,
+            transcript_webhook_url: None,
+            pickup_webhook_url: None,
+            make_endpoint: None,
+            aws_region: DEFAULT_AWS_REGION.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SizingDraft {
+    #[schema(default = 256)]
+    pub cpu: u32,
+    #[schema(default = 512)]
+    pub memory_mib: u32,
+    #[schema(default = 1)]
+    pub desired_count: u32,
+}
+
+impl Default for SizingDraft {
+    fn default() -> Self {
+        Self { cpu: 256, memory_mib: 512, desired_count: 1 }
+    }
+}
+
+/// Secrets in a request. Omitted: keep what is stored; `null`: remove; string: set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsDraft {
+    /// Required on create: the Twilio auth token (32 characters).
+    #[serde(skip_serializing_if = "SecretPatch::is_keep")]
+    pub twilio_auth_token: SecretPatch,
+    /// Required when `voice.provider` is `openai-realtime`.
+    #[serde(skip_serializing_if = "SecretPatch::is_keep")]
+    pub openai_api_key: SecretPatch,
+    /// Signs outgoing webhooks; at least 32 characters.
+    #[serde(skip_serializing_if = "SecretPatch::is_keep")]
+    pub webhook_signing_secret: SecretPatch,
+}
+
+/// The body of `POST /v1/agents` and `PUT /v1/agents/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentDraft {
+    /// Required.
+    pub name: String,
+    pub description: String,
+    /// Required: who the agent is and how it behaves.
+    pub system_prompt: String,
+    #[schema(default = "Hello! Thanks for calling. How can I help you today?")]
+    pub greeting: String,
+    #[schema(default = "en-US")]
+    pub language: String,
+    pub voice: VoiceDraft,
+    pub knowledge_base: Vec<KnowledgeDocumentDraft>,
+    pub guardrails: GuardrailsDraft,
+    #[schema(default = 10, minimum = 3, maximum = 300)]
+    pub idle_prompt_after_secs: u32,
+    #[schema(default = false)]
+    pub enable_recording: bool,
+    #[schema(default = true)]
+    pub enable_transcription: bool,
+    pub telephony: TelephonyDraft,
+    pub integrations: IntegrationsDraft,
+    pub sizing: SizingDraft,
+    pub secrets: SecretsDraft,
+}
+
+impl Default for AgentDraft {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            description: String::new(),
+            system_prompt: String::new(),
+            greeting: DEFAULT_GREETING.to_owned(),
+            language: DEFAULT_LANGUAGE.to_owned(),
+            voice: VoiceDraft::default(),
+            knowledge_base: Vec::new(),
+            guardrails: GuardrailsDraft::default(),
+            idle_prompt_after_secs: 10,
+            enable_recording: false,
+            enable_transcription: true,
+            telephony: TelephonyDraft::default(),
+            integrations: IntegrationsDraft::default(),
+            sizing: SizingDraft::default(),
+            secrets: SecretsDraft::default(),
+        }
+    }
+}
+
+/// Parses an optional value: absent or blank means "not set".
+fn optional<T>(
+    errors: &mut ValidationErrors,
+    field: &str,
+    raw: &Option<String>,
+    parse: fn(&str) -> Result<T, InvalidValue>,
+) -> Option<Option<T>> {
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Some(None),
+        Some(v) => errors.check(field, parse(v)).map(Some),
+    }
+}
+
+/// Parses a required value: blank means "is required".
+fn required<T>(
+    errors: &mut ValidationErrors,
+    field: &str,
+    raw: &str,
+    parse: fn(&str) -> Result<T, InvalidValue>,
+) -> Option<T> {
+    if raw.trim().is_empty() {
+        errors.push(field, "is required");
+        return None;
+    }
+    errors.check(field, parse(raw))
+}
+
+fn text(errors: &mut ValidationErrors, field: &str, raw: &str, required: bool, max: usize, multiline: bool) -> String {
+    errors.check(field, check_text(raw, required, max, multiline));
+    raw.trim().to_owned()
+}
+
+impl AgentDraft {
+    /// A draft that reproduces `config` exactly (secrets: keep).
+    pub fn from_config(config: &AgentConfig) -> Self {
+        let opt = |v: &Option<_>| v.as_ref().map(|v: &E164| v.to_string());
+        let url = |v: &Option<HttpsUrl>| v.as_ref().map(HttpsUrl::to_string);
+        Self {
+            name: config.name.clone(),
+            description: config.description.clone(),
+            system_prompt: config.system_prompt.clone(),
+            greeting: config.greeting.clone(),
+            language: config.language.to_string(),
+            voice: VoiceDraft {
+                provider: config.voice.provider,
+                model: Some(config.voice.model.to_string()),
+                voice_id: Some(config.voice.voice_id.to_string()),
+            },
+            knowledge_base: config
+                .knowledge_base
+                .iter()
+                .map(|d| KnowledgeDocumentDraft { title: d.title.clone(), text: d.text.clone() })
+                .collect(),
+            guardrails: GuardrailsDraft {
+                custom_rules: config.guardrails.custom_rules.clone(),
+                max_conversation_turns: config.guardrails.max_conversation_turns,
+                max_session_duration_secs: config.guardrails.max_session_duration_secs,
+                max_inappropriate_attempts: config.guardrails.max_inappropriate_attempts,
+            },
+            idle_prompt_after_secs: config.idle_prompt_after_secs,
+            enable_recording: config.enable_recording,
+            enable_transcription: config.enable_transcription,
+            telephony: TelephonyDraft {
+                call_phone_number: config.telephony.call_phone_number.to_string(),
+                transfer_phone_number: opt(&config.telephony.transfer_phone_number),
+                summary_phone_number: opt(&config.telephony.summary_phone_number),
+                twilio_account_sid: config.telephony.twilio_account_sid.to_string(),
+                sip_endpoint: config.telephony.sip_endpoint.as_ref().map(SipUri::to_string),
+            },
+            integrations: IntegrationsDraft {
+                webhook_endpoint: url(&config.integrations.webhook_endpoint),
+                transcript_webhook_url: url(&config.integrations.transcript_webhook_url),
+                pickup_webhook_url: url(&config.integrations.pickup_webhook_url),
+                make_endpoint: url(&config.integrations.make_endpoint),
+                aws_region: config.integrations.aws_region.to_string(),
+            },
+            sizing: SizingDraft {
+                cpu: config.sizing.cpu,
+                memory_mib: config.sizing.memory_mib,
+                desired_count: config.sizing.desired_count,
+            },
+            secrets: SecretsDraft::default(),
+        }
+    }
+
+    /// Validates the whole draft. `existing` are the secrets stored for the agent
+    /// being updated (`None` on create); omitted secrets keep those values.
+    ///
+    /// Returns every problem at once, in field order.
+    pub fn validate(&self, existing: Option<&AgentSecrets>) -> Result<(AgentConfig, AgentSecrets), ValidationErrors> {
+        use limits::*;
+        let mut e = ValidationErrors::default();
+
+        let name = text(&mut e, "name", &self.name, true, NAME_MAX, false);
+        let description = text(&mut e, "description", &self.description, false, DESCRIPTION_MAX, true);
+        let system_prompt = text(&mut e, "system_prompt", &self.system_prompt, true, SYSTEM_PROMPT_MAX, true);
+        let greeting = text(&mut e, "greeting", &self.greeting, true, GREETING_MAX, false);
+        let language = required(&mut e, "language", &self.language, LanguageTag::parse);
+
+        let provider = self.voice.provider;
+        let model = optional(&mut e, "voice.model", &self.voice.model, ModelId::parse)
+            .map(|m| m.unwrap_or_else(|| ModelId::parse(provider.default_model()).expect("default model is valid")));
+        let voice_id = optional(&mut e, "voice.voice_id", &self.voice.voice_id, VoiceId::parse)
+            .map(|v| v.unwrap_or_else(|| VoiceId::parse(provider.default_voice()).expect("default voice is valid")));
+
+        if self.knowledge_base.len() > KNOWLEDGE_DOCUMENTS_MAX {
+            e.push("knowledge_base", format!("must hold at most {KNOWLEDGE_DOCUMENTS_MAX} documents"));
+        }
+        let knowledge_base: Vec<KnowledgeDocument> = self
+            .knowledge_base
+            .iter()
+            .enumerate()
+            .map(|(i, d)| KnowledgeDocument {
+                title: text(&mut e, &format!("knowledge_base[{i}].title"), &d.title, true, KNOWLEDGE_TITLE_MAX, false),
+                text: text(&mut e, &format!("knowledge_base[{i}].text"), &d.text, true, KNOWLEDGE_TEXT_MAX, true),
+            })
+            .collect();
+
+        let g = &self.guardrails;
+        if g.custom_rules.len() > CUSTOM_RULES_MAX {
+            e.push("guardrails.custom_rules", format!("must hold at most {CUSTOM_RULES_MAX} rules"));
+        }
+        let custom_rules: Vec<String> = g
+            .custom_rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| text(&mut e, &format!("guardrails.custom_rules[{i}]"), r, true, CUSTOM_RULE_MAX, false))
+            .collect();
+        e.check_range("guardrails.max_conversation_turns", g.max_conversation_turns, MAX_CONVERSATION_TURNS, "turns");
+        e.check_range(
+            "guardrails.max_session_duration_secs",
+            g.max_session_duration_secs,
+            MAX_SESSION_DURATION_SECS,
+            "seconds",
+        );
+        e.check_range(
+            "guardrails.max_inappropriate_attempts",
+            g.max_inappropriate_attempts,
+            MAX_INAPPROPRIATE_ATTEMPTS,
+            "attempts",
+        );
+        e.check_range("idle_prompt_after_secs", self.idle_prompt_after_secs, IDLE_PROMPT_AFTER_SECS, "seconds");
+        if self.idle_prompt_after_secs >= g.max_session_duration_secs
+            && IDLE_PROMPT_AFTER_SECS.contains(&self.idle_prompt_after_secs)
+        {
+            e.push(
+                "idle_prompt_after_secs",
+                "must be shorter than guardrails.max_session_duration_secs",
+            );
+        }
+
+        let t = &self.telephony;
+        let call_phone_number = required(&mut e, "telephony.call_phone_number", &t.call_phone_number, E164::parse);
+        let transfer_phone_number =
+            optional(&mut e, "telephony.transfer_phone_number", &t.transfer_phone_number, E164::parse);
+        if let (Some(call), Some(Some(transfer))) = (&call_phone_number, &transfer_phone_number) {
+            if call == transfer {
+                e.push(
+                    "telephony.transfer_phone_number",
+                    "must differ from telephony.call_phone_number (a transfer would call the agent itself)",
+                );
+            }
+        }
+        let summary_phone_number =
+            optional(&mut e, "telephony.summary_phone_number", &t.summary_phone_number, E164::parse);
+        let twilio_account_sid =
+            required(&mut e, "telephony.twilio_account_sid", &t.twilio_account_sid, TwilioAccountSid::parse);
+        let sip_endpoint = optional(&mut e, "telephony.sip_endpoint", &t.sip_endpoint, SipUri::parse);
+
+        let i = &self.integrations;
+        let webhook_endpoint = optional(&mut e, "integrations.webhook_endpoint", &i.webhook_endpoint, HttpsUrl::parse);
+        let transcript_webhook_url =
+            optional(&mut e, "integrations.transcript_webhook_url", &i.transcript_webhook_url, HttpsUrl::parse);
+        let pickup_webhook_url =
+            optional(&mut e, "integrations.pickup_webhook_url", &i.pickup_webhook_url, HttpsUrl::parse);
+        let make_endpoint = optional(&mut e, "integrations.make_endpoint", &i.make_endpoint, HttpsUrl::parse);
+        let aws_region = required(&mut e, "integrations.aws_region", &i.aws_region, AwsRegion::parse);
+
+        let s = &self.sizing;
+        match fargate_memory_for(s.cpu) {
+            None => e.push(
+                "sizing.cpu",
+                "must be a Fargate CPU size: 256, 512, 1024, 2048, 4096, 8192 or 16384",
+            ),
+            Some(memory) if !memory.contains(&s.memory_mib) => e.push(
+                "sizing.memory_mib",
+                format!(
+                    "is not a Fargate memory size for cpu {}: use one of {}",
+                    s.cpu,
+                    memory.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            Some(_) => {}
+        }
+        e.check_range("sizing.desired_count", s.desired_count, DESIRED_COUNT, "tasks");
+
+        let secrets = validate_secrets(&mut e, &self.secrets, existing, provider);
+
+        // Every field above has been checked; build the config only if all passed.
+        let (
+            Some(language),
+            Some(model),
+            Some(voice_id),
+            Some(call_phone_number),
+            Some(transfer_phone_number),
+            Some(summary_phone_number),
+            Some(twilio_account_sid),
+            Some(sip_endpoint),
+            Some(webhook_endpoint),
+            Some(transcript_webhook_url),
+            Some(pickup_webhook_url),
+            Some(make_endpoint),
+            Some(aws_region),
+            Some(secrets),
+            true,
+        ) = (
+            language,
+            model,
+            voice_id,
+            call_phone_number,
+            transfer_phone_number,
+            summary_phone_number,
+            twilio_account_sid,
+            sip_endpoint,
+            webhook_endpoint,
+            transcript_webhook_url,
+            pickup_webhook_url,
+            make_endpoint,
+            aws_region,
+            secrets,
+            e.is_empty(),
+        )
+        else {
+            return Err(e);
+        };
+
+        let config = AgentConfig {
+            name,
+            description,
+            system_prompt,
+            greeting,
+            language,
+            voice: VoiceConfig { provider, model, voice_id },
+            knowledge_base,
+            guardrails: Guardrails {
+                custom_rules,
+                max_conversation_turns: g.max_conversation_turns,
+                max_session_duration_secs: g.max_session_duration_secs,
+                max_inappropriate_attempts: g.max_inappropriate_attempts,
+            },
+            idle_prompt_after_secs: self.idle_prompt_after_secs,
+            enable_recording: self.enable_recording,
+            enable_transcription: self.enable_transcription,
+            telephony: Telephony {
+                call_phone_number,
+                transfer_phone_number,
+                summary_phone_number,
+                twilio_account_sid,
+                sip_endpoint,
+            },
+            integrations: Integrations {
+                webhook_endpoint,
+                transcript_webhook_url,
+                pickup_webhook_url,
+                make_endpoint,
+                aws_region,
+            },
+            sizing: Sizing { cpu: s.cpu, memory_mib: s.memory_mib, desired_count: s.desired_count },
+        };
+
+        check_environment_budget(&mut e, &config);
+        if e.is_empty() { Ok((config, secrets)) } else { Err(e) }
+    }
+}
+
+/// The encoded container environment must stay well inside the 64 KiB ECS
+/// task-definition limit. Over budget, the error names the largest free-text field,
+/// which is what the user has to shorten.
+fn check_environment_budget(e: &mut ValidationErrors, config: &AgentConfig) {
+    let size = EnvironmentSize::of(config);
+    if size.total <= ENV_BUDGET_BYTES {
+        return;
+    }
+    let (field, bytes) = size.largest_free_text();
+    e.push(
+        field,
+        format!(
+            "makes the agent's configuration too large to deploy: it encodes to {} bytes and the limit is {ENV_BUDGET_BYTES} \
+             (ECS allows 64 KiB per task definition); this field takes {bytes} bytes, shorten it by at least {} bytes",
+            size.total,
+            size.total - ENV_BUDGET_BYTES
+        ),
+    );
+}
+
+fn validate_secrets(
+    e: &mut ValidationErrors,
+    draft: &SecretsDraft,
+    existing: Option<&AgentSecrets>,
+    provider: SpeechProvider,
+) -> Option<AgentSecrets> {
+    let twilio_auth_token = match &draft.twilio_auth_token {
+        SecretPatch::Set(v) => e.check("secrets.twilio_auth_token", check_twilio_auth_token(v)).map(|()| v.clone()),
+        SecretPatch::Keep => match existing {
+            Some(s) => Some(s.twilio_auth_token.clone()),
+            None => {
+                e.push("secrets.twilio_auth_token", "is required");
+                None
+            }
+        },
+        SecretPatch::Clear => {
+            e.push("secrets.twilio_auth_token", "is required and cannot be removed");
+            None
+        }
+    };
+
+    let openai_api_key = patch_optional(
+        e,
+        "secrets.openai_api_key",
+        &draft.openai_api_key,
+        existing.and_then(|s| s.openai_api_key.as_ref()),
+        check_api_key,
+    );
+    if provider == SpeechProvider::OpenaiRealtime && matches!(openai_api_key, Some(None)) {
+        e.push("secrets.openai_api_key", "is required when voice.provider is openai-realtime");
+    }
+    let webhook_signing_secret = patch_optional(
+        e,
+        "secrets.webhook_signing_secret",
+        &draft.webhook_signing_secret,
+        existing.and_then(|s| s.webhook_signing_secret.as_ref()),
+        check_signing_secret,
+    );
+
+    Some(AgentSecrets {
+        twilio_auth_token: twilio_auth_token?,
+        openai_api_key: openai_api_key?,
+        webhook_signing_secret: webhook_signing_secret?,
+    })
+}
+
+fn patch_optional(
+    e: &mut ValidationErrors,
+    field: &str,
+    patch: &SecretPatch,
+    existing: Option<&SecretString>,
+    check: fn(&str) -> Result<(), InvalidValue>,
+) -> Option<Option<SecretString>> {
+    match patch {
+        SecretPatch::Set(v) => e.check(field, check(v.expose_secret())).map(|()| Some(v.clone())),
+        SecretPatch::Keep => Some(existing.cloned()),
+        SecretPatch::Clear => Some(None),
+    }
+}
+
+fn check_twilio_auth_token(v: &SecretString) -> Result<(), InvalidValue> {
+    let v = v.expose_secret();
+    if v.len() != 32 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(InvalidValue::new("must be the 32-character auth token from the Twilio console"));
+    }
+    Ok(())
+}
+
+fn check_api_key(v: &str) -> Result<(), InvalidValue> {
+    if !(20..=512).contains(&v.len()) || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(InvalidValue::new("must be 20 to 512 printable characters without spaces"));
+    }
+    Ok(())
+}
+
+fn check_signing_secret(v: &str) -> Result<(), InvalidValue> {
+    if !(32..=256).contains(&v.len()) || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(InvalidValue::new("must be 32 to 256 printable characters without spaces"));
+    }
+    Ok(())
+}

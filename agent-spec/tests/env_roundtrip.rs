@@ -1,0 +1,187 @@
+//! `from_env(to_env(spec)) == spec` for every valid spec, and `from_env` names
+//! every missing or invalid variable.
+
+use std::collections::BTreeMap;
+
+use agent_spec::config::FARGATE_SIZES;
+use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft};
+use agent_spec::env::vars;
+use agent_spec::secrets::SecretPatch;
+use agent_spec::{AgentId, AgentSpec, SpeechProvider, TenantId};
+use proptest::prelude::*;
+use proptest::sample::select;
+
+fn free_text(max: usize) -> impl Strategy<Value = String> {
+    // Printable Unicode with quotes, '=' and the odd newline: what breaks naive encodings.
+    proptest::string::string_regex(&format!("[A-Za-zé日][\\PC\"'=\\n\\t]{{0,{max}}}")).unwrap()
+}
+
+fn single_line(max: usize) -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("[A-Za-zé日][\\PC\"'=]{{0,{max}}}")).unwrap()
+}
+
+fn maybe(re: &'static str) -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(proptest::string::string_regex(re).unwrap())
+}
+
+prop_compose! {
+    fn sizing()(index in 0..FARGATE_SIZES.len(), pick in any::<prop::sample::Index>(), count in 0u32..=20)
+        -> (u32, u32, u32) {
+        let (cpu, memory) = FARGATE_SIZES[index];
+        (cpu, *pick.get(memory), count)
+    }
+}
+
+prop_compose! {
+    fn draft()(
+        name in single_line(40),
+        description in proptest::option::of(free_text(80)),
+        system_prompt in free_text(300),
+        greeting in single_line(60),
+        language in select(vec!["en-US", "en-GB", "es", "pt-BR", "zh-Hans-CN"]),
+        provider in select(SpeechProvider::ALL.to_vec()),
+        model in maybe("[a-z][a-z0-9.:-]{0,20}"),
+        voice in maybe("[a-z][a-z0-9+_-]{0,10}"),
+        documents in prop::collection::vec((single_line(30), free_text(200)), 0..4),
+        rules in prop::collection::vec(single_line(50), 0..4),
+        (turns, duration, attempts, idle) in (1u32..=1000, 301u32..=14_400, 1u32..=20, 3u32..=300),
+        (recording, transcription) in (any::<bool>(), any::<bool>()),
+        call in "\\+[1-9][0-9]{6,14}",
+        transfer in maybe("\\+[1-9][0-9]{6,14}"),
+        summary in maybe("\\+[1-9][0-9]{6,14}"),
+        sid in "AC[0-9a-f]{32}",
+        sip in maybe("sips?:[a-z]{1,8}@[a-z]{1,10}\\.example\\.com"),
+        urls in prop::collection::vec(maybe("https://[a-z]{1,10}\\.example\\.com/[a-z0-9/_-]{0,20}(\\?a=[0-9]{1,3})?"), 4),
+        region in select(vec!["us-east-1", "eu-west-2", "ap-southeast-4", "us-gov-west-1"]),
+        (cpu, memory_mib, desired_count) in sizing(),
+        token in "[A-Za-z0-9]{32}",
+        openai in "[A-Za-z0-9_-]{20,60}",
+        signing in maybe("[!-~]{32,64}"),
+    ) -> AgentDraft {
+        let mut d = AgentDraft::default();
+        d.name = name;
+        d.description = description.unwrap_or_default();
+        d.system_prompt = system_prompt;
+        d.greeting = greeting;
+        d.language = language.into();
+        d.voice.provider = provider;
+        d.voice.model = model;
+        d.voice.voice_id = voice;
+        d.knowledge_base = documents.into_iter().map(|(title, text)| KnowledgeDocumentDraft { title, text }).collect();
+        d.guardrails.custom_rules = rules;
+        d.guardrails.max_conversation_turns = turns;
+        d.guardrails.max_session_duration_secs = duration;
+        d.guardrails.max_inappropriate_attempts = attempts;
+        d.idle_prompt_after_secs = idle;
+        d.enable_recording = recording;
+        d.enable_transcription = transcription;
+        d.telephony.call_phone_number = call.clone();
+        d.telephony.transfer_phone_number = transfer.filter(|t| *t != call);
+        d.telephony.summary_phone_number = summary;
+        d.telephony.twilio_account_sid = sid;
+        d.telephony.sip_endpoint = sip;
+        d.integrations.webhook_endpoint = urls[0].clone();
+        d.integrations.transcript_webhook_url = urls[1].clone();
+        d.integrations.pickup_webhook_url = urls[2].clone();
+        d.integrations.make_endpoint = urls[3].clone();
+        d.integrations.aws_region = region.into();
+        d.sizing.cpu = cpu;
+        d.sizing.memory_mib = memory_mib;
+        d.sizing.desired_count = desired_count;
+        d.secrets.twilio_auth_token = SecretPatch::set(token);
+        if provider == SpeechProvider::OpenaiRealtime {
+            d.secrets.openai_api_key = SecretPatch::set(openai);
+        }
+        if let Some(s) = signing {
+            d.secrets.webhook_signing_secret = SecretPatch::set(s);
+        }
+        d
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn env_round_trip_is_lossless(draft in draft()) {
+        let (config, secrets) = draft.validate(None).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let spec = AgentSpec { agent_id: AgentId::generate(), tenant_id: TenantId::generate(), config, secrets };
+        let env = spec.to_env();
+
+        // Secrets never travel as plain environment.
+        for name in vars::SECRETS {
+            prop_assert!(!env.vars.contains_key(name), "{} in plain env", name);
+        }
+        let all = env.merged();
+        let back = AgentSpec::from_env(|k| all.get(k).cloned()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&back.agent_id, &spec.agent_id);
+        prop_assert_eq!(&back.tenant_id, &spec.tenant_id);
+        prop_assert_eq!(&back.config, &spec.config);
+        prop_assert!(back.secrets.same_values(&spec.secrets));
+        // And the draft of a config validates back to the same config.
+        let (again, _) = AgentDraft::from_config(&spec.config).validate(Some(&spec.secrets)).unwrap();
+        prop_assert_eq!(again, spec.config);
+    }
+}
+
+fn sample_env() -> BTreeMap<String, String> {
+    let mut d = AgentDraft::default();
+    d.name = "Front desk".into();
+    d.system_prompt = "Be brief.".into();
+    d.telephony.call_phone_number = "+14155550100".into();
+    d.telephony.twilio_account_sid = "AC0123456789abcdef0123456789abcdef".into();
+    d.secrets.twilio_auth_token = SecretPatch::set("0123456789abcdef0123456789abcdef");
+    let (config, secrets) = d.validate(None).unwrap();
+    AgentSpec { agent_id: AgentId::generate(), tenant_id: TenantId::generate(), config, secrets }
+        .to_env()
+        .merged()
+}
+
+#[test]
+fn from_env_names_every_missing_and_invalid_variable() {
+    let mut env = sample_env();
+    env.remove(vars::AGENT_NAME);
+    env.remove(vars::TWILIO_AUTH_TOKEN);
+    env.insert(vars::MAX_CONVERSATION_TURNS.into(), "many".into());
+    env.insert(vars::CALL_PHONE_NUMBER.into(), "555-0100".into());
+    env.insert(vars::AGENT_KNOWLEDGE_BASE.into(), "[{\"title\":1}]".into());
+    env.insert(vars::ENABLE_RECORDING.into(), "yes".into());
+    env.insert(vars::AGENT_ID.into(), "not-an-id".into());
+
+    let errors = AgentSpec::from_env(|k| env.get(k).cloned()).unwrap_err();
+    let named: Vec<&str> = errors.0.iter().map(|e| e.var).collect();
+    for var in [
+        vars::AGENT_NAME,
+        vars::TWILIO_AUTH_TOKEN,
+        vars::MAX_CONVERSATION_TURNS,
+        vars::CALL_PHONE_NUMBER,
+        vars::AGENT_KNOWLEDGE_BASE,
+        vars::ENABLE_RECORDING,
+        vars::AGENT_ID,
+    ] {
+        assert!(named.contains(&var), "{var} not named in {errors}");
+    }
+    assert_eq!(named.len(), 7, "{errors}");
+    let message = errors.to_string();
+    assert!(message.contains("MAX_CONVERSATION_TURNS must be a whole number"), "{message}");
+    assert!(message.contains("AGENT_NAME is required"), "{message}");
+}
+
+#[test]
+fn from_env_refuses_an_unknown_spec_version() {
+    let mut env = sample_env();
+    env.insert(vars::AGENT_SPEC_VERSION.into(), "99".into());
+    let errors = AgentSpec::from_env(|k| env.get(k).cloned()).unwrap_err();
+    assert_eq!(errors.0.len(), 1);
+    assert_eq!(errors.0[0].var, vars::AGENT_SPEC_VERSION);
+    env.remove(vars::AGENT_SPEC_VERSION);
+    assert!(AgentSpec::from_env(|k| env.get(k).cloned()).is_err());
+}
+
+#[test]
+fn from_env_ignores_unrelated_variables() {
+    let mut env = sample_env();
+    env.insert("PATH".into(), "/usr/bin".into());
+    env.insert("HOSTNAME".into(), "ip-10-0-0-1".into());
+    assert!(AgentSpec::from_env(|k| env.get(k).cloned()).is_ok());
+}

@@ -1,0 +1,231 @@
+//! Validation table: each field's bad values are refused with an error that names
+//! the field, and all problems are reported at once.
+
+use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft};
+use agent_spec::secrets::SecretPatch;
+use agent_spec::{AgentSecrets, SpeechProvider};
+use secrecy::SecretString;
+
+fn valid() -> AgentDraft {
+    let mut d = AgentDraft::default();
+    d.name = "Front desk".into();
+    d.system_prompt = "You answer calls for Rosa's Bakery.".into();
+    d.telephony.call_phone_number = "+14155550100".into();
+    d.telephony.twilio_account_sid = "AC0123456789abcdef0123456789abcdef".into();
+    d.secrets.twilio_auth_token = SecretPatch::set("0123456789abcdef0123456789abcdef");
+    d
+}
+
+type Mutation = fn(&mut AgentDraft);
+
+/// (what is wrong, how to make it wrong, the field that must be named, words the reason must contain)
+const TABLE: &[(&str, Mutation, &str, &str)] = &[
+    ("missing name", |d| d.name = "  ".into(), "name", "required"),
+    ("long name", |d| d.name = "n".repeat(101), "name", "at most 100"),
+    ("name with newline", |d| d.name = "a\nb".into(), "name", "single line"),
+    ("long description", |d| d.description = "d".repeat(1001), "description", "at most 1000"),
+    ("missing prompt", |d| d.system_prompt = String::new(), "system_prompt", "required"),
+    ("prompt with NUL", |d| d.system_prompt = "a\0b".into(), "system_prompt", "control characters"),
+    ("long prompt", |d| d.system_prompt = "p".repeat(16_001), "system_prompt", "at most 16000"),
+    ("empty greeting", |d| d.greeting = String::new(), "greeting", "required"),
+    ("bad language", |d| d.language = "english".into(), "language", "language tag"),
+    ("bad model", |d| d.voice.model = Some("no spaces allowed".into()), "voice.model", "letters, digits"),
+    ("bad voice", |d| d.voice.voice_id = Some("Tiffany!".into()), "voice.voice_id", "lowercase"),
+    (
+        "empty document title",
+        |d| d.knowledge_base = vec![KnowledgeDocumentDraft { title: String::new(), text: "x".into() }],
+        "knowledge_base[0].title",
+        "required",
+    ),
+    (
+        "empty document text",
+        |d| {
+            d.knowledge_base = vec![
+                KnowledgeDocumentDraft { title: "ok".into(), text: "ok".into() },
+                KnowledgeDocumentDraft { title: "Hours".into(), text: " ".into() },
+            ]
+        },
+        "knowledge_base[1].text",
+        "required",
+    ),
+    (
+        "too many documents",
+        |d| d.knowledge_base = vec![KnowledgeDocumentDraft { title: "t".into(), text: "x".into() }; 101],
+        "knowledge_base",
+        "at most 100 documents",
+    ),
+    ("empty rule", |d| d.guardrails.custom_rules = vec!["".into()], "guardrails.custom_rules[0]", "required"),
+    ("too many rules", |d| d.guardrails.custom_rules = vec!["r".into(); 51], "guardrails.custom_rules", "at most 50"),
+    ("zero turns", |d| d.guardrails.max_conversation_turns = 0, "guardrails.max_conversation_turns", "between 1 and 1000"),
+    (
+        "session too long",
+        |d| d.guardrails.max_session_duration_secs = 20_000,
+        "guardrails.max_session_duration_secs",
+        "between 30 and 14400",
+    ),
+    (
+        "zero inappropriate attempts",
+        |d| d.guardrails.max_inappropriate_attempts = 0,
+        "guardrails.max_inappropriate_attempts",
+        "between 1 and 20",
+    ),
+    ("idle too short", |d| d.idle_prompt_after_secs = 1, "idle_prompt_after_secs", "between 3 and 300"),
+    (
+        "idle longer than session",
+        |d| {
+            d.guardrails.max_session_duration_secs = 60;
+            d.idle_prompt_after_secs = 120;
+        },
+        "idle_prompt_after_secs",
+        "shorter than guardrails.max_session_duration_secs",
+    ),
+    ("missing phone", |d| d.telephony.call_phone_number = String::new(), "telephony.call_phone_number", "required"),
+    ("local phone", |d| d.telephony.call_phone_number = "4155550100".into(), "telephony.call_phone_number", "E.164"),
+    ("phone with spaces", |d| d.telephony.call_phone_number = "+1 415 555 0100".into(), "telephony.call_phone_number", "E.164"),
+    ("bad transfer", |d| d.telephony.transfer_phone_number = Some("+0".into()), "telephony.transfer_phone_number", "E.164"),
+    (
+        "transfer to itself",
+        |d| d.telephony.transfer_phone_number = Some("+14155550100".into()),
+        "telephony.transfer_phone_number",
+        "must differ",
+    ),
+    ("bad summary", |d| d.telephony.summary_phone_number = Some("call me".into()), "telephony.summary_phone_number", "E.164"),
+    ("missing sid", |d| d.telephony.twilio_account_sid = String::new(), "telephony.twilio_account_sid", "required"),
+    ("short sid", |d| d.telephony.twilio_account_sid = "AC123".into(), "telephony.twilio_account_sid", "AC followed by 32"),
+    (
+        "uppercase sid",
+        |d| d.telephony.twilio_account_sid = "AC0123456789ABCDEF0123456789ABCDEF".into(),
+        "telephony.twilio_account_sid",
+        "lowercase hex",
+    ),
+    ("bad sip", |d| d.telephony.sip_endpoint = Some("pbx.example.com".into()), "telephony.sip_endpoint", "sip:"),
+    ("http webhook", |d| d.integrations.webhook_endpoint = Some("http://x.example.com".into()), "integrations.webhook_endpoint", "https"),
+    (
+        "relative transcript url",
+        |d| d.integrations.transcript_webhook_url = Some("/hooks".into()),
+        "integrations.transcript_webhook_url",
+        "absolute https",
+    ),
+    (
+        "credentials in pickup url",
+        |d| d.integrations.pickup_webhook_url = Some("https://u:p@x.example.com".into()),
+        "integrations.pickup_webhook_url",
+        "username or password",
+    ),
+    ("ftp make endpoint", |d| d.integrations.make_endpoint = Some("ftp://x".into()), "integrations.make_endpoint", "https"),
+    ("bad region", |d| d.integrations.aws_region = "Virginia".into(), "integrations.aws_region", "region"),
+    ("bad cpu", |d| d.sizing.cpu = 300, "sizing.cpu", "Fargate CPU"),
+    ("bad memory", |d| d.sizing.memory_mib = 4096, "sizing.memory_mib", "512, 1024, 2048"),
+    ("too many tasks", |d| d.sizing.desired_count = 21, "sizing.desired_count", "between 0 and 20"),
+    ("missing auth token", |d| d.secrets.twilio_auth_token = SecretPatch::Keep, "secrets.twilio_auth_token", "required"),
+    ("removed auth token", |d| d.secrets.twilio_auth_token = SecretPatch::Clear, "secrets.twilio_auth_token", "cannot be removed"),
+    ("short auth token", |d| d.secrets.twilio_auth_token = SecretPatch::set("abc"), "secrets.twilio_auth_token", "32-character"),
+    (
+        "openai without key",
+        |d| d.voice.provider = SpeechProvider::OpenaiRealtime,
+        "secrets.openai_api_key",
+        "required when voice.provider is openai-realtime",
+    ),
+    ("key with spaces", |d| d.secrets.openai_api_key = SecretPatch::set("has spaces in it and more"), "secrets.openai_api_key", "without spaces"),
+    ("short signing secret", |d| d.secrets.webhook_signing_secret = SecretPatch::set("short"), "secrets.webhook_signing_secret", "32 to 256"),
+];
+
+#[test]
+fn the_valid_draft_is_valid() {
+    let (config, secrets) = valid().validate(None).expect("valid draft");
+    assert_eq!(config.voice.model.as_str(), "amazon.nova-sonic-v1:0");
+    assert_eq!(config.voice.voice_id.as_str(), "tiffany");
+    assert!(secrets.openai_api_key.is_none());
+}
+
+#[test]
+fn each_bad_value_is_named_with_its_reason() {
+    for (what, mutate, field, words) in TABLE {
+        let mut draft = valid();
+        mutate(&mut draft);
+        let errors = match draft.validate(None) {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => e,
+        };
+        let reason = errors
+            .reason_for(field)
+            .unwrap_or_else(|| panic!("{what}: no error for {field}; got {errors}"));
+        assert!(reason.contains(words), "{what}: reason for {field} was {reason:?}, expected it to mention {words:?}");
+        assert_eq!(errors.fields().len(), 1, "{what}: only {field} is wrong, got {errors}");
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let mut draft = valid();
+    for (_, mutate, _, _) in TABLE.iter().filter(|(what, ..)| {
+        ["missing name", "local phone", "bad region", "bad cpu", "http webhook", "missing auth token"].contains(what)
+    }) {
+        mutate(&mut draft);
+    }
+    let errors = draft.validate(None).unwrap_err();
+    let fields: Vec<&str> = errors.fields().iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "name",
+            "telephony.call_phone_number",
+            "integrations.webhook_endpoint",
+            "integrations.aws_region",
+            "sizing.cpu",
+            "secrets.twilio_auth_token"
+        ]
+    );
+}
+
+#[test]
+fn secrets_are_kept_replaced_or_removed_on_update() {
+    let existing = AgentSecrets {
+        twilio_auth_token: SecretString::from("0123456789abcdef0123456789abcdef"),
+        openai_api_key: None,
+        webhook_signing_secret: Some(SecretString::from("s".repeat(40))),
+    };
+    let mut draft = valid();
+    draft.secrets.twilio_auth_token = SecretPatch::Keep;
+    let (_, kept) = draft.validate(Some(&existing)).unwrap();
+    assert!(kept.same_values(&existing));
+
+    draft.secrets.webhook_signing_secret = SecretPatch::Clear;
+    draft.secrets.twilio_auth_token = SecretPatch::set("ffffffffffffffffffffffffffffffff");
+    let (_, changed) = draft.validate(Some(&existing)).unwrap();
+    assert!(changed.webhook_signing_secret.is_none());
+    assert!(!changed.same_values(&existing));
+}
+
+#[test]
+fn secret_values_never_appear_in_errors_or_debug() {
+    let token = "SECRETSECRETSECRETSECRETSECRET99";
+    let mut draft = valid();
+    draft.secrets.twilio_auth_token = SecretPatch::set(token);
+    draft.secrets.openai_api_key = SecretPatch::set("bad key SECRETSECRET");
+    assert!(!format!("{draft:?}").contains("SECRET"));
+    let errors = draft.validate(None).unwrap_err();
+    assert!(!errors.to_string().contains("SECRET"));
+    draft.secrets.openai_api_key = SecretPatch::Keep;
+    let (_, secrets) = draft.validate(None).unwrap();
+    assert!(!format!("{secrets:?}").contains("SECRET"));
+}
+
+#[test]
+fn json_body_missing_everything_names_every_required_field() {
+    let draft: AgentDraft = serde_json::from_str("{}").unwrap();
+    let errors = draft.validate(None).unwrap_err();
+    let fields: Vec<&str> = errors.fields().iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["name", "system_prompt", "telephony.call_phone_number", "telephony.twilio_account_sid", "secrets.twilio_auth_token"]
+    );
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    let err = serde_json::from_str::<AgentDraft>(r#"{"name":"x","nmae":"y"}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field `nmae`"), "{err}");
+    let err = serde_json::from_str::<AgentDraft>(r#"{"telephony":{"phone":"+1"}}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field `phone`"), "{err}");
+}
