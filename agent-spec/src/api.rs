@@ -13,6 +13,62 @@ use crate::ids::{AgentId, TenantId};
 use crate::secrets::AgentSecrets;
 use crate::validation::FieldError;
 
+/// Timestamps in API bodies: RFC 3339 in UTC with exactly three fractional digits
+/// (`2026-11-21T09:28:28.910Z`), so they have one width and sort as strings. Any
+/// RFC 3339 timestamp is accepted when reading.
+pub mod timestamp {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _, ser::Error as _};
+    use time::format_description::BorrowedFormatItem;
+    use time::format_description::well_known::Rfc3339;
+    use time::macros::format_description;
+    use time::{OffsetDateTime, UtcOffset};
+
+    const FORMAT: &[BorrowedFormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+    pub fn format(t: OffsetDateTime) -> Result<String, time::error::Format> {
+        t.to_offset(UtcOffset::UTC).format(FORMAT)
+    }
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*t).map_err(S::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        OffsetDateTime::parse(&raw, &Rfc3339).map_err(D::Error::custom)
+    }
+
+    /// The same for optional timestamps.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|raw| OffsetDateTime::parse(&raw, &Rfc3339).map_err(D::Error::custom))
+                .transpose()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn fixed_width_utc_millis() {
+            let t = time::macros::datetime!(2026-11-21 09:28:28.91 UTC);
+            assert_eq!(super::format(t).unwrap(), "2026-11-21T09:28:28.910Z");
+            let json = serde_json::to_string(&crate::api::HealthResponse { status: "ok".into() }).unwrap();
+            assert_eq!(json, r#"{"status":"ok"}"#);
+        }
+    }
+}
+
 /// Whether a write-only secret holds a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -52,9 +108,9 @@ pub struct AgentResponse {
     /// Increases by one with every update. Send it back as `If-Match: "<version>"`
     /// (the `ETag` header) to update or delete.
     pub version: i64,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "timestamp")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "timestamp")]
     pub updated_at: OffsetDateTime,
     #[serde(flatten)]
     pub config: AgentConfig,
@@ -97,7 +153,7 @@ pub struct CreateTenantRequest {
 pub struct TenantResponse {
     pub id: TenantId,
     pub name: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "timestamp")]
     pub created_at: OffsetDateTime,
 }
 
@@ -117,7 +173,7 @@ pub struct IssuedApiKey {
     pub label: String,
     /// The bearer token. Store it now: it cannot be shown again.
     pub api_key: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "timestamp")]
     pub created_at: OffsetDateTime,
 }
 

@@ -44,7 +44,7 @@ pub const DEFAULT_GREETING: &str = "Hello! Thanks for calling. How can I help yo
 pub const DEFAULT_LANGUAGE: &str = "en-US";
 pub const DEFAULT_AWS_REGION: &str = "us-east-1";
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct VoiceDraft {
     pub provider: SpeechProvider,
@@ -52,12 +52,6 @@ pub struct VoiceDraft {
     pub model: Option<String>,
     /// Defaults to the provider's default voice.
     pub voice_id: Option<String>,
-}
-
-impl Default for VoiceDraft {
-    fn default() -> Self {
-        Self { provider: SpeechProvider::default(), model: None, voice_id: None }
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -352,10 +346,7 @@ impl AgentDraft {
         if self.idle_prompt_after_secs >= g.max_session_duration_secs
             && IDLE_PROMPT_AFTER_SECS.contains(&self.idle_prompt_after_secs)
         {
-            e.push(
-                "idle_prompt_after_secs",
-                "must be shorter than guardrails.max_session_duration_secs",
-            );
+            e.push("idle_prompt_after_secs", "must be shorter than guardrails.max_session_duration_secs");
         }
 
         let t = &self.telephony;
@@ -387,10 +378,7 @@ impl AgentDraft {
 
         let s = &self.sizing;
         match fargate_memory_for(s.cpu) {
-            None => e.push(
-                "sizing.cpu",
-                "must be a Fargate CPU size: 256, 512, 1024, 2048, 4096, 8192 or 16384",
-            ),
+            None => e.push("sizing.cpu", "must be a Fargate CPU size: 256, 512, 1024, 2048, 4096, 8192 or 16384"),
             Some(memory) if !memory.contains(&s.memory_mib) => e.push(
                 "sizing.memory_mib",
                 format!(

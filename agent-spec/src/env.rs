@@ -19,8 +19,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{AgentConfig, KnowledgeDocument, SpeechProvider};
 use crate::draft::{
-    AgentDraft, GuardrailsDraft, IntegrationsDraft, KnowledgeDocumentDraft, SecretsDraft, SizingDraft,
-    TelephonyDraft, VoiceDraft,
+    AgentDraft, GuardrailsDraft, IntegrationsDraft, KnowledgeDocumentDraft, SecretsDraft, SizingDraft, TelephonyDraft,
+    VoiceDraft,
 };
 use crate::ids::{AgentId, ID_LEN, TenantId};
 use crate::secrets::{AgentSecrets, SecretPatch};
@@ -178,14 +178,8 @@ fn config_vars(c: &AgentConfig) -> Vec<(&'static str, String)> {
         (vars::SPEECH_PROVIDER, c.voice.provider.as_str().to_owned()),
         (vars::SPEECH_MODEL, c.voice.model.to_string()),
         (vars::VOICE_ID, c.voice.voice_id.to_string()),
-        (
-            vars::AGENT_KNOWLEDGE_BASE,
-            serde_json::to_string(&c.knowledge_base).expect("knowledge base serializes"),
-        ),
-        (
-            vars::GUARDRAILS_CUSTOM_RULES,
-            serde_json::to_string(&c.guardrails.custom_rules).expect("rules serialize"),
-        ),
+        (vars::AGENT_KNOWLEDGE_BASE, serde_json::to_string(&c.knowledge_base).expect("knowledge base serializes")),
+        (vars::GUARDRAILS_CUSTOM_RULES, serde_json::to_string(&c.guardrails.custom_rules).expect("rules serialize")),
         (vars::MAX_CONVERSATION_TURNS, c.guardrails.max_conversation_turns.to_string()),
         (vars::MAX_SESSION_DURATION_SECS, c.guardrails.max_session_duration_secs.to_string()),
         (vars::MAX_INAPPROPRIATE_ATTEMPTS, c.guardrails.max_inappropriate_attempts.to_string()),
@@ -315,11 +309,7 @@ impl AgentSpec {
             system_prompt: reader.text(vars::AGENT_SYSTEM_PROMPT),
             greeting: reader.text(vars::AGENT_GREETING),
             language: reader.text(vars::AGENT_LANGUAGE),
-            voice: VoiceDraft {
-                provider,
-                model: reader.get(vars::SPEECH_MODEL),
-                voice_id: reader.get(vars::VOICE_ID),
-            },
+            voice: VoiceDraft { provider, model: reader.get(vars::SPEECH_MODEL), voice_id: reader.get(vars::VOICE_ID) },
             knowledge_base: knowledge_base
                 .into_iter()
                 .map(|d| KnowledgeDocumentDraft { title: d.title, text: d.text })
@@ -418,8 +408,7 @@ impl EnvReader<'_> {
     }
 
     fn number(&mut self, var: &'static str) -> u32 {
-        self.parsed(var, |raw| raw.trim().parse::<u32>().map_err(|_| "must be a whole number"))
-            .unwrap_or_default()
+        self.parsed(var, |raw| raw.trim().parse::<u32>().map_err(|_| "must be a whole number")).unwrap_or_default()
     }
 
     fn boolean(&mut self, var: &'static str) -> bool {

@@ -13,17 +13,13 @@ const BASE32_LOWER: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 fn random_base32_id() -> String {
     use rand::Rng;
     let mut rng = rand::thread_rng();
-    (0..ID_LEN)
-        .map(|_| char::from(BASE32_LOWER[rng.gen_range(0..32)]))
-        .collect()
+    (0..ID_LEN).map(|_| char::from(BASE32_LOWER[rng.gen_range(0..32)])).collect()
 }
 
 fn check_base32_id(raw: &str) -> Result<(), InvalidValue> {
     let ok = raw.len() == ID_LEN && raw.bytes().all(|b| BASE32_LOWER.contains(&b));
     if !ok {
-        return Err(InvalidValue(format!(
-            "must be {ID_LEN} characters of lowercase base32 (a-z, 2-7)"
-        )));
+        return Err(InvalidValue(format!("must be {ID_LEN} characters of lowercase base32 (a-z, 2-7)")));
     }
     Ok(())
 }

@@ -300,9 +300,7 @@ pub(crate) fn check_text(raw: &str, required: bool, max_chars: usize, multiline:
         return Err(InvalidValue::new("is required"));
     }
     max_len(raw, max_chars)?;
-    let bad_control = raw
-        .chars()
-        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
+    let bad_control = raw.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
     if bad_control {
         return Err(InvalidValue::new(if multiline {
             "must not contain control characters other than newlines and tabs"

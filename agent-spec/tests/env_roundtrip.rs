@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use agent_spec::config::FARGATE_SIZES;
-use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft};
+use agent_spec::draft::{
+    AgentDraft, GuardrailsDraft, IntegrationsDraft, KnowledgeDocumentDraft, SecretsDraft, SizingDraft, TelephonyDraft,
+    VoiceDraft,
+};
 use agent_spec::env::vars;
 use agent_spec::secrets::SecretPatch;
 use agent_spec::{AgentId, AgentSpec, SpeechProvider, TenantId};
@@ -58,44 +61,47 @@ prop_compose! {
         openai in "[A-Za-z0-9_-]{20,60}",
         signing in maybe("[!-~]{32,64}"),
     ) -> AgentDraft {
-        let mut d = AgentDraft::default();
-        d.name = name;
-        d.description = description.unwrap_or_default();
-        d.system_prompt = system_prompt;
-        d.greeting = greeting;
-        d.language = language.into();
-        d.voice.provider = provider;
-        d.voice.model = model;
-        d.voice.voice_id = voice;
-        d.knowledge_base = documents.into_iter().map(|(title, text)| KnowledgeDocumentDraft { title, text }).collect();
-        d.guardrails.custom_rules = rules;
-        d.guardrails.max_conversation_turns = turns;
-        d.guardrails.max_session_duration_secs = duration;
-        d.guardrails.max_inappropriate_attempts = attempts;
-        d.idle_prompt_after_secs = idle;
-        d.enable_recording = recording;
-        d.enable_transcription = transcription;
-        d.telephony.call_phone_number = call.clone();
-        d.telephony.transfer_phone_number = transfer.filter(|t| *t != call);
-        d.telephony.summary_phone_number = summary;
-        d.telephony.twilio_account_sid = sid;
-        d.telephony.sip_endpoint = sip;
-        d.integrations.webhook_endpoint = urls[0].clone();
-        d.integrations.transcript_webhook_url = urls[1].clone();
-        d.integrations.pickup_webhook_url = urls[2].clone();
-        d.integrations.make_endpoint = urls[3].clone();
-        d.integrations.aws_region = region.into();
-        d.sizing.cpu = cpu;
-        d.sizing.memory_mib = memory_mib;
-        d.sizing.desired_count = desired_count;
-        d.secrets.twilio_auth_token = SecretPatch::set(token);
+        let mut secrets = SecretsDraft { twilio_auth_token: SecretPatch::set(token), ..Default::default() };
         if provider == SpeechProvider::OpenaiRealtime {
-            d.secrets.openai_api_key = SecretPatch::set(openai);
+            secrets.openai_api_key = SecretPatch::set(openai);
         }
         if let Some(s) = signing {
-            d.secrets.webhook_signing_secret = SecretPatch::set(s);
+            secrets.webhook_signing_secret = SecretPatch::set(s);
         }
-        d
+        AgentDraft {
+            name,
+            description: description.unwrap_or_default(),
+            system_prompt,
+            greeting,
+            language: language.into(),
+            voice: VoiceDraft { provider, model, voice_id: voice },
+            knowledge_base: documents.into_iter().map(|(title, text)| KnowledgeDocumentDraft { title, text }).collect(),
+            guardrails: GuardrailsDraft {
+                custom_rules: rules,
+                max_conversation_turns: turns,
+                max_session_duration_secs: duration,
+                max_inappropriate_attempts: attempts,
+            },
+            idle_prompt_after_secs: idle,
+            enable_recording: recording,
+            enable_transcription: transcription,
+            telephony: TelephonyDraft {
+                transfer_phone_number: transfer.filter(|t| *t != call),
+                call_phone_number: call,
+                summary_phone_number: summary,
+                twilio_account_sid: sid,
+                sip_endpoint: sip,
+            },
+            integrations: IntegrationsDraft {
+                webhook_endpoint: urls[0].clone(),
+                transcript_webhook_url: urls[1].clone(),
+                pickup_webhook_url: urls[2].clone(),
+                make_endpoint: urls[3].clone(),
+                aws_region: region.into(),
+            },
+            sizing: SizingDraft { cpu, memory_mib, desired_count },
+            secrets,
+        }
     }
 }
 
@@ -125,16 +131,22 @@ proptest! {
 }
 
 fn sample_env() -> BTreeMap<String, String> {
-    let mut d = AgentDraft::default();
-    d.name = "Front desk".into();
-    d.system_prompt = "Be brief.".into();
-    d.telephony.call_phone_number = "+14155550100".into();
-    d.telephony.twilio_account_sid = "AC0123456789abcdef0123456789abcdef".into();
-    d.secrets.twilio_auth_token = SecretPatch::set("0123456789abcdef0123456789abcdef");
+    let d = AgentDraft {
+        name: "Front desk".into(),
+        system_prompt: "Be brief.".into(),
+        telephony: TelephonyDraft {
+            call_phone_number: "+14155550100".into(),
+            twilio_account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+            ..Default::default()
+        },
+        secrets: SecretsDraft {
+            twilio_auth_token: SecretPatch::set("0123456789abcdef0123456789abcdef"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let (config, secrets) = d.validate(None).unwrap();
-    AgentSpec { agent_id: AgentId::generate(), tenant_id: TenantId::generate(), config, secrets }
-        .to_env()
-        .merged()
+    AgentSpec { agent_id: AgentId::generate(), tenant_id: TenantId::generate(), config, secrets }.to_env().merged()
 }
 
 #[test]

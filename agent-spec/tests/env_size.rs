@@ -1,19 +1,26 @@
 //! The encoded environment stays well inside the ECS 64 KiB task-definition limit:
 //! a config over the budget is refused at validation, naming the field to shorten.
 
-use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft};
+use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft, SecretsDraft, TelephonyDraft};
 use agent_spec::env::{ENV_BUDGET_BYTES, EnvironmentSize};
 use agent_spec::secrets::SecretPatch;
 use agent_spec::{AgentId, AgentSpec, TenantId};
 
 fn valid() -> AgentDraft {
-    let mut d = AgentDraft::default();
-    d.name = "Front desk".into();
-    d.system_prompt = "You answer calls for Rosa's Bakery.".into();
-    d.telephony.call_phone_number = "+14155550100".into();
-    d.telephony.twilio_account_sid = "AC0123456789abcdef0123456789abcdef".into();
-    d.secrets.twilio_auth_token = SecretPatch::set("0123456789abcdef0123456789abcdef");
-    d
+    AgentDraft {
+        name: "Front desk".into(),
+        system_prompt: "You answer calls for Rosa's Bakery.".into(),
+        telephony: TelephonyDraft {
+            call_phone_number: "+14155550100".into(),
+            twilio_account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+            ..Default::default()
+        },
+        secrets: SecretsDraft {
+            twilio_auth_token: SecretPatch::set("0123456789abcdef0123456789abcdef"),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 fn documents(count: usize, chars: usize) -> Vec<KnowledgeDocumentDraft> {

@@ -1,19 +1,26 @@
 //! Validation table: each field's bad values are refused with an error that names
 //! the field, and all problems are reported at once.
 
-use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft};
+use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft, SecretsDraft, TelephonyDraft};
 use agent_spec::secrets::SecretPatch;
 use agent_spec::{AgentSecrets, SpeechProvider};
 use secrecy::SecretString;
 
 fn valid() -> AgentDraft {
-    let mut d = AgentDraft::default();
-    d.name = "Front desk".into();
-    d.system_prompt = "You answer calls for Rosa's Bakery.".into();
-    d.telephony.call_phone_number = "+14155550100".into();
-    d.telephony.twilio_account_sid = "AC0123456789abcdef0123456789abcdef".into();
-    d.secrets.twilio_auth_token = SecretPatch::set("0123456789abcdef0123456789abcdef");
-    d
+    AgentDraft {
+        name: "Front desk".into(),
+        system_prompt: "You answer calls for Rosa's Bakery.".into(),
+        telephony: TelephonyDraft {
+            call_phone_number: "+14155550100".into(),
+            twilio_account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+            ..Default::default()
+        },
+        secrets: SecretsDraft {
+            twilio_auth_token: SecretPatch::set("0123456789abcdef0123456789abcdef"),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 type Mutation = fn(&mut AgentDraft);
@@ -56,7 +63,12 @@ const TABLE: &[(&str, Mutation, &str, &str)] = &[
     ),
     ("empty rule", |d| d.guardrails.custom_rules = vec!["".into()], "guardrails.custom_rules[0]", "required"),
     ("too many rules", |d| d.guardrails.custom_rules = vec!["r".into(); 51], "guardrails.custom_rules", "at most 50"),
-    ("zero turns", |d| d.guardrails.max_conversation_turns = 0, "guardrails.max_conversation_turns", "between 1 and 1000"),
+    (
+        "zero turns",
+        |d| d.guardrails.max_conversation_turns = 0,
+        "guardrails.max_conversation_turns",
+        "between 1 and 1000",
+    ),
     (
         "session too long",
         |d| d.guardrails.max_session_duration_secs = 20_000,
@@ -81,17 +93,37 @@ const TABLE: &[(&str, Mutation, &str, &str)] = &[
     ),
     ("missing phone", |d| d.telephony.call_phone_number = String::new(), "telephony.call_phone_number", "required"),
     ("local phone", |d| d.telephony.call_phone_number = "4155550100".into(), "telephony.call_phone_number", "E.164"),
-    ("phone with spaces", |d| d.telephony.call_phone_number = "+1 415 555 0100".into(), "telephony.call_phone_number", "E.164"),
-    ("bad transfer", |d| d.telephony.transfer_phone_number = Some("+0".into()), "telephony.transfer_phone_number", "E.164"),
+    (
+        "phone with spaces",
+        |d| d.telephony.call_phone_number = "+1 415 555 0100".into(),
+        "telephony.call_phone_number",
+        "E.164",
+    ),
+    (
+        "bad transfer",
+        |d| d.telephony.transfer_phone_number = Some("+0".into()),
+        "telephony.transfer_phone_number",
+        "E.164",
+    ),
     (
         "transfer to itself",
         |d| d.telephony.transfer_phone_number = Some("+14155550100".into()),
         "telephony.transfer_phone_number",
         "must differ",
     ),
-    ("bad summary", |d| d.telephony.summary_phone_number = Some("call me".into()), "telephony.summary_phone_number", "E.164"),
+    (
+        "bad summary",
+        |d| d.telephony.summary_phone_number = Some("call me".into()),
+        "telephony.summary_phone_number",
+        "E.164",
+    ),
     ("missing sid", |d| d.telephony.twilio_account_sid = String::new(), "telephony.twilio_account_sid", "required"),
-    ("short sid", |d| d.telephony.twilio_account_sid = "AC123".into(), "telephony.twilio_account_sid", "AC followed by 32"),
+    (
+        "short sid",
+        |d| d.telephony.twilio_account_sid = "AC123".into(),
+        "telephony.twilio_account_sid",
+        "AC followed by 32",
+    ),
     (
         "uppercase sid",
         |d| d.telephony.twilio_account_sid = "AC0123456789ABCDEF0123456789ABCDEF".into(),
@@ -99,7 +131,12 @@ const TABLE: &[(&str, Mutation, &str, &str)] = &[
         "lowercase hex",
     ),
     ("bad sip", |d| d.telephony.sip_endpoint = Some("pbx.example.com".into()), "telephony.sip_endpoint", "sip:"),
-    ("http webhook", |d| d.integrations.webhook_endpoint = Some("http://x.example.com".into()), "integrations.webhook_endpoint", "https"),
+    (
+        "http webhook",
+        |d| d.integrations.webhook_endpoint = Some("http://x.example.com".into()),
+        "integrations.webhook_endpoint",
+        "https",
+    ),
     (
         "relative transcript url",
         |d| d.integrations.transcript_webhook_url = Some("/hooks".into()),
@@ -112,22 +149,52 @@ const TABLE: &[(&str, Mutation, &str, &str)] = &[
         "integrations.pickup_webhook_url",
         "username or password",
     ),
-    ("ftp make endpoint", |d| d.integrations.make_endpoint = Some("ftp://x".into()), "integrations.make_endpoint", "https"),
+    (
+        "ftp make endpoint",
+        |d| d.integrations.make_endpoint = Some("ftp://x".into()),
+        "integrations.make_endpoint",
+        "https",
+    ),
     ("bad region", |d| d.integrations.aws_region = "Virginia".into(), "integrations.aws_region", "region"),
     ("bad cpu", |d| d.sizing.cpu = 300, "sizing.cpu", "Fargate CPU"),
     ("bad memory", |d| d.sizing.memory_mib = 4096, "sizing.memory_mib", "512, 1024, 2048"),
     ("too many tasks", |d| d.sizing.desired_count = 21, "sizing.desired_count", "between 0 and 20"),
-    ("missing auth token", |d| d.secrets.twilio_auth_token = SecretPatch::Keep, "secrets.twilio_auth_token", "required"),
-    ("removed auth token", |d| d.secrets.twilio_auth_token = SecretPatch::Clear, "secrets.twilio_auth_token", "cannot be removed"),
-    ("short auth token", |d| d.secrets.twilio_auth_token = SecretPatch::set("abc"), "secrets.twilio_auth_token", "32-character"),
+    (
+        "missing auth token",
+        |d| d.secrets.twilio_auth_token = SecretPatch::Keep,
+        "secrets.twilio_auth_token",
+        "required",
+    ),
+    (
+        "removed auth token",
+        |d| d.secrets.twilio_auth_token = SecretPatch::Clear,
+        "secrets.twilio_auth_token",
+        "cannot be removed",
+    ),
+    (
+        "short auth token",
+        |d| d.secrets.twilio_auth_token = SecretPatch::set("abc"),
+        "secrets.twilio_auth_token",
+        "32-character",
+    ),
     (
         "openai without key",
         |d| d.voice.provider = SpeechProvider::OpenaiRealtime,
         "secrets.openai_api_key",
         "required when voice.provider is openai-realtime",
     ),
-    ("key with spaces", |d| d.secrets.openai_api_key = SecretPatch::set("has spaces in it and more"), "secrets.openai_api_key", "without spaces"),
-    ("short signing secret", |d| d.secrets.webhook_signing_secret = SecretPatch::set("short"), "secrets.webhook_signing_secret", "32 to 256"),
+    (
+        "key with spaces",
+        |d| d.secrets.openai_api_key = SecretPatch::set("has spaces in it and more"),
+        "secrets.openai_api_key",
+        "without spaces",
+    ),
+    (
+        "short signing secret",
+        |d| d.secrets.webhook_signing_secret = SecretPatch::set("short"),
+        "secrets.webhook_signing_secret",
+        "32 to 256",
+    ),
 ];
 
 #[test]
@@ -147,9 +214,7 @@ fn each_bad_value_is_named_with_its_reason() {
             Ok(_) => panic!("{what}: accepted"),
             Err(e) => e,
         };
-        let reason = errors
-            .reason_for(field)
-            .unwrap_or_else(|| panic!("{what}: no error for {field}; got {errors}"));
+        let reason = errors.reason_for(field).unwrap_or_else(|| panic!("{what}: no error for {field}; got {errors}"));
         assert!(reason.contains(words), "{what}: reason for {field} was {reason:?}, expected it to mention {words:?}");
         assert_eq!(errors.fields().len(), 1, "{what}: only {field} is wrong, got {errors}");
     }
@@ -218,7 +283,13 @@ fn json_body_missing_everything_names_every_required_field() {
     let fields: Vec<&str> = errors.fields().iter().map(|e| e.field.as_str()).collect();
     assert_eq!(
         fields,
-        ["name", "system_prompt", "telephony.call_phone_number", "telephony.twilio_account_sid", "secrets.twilio_auth_token"]
+        [
+            "name",
+            "system_prompt",
+            "telephony.call_phone_number",
+            "telephony.twilio_account_sid",
+            "secrets.twilio_auth_token"
+        ]
     );
 }
 

@@ -1,0 +1,133 @@
+//! `/v1/admin`: the operator's routes, authenticated with `TEMPOVOICE_ADMIN_TOKEN`
+//! (disabled when it is unset). The same operations are on the CLI.
+
+use agent_spec::api::{CreateTenantRequest, ErrorBody, IssueApiKeyRequest, IssuedApiKey, TenantResponse};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Admin, ApiJson, TenantPath};
+use crate::store::api_keys::ApiKeyInfo;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_tenant))
+        .routes(routes!(issue_api_key, list_api_keys))
+        .routes(routes!(revoke_api_key))
+}
+
+/// Checks a name or label typed by the operator.
+pub fn check_label(field: &str, value: &str, required: bool) -> Result<String, ApiError> {
+    let value = value.trim();
+    if required && value.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    if value.chars().count() > 100 || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(field, "must be a single line of at most 100 characters"));
+    }
+    Ok(value.to_owned())
+}
+
+/// Create a tenant.
+#[utoipa::path(
+    post, path = "/v1/admin/tenants", tag = "admin",
+    request_body = CreateTenantRequest,
+    responses(
+        (status = 201, description = "Created", body = TenantResponse),
+        (status = 401, description = "Invalid admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+async fn create_tenant(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(req): ApiJson<CreateTenantRequest>,
+) -> Result<(StatusCode, Json<TenantResponse>), ApiError> {
+    let name = check_label("name", &req.name, true)?;
+    let tenant = state.store.create_tenant(&name).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
+    tracing::info!(tenant_id = %tenant.id, "tenant created");
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+/// Issue an API key for a tenant. The key is in this response only.
+#[utoipa::path(
+    post, path = "/v1/admin/tenants/{tenantId}/api-keys", tag = "admin",
+    params(("tenantId" = agent_spec::TenantId, Path, description = "Tenant id")),
+    request_body = IssueApiKeyRequest,
+    responses(
+        (status = 201, description = "Issued", body = IssuedApiKey),
+        (status = 401, description = "Invalid admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+async fn issue_api_key(
+    State(state): State<AppState>,
+    _: Admin,
+    TenantPath(tenant): TenantPath,
+    ApiJson(req): ApiJson<IssueApiKeyRequest>,
+) -> Result<(StatusCode, Json<IssuedApiKey>), ApiError> {
+    let label = check_label("label", &req.label, false)?;
+    let key = state.store.issue_api_key(&tenant, &label).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
+    tracing::info!(tenant_id = %tenant, key_id = %key.key_id, "api key issued");
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// List a tenant's API keys (ids and labels, never the keys).
+#[utoipa::path(
+    get, path = "/v1/admin/tenants/{tenantId}/api-keys", tag = "admin",
+    params(("tenantId" = agent_spec::TenantId, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The tenant's keys", body = Vec<ApiKeyInfo>),
+        (status = 401, description = "Invalid admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+async fn list_api_keys(
+    State(state): State<AppState>,
+    _: Admin,
+    TenantPath(tenant): TenantPath,
+) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
+    let keys = state.store.list_api_keys(&tenant).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
+    Ok(Json(keys))
+}
+
+/// Revoke an API key. Requests with it are refused from now on.
+#[utoipa::path(
+    delete, path = "/v1/admin/tenants/{tenantId}/api-keys/{keyId}", tag = "admin",
+    params(
+        ("tenantId" = agent_spec::TenantId, Path, description = "Tenant id"),
+        ("keyId" = String, Path, description = "Key id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked (or already revoked)"),
+        (status = 401, description = "Invalid admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 404, description = "No such key for this tenant", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    _: Admin,
+    TenantPath(tenant): TenantPath,
+    Path((_, key_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.store.revoke_api_key(&tenant, &key_id).await.map_err(|e| ApiError::from_store(e, "api key"))?;
+    tracing::info!(tenant_id = %tenant, key_id = %key_id, "api key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

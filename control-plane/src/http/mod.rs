@@ -1,0 +1,99 @@
+//! The REST API. Each resource module exports `router() -> OpenApiRouter<AppState>`;
+//! routes are registered only through utoipa-axum's `routes!`, so every route and
+//! its OpenAPI operation come from the same annotated handler.
+//!
+//! Layers, outermost first: request id (`x-request-id`, generated if absent),
+//! request span and access log, body limit. Unknown routes and methods get JSON
+//! errors like everything else.
+
+pub mod admin;
+pub mod agents;
+pub mod error;
+pub mod extract;
+pub mod health;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use self::error::ApiError;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// Largest request body accepted. An agent's encoded config is held to 32 KiB;
+/// JSON escaping of the same text can make the request up to about twice that.
+pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+}
+
+/// All routes with their OpenAPI document.
+pub fn api() -> (Router<AppState>, OpenApi) {
+    let (router, mut doc) =
+        OpenApiRouter::new().merge(health::router()).merge(agents::router()).merge(admin::router()).split_for_parts();
+    doc.info.title = "TempoVoice control plane".into();
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc.info.description = Some(
+        "Tenants manage their AI phone agents. Authenticate with `Authorization: Bearer <api key>`; \
+         admin routes take the operator's admin token."
+            .into(),
+    );
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    components.add_security_scheme("admin_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    (router, doc)
+}
+
+/// The complete service: routes, fallbacks and layers, with state.
+pub fn service(state: AppState) -> Router {
+    let (router, doc) = api();
+    let doc_json = health::OpenApiJson(Arc::new(doc.to_json().expect("OpenAPI document serializes")));
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::Extension(doc_json))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id =
+                        req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id,
+                        tenant_id = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                // Failures are logged once, with their cause, by `ApiError`.
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+        .with_state(state)
+}
+
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = agent_spec::AgentId::generate();
+        axum::http::HeaderValue::from_str(id.as_str()).ok().map(RequestId::new)
+    }
+}

@@ -1,0 +1,167 @@
+//! Typed settings, read once at start-up from the environment, with defaults that
+//! run locally. Every missing or invalid variable is reported at once, by name.
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `TEMPOVOICE_BIND` | `127.0.0.1:8080` | address the API listens on |
+//! | `TEMPOVOICE_DATA_DIR` | `./data` | local state: SQLite file, generated secrets key |
+//! | `DATABASE_URL` | `sqlite://{data dir}/tempovoice.db` | `sqlite:` or `postgres://` URL |
+//! | `TEMPOVOICE_DB_MAX_CONNECTIONS` | `8` | pool size |
+//! | `TEMPOVOICE_SECRETS_KEY` | generated into the data dir (SQLite only) | base64 of 32 bytes; encrypts agent secrets at rest |
+//! | `TEMPOVOICE_ADMIN_TOKEN` | unset: admin API disabled | bearer token for `/v1/admin/*` (at least 32 characters) |
+//! | `TEMPOVOICE_LOG_FORMAT` | `text` | `text` or `json` |
+//! | `TEMPOVOICE_SHUTDOWN_GRACE_SECS` | `20` | how long in-flight requests may take after SIGTERM |
+//! | `RUST_LOG` | `info` | log filter |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::db::Backend;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// May hold a password: kept secret, never logged.
+    pub database_url: SecretString,
+    pub db_max_connections: u32,
+    pub secrets_key: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
+    pub log_format: LogFormat,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings: {}", .0.join("; "))]
+pub struct SettingsError(pub Vec<String>);
+
+impl Settings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let mut errors = Vec::new();
+
+        let bind = get("TEMPOVOICE_BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind = bind.parse::<SocketAddr>().unwrap_or_else(|_| {
+            errors.push(format!("TEMPOVOICE_BIND must be an address like 127.0.0.1:8080, got {bind:?}"));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let data_dir = PathBuf::from(get("TEMPOVOICE_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url =
+            get("DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tempovoice.db").display()));
+        let backend = Backend::of_url(&database_url).map_err(|e| errors.push(e.to_string())).ok();
+
+        let db_max_connections = match get("TEMPOVOICE_DB_MAX_CONNECTIONS").map(|v| v.parse::<u32>()) {
+            None => 8,
+            Some(Ok(n)) if (1..=1000).contains(&n) => n,
+            Some(_) => {
+                errors.push("TEMPOVOICE_DB_MAX_CONNECTIONS must be a number from 1 to 1000".into());
+                8
+            }
+        };
+        let secrets_key = get("TEMPOVOICE_SECRETS_KEY").map(SecretString::from);
+        if secrets_key.is_none() && backend == Some(Backend::Postgres) {
+            errors.push(
+                "TEMPOVOICE_SECRETS_KEY is required with PostgreSQL (every replica must share one key); \
+                 generate one with: openssl rand -base64 32"
+                    .into(),
+            );
+        }
+        let admin_token = get("TEMPOVOICE_ADMIN_TOKEN").map(SecretString::from);
+        if admin_token.as_ref().is_some_and(|t| t.expose_secret().len() < 32) {
+            errors.push("TEMPOVOICE_ADMIN_TOKEN must be at least 32 characters".into());
+        }
+        let log_format = match get("TEMPOVOICE_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => {
+                errors.push("TEMPOVOICE_LOG_FORMAT must be text or json".into());
+                LogFormat::Text
+            }
+        };
+        let shutdown_grace = match get("TEMPOVOICE_SHUTDOWN_GRACE_SECS").map(|v| v.parse::<u64>()) {
+            None => Duration::from_secs(20),
+            Some(Ok(n)) if n <= 3600 => Duration::from_secs(n),
+            Some(_) => {
+                errors.push("TEMPOVOICE_SHUTDOWN_GRACE_SECS must be a number of seconds up to 3600".into());
+                Duration::from_secs(20)
+            }
+        };
+
+        if !errors.is_empty() {
+            return Err(SettingsError(errors));
+        }
+        Ok(Settings {
+            bind,
+            data_dir,
+            database_url: SecretString::from(database_url),
+            db_max_connections,
+            secrets_key,
+            admin_token,
+            log_format,
+            shutdown_grace,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_run_locally() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url.expose_secret(), "sqlite://./data/tempovoice.db");
+        assert!(s.admin_token.is_none());
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn every_bad_variable_is_named() {
+        let err = from(&[
+            ("TEMPOVOICE_BIND", "localhost"),
+            ("DATABASE_URL", "postgres://u:hunter2@db/tv"),
+            ("TEMPOVOICE_ADMIN_TOKEN", "short"),
+            ("TEMPOVOICE_LOG_FORMAT", "xml"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for name in ["TEMPOVOICE_BIND", "TEMPOVOICE_SECRETS_KEY", "TEMPOVOICE_ADMIN_TOKEN", "TEMPOVOICE_LOG_FORMAT"] {
+            assert!(text.contains(name), "{name} missing from {text}");
+        }
+        assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let s = from(&[
+            ("DATABASE_URL", "postgres://u:hunter2@db/tv"),
+            ("TEMPOVOICE_SECRETS_KEY", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI="),
+            ("TEMPOVOICE_ADMIN_TOKEN", "admin-token-admin-token-admin-token-42"),
+        ])
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("c2VjcmV0") && !debug.contains("admin-token"));
+    }
+}

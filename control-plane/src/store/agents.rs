@@ -1,0 +1,304 @@
+//! Agent configurations, per tenant. The config is stored as JSON (re-validated
+//! when read back), the secrets sealed by [`SecretsCipher`](crate::crypto::SecretsCipher).
+//! Every update is conditional on the version the caller read (optimistic
+//! concurrency): a stale write is a [`StoreError::VersionConflict`], never a lost update.
+
+use agent_spec::api::{AgentResponse, SecretState, SecretsStatus};
+use agent_spec::{AgentConfig, AgentId, AgentSecrets, TenantId};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
+
+use super::{Store, StoreError};
+use crate::db::{from_ms, now_ms};
+
+/// An agent as stored, without its secrets.
+#[derive(Debug, Clone)]
+pub struct StoredAgent {
+    pub id: AgentId,
+    pub tenant_id: TenantId,
+    pub config: AgentConfig,
+    pub secrets: SecretsStatus,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl StoredAgent {
+    pub fn into_response(self) -> AgentResponse {
+        AgentResponse {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            version: self.version,
+            created_at: from_ms(self.created_at),
+            updated_at: from_ms(self.updated_at),
+            config: self.config,
+            secrets: self.secrets,
+        }
+    }
+}
+
+/// Position in a tenant's agent list (ordered by creation time, then id). Opaque to
+/// clients: base64url of `{created_at}.{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCursor {
+    pub created_at: i64,
+    pub id: AgentId,
+}
+
+impl PageCursor {
+    pub fn encode(&self) -> String {
+        BASE64URL.encode(format!("{}.{}", self.created_at, self.id))
+    }
+
+    pub fn decode(raw: &str) -> Option<Self> {
+        let bytes = BASE64URL.decode(raw).ok()?;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        let (created, id) = text.split_once('.')?;
+        Some(Self { created_at: created.parse().ok()?, id: AgentId::parse(id).ok()? })
+    }
+}
+
+// Bits of the `secrets_set` column.
+const OPENAI_API_KEY_SET: i64 = 1;
+const WEBHOOK_SIGNING_SECRET_SET: i64 = 2;
+
+fn secrets_set_bits(s: &AgentSecrets) -> i64 {
+    let mut bits = 0;
+    if s.openai_api_key.is_some() {
+        bits |= OPENAI_API_KEY_SET;
+    }
+    if s.webhook_signing_secret.is_some() {
+        bits |= WEBHOOK_SIGNING_SECRET_SET;
+    }
+    bits
+}
+
+fn status_from_bits(bits: i64) -> SecretsStatus {
+    SecretsStatus {
+        // Validation refuses an agent without it, so every stored agent has one.
+        twilio_auth_token: SecretState::Set,
+        openai_api_key: (bits & OPENAI_API_KEY_SET != 0).into(),
+        webhook_signing_secret: (bits & WEBHOOK_SIGNING_SECRET_SET != 0).into(),
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, config, secrets_set, version, created_at, updated_at";
+
+/// An `agents` row as selected by [`COLUMNS`].
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    tenant_id: String,
+    config: String,
+    secrets_set: i64,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// A row with its sealed secrets.
+#[derive(sqlx::FromRow)]
+struct SealedRow {
+    #[sqlx(flatten)]
+    row: Row,
+    secrets: Vec<u8>,
+}
+
+/// Re-validates a stored row: ids, and the config through `AgentConfig`'s own types.
+fn decode_row(row: Row) -> Result<StoredAgent, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { what: format!("agent {}", row.id), reason };
+    Ok(StoredAgent {
+        id: AgentId::parse(&row.id).map_err(|e| corrupt(e.to_string()))?,
+        tenant_id: TenantId::parse(&row.tenant_id).map_err(|e| corrupt(e.to_string()))?,
+        config: serde_json::from_str(&row.config).map_err(|e| corrupt(e.to_string()))?,
+        secrets: status_from_bits(row.secrets_set),
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+impl Store {
+    pub async fn create_agent(
+        &self,
+        tenant: &TenantId,
+        config: AgentConfig,
+        secrets: &AgentSecrets,
+    ) -> Result<StoredAgent, StoreError> {
+        let id = AgentId::generate();
+        let now = now_ms();
+        let sealed = self.cipher.seal(tenant, &id, secrets);
+        sqlx::query(
+            "INSERT INTO agents (id, tenant_id, name, config, secrets, secrets_set, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)",
+        )
+        .bind(id.as_str())
+        .bind(tenant.as_str())
+        .bind(&config.name)
+        .bind(serde_json::to_string(&config).expect("config serializes"))
+        .bind(sealed)
+        .bind(secrets_set_bits(secrets))
+        .bind(now)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(StoredAgent {
+            id,
+            tenant_id: tenant.clone(),
+            config,
+            secrets: status_from_bits(secrets_set_bits(secrets)),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn get_agent(&self, tenant: &TenantId, id: &AgentId) -> Result<StoredAgent, StoreError> {
+        let row: Option<Row> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 AND id = $2"))
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&self.db.pool)
+                .await?;
+        decode_row(row.ok_or(StoreError::NotFound)?)
+    }
+
+    /// The agent with its decrypted secrets (for updates and deployment only).
+    pub async fn get_agent_with_secrets(
+        &self,
+        tenant: &TenantId,
+        id: &AgentId,
+    ) -> Result<(StoredAgent, AgentSecrets), StoreError> {
+        let row: Option<SealedRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS}, secrets FROM agents WHERE tenant_id = $1 AND id = $2"))
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&self.db.pool)
+                .await?;
+        let SealedRow { row, secrets: sealed } = row.ok_or(StoreError::NotFound)?;
+        let agent = decode_row(row)?;
+        let secrets = self
+            .cipher
+            .open(tenant, id, &sealed)
+            .map_err(|e| StoreError::Corrupt { what: format!("secrets of agent {id}"), reason: e.to_string() })?;
+        Ok((agent, secrets))
+    }
+
+    /// One page of the tenant's agents after `after`, oldest first, and the cursor
+    /// of the next page if there is one. Keyset pagination: agents created or deleted
+    /// meanwhile never make another agent appear twice or be skipped.
+    pub async fn list_agents(
+        &self,
+        tenant: &TenantId,
+        after: Option<&PageCursor>,
+        limit: u32,
+    ) -> Result<(Vec<StoredAgent>, Option<PageCursor>), StoreError> {
+        let fetch = i64::from(limit) + 1;
+        let rows: Vec<Row> = match after {
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2"
+                ))
+                .bind(tenant.as_str())
+                .bind(fetch)
+                .fetch_all(&self.db.pool)
+                .await?
+            }
+            Some(c) => {
+                sqlx::query_as(&format!(
+                    "SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 \
+                     AND (created_at > $2 OR (created_at = $2 AND id > $3)) ORDER BY created_at, id LIMIT $4"
+                ))
+                .bind(tenant.as_str())
+                .bind(c.created_at)
+                .bind(c.id.as_str())
+                .bind(fetch)
+                .fetch_all(&self.db.pool)
+                .await?
+            }
+        };
+        let mut agents = rows.into_iter().map(decode_row).collect::<Result<Vec<_>, _>>()?;
+        let next = if agents.len() > limit as usize {
+            agents.truncate(limit as usize);
+            agents.last().map(|a| PageCursor { created_at: a.created_at, id: a.id.clone() })
+        } else {
+            None
+        };
+        Ok((agents, next))
+    }
+
+    /// Replaces the agent's config and secrets if its version is still `expected_version`.
+    pub async fn update_agent(
+        &self,
+        tenant: &TenantId,
+        id: &AgentId,
+        expected_version: i64,
+        config: AgentConfig,
+        secrets: &AgentSecrets,
+    ) -> Result<StoredAgent, StoreError> {
+        let now = now_ms();
+        let result = sqlx::query(
+            "UPDATE agents SET name = $1, config = $2, secrets = $3, secrets_set = $4, version = version + 1, \
+             updated_at = $5 WHERE tenant_id = $6 AND id = $7 AND version = $8",
+        )
+        .bind(&config.name)
+        .bind(serde_json::to_string(&config).expect("config serializes"))
+        .bind(self.cipher.seal(tenant, id, secrets))
+        .bind(secrets_set_bits(secrets))
+        .bind(now)
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(expected_version)
+        .execute(&self.db.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            let current = self.get_agent(tenant, id).await?;
+            return Err(StoreError::VersionConflict { current: current.version });
+        }
+        self.get_agent(tenant, id).await
+    }
+
+    /// Deletes the agent, if its version is still `expected_version` when given.
+    pub async fn delete_agent(
+        &self,
+        tenant: &TenantId,
+        id: &AgentId,
+        expected_version: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let result = match expected_version {
+            None => {
+                sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .execute(&self.db.pool)
+                    .await?
+            }
+            Some(v) => {
+                sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND id = $2 AND version = $3")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .bind(v)
+                    .execute(&self.db.pool)
+                    .await?
+            }
+        };
+        if result.rows_affected() == 0 {
+            let current = self.get_agent(tenant, id).await?;
+            return Err(StoreError::VersionConflict { current: current.version });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_garbage() {
+        let c = PageCursor { created_at: 1_700_000_000_123, id: AgentId::generate() };
+        assert_eq!(PageCursor::decode(&c.encode()), Some(c));
+        for bad in ["", "!!!", &BASE64URL.encode("12.not-an-id"), &BASE64URL.encode("x.abcdefghijklmnop")] {
+            assert_eq!(PageCursor::decode(bad), None, "{bad}");
+        }
+    }
+}

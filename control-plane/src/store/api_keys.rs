@@ -1,0 +1,143 @@
+//! API keys. A key is `tvk_{keyId}_{secret}`: the key id (12 base32 characters) is
+//! public and names the key in listings and revocation; the secret is 160 random
+//! bits. Only the SHA-256 of the whole key is stored. A fast hash is right here:
+//! the key is random, not a password, so there is nothing to brute-force.
+
+use agent_spec::TenantId;
+use agent_spec::api::IssuedApiKey;
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use super::{Store, StoreError};
+use crate::db::{from_ms, now_ms};
+
+const PREFIX: &str = "tvk_";
+const KEY_ID_LEN: usize = 12;
+const SECRET_LEN: usize = 32;
+const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+fn random_base32(len: usize) -> String {
+    let mut rng = rand::rngs::OsRng;
+    (0..len).map(|_| char::from(ALPHABET[rng.gen_range(0..32)])).collect()
+}
+
+pub fn hash_key(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// Whether `raw` has the shape of one of our keys (cheap check before any lookup).
+pub fn looks_like_key(raw: &str) -> bool {
+    raw.len() == PREFIX.len() + KEY_ID_LEN + 1 + SECRET_LEN
+        && raw.starts_with(PREFIX)
+        && raw.as_bytes()[PREFIX.len() + KEY_ID_LEN] == b'_'
+}
+
+/// An API key as listed (never the key itself).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKeyInfo {
+    pub key_id: String,
+    pub label: String,
+    #[serde(with = "agent_spec::api::timestamp")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "agent_spec::api::timestamp::option")]
+    pub revoked_at: Option<time::OffsetDateTime>,
+}
+
+impl Store {
+    /// Issues a key for `tenant`. The returned `api_key` is the only copy.
+    pub async fn issue_api_key(&self, tenant: &TenantId, label: &str) -> Result<IssuedApiKey, StoreError> {
+        if !self.tenant_exists(tenant).await? {
+            return Err(StoreError::NotFound);
+        }
+        let key_id = random_base32(KEY_ID_LEN);
+        let key = SecretString::from(format!("{PREFIX}{key_id}_{}", random_base32(SECRET_LEN)));
+        let now = now_ms();
+        sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, label, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&key_id)
+            .bind(tenant.as_str())
+            .bind(hash_key(key.expose_secret()))
+            .bind(label)
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(IssuedApiKey {
+            key_id,
+            tenant_id: tenant.clone(),
+            label: label.to_owned(),
+            api_key: key.expose_secret().to_owned(),
+            created_at: from_ms(now),
+        })
+    }
+
+    /// The tenant a presented key belongs to, if the key exists and is not revoked.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<TenantId>, StoreError> {
+        if !looks_like_key(presented) {
+            return Ok(None);
+        }
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+                .bind(hash_key(presented))
+                .fetch_optional(&self.db.pool)
+                .await?;
+        row.map(|(t,)| {
+            TenantId::parse(&t).map_err(|e| StoreError::Corrupt { what: "api key".into(), reason: e.to_string() })
+        })
+        .transpose()
+    }
+
+    /// Revokes a key of `tenant`. Revoking twice is not an error.
+    pub async fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> Result<(), StoreError> {
+        let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM api_keys WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(key_id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(tenant.as_str())
+            .bind(key_id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        if !self.tenant_exists(tenant).await? {
+            return Err(StoreError::NotFound);
+        }
+        let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, label, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key_id, label, created, revoked)| ApiKeyInfo {
+                key_id,
+                label,
+                created_at: from_ms(created),
+                revoked_at: revoked.map(from_ms),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_shape() {
+        let key = format!("{PREFIX}{}_{}", random_base32(KEY_ID_LEN), random_base32(SECRET_LEN));
+        assert!(looks_like_key(&key));
+        assert!(!looks_like_key("tvk_short"));
+        assert!(!looks_like_key(&key.replace('_', "-")));
+    }
+}

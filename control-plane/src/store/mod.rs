@@ -1,0 +1,39 @@
+//! Persistence. [`Store`] holds the pool and the secrets cipher; its methods are
+//! grouped by resource ([`tenants`], [`api_keys`], [`agents`]). Every method on
+//! tenant-owned data takes the tenant id and puts it in the `WHERE` clause, so one
+//! tenant's request can never read or change another tenant's rows.
+
+pub mod agents;
+pub mod api_keys;
+pub mod tenants;
+
+use crate::crypto::SecretsCipher;
+use crate::db::Db;
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub db: Db,
+    cipher: SecretsCipher,
+}
+
+impl Store {
+    pub fn new(db: Db, cipher: SecretsCipher) -> Self {
+        Self { db, cipher }
+    }
+}
+
+/// What a store call can fail with, shaped around what the caller does next.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such row for this tenant.
+    #[error("not found")]
+    NotFound,
+    /// The row changed since the caller read it.
+    #[error("version conflict: the current version is {current}")]
+    VersionConflict { current: i64 },
+    /// A stored row cannot be read back (bad JSON, undecryptable secrets).
+    #[error("stored {what} is unreadable: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}

@@ -1,0 +1,86 @@
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_of};
+
+#[tokio::test]
+async fn admin_routes_need_the_admin_token() {
+    let app = TestApp::spawn().await;
+    let tenant = app.new_tenant("t").await;
+    for key in [None, Some("wrong-token-wrong-token-wrong-token-00"), Some(tenant.key.as_str())] {
+        let res = app.request(Method::POST, "/v1/admin/tenants", key).json(&json!({"name": "x"})).send().await.unwrap();
+        let (status, code, ..) = error_of(res).await;
+        assert_eq!((status, code.as_str()), (401, "unauthorized"), "{key:?}");
+    }
+}
+
+#[tokio::test]
+async fn admin_api_is_off_without_a_token() {
+    let app = TestApp::spawn_with(|vars| {
+        vars.remove("TEMPOVOICE_ADMIN_TOKEN");
+    })
+    .await;
+    let res = app
+        .request(Method::POST, "/v1/admin/tenants", Some("anything"))
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, ..) = error_of(res).await;
+    assert_eq!((status, code.as_str()), (403, "admin_disabled"));
+}
+
+#[tokio::test]
+async fn tenants_and_keys_lifecycle() {
+    let app = TestApp::spawn().await;
+    let (status, _, fields, _) =
+        error_of(app.admin(Method::POST, "/v1/admin/tenants", Some(json!({"name": " "}))).await).await;
+    assert_eq!((status, fields), (422, vec!["name".to_owned()]));
+    let (status, _, fields, _) =
+        error_of(app.admin(Method::POST, "/v1/admin/tenants", Some(json!({"name": "x", "plan": "gold"}))).await).await;
+    assert_eq!((status, fields), (422, vec!["plan".to_owned()]));
+
+    let tenant = app.new_tenant("Rosa's Bakery").await;
+    let second = app.issue_key(&tenant.id).await;
+    assert_ne!(second["api_key"], tenant.key.as_str());
+
+    let res = app.admin(Method::GET, &format!("/v1/admin/tenants/{}/api-keys", tenant.id), None).await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains(&tenant.key), "listing shows a key");
+    let keys: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().all(|k| k["revoked_at"].is_null()));
+
+    let revoke = format!("/v1/admin/tenants/{}/api-keys/{}", tenant.id, tenant.key_id);
+    assert_eq!(app.admin(Method::DELETE, &revoke, None).await.status(), 204);
+    assert_eq!(app.admin(Method::DELETE, &revoke, None).await.status(), 204, "revoking twice is fine");
+    let keys: Vec<Value> =
+        app.admin(Method::GET, &format!("/v1/admin/tenants/{}/api-keys", tenant.id), None).await.json().await.unwrap();
+    assert_eq!(keys.iter().filter(|k| !k["revoked_at"].is_null()).count(), 1);
+
+    // The other key still works; unknown tenants and keys are 404.
+    let res = app.request(Method::GET, "/v1/agents", Some(second["api_key"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let unknown = "aaaaaaaaaaaaaaaa";
+    for (method, path) in [
+        (Method::POST, format!("/v1/admin/tenants/{unknown}/api-keys")),
+        (Method::GET, format!("/v1/admin/tenants/{unknown}/api-keys")),
+        (Method::DELETE, format!("/v1/admin/tenants/{}/api-keys/nosuchkey", tenant.id)),
+        (Method::GET, "/v1/admin/tenants/not-an-id/api-keys".to_owned()),
+    ] {
+        let body = (method == Method::POST).then(|| json!({}));
+        let (status, code, ..) = error_of(app.admin(method.clone(), &path, body).await).await;
+        assert_eq!((status, code.as_str()), (404, "not_found"), "{method} {path}");
+    }
+    // A key of one tenant cannot be revoked through another tenant's path.
+    let other = app.new_tenant("other").await;
+    let res = app
+        .admin(
+            Method::DELETE,
+            &format!("/v1/admin/tenants/{}/api-keys/{}", other.id, second["key_id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+}

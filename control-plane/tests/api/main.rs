@@ -1,0 +1,13 @@
+//! Control-plane API tests: the real app on 127.0.0.1:0, a fresh database each,
+//! driven over HTTP. Run against PostgreSQL by setting TEMPOVOICE_TEST_DATABASE_URL.
+
+mod admin;
+mod agents;
+mod auth;
+mod errors;
+mod health;
+mod helpers;
+mod openapi;
+mod pagination;
+mod process;
+mod secrets;

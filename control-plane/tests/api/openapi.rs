@@ -1,0 +1,106 @@
+//! The OpenAPI document matches the server: every documented operation is served
+//! and answers only with statuses the document lists; every documented path refuses
+//! undocumented methods; paths outside the document are not routed.
+//!
+//! Routes are registered only through utoipa-axum's `routes!` (see `http/mod.rs`),
+//! which takes the path and method from the handler's own annotation; this test
+//! checks the result from the outside.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, error_of};
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+#[tokio::test]
+async fn the_document_and_the_router_agree() {
+    let app = TestApp::spawn().await;
+    let tenant = app.new_tenant("t").await;
+    let agent = app.new_agent(&tenant, "A").await;
+    let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 8, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
+
+    let mut operations = 0;
+    for (template, item) in paths {
+        let path = template
+            .replace("{id}", agent["id"].as_str().unwrap())
+            .replace("{tenantId}", &tenant.id)
+            .replace("{keyId}", &tenant.key_id);
+        for method in METHODS {
+            let http_method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let Some(op) = item.get(method) else {
+                let (status, code, ..) =
+                    error_of(app.request(http_method, &path, Some(&tenant.key)).send().await.unwrap()).await;
+                assert_eq!(
+                    (status, code.as_str()),
+                    (405, "method_not_allowed"),
+                    "undocumented {method} {template} is routed"
+                );
+                continue;
+            };
+            operations += 1;
+            let documented: Vec<u16> =
+                op["responses"].as_object().unwrap().keys().map(|s| s.parse().unwrap()).collect();
+            let security = op["security"].as_array().and_then(|s| s.first()).and_then(|s| s.as_object());
+            let scheme = security.and_then(|s| s.keys().next()).map(String::as_str);
+
+            // Unauthenticated, if the operation is secured: 401 (or 403 when disabled), documented.
+            if scheme.is_some() {
+                let res = app.request(http_method.clone(), &path, None).send().await.unwrap();
+                let status = res.status().as_u16();
+                assert!(
+                    documented.contains(&status),
+                    "{method} {template}: unauthenticated {status} not in {documented:?}"
+                );
+                assert_eq!(status, 401);
+            }
+            // Authenticated, with no body: whatever the answer, it is documented.
+            let key = match scheme {
+                Some("admin_token") => Some(app.admin_token.as_str()),
+                Some("api_key") => Some(tenant.key.as_str()),
+                Some(other) => panic!("unknown security scheme {other}"),
+                None => None,
+            };
+            let res = app.request(http_method.clone(), &path, key).send().await.unwrap();
+            let status = res.status().as_u16();
+            if status >= 400 {
+                let (_, code, ..) = error_of(res).await;
+                assert!(code != "route_not_found" && code != "method_not_allowed", "{method} {template} not routed");
+            }
+            assert!(documented.contains(&status), "{method} {template}: {status} not in {documented:?}");
+        }
+    }
+    assert_eq!(operations, 12);
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    assert!(schemes.contains_key("api_key") && schemes.contains_key("admin_token"));
+
+    for path in ["/", "/v1", "/v1/agents/x/y", "/v1/tenants", "/v1/admin", "/openapi.json", "/v2/agents", "/agents"] {
+        let (status, code, ..) =
+            error_of(app.request(Method::GET, path, Some(&tenant.key)).send().await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (404, "route_not_found"), "{path} is routed but undocumented");
+    }
+}
+
+#[tokio::test]
+async fn request_and_response_schemas_are_in_the_document() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in
+        ["AgentDraft", "AgentResponse", "AgentPage", "ErrorBody", "FieldError", "TenantResponse", "IssuedApiKey"]
+    {
+        assert!(schemas.contains_key(name), "{name} missing");
+    }
+    let create = &doc["paths"]["/v1/agents"]["post"];
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/AgentDraft"
+    );
+    // The draft documents its write-only secrets.
+    let field = serde_json::to_string(&schemas["SecretsDraft"]["properties"]["twilio_auth_token"]).unwrap();
+    assert!(field.contains("#/components/schemas/SecretPatch"), "{field}");
+    assert_eq!(schemas["SecretPatch"]["writeOnly"], true);
+}

@@ -1,0 +1,140 @@
+//! The `control-plane` binary as an operator runs it: CLI bootstrap, serve, SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{agent_body, random_token};
+
+const BIN: &str = env!("CARGO_BIN_EXE_control-plane");
+
+fn command(data_dir: &std::path::Path, database_url: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TEMPOVOICE_DATA_DIR", data_dir)
+        .env("DATABASE_URL", database_url)
+        .env("TEMPOVOICE_BIND", "127.0.0.1:0")
+        .env("TEMPOVOICE_LOG_FORMAT", "json");
+    if database_url.starts_with("postgres") {
+        cmd.env("TEMPOVOICE_SECRETS_KEY", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=");
+    }
+    cmd
+}
+
+async fn database_url(dir: &std::path::Path) -> String {
+    match std::env::var("TEMPOVOICE_TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+            let name = format!("tv_test_{}", random_token(12));
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+            format!("{}/{name}", base.rsplit_once('/').unwrap().0)
+        }
+        _ => format!("sqlite://{}", dir.join("tempovoice.db").display()),
+    }
+}
+
+fn run_json(cmd: &mut Command) -> Value {
+    let out = cmd.output().expect("run control-plane");
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+#[tokio::test]
+async fn operator_bootstraps_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path()).await;
+
+    let created = run_json(command(dir.path(), &db).args(["tenant", "create", "--name", "Rosa's Bakery"]));
+    let tenant = created["tenant"]["id"].as_str().unwrap().to_owned();
+    let key = created["api_key"]["api_key"].as_str().unwrap().to_owned();
+    let issued = run_json(command(dir.path(), &db).args(["key", "issue", "--tenant", &tenant, "--label", "CI"]));
+    let listed = run_json(command(dir.path(), &db).args(["key", "list", "--tenant", &tenant]));
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    run_json(command(dir.path(), &db).args([
+        "key",
+        "revoke",
+        "--tenant",
+        &tenant,
+        "--key-id",
+        issued["key_id"].as_str().unwrap(),
+    ]));
+
+    // Bad input names the flag and fails.
+    let out = command(dir.path(), &db).args(["key", "issue", "--tenant", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant"));
+
+    // Serve; find the port in the "listening" log line.
+    let mut child = command(dir.path(), &db).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if v["message"] == "control plane listening" {
+                addr = v["addr"].as_str().map(str::to_owned);
+                break;
+            }
+        }
+        line.clear();
+    }
+    let addr = addr.expect("the server logs its address");
+    let log_rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        for l in stderr.lines() {
+            rest.push_str(&l.unwrap_or_default());
+            rest.push('\n');
+        }
+        rest
+    });
+
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("http://{addr}/v1/agents"))
+        .bearer_auth(&key)
+        .json(&agent_body("CLI agent"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = client
+        .get(format!("http://{addr}/v1/agents"))
+        .bearer_auth(issued["api_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "the revoked key is refused");
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let exited = exited.unwrap_or_else(|| {
+        child.kill().ok();
+        panic!("no exit within 5 s of SIGTERM")
+    });
+    assert!(exited.success(), "exit status {exited}");
+    let logs = log_rest.join().unwrap();
+    assert!(logs.contains("\"tenant_id\":\""), "request logs carry the tenant id: {logs}");
+    assert!(logs.contains("stopped"), "{logs}");
+    assert!(!logs.contains(&key));
+}
+
+#[test]
+fn bad_settings_are_named_and_refused() {
+    let out =
+        Command::new(BIN).env("TEMPOVOICE_BIND", "nowhere").env("TEMPOVOICE_LOG_FORMAT", "yaml").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TEMPOVOICE_BIND") && stderr.contains("TEMPOVOICE_LOG_FORMAT"), "{stderr}");
+}
