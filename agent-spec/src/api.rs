@@ -166,7 +166,8 @@ pub struct IssueApiKeyRequest {
 }
 
 /// A newly issued API key. `api_key` is shown this once; only its hash is stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// `Debug` leaves the key out.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IssuedApiKey {
     pub key_id: String,
     pub tenant_id: TenantId,
@@ -177,9 +178,39 @@ pub struct IssuedApiKey {
     pub created_at: OffsetDateTime,
 }
 
+impl std::fmt::Debug for IssuedApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedApiKey")
+            .field("key_id", &self.key_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("label", &self.label)
+            .field("api_key", &"[REDACTED]")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
 /// `GET /health` and `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
     /// `ok`, or `unavailable` when a dependency is down.
     pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_key_debug_leaves_the_key_out() {
+        let key = IssuedApiKey {
+            key_id: "abc".into(),
+            tenant_id: TenantId::generate(),
+            label: "CI".into(),
+            api_key: "tvk_abc_SECRETSECRET".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let debug = format!("{key:?}");
+        assert!(!debug.contains("SECRETSECRET") && debug.contains("abc"), "{debug}");
+    }
 }

@@ -228,9 +228,11 @@ fn required<T>(
     errors.check(field, parse(raw))
 }
 
+/// Free text is trimmed, then checked (so surrounding spaces never count against the limit).
 fn text(errors: &mut ValidationErrors, field: &str, raw: &str, required: bool, max: usize, multiline: bool) -> String {
-    errors.check(field, check_text(raw, required, max, multiline));
-    raw.trim().to_owned()
+    let trimmed = raw.trim();
+    errors.check(field, check_text(trimmed, required, max, multiline));
+    trimmed.to_owned()
 }
 
 impl AgentDraft {

@@ -311,6 +311,14 @@ pub(crate) fn check_text(raw: &str, required: bool, max_chars: usize, multiline:
     Ok(())
 }
 
+/// A one-line name or label typed by a person (tenant names, key labels): trimmed,
+/// required or not, at most `max_chars` characters, no control characters.
+pub fn single_line(raw: &str, required: bool, max_chars: usize) -> Result<String, InvalidValue> {
+    let trimmed = raw.trim();
+    check_text(trimmed, required, max_chars, false)?;
+    Ok(trimmed.to_owned())
+}
+
 impl fmt::Display for crate::config::SpeechProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -1,6 +1,8 @@
 //! `from_env(to_env(spec)) == spec` for every valid spec, and `from_env` names
 //! every missing or invalid variable.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use agent_spec::config::FARGATE_SIZES;
@@ -131,20 +133,7 @@ proptest! {
 }
 
 fn sample_env() -> BTreeMap<String, String> {
-    let d = AgentDraft {
-        name: "Front desk".into(),
-        system_prompt: "Be brief.".into(),
-        telephony: TelephonyDraft {
-            call_phone_number: "+14155550100".into(),
-            twilio_account_sid: "AC0123456789abcdef0123456789abcdef".into(),
-            ..Default::default()
-        },
-        secrets: SecretsDraft {
-            twilio_auth_token: SecretPatch::set("0123456789abcdef0123456789abcdef"),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let d = common::valid_draft();
     let (config, secrets) = d.validate(None).unwrap();
     AgentSpec { agent_id: AgentId::generate(), tenant_id: TenantId::generate(), config, secrets }.to_env().merged()
 }

@@ -1,27 +1,13 @@
 //! The encoded environment stays well inside the ECS 64 KiB task-definition limit:
 //! a config over the budget is refused at validation, naming the field to shorten.
 
-use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft, SecretsDraft, TelephonyDraft};
-use agent_spec::env::{ENV_BUDGET_BYTES, EnvironmentSize};
-use agent_spec::secrets::SecretPatch;
-use agent_spec::{AgentId, AgentSpec, TenantId};
+mod common;
 
-fn valid() -> AgentDraft {
-    AgentDraft {
-        name: "Front desk".into(),
-        system_prompt: "You answer calls for Rosa's Bakery.".into(),
-        telephony: TelephonyDraft {
-            call_phone_number: "+14155550100".into(),
-            twilio_account_sid: "AC0123456789abcdef0123456789abcdef".into(),
-            ..Default::default()
-        },
-        secrets: SecretsDraft {
-            twilio_auth_token: SecretPatch::set("0123456789abcdef0123456789abcdef"),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
+use common::valid_draft;
+
+use agent_spec::draft::KnowledgeDocumentDraft;
+use agent_spec::env::{ENV_BUDGET_BYTES, EnvironmentSize};
+use agent_spec::{AgentId, AgentSpec, TenantId};
 
 fn documents(count: usize, chars: usize) -> Vec<KnowledgeDocumentDraft> {
     // Quotes and newlines double in size when JSON-encoded twice; count them.
@@ -39,7 +25,7 @@ fn ecs_environment_json_len(spec: &AgentSpec) -> usize {
 
 #[test]
 fn a_large_knowledge_base_is_refused_naming_it() {
-    let mut draft = valid();
+    let mut draft = valid_draft();
     draft.knowledge_base = documents(3, 12_000);
     let errors = draft.validate(None).unwrap_err();
     assert_eq!(errors.fields().len(), 1, "{errors}");
@@ -50,7 +36,7 @@ fn a_large_knowledge_base_is_refused_naming_it() {
 
 #[test]
 fn a_long_prompt_over_budget_names_the_prompt() {
-    let mut draft = valid();
+    let mut draft = valid_draft();
     // 16,000 characters that double when JSON-encoded, beside a small knowledge base.
     draft.system_prompt = "\"q\"\n".repeat(4_000);
     draft.knowledge_base = vec![KnowledgeDocumentDraft { title: "Hours".into(), text: "9 to 5. ".repeat(600) }];
@@ -62,7 +48,7 @@ fn a_long_prompt_over_budget_names_the_prompt() {
 #[test]
 fn the_estimate_matches_the_encoded_environment_and_the_budget_holds() {
     // Grow the knowledge base until just under the budget.
-    let mut draft = valid();
+    let mut draft = valid_draft();
     let mut chars = 1_000;
     let mut last_ok = None;
     loop {

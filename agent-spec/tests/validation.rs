@@ -1,27 +1,14 @@
 //! Validation table: each field's bad values are refused with an error that names
 //! the field, and all problems are reported at once.
 
-use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft, SecretsDraft, TelephonyDraft};
+mod common;
+
+use common::valid_draft;
+
+use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft};
 use agent_spec::secrets::SecretPatch;
 use agent_spec::{AgentSecrets, SpeechProvider};
 use secrecy::SecretString;
-
-fn valid() -> AgentDraft {
-    AgentDraft {
-        name: "Front desk".into(),
-        system_prompt: "You answer calls for Rosa's Bakery.".into(),
-        telephony: TelephonyDraft {
-            call_phone_number: "+14155550100".into(),
-            twilio_account_sid: "AC0123456789abcdef0123456789abcdef".into(),
-            ..Default::default()
-        },
-        secrets: SecretsDraft {
-            twilio_auth_token: SecretPatch::set("0123456789abcdef0123456789abcdef"),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
 
 type Mutation = fn(&mut AgentDraft);
 
@@ -199,16 +186,24 @@ const TABLE: &[(&str, Mutation, &str, &str)] = &[
 
 #[test]
 fn the_valid_draft_is_valid() {
-    let (config, secrets) = valid().validate(None).expect("valid draft");
+    let (config, secrets) = valid_draft().validate(None).expect("valid draft");
     assert_eq!(config.voice.model.as_str(), "amazon.nova-sonic-v1:0");
     assert_eq!(config.voice.voice_id.as_str(), "tiffany");
     assert!(secrets.openai_api_key.is_none());
 }
 
 #[test]
+fn surrounding_spaces_are_trimmed_before_limits_apply() {
+    let mut draft = valid_draft();
+    draft.name = format!("  {}  ", "n".repeat(100));
+    let (config, _) = draft.validate(None).expect("100 characters plus padding fit");
+    assert_eq!(config.name, "n".repeat(100));
+}
+
+#[test]
 fn each_bad_value_is_named_with_its_reason() {
     for (what, mutate, field, words) in TABLE {
-        let mut draft = valid();
+        let mut draft = valid_draft();
         mutate(&mut draft);
         let errors = match draft.validate(None) {
             Ok(_) => panic!("{what}: accepted"),
@@ -222,7 +217,7 @@ fn each_bad_value_is_named_with_its_reason() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let mut draft = valid();
+    let mut draft = valid_draft();
     for (_, mutate, _, _) in TABLE.iter().filter(|(what, ..)| {
         ["missing name", "local phone", "bad region", "bad cpu", "http webhook", "missing auth token"].contains(what)
     }) {
@@ -250,7 +245,7 @@ fn secrets_are_kept_replaced_or_removed_on_update() {
         openai_api_key: None,
         webhook_signing_secret: Some(SecretString::from("s".repeat(40))),
     };
-    let mut draft = valid();
+    let mut draft = valid_draft();
     draft.secrets.twilio_auth_token = SecretPatch::Keep;
     let (_, kept) = draft.validate(Some(&existing)).unwrap();
     assert!(kept.same_values(&existing));
@@ -265,7 +260,7 @@ fn secrets_are_kept_replaced_or_removed_on_update() {
 #[test]
 fn secret_values_never_appear_in_errors_or_debug() {
     let token = "SECRETSECRETSECRETSECRETSECRET99";
-    let mut draft = valid();
+    let mut draft = valid_draft();
     draft.secrets.twilio_auth_token = SecretPatch::set(token);
     draft.secrets.openai_api_key = SecretPatch::set("bad key SECRETSECRET");
     assert!(!format!("{draft:?}").contains("SECRET"));

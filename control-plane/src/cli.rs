@@ -84,8 +84,9 @@ fn not_found(e: StoreError, what: &str) -> anyhow::Error {
 /// Runs an operator subcommand against the database named by `settings`.
 pub async fn run_operator_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
     let store = crate::open_store(settings).await?;
-    let label = |field: &str, v: &str, required: bool| {
-        crate::http::admin::check_label(field, v, required).map_err(|e| anyhow::anyhow!("{e:?}"))
+    let label = |flag: &str, v: &str, required: bool| {
+        agent_spec::values::single_line(v, required, crate::http::admin::LABEL_MAX)
+            .map_err(|e| anyhow::anyhow!("{flag} {e}"))
     };
     let output = match command {
         Command::Serve => unreachable!("serve is handled by main"),

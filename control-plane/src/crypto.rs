@@ -77,8 +77,12 @@ impl SecretsCipher {
             let mut key = Zeroizing::new([0u8; 32]);
             rand::rngs::OsRng.fill_bytes(key.as_mut());
             let encoded = Zeroizing::new(BASE64.encode(key.as_ref()));
-            write_private(&path, encoded.as_bytes()).with_context(|| format!("write {}", path.display()))?;
-            tracing::info!(path = %path.display(), "generated a new secrets encryption key");
+            match write_private(&path, encoded.as_bytes()) {
+                Ok(()) => tracing::info!(path = %path.display(), "generated a new secrets encryption key"),
+                // Another process created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).with_context(|| format!("write {}", path.display())),
+            }
         }
         let encoded =
             Zeroizing::new(std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?);
@@ -131,18 +135,23 @@ fn associated_data(tenant: &TenantId, agent: &AgentId) -> String {
     format!("tempovoice/agent-secrets/v1/{tenant}/{agent}")
 }
 
-#[cfg(unix)]
+/// Creates `path` with `bytes`, readable by the owner only, atomically: the bytes are
+/// written to a temporary file that is then hard-linked into place, so a concurrent
+/// reader never sees a partial key. Fails with `AlreadyExists` if `path` exists.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
+    let tmp = path.with_extension(format!("tmp-{}", rand::random::<u64>()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
 
 #[cfg(test)]

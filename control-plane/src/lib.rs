@@ -27,6 +27,7 @@ pub mod telemetry;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -39,14 +40,35 @@ use crate::http::AppState;
 use crate::settings::Settings;
 use crate::store::Store;
 
-/// Opens the database (applying migrations) and loads the secrets key.
+/// Opens the database (applying migrations), loads the secrets key, and checks that
+/// the key opens the secrets already stored.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let db = Db::connect(settings.database_url.expose_secret(), settings.db_max_connections).await?;
     let cipher = match &settings.secrets_key {
         Some(key) => SecretsCipher::from_base64(key)?,
-        None => SecretsCipher::load_or_generate(&settings.data_dir).context("load the local secrets key")?,
+        None => {
+            let key_file = settings.data_dir.join(crypto::KEY_FILE);
+            // A new key would make every stored secret unreadable: never generate one
+            // for a database that already holds sealed secrets.
+            if !key_file.exists() && store::agents::has_agents(&db).await? {
+                anyhow::bail!(
+                    "{} is missing but the database holds encrypted agent secrets: restore the key file, \
+                     or set TEMPOVOICE_SECRETS_KEY to the key they were sealed with",
+                    key_file.display()
+                );
+            }
+            SecretsCipher::load_or_generate(&settings.data_dir).context("load the local secrets key")?
+        }
     };
-    Ok(Store::new(db, cipher))
+    let store = Store::new(db, cipher);
+    store.verify_secrets_key().await.map_err(|e| {
+        anyhow::anyhow!(
+            "the secrets key does not open the agent secrets stored in the database ({e}): \
+             use the key they were sealed with (TEMPOVOICE_SECRETS_KEY or {})",
+            settings.data_dir.join(crypto::KEY_FILE).display()
+        )
+    })?;
+    Ok(store)
 }
 
 /// The running control plane: a bound listener and the service behind it.
@@ -77,25 +99,33 @@ impl App {
     }
 
     /// Serves until SIGTERM, Ctrl-C or the shutdown token. Then stops accepting,
-    /// lets in-flight requests finish within the grace period, and closes the pool.
+    /// lets in-flight requests finish within the grace period (aborting what is
+    /// left after it), and closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let App { listener, router, store, settings, shutdown } = self;
         tracing::info!(addr = %listener.local_addr()?, backend = ?store.db.backend, "control plane listening");
-        let signal = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            signal.cancel();
-        });
-        let stopping = shutdown.clone();
-        let server = axum::serve(listener, router).with_graceful_shutdown(async move { stopping.cancelled().await });
-        let server = tokio::spawn(server.into_future());
-        shutdown.cancelled().await;
-        tracing::info!(grace_secs = settings.shutdown_grace.as_secs(), "shutting down: draining in-flight requests");
-        match tokio::time::timeout(settings.shutdown_grace, server).await {
-            Ok(joined) => joined.context("server task")?.context("serve")?,
-            Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+        let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let mut server = tokio::spawn(serve.into_future());
+        tokio::select! {
+            () = wait_for_signal() => shutdown.cancel(),
+            () = shutdown.cancelled() => {}
+            ended = &mut server => {
+                // The server only ends by itself on an error.
+                store.db.pool.close().await;
+                return ended.context("server task")?.context("serve");
+            }
         }
-        store.db.pool.close().await;
+        tracing::info!(grace_secs = settings.shutdown_grace.as_secs(), "shutting down: draining in-flight requests");
+        match tokio::time::timeout(settings.shutdown_grace, &mut server).await {
+            Ok(joined) => joined.context("server task")?.context("serve")?,
+            Err(_) => {
+                tracing::warn!("in-flight requests did not finish within the grace period; aborting them");
+                server.abort();
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(5), store.db.pool.close()).await.is_err() {
+            tracing::warn!("database connections did not close within 5 s");
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -22,7 +22,6 @@ CREATE INDEX api_keys_tenant ON api_keys (tenant_id);
 CREATE TABLE agents (
     id          TEXT PRIMARY KEY,
     tenant_id   TEXT NOT NULL REFERENCES tenants (id),
-    name        TEXT NOT NULL,
     -- agent_spec::AgentConfig as JSON (no secrets).
     config      TEXT NOT NULL,
     -- agent_spec::AgentSecrets, sealed with AES-256-GCM bound to (tenant, agent).

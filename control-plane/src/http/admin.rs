@@ -20,16 +20,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_api_key))
 }
 
-/// Checks a name or label typed by the operator.
-pub fn check_label(field: &str, value: &str, required: bool) -> Result<String, ApiError> {
-    let value = value.trim();
-    if required && value.is_empty() {
-        return Err(ApiError::invalid(field, "is required"));
-    }
-    if value.chars().count() > 100 || value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(field, "must be a single line of at most 100 characters"));
-    }
-    Ok(value.to_owned())
+/// Longest tenant name or key label.
+pub const LABEL_MAX: usize = 100;
+
+fn label(field: &str, raw: &str, required: bool) -> Result<String, ApiError> {
+    agent_spec::values::single_line(raw, required, LABEL_MAX).map_err(|e| ApiError::invalid(field, e.0))
 }
 
 /// Create a tenant.
@@ -51,7 +46,7 @@ async fn create_tenant(
     _: Admin,
     ApiJson(req): ApiJson<CreateTenantRequest>,
 ) -> Result<(StatusCode, Json<TenantResponse>), ApiError> {
-    let name = check_label("name", &req.name, true)?;
+    let name = label("name", &req.name, true)?;
     let tenant = state.store.create_tenant(&name).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
     tracing::info!(tenant_id = %tenant.id, "tenant created");
     Ok((StatusCode::CREATED, Json(tenant)))
@@ -79,7 +74,7 @@ async fn issue_api_key(
     TenantPath(tenant): TenantPath,
     ApiJson(req): ApiJson<IssueApiKeyRequest>,
 ) -> Result<(StatusCode, Json<IssuedApiKey>), ApiError> {
-    let label = check_label("label", &req.label, false)?;
+    let label = label("label", &req.label, false)?;
     let key = state.store.issue_api_key(&tenant, &label).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
     tracing::info!(tenant_id = %tenant, key_id = %key.key_id, "api key issued");
     Ok((StatusCode::CREATED, Json(key)))

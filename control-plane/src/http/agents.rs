@@ -194,6 +194,7 @@ async fn update_agent(
         (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
         (status = 404, description = "No such agent for this tenant", body = ErrorBody),
         (status = 409, description = "The agent changed since that version was read", body = ErrorBody),
+        (status = 422, description = "Malformed If-Match", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]

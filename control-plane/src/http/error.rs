@@ -47,6 +47,10 @@ impl ApiError {
         match e {
             StoreError::NotFound => Self::NotFound(what),
             StoreError::VersionConflict { current } => Self::VersionConflict { current },
+            // Pool exhausted or closed, connection lost: temporary, worth a retry.
+            StoreError::Database(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))) => {
+                Self::Unavailable(e.into())
+            }
             other => Self::Internal(other.into()),
         }
     }

@@ -61,14 +61,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 ("body".to_owned(), format!("is not valid JSON: {inner}"))
             }
             _ if path == "." => ("body".to_owned(), without_position(&inner)),
-            // serde's text can quote the offending value; never echo a secret.
-            _ if path.starts_with("secrets.") => (path, "must be a string, or null to remove it".to_owned()),
+            // serde's text can quote the offending value: under `secrets`, keep only
+            // messages that name a key ("unknown field"), never one that shows a value.
+            _ if (path == "secrets" || path.starts_with("secrets.")) && !is_unknown_field(&inner) => {
+                let reason = if path == "secrets" {
+                    "must be an object of secret names to strings (or null)"
+                } else {
+                    "must be a string, or null to remove it"
+                };
+                (path, reason.to_owned())
+            }
             _ => (path, without_position(&inner)),
         };
         ApiError::invalid(field, reason)
     })?;
     de.end().map_err(|e| ApiError::invalid("body", format!("is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+fn is_unknown_field(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with("unknown field")
 }
 
 /// serde_json's message without its " at line L column C" suffix: the field path
@@ -107,7 +119,7 @@ impl FromRequestParts<AppState> for Tenant {
             .store
             .authenticate(token)
             .await
-            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(|e| ApiError::from_store(e, "api key"))?
             .ok_or(ApiError::Unauthorized("invalid or revoked API key"))?;
         tracing::Span::current().record("tenant_id", tenant.as_str());
         Ok(Tenant(tenant))
@@ -168,7 +180,12 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         let Some(value) = parts.headers.get(header::IF_MATCH) else {
             return Ok(IfMatch(None));
         };
-        let invalid = || ApiError::invalid("If-Match", "must be the agent's ETag, e.g. \"3\"");
+        let invalid = || {
+            ApiError::invalid(
+                "If-Match",
+                "must be the single ETag of the version you read, e.g. \"3\" (not * or a list)",
+            )
+        };
         let raw = value.to_str().map_err(|_| invalid())?.trim();
         let raw = raw.strip_prefix("W/").unwrap_or(raw);
         let raw = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw);

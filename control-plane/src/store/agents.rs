@@ -58,6 +58,12 @@ impl PageCursor {
     }
 }
 
+/// Whether any agent is stored (so sealed secrets exist).
+pub async fn has_agents(db: &crate::db::Db) -> Result<bool, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT id FROM agents LIMIT 1").fetch_optional(&db.pool).await?;
+    Ok(row.is_some())
+}
+
 // Bits of the `secrets_set` column.
 const OPENAI_API_KEY_SET: i64 = 1;
 const WEBHOOK_SIGNING_SECRET_SET: i64 = 2;
@@ -129,12 +135,11 @@ impl Store {
         let now = now_ms();
         let sealed = self.cipher.seal(tenant, &id, secrets);
         sqlx::query(
-            "INSERT INTO agents (id, tenant_id, name, config, secrets, secrets_set, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)",
+            "INSERT INTO agents (id, tenant_id, config, secrets, secrets_set, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
         )
         .bind(id.as_str())
         .bind(tenant.as_str())
-        .bind(&config.name)
         .bind(serde_json::to_string(&config).expect("config serializes"))
         .bind(sealed)
         .bind(secrets_set_bits(secrets))
@@ -145,7 +150,7 @@ impl Store {
             id,
             tenant_id: tenant.clone(),
             config,
-            secrets: status_from_bits(secrets_set_bits(secrets)),
+            secrets: SecretsStatus::from(secrets),
             version: 1,
             created_at: now,
             updated_at: now,
@@ -226,7 +231,9 @@ impl Store {
         Ok((agents, next))
     }
 
-    /// Replaces the agent's config and secrets if its version is still `expected_version`.
+    /// Replaces the agent's config and secrets if its version is still
+    /// `expected_version`, returning the row as written (not as re-read, which a
+    /// concurrent writer could already have changed).
     pub async fn update_agent(
         &self,
         tenant: &TenantId,
@@ -235,26 +242,45 @@ impl Store {
         config: AgentConfig,
         secrets: &AgentSecrets,
     ) -> Result<StoredAgent, StoreError> {
-        let now = now_ms();
-        let result = sqlx::query(
-            "UPDATE agents SET name = $1, config = $2, secrets = $3, secrets_set = $4, version = version + 1, \
-             updated_at = $5 WHERE tenant_id = $6 AND id = $7 AND version = $8",
-        )
-        .bind(&config.name)
+        let written: Option<Row> = sqlx::query_as(&format!(
+            "UPDATE agents SET config = $1, secrets = $2, secrets_set = $3, version = version + 1, updated_at = $4 \
+             WHERE tenant_id = $5 AND id = $6 AND version = $7 RETURNING {COLUMNS}"
+        ))
         .bind(serde_json::to_string(&config).expect("config serializes"))
         .bind(self.cipher.seal(tenant, id, secrets))
         .bind(secrets_set_bits(secrets))
-        .bind(now)
+        .bind(now_ms())
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(expected_version)
-        .execute(&self.db.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
-        if result.rows_affected() == 0 {
-            let current = self.get_agent(tenant, id).await?;
-            return Err(StoreError::VersionConflict { current: current.version });
+        match written {
+            Some(row) => decode_row(row),
+            None => {
+                let current = self.get_agent(tenant, id).await?;
+                Err(StoreError::VersionConflict { current: current.version })
+            }
         }
-        self.get_agent(tenant, id).await
+    }
+
+    /// Checks that the secrets cipher opens what is already stored (one agent is
+    /// enough: all are sealed with the same key). Run at start-up, so a wrong or lost
+    /// key stops the server instead of failing every later update.
+    pub async fn verify_secrets_key(&self) -> Result<(), StoreError> {
+        let row: Option<(String, String, Vec<u8>)> =
+            sqlx::query_as("SELECT tenant_id, id, secrets FROM agents ORDER BY created_at LIMIT 1")
+                .fetch_optional(&self.db.pool)
+                .await?;
+        let Some((tenant, id, sealed)) = row else { return Ok(()) };
+        let corrupt = |reason: String| StoreError::Corrupt { what: format!("agent {id}"), reason };
+        let tenant = TenantId::parse(&tenant).map_err(|e| corrupt(e.to_string()))?;
+        let agent = AgentId::parse(&id).map_err(|e| corrupt(e.to_string()))?;
+        self.cipher.open(&tenant, &agent, &sealed).map(drop).map_err(|e| corrupt(e.to_string()))
+    }
+
+    pub async fn has_agents(&self) -> Result<bool, StoreError> {
+        has_agents(&self.db).await
     }
 
     /// Deletes the agent, if its version is still `expected_version` when given.

@@ -90,20 +90,24 @@ impl Store {
 
     /// Revokes a key of `tenant`. Revoking twice is not an error.
     pub async fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> Result<(), StoreError> {
-        let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM api_keys WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(key_id)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound);
+        let revoked =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(tenant.as_str())
+                .bind(key_id)
+                .execute(&self.db.pool)
+                .await?;
+        if revoked.rows_affected() == 0 {
+            // Already revoked is fine; a key this tenant does not have is not.
+            let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM api_keys WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(key_id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound);
+            }
         }
-        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
-            .bind(now_ms())
-            .bind(tenant.as_str())
-            .bind(key_id)
-            .execute(&self.db.pool)
-            .await?;
         Ok(())
     }
 

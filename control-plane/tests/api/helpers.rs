@@ -80,7 +80,7 @@ pub struct TestTenant {
 }
 
 /// A fresh database URL: a new Postgres database when the Postgres leg is on.
-async fn fresh_database(dir: &std::path::Path) -> String {
+pub async fn fresh_database(dir: &std::path::Path) -> String {
     match std::env::var("TEMPOVOICE_TEST_DATABASE_URL") {
         Ok(base) if !base.is_empty() => {
             let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect to the test PostgreSQL server");

@@ -11,3 +11,4 @@ mod openapi;
 mod pagination;
 mod process;
 mod secrets;
+mod startup;

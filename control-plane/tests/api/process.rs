@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{agent_body, random_token};
+use crate::helpers::{agent_body, fresh_database};
 
 const BIN: &str = env!("CARGO_BIN_EXE_control-plane");
 
@@ -24,19 +24,6 @@ fn command(data_dir: &std::path::Path, database_url: &str) -> Command {
     cmd
 }
 
-async fn database_url(dir: &std::path::Path) -> String {
-    match std::env::var("TEMPOVOICE_TEST_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
-            use sqlx::Connection;
-            let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-            let name = format!("tv_test_{}", random_token(12));
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
-            format!("{}/{name}", base.rsplit_once('/').unwrap().0)
-        }
-        _ => format!("sqlite://{}", dir.join("tempovoice.db").display()),
-    }
-}
-
 fn run_json(cmd: &mut Command) -> Value {
     let out = cmd.output().expect("run control-plane");
     assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -46,7 +33,7 @@ fn run_json(cmd: &mut Command) -> Value {
 #[tokio::test]
 async fn operator_bootstraps_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let db = database_url(dir.path()).await;
+    let db = fresh_database(dir.path()).await;
 
     let created = run_json(command(dir.path(), &db).args(["tenant", "create", "--name", "Rosa's Bakery"]));
     let tenant = created["tenant"]["id"].as_str().unwrap().to_owned();
@@ -67,6 +54,9 @@ async fn operator_bootstraps_serves_and_stops_on_sigterm() {
     let out = command(dir.path(), &db).args(["key", "issue", "--tenant", "nope"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant"));
+    let out = command(dir.path(), &db).args(["tenant", "create", "--name", "  "]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name is required"), "{out:?}");
 
     // Serve; find the port in the "listening" log line.
     let mut child = command(dir.path(), &db).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();

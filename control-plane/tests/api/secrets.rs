@@ -78,6 +78,16 @@ async fn secrets_never_appear_in_responses_logs_or_the_database() {
     assert_eq!(res.status(), 422);
     responses.push(res.text().await.unwrap());
 
+    // `secrets` itself of the wrong type: the reason must not quote the value.
+    let res = app
+        .request(Method::POST, "/v1/agents", Some(&tenant.key))
+        .json(&json!({ "secrets": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    responses.push(res.text().await.unwrap());
+
     for (i, text) in responses.iter().enumerate() {
         for secret in secrets {
             assert!(!text.contains(secret), "response {i} contains a secret: {text}");
