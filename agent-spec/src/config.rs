@@ -110,7 +110,9 @@ pub struct Integrations {
     pub pickup_webhook_url: Option<HttpsUrl>,
     /// Make.com scenario that receives scheduled callbacks.
     pub make_endpoint: Option<HttpsUrl>,
-    /// Region of the agent's speech provider and transcript bucket.
+    /// Region of the agent's speech provider (Amazon Bedrock for Nova Sonic). The
+    /// transcript bucket lives in the deployer's region, given to the runtime as
+    /// `S3_BUCKET_REGION`.
     pub aws_region: AwsRegion,
 }
 

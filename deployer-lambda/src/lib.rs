@@ -1,0 +1,48 @@
+//! The TempoVoice deployer: provisions, updates and tears down one agent's AWS
+//! resources — transcript bucket, secret, target group, task definition, listener
+//! rule and ECS service — and a `lambda_runtime` binary that wraps it.
+//!
+//! Modules:
+//!
+//! - [`event`]: the versioned JSON contract of the Lambda (`deploy`, `delete`).
+//! - [`provision`]: the orchestration: validate, then converge each resource in
+//!   dependency layers (independent steps concurrently); delete in reverse.
+//! - [`resources`]: one module per resource; each reads before it writes.
+//! - [`naming`]: deterministic names and tags within AWS limits.
+//! - [`settings`]: the shared AWS base (cluster, network, roles, image repository).
+//! - [`aws`]: the SDK clients, and the call recorder used to count calls and inject faults.
+//! - [`error`] and [`report`]: what failed (step, AWS code, retryable) and what was done.
+
+pub mod aws;
+pub mod error;
+pub mod event;
+pub mod naming;
+pub mod provision;
+pub mod report;
+pub mod resources;
+pub mod settings;
+
+pub use aws::{AwsClients, CallRecorder};
+pub use error::{DeployError, Step};
+pub use provision::{AgentReport, DeleteRequest, DeployRequest, Placement, delete, deploy};
+pub use settings::DeployerSettings;
+
+/// Runs one event.
+pub async fn handle(
+    clients: &AwsClients,
+    settings: &DeployerSettings,
+    event: event::DeployerEvent,
+) -> Result<event::DeployerResponse, DeployError> {
+    if event.version != event::EVENT_VERSION {
+        return Err(DeployError::invalid(format!(
+            "event version {} is not supported; this deployer speaks version {}",
+            event.version,
+            event::EVENT_VERSION
+        )));
+    }
+    let report = match event.action {
+        event::Action::Deploy(req) => deploy(clients, settings, *req).await?,
+        event::Action::Delete(req) => delete(clients, settings, req).await?,
+    };
+    Ok(event::DeployerResponse { version: event::EVENT_VERSION, report })
+}

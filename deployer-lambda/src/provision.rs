@@ -1,0 +1,361 @@
+//! Deploy and delete one agent. Every step reads before it writes, so a second
+//! `deploy` of the same agent makes no mutating call, a changed config touches only
+//! the task definition and the service, and a deploy or delete that failed half-way
+//! is finished by the next one.
+//!
+//! Deploy runs in dependency layers, independent steps concurrently:
+//!
+//! 0. validation of the request and the runtime image tag (ECR): nothing is created
+//!    for a request that cannot succeed;
+//! 1. transcript bucket, secret, target group;
+//! 2. task definition (needs the image and the secret ARN), listener rule (needs the
+//!    target group);
+//! 3. service (needs the task definition, and a target group that a rule attaches to
+//!    the load balancer).
+
+use std::collections::BTreeMap;
+
+use agent_spec::draft::{AgentDraft, SecretsDraft};
+use agent_spec::{AgentConfig, AgentId, AgentSpec, TenantId};
+use aws_sdk_ecr::types::ImageIdentifier;
+use serde::{Deserialize, Serialize};
+
+use crate::aws::AwsClients;
+use crate::error::{DeployError, Step, code_of};
+use crate::naming::AgentNames;
+use crate::report::{ResourceAction, ResourceKind, ResourceReport};
+use crate::resources::{bucket, listener_rule, secret, service, target_group, task_definition};
+use crate::settings::DeployerSettings;
+
+/// Where the agent's listener rule goes: assigned by the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    pub listener_arn: String,
+    /// 1 to 50,000, unique on the listener.
+    pub priority: u32,
+}
+
+/// Create or converge one agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    pub agent_id: AgentId,
+    pub tenant_id: TenantId,
+    pub config: AgentConfig,
+    /// The agent's secrets (all of them: a deploy writes the whole secret).
+    pub secrets: SecretsDraft,
+    pub placement: Placement,
+    /// Runtime image tag; the deployer's default when absent.
+    #[serde(default)]
+    pub image_tag: Option<String>,
+}
+
+/// Tear down one agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRequest {
+    pub agent_id: AgentId,
+    pub tenant_id: TenantId,
+    /// The listener its rule is on (from its placement).
+    pub listener_arn: String,
+    /// Empty and delete the transcript bucket (all versions). Default: keep it, tagged retired.
+    #[serde(default)]
+    pub purge_transcripts: bool,
+}
+
+/// What a deploy or delete did, resource by resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentReport {
+    pub agent_id: AgentId,
+    pub resources: Vec<ResourceReport>,
+}
+
+/// Environment variables the deployer adds to the agent's own.
+pub mod deployment_vars {
+    pub const S3_BUCKET_NAME: &str = "S3_BUCKET_NAME";
+    pub const S3_BUCKET_REGION: &str = "S3_BUCKET_REGION";
+}
+
+fn check_image_tag(tag: &str) -> Result<(), DeployError> {
+    let ok = (1..=128).contains(&tag.len())
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && !tag.starts_with(['.', '-']);
+    if ok { Ok(()) } else { Err(DeployError::invalid(format!("image_tag {tag:?} is not a valid image tag"))) }
+}
+
+/// Validates the request as the API would: the agent must be deployable as is.
+fn validate(req: &DeployRequest) -> Result<AgentSpec, DeployError> {
+    let draft = AgentDraft { secrets: req.secrets.clone(), ..AgentDraft::from_config(&req.config) };
+    let (config, secrets) =
+        draft.validate(None).map_err(|e| DeployError::invalid(format!("the agent's configuration is invalid: {e}")))?;
+    if !(1..=50_000).contains(&req.placement.priority) {
+        return Err(DeployError::invalid("placement.priority must be from 1 to 50000"));
+    }
+    if !req.placement.listener_arn.starts_with("arn:") {
+        return Err(DeployError::invalid("placement.listener_arn must be a listener ARN"));
+    }
+    Ok(AgentSpec { agent_id: req.agent_id.clone(), tenant_id: req.tenant_id.clone(), config, secrets })
+}
+
+/// The runtime image URI for `tag`, after checking that the tag exists. One call:
+/// the registry id in the answer gives the URI.
+pub async fn runtime_image(
+    clients: &AwsClients,
+    region: &str,
+    repository: &str,
+    tag: &str,
+) -> Result<String, DeployError> {
+    const STEP: Step = Step::RuntimeImage;
+    let found = clients
+        .ecr
+        .describe_images()
+        .repository_name(repository)
+        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+        .send()
+        .await;
+    match found {
+        Ok(out) => {
+            let image = out.image_details().first().ok_or_else(|| image_missing(repository, tag))?;
+            let registry = image.registry_id().unwrap_or_default();
+            Ok(format!("{registry}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"))
+        }
+        Err(e) if code_of(&e) == Some("ImageNotFoundException") => Err(image_missing(repository, tag)),
+        Err(e) if code_of(&e) == Some("RepositoryNotFoundException") => Err(DeployError::new(
+            STEP,
+            Some("RepositoryNotFoundException"),
+            format!("ECR repository {repository} does not exist (TEMPOVOICE_RUNTIME_REPOSITORY)"),
+            false,
+        )),
+        Err(e) => Err(DeployError::aws(STEP, e)),
+    }
+}
+
+fn image_missing(repository: &str, tag: &str) -> DeployError {
+    DeployError::new(
+        Step::RuntimeImage,
+        Some("ImageNotFoundException"),
+        format!("runtime image {repository}:{tag} does not exist in ECR: push it first"),
+        false,
+    )
+}
+
+pub async fn deploy(
+    clients: &AwsClients,
+    settings: &DeployerSettings,
+    req: DeployRequest,
+) -> Result<AgentReport, DeployError> {
+    let spec = validate(&req)?;
+    let tag = req.image_tag.clone().unwrap_or_else(|| settings.default_image_tag.clone());
+    check_image_tag(&tag)?;
+    let names = AgentNames::new(&settings.prefix, &spec.agent_id);
+    let tags = names.tags(&spec.tenant_id);
+    let env = spec.to_env();
+    let secret_value = secret::secret_json(&env.secrets);
+
+    let tg_desired = target_group::Desired {
+        name: &names.target_group,
+        vpc_id: &settings.vpc_id,
+        port: settings.container_port,
+        deregistration_delay_secs: target_group::deregistration_delay_secs(
+            spec.config.guardrails.max_session_duration_secs,
+        ),
+        tags: &tags,
+    };
+    // Nothing is created for an image that does not exist.
+    let image = runtime_image(clients, &settings.region, &settings.runtime_repository, &tag).await?;
+    let (bucket, secret, target_group) = tokio::try_join!(
+        bucket::converge(
+            &clients.s3,
+            &names.bucket,
+            &settings.region,
+            &settings.lifecycle,
+            settings.tls_only_policy,
+            &tags,
+        ),
+        secret::converge(&clients.secrets, &names.secret, &secret_value, &tags),
+        target_group::converge(&clients.elb, &tg_desired),
+    )?;
+    let secret_arn =
+        secret.arn.clone().ok_or_else(|| DeployError::new(Step::Secret, None, "secret has no ARN", true))?;
+    let tg_arn = target_group
+        .arn
+        .clone()
+        .ok_or_else(|| DeployError::new(Step::TargetGroup, None, "target group has no ARN", true))?;
+
+    let mut environment: BTreeMap<String, String> =
+        env.vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    environment.insert(deployment_vars::S3_BUCKET_NAME.to_owned(), names.bucket.clone());
+    environment.insert(deployment_vars::S3_BUCKET_REGION.to_owned(), settings.region.clone());
+    let td_desired = task_definition::Desired {
+        family: names.family.clone(),
+        image,
+        environment,
+        secrets: env.secrets.keys().map(|k| ((*k).to_owned(), format!("{secret_arn}:{k}::"))).collect(),
+        cpu: spec.config.sizing.cpu,
+        memory_mib: spec.config.sizing.memory_mib,
+        execution_role_arn: settings.execution_role_arn.clone(),
+        task_role_arn: settings.task_role_arn.clone(),
+        port: settings.container_port,
+        log_group: settings.log_group.clone(),
+        region: settings.region.clone(),
+        stream_prefix: spec.agent_id.to_string(),
+    };
+    let rule_desired = listener_rule::Desired {
+        listener_arn: &req.placement.listener_arn,
+        priority: req.placement.priority,
+        path_pattern: &names.path_pattern,
+        target_group_arn: &tg_arn,
+        tags: &tags,
+    };
+    let (task_definition, rule) = tokio::try_join!(
+        task_definition::converge(&clients.ecs, &td_desired, &tags),
+        listener_rule::converge(&clients.elb, &rule_desired),
+    )?;
+    let td_arn = task_definition
+        .arn
+        .clone()
+        .ok_or_else(|| DeployError::new(Step::TaskDefinition, None, "task definition has no ARN", true))?;
+
+    let service = service::converge(
+        &clients.ecs,
+        &service::Desired {
+            cluster: &settings.cluster,
+            name: &names.service,
+            task_definition_arn: &td_arn,
+            desired_count: spec.config.sizing.desired_count,
+            target_group_arn: &tg_arn,
+            port: settings.container_port,
+            subnets: &settings.subnets,
+            security_groups: &settings.security_groups,
+            tags: &tags,
+        },
+    )
+    .await?;
+    tracing::info!(agent_id = %spec.agent_id, tenant_id = %spec.tenant_id, "agent deployed");
+    Ok(AgentReport {
+        agent_id: spec.agent_id,
+        resources: vec![bucket, secret, target_group, task_definition, rule, service],
+    })
+}
+
+pub async fn delete(
+    clients: &AwsClients,
+    settings: &DeployerSettings,
+    req: DeleteRequest,
+) -> Result<AgentReport, DeployError> {
+    let names = AgentNames::new(&settings.prefix, &req.agent_id);
+    let mut resources = Vec::new();
+
+    // Service first (scaled to zero, then deleted), so nothing routes to or runs the agent.
+    resources.push(match service::find(&clients.ecs, &settings.cluster, &names.service).await? {
+        None => ResourceReport::new(ResourceKind::Service, &names.service, None, ResourceAction::Absent),
+        Some(s) => {
+            let arn = s.service_arn().map(str::to_owned);
+            if s.desired_count() > 0 {
+                let scale = clients.ecs.update_service().cluster(&settings.cluster).service(&names.service);
+                scale.desired_count(0).send().await.map_err(|e| DeployError::aws(Step::Service, e))?;
+            }
+            let remove = clients.ecs.delete_service().cluster(&settings.cluster).service(&names.service);
+            remove.force(true).send().await.map_err(|e| DeployError::aws(Step::Service, e))?;
+            ResourceReport::new(ResourceKind::Service, &names.service, arn, ResourceAction::Deleted)
+        }
+    });
+
+    // The rule, then the target group it forwarded to.
+    resources.push(match listener_rule::find(&clients.elb, &req.listener_arn, &names.path_pattern).await? {
+        None => ResourceReport::new(ResourceKind::ListenerRule, &names.path_pattern, None, ResourceAction::Absent),
+        Some(rule) => {
+            let arn = rule.rule_arn().unwrap_or_default().to_owned();
+            clients
+                .elb
+                .delete_rule()
+                .rule_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| DeployError::aws(Step::ListenerRule, e))?;
+            ResourceReport::new(ResourceKind::ListenerRule, &names.path_pattern, Some(arn), ResourceAction::Deleted)
+        }
+    });
+    resources.push(match target_group::find(&clients.elb, &names.target_group).await? {
+        None => ResourceReport::new(ResourceKind::TargetGroup, &names.target_group, None, ResourceAction::Absent),
+        Some(tg) => {
+            let arn = tg.target_group_arn().unwrap_or_default().to_owned();
+            clients
+                .elb
+                .delete_target_group()
+                .target_group_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| DeployError::aws(Step::TargetGroup, e))?;
+            ResourceReport::new(ResourceKind::TargetGroup, &names.target_group, Some(arn), ResourceAction::Deleted)
+        }
+    });
+
+    // Every active revision of the family.
+    let revisions = clients
+        .ecs
+        .list_task_definitions()
+        .family_prefix(&names.family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|e| DeployError::aws(Step::TaskDefinition, e))?;
+    // `family_prefix` also matches longer family names; keep this family only.
+    let revisions: Vec<String> = revisions
+        .into_iter()
+        .filter(|arn| {
+            arn.rsplit_once('/').is_some_and(|(_, fr)| fr.rsplit_once(':').is_some_and(|(f, _)| f == names.family))
+        })
+        .collect();
+    for arn in &revisions {
+        clients
+            .ecs
+            .deregister_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .map_err(|e| DeployError::aws(Step::TaskDefinition, e))?;
+    }
+    resources.push(ResourceReport::new(
+        ResourceKind::TaskDefinition,
+        &names.family,
+        revisions.last().cloned(),
+        if revisions.is_empty() { ResourceAction::Absent } else { ResourceAction::Deleted },
+    ));
+
+    // The secret, with the default 7-day recovery window: a redeploy restores it.
+    resources.push(match clients.secrets.describe_secret().secret_id(&names.secret).send().await {
+        Err(e) if code_of(&e) == Some("ResourceNotFoundException") => {
+            ResourceReport::new(ResourceKind::Secret, &names.secret, None, ResourceAction::Absent)
+        }
+        Err(e) => return Err(DeployError::aws(Step::Secret, e)),
+        Ok(s) if s.deleted_date().is_some() => {
+            ResourceReport::new(ResourceKind::Secret, &names.secret, s.arn().map(str::to_owned), ResourceAction::Absent)
+        }
+        Ok(s) => {
+            clients
+                .secrets
+                .delete_secret()
+                .secret_id(&names.secret)
+                .send()
+                .await
+                .map_err(|e| DeployError::aws(Step::Secret, e))?;
+            ResourceReport::new(
+                ResourceKind::Secret,
+                &names.secret,
+                s.arn().map(str::to_owned),
+                ResourceAction::Deleted,
+            )
+        }
+    });
+
+    resources.push(bucket::retire_or_purge(&clients.s3, &names.bucket, req.purge_transcripts).await?);
+    tracing::info!(agent_id = %req.agent_id, tenant_id = %req.tenant_id, purge = req.purge_transcripts, "agent deleted");
+    Ok(AgentReport { agent_id: req.agent_id, resources })
+}

@@ -1,0 +1,310 @@
+//! The agent's transcript bucket: versioning on, all public access blocked, default
+//! encryption, a policy that denies any request not made over TLS, and the
+//! lifecycle (Standard-IA, then Glacier, then expiry). Each setting is read first
+//! and written only when it differs.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging, Transition, TransitionStorageClass, VersioningConfiguration,
+};
+use serde_json::json;
+
+use crate::error::{DeployError, Step, code_of};
+use crate::report::{ResourceAction, ResourceKind, ResourceReport, outcome};
+use crate::settings::Lifecycle;
+
+const STEP: Step = Step::Bucket;
+pub const LIFECYCLE_RULE_ID: &str = "tempovoice-transcripts";
+
+pub fn arn(bucket: &str) -> String {
+    format!("arn:aws:s3:::{bucket}")
+}
+
+/// The policy: deny every request that does not use TLS.
+pub fn tls_only_policy(bucket: &str) -> serde_json::Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [arn(bucket), format!("{}/*", arn(bucket))],
+            "Condition": { "Bool": { "aws:SecureTransport": "false" } }
+        }]
+    })
+}
+
+fn lifecycle_rule(l: &Lifecycle) -> LifecycleRule {
+    LifecycleRule::builder()
+        .id(LIFECYCLE_RULE_ID)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .transitions(
+            Transition::builder()
+                .days(l.infrequent_access_days)
+                .storage_class(TransitionStorageClass::StandardIa)
+                .build(),
+        )
+        .transitions(Transition::builder().days(l.glacier_days).storage_class(TransitionStorageClass::Glacier).build())
+        .expiration(LifecycleExpiration::builder().days(l.expire_days).build())
+        .build()
+        .expect("lifecycle rule has a status")
+}
+
+/// Whether `rules` holds our rule with the configured days.
+fn lifecycle_matches(rules: &[LifecycleRule], l: &Lifecycle) -> bool {
+    rules.iter().any(|r| {
+        let transitions: Vec<(Option<i32>, Option<&TransitionStorageClass>)> =
+            r.transitions().iter().map(|t| (t.days(), t.storage_class())).collect();
+        r.id() == Some(LIFECYCLE_RULE_ID)
+            && r.status() == &ExpirationStatus::Enabled
+            && transitions.contains(&(Some(l.infrequent_access_days), Some(&TransitionStorageClass::StandardIa)))
+            && transitions.contains(&(Some(l.glacier_days), Some(&TransitionStorageClass::Glacier)))
+            && r.expiration().and_then(|e| e.days()) == Some(l.expire_days)
+    })
+}
+
+/// What the bucket has now.
+#[derive(Debug, Default)]
+struct Observed {
+    versioning: bool,
+    public_access_blocked: bool,
+    encrypted: bool,
+    policy: Option<serde_json::Value>,
+    lifecycle_ok: bool,
+    tags: Vec<(String, String)>,
+}
+
+async fn exists(s3: &Client, bucket: &str) -> Result<bool, DeployError> {
+    match s3.head_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Err(DeployError::new(
+            STEP,
+            Some("Forbidden"),
+            format!(
+                "bucket {bucket} exists but belongs to another account (bucket names are global): \
+                 choose another TEMPOVOICE_PREFIX"
+            ),
+            false,
+        )),
+        Err(e) => Err(DeployError::aws(STEP, e)),
+    }
+}
+
+async fn observe(s3: &Client, bucket: &str, lifecycle: &Lifecycle) -> Result<Observed, DeployError> {
+    let missing = |code: Option<&str>, expected: &[&str]| code.is_some_and(|c| expected.contains(&c));
+    let (versioning, pab, encryption, policy, rules, tagging) = tokio::join!(
+        s3.get_bucket_versioning().bucket(bucket).send(),
+        s3.get_public_access_block().bucket(bucket).send(),
+        s3.get_bucket_encryption().bucket(bucket).send(),
+        s3.get_bucket_policy().bucket(bucket).send(),
+        s3.get_bucket_lifecycle_configuration().bucket(bucket).send(),
+        s3.get_bucket_tagging().bucket(bucket).send(),
+    );
+    let versioning =
+        versioning.map_err(|e| DeployError::aws(STEP, e))?.status() == Some(&BucketVersioningStatus::Enabled);
+    let public_access_blocked = match pab {
+        Ok(out) => out.public_access_block_configuration().is_some_and(|c| {
+            c.block_public_acls() == Some(true)
+                && c.ignore_public_acls() == Some(true)
+                && c.block_public_policy() == Some(true)
+                && c.restrict_public_buckets() == Some(true)
+        }),
+        Err(e) if missing(code_of(&e), &["NoSuchPublicAccessBlockConfiguration"]) => false,
+        Err(e) => return Err(DeployError::aws(STEP, e)),
+    };
+    let encrypted = match encryption {
+        Ok(out) => out.server_side_encryption_configuration().is_some_and(|c| !c.rules().is_empty()),
+        Err(e) if missing(code_of(&e), &["ServerSideEncryptionConfigurationNotFoundError"]) => false,
+        Err(e) => return Err(DeployError::aws(STEP, e)),
+    };
+    let policy = match policy {
+        Ok(out) => out.policy().and_then(|p| serde_json::from_str(p).ok()),
+        Err(e) if missing(code_of(&e), &["NoSuchBucketPolicy"]) => None,
+        Err(e) => return Err(DeployError::aws(STEP, e)),
+    };
+    let lifecycle_ok = match rules {
+        Ok(out) => lifecycle_matches(out.rules(), lifecycle),
+        Err(e) if missing(code_of(&e), &["NoSuchLifecycleConfiguration"]) => false,
+        Err(e) => return Err(DeployError::aws(STEP, e)),
+    };
+    let tags = match tagging {
+        Ok(out) => out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
+        Err(e) if missing(code_of(&e), &["NoSuchTagSet", "NoSuchTagSetError"]) => Vec::new(),
+        Err(e) => return Err(DeployError::aws(STEP, e)),
+    };
+    Ok(Observed { versioning, public_access_blocked, encrypted, policy, lifecycle_ok, tags })
+}
+
+/// Makes the bucket exist with every setting; writes only what differs.
+pub async fn converge(
+    s3: &Client,
+    bucket: &str,
+    region: &str,
+    lifecycle: &Lifecycle,
+    tls_only: bool,
+    tags: &[(&'static str, String)],
+) -> Result<ResourceReport, DeployError> {
+    let existed = exists(s3, bucket).await?;
+    let observed = if existed {
+        observe(s3, bucket, lifecycle).await?
+    } else {
+        let mut create = s3.create_bucket().bucket(bucket);
+        if region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        match create.send().await {
+            Ok(_) => {}
+            // Made by an earlier, interrupted deploy of ours between the check and now.
+            Err(e) if code_of(&e) == Some("BucketAlreadyOwnedByYou") => {}
+            Err(e) => return Err(DeployError::aws(STEP, e)),
+        }
+        Observed::default()
+    };
+
+    let mut changes = Vec::new();
+    let mut writes = Vec::new();
+    if !observed.versioning {
+        changes.push("versioning".to_owned());
+        let req = s3.put_bucket_versioning().bucket(bucket).versioning_configuration(
+            VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
+        );
+        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) })
+            as futures::future::BoxFuture<'static, Result<(), DeployError>>);
+    }
+    if !observed.public_access_blocked {
+        changes.push("public access block".to_owned());
+        let req = s3.put_public_access_block().bucket(bucket).public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .ignore_public_acls(true)
+                .block_public_policy(true)
+                .restrict_public_buckets(true)
+                .build(),
+        );
+        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
+    }
+    if !observed.encrypted {
+        changes.push("default encryption".to_owned());
+        let rule = ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(
+                ServerSideEncryptionByDefault::builder()
+                    .sse_algorithm(ServerSideEncryption::Aes256)
+                    .build()
+                    .expect("algorithm is set"),
+            )
+            .build();
+        let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().expect("rules are set");
+        let req = s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(config);
+        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
+    }
+    let policy = tls_only_policy(bucket);
+    if tls_only && observed.policy.as_ref() != Some(&policy) {
+        changes.push("TLS-only policy".to_owned());
+        let req = s3.put_bucket_policy().bucket(bucket).policy(policy.to_string());
+        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
+    }
+    if !observed.lifecycle_ok {
+        changes.push("lifecycle".to_owned());
+        let config =
+            BucketLifecycleConfiguration::builder().rules(lifecycle_rule(lifecycle)).build().expect("rules set");
+        let req = s3.put_bucket_lifecycle_configuration().bucket(bucket).lifecycle_configuration(config);
+        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
+    }
+    let missing_tags = tags.iter().any(|(k, v)| !observed.tags.iter().any(|(ek, ev)| ek == k && ev == v));
+    if missing_tags {
+        changes.push("tags".to_owned());
+        // Keep tags others added; ours win on conflicts.
+        let mut merged: Vec<(String, String)> =
+            observed.tags.iter().filter(|(k, _)| !tags.iter().any(|(ok, _)| ok == k)).cloned().collect();
+        merged.extend(tags.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let tag_set: Vec<Tag> =
+            merged.into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value")).collect();
+        let req = s3
+            .put_bucket_tagging()
+            .bucket(bucket)
+            .tagging(Tagging::builder().set_tag_set(Some(tag_set)).build().expect("tag set"));
+        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
+    }
+    futures::future::try_join_all(writes).await?;
+
+    let action = outcome(existed, &changes);
+    let report = ResourceReport::new(ResourceKind::Bucket, bucket, Some(arn(bucket)), action);
+    Ok(if action == ResourceAction::Updated { report.with_changes(changes) } else { report })
+}
+
+/// On agent delete: keep the bucket and tag it retired (the default: it holds
+/// customer data), or, when `purge`, delete every object version and delete marker
+/// and then the bucket.
+pub async fn retire_or_purge(s3: &Client, bucket: &str, purge: bool) -> Result<ResourceReport, DeployError> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    if !exists(s3, bucket).await? {
+        return Ok(ResourceReport::new(ResourceKind::Bucket, bucket, None, ResourceAction::Absent));
+    }
+    if !purge {
+        let current = match s3.get_bucket_tagging().bucket(bucket).send().await {
+            Ok(out) => out.tag_set().to_vec(),
+            Err(e) if code_of(&e).is_some_and(|c| c.starts_with("NoSuchTagSet")) => Vec::new(),
+            Err(e) => return Err(DeployError::aws(STEP, e)),
+        };
+        if !current.iter().any(|t| t.key() == crate::naming::tags::RETIRED) {
+            let mut tags = current;
+            tags.push(Tag::builder().key(crate::naming::tags::RETIRED).value("true").build().expect("key and value"));
+            s3.put_bucket_tagging()
+                .bucket(bucket)
+                .tagging(Tagging::builder().set_tag_set(Some(tags)).build().expect("tag set"))
+                .send()
+                .await
+                .map_err(|e| DeployError::aws(STEP, e))?;
+        }
+        return Ok(ResourceReport::new(ResourceKind::Bucket, bucket, Some(arn(bucket)), ResourceAction::Retained));
+    }
+
+    let mut key_marker = None;
+    let mut version_marker = None;
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .set_key_marker(key_marker)
+            .set_version_id_marker(version_marker)
+            .send()
+            .await
+            .map_err(|e| DeployError::aws(STEP, e))?;
+        let ids: Vec<ObjectIdentifier> = page
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(page.delete_markers().iter().map(|m| (m.key(), m.version_id())))
+            .filter_map(|(key, version)| {
+                ObjectIdentifier::builder()
+                    .set_key(key.map(str::to_owned))
+                    .set_version_id(version.map(str::to_owned))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        // A page holds at most 1,000 entries: one DeleteObjects call each.
+        if !ids.is_empty() {
+            let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().expect("objects are set");
+            s3.delete_objects().bucket(bucket).delete(delete).send().await.map_err(|e| DeployError::aws(STEP, e))?;
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
+    }
+    s3.delete_bucket().bucket(bucket).send().await.map_err(|e| DeployError::aws(STEP, e))?;
+    Ok(ResourceReport::new(ResourceKind::Bucket, bucket, Some(arn(bucket)), ResourceAction::Deleted))
+}

@@ -1,0 +1,137 @@
+//! The listener rule routing `/agent/{agentId}/*` to the agent's target group, at
+//! the (listener, priority) the control plane assigned. The rule is found by its
+//! path pattern, so a rule made by an interrupted deploy is reused, and a
+//! `PriorityInUse` answer is resolved by looking again rather than by guessing.
+
+use aws_sdk_elasticloadbalancingv2::Client;
+use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, Rule, RuleCondition, RulePriorityPair, Tag};
+
+use crate::error::{DeployError, Step, code_of};
+use crate::report::{ResourceKind, ResourceReport, outcome};
+
+const STEP: Step = Step::ListenerRule;
+
+pub struct Desired<'a> {
+    pub listener_arn: &'a str,
+    pub priority: u32,
+    pub path_pattern: &'a str,
+    pub target_group_arn: &'a str,
+    pub tags: &'a [(&'static str, String)],
+}
+
+fn has_path(rule: &Rule, pattern: &str) -> bool {
+    rule.conditions().iter().any(|c| {
+        c.field() == Some("path-pattern")
+            && (c.values().iter().any(|v| v == pattern)
+                || c.path_pattern_config().is_some_and(|p| p.values().iter().any(|v| v == pattern)))
+    })
+}
+
+fn forwards_to(rule: &Rule, target_group_arn: &str) -> bool {
+    rule.actions()
+        .iter()
+        .any(|a| a.r#type() == Some(&ActionTypeEnum::Forward) && a.target_group_arn() == Some(target_group_arn))
+}
+
+/// Every rule of the listener (paginated).
+pub async fn rules(elb: &Client, listener_arn: &str) -> Result<Vec<Rule>, DeployError> {
+    let mut all = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = elb
+            .describe_rules()
+            .listener_arn(listener_arn)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| DeployError::aws(STEP, e))?;
+        all.extend(out.rules().iter().cloned());
+        match out.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_owned()),
+            _ => return Ok(all),
+        }
+    }
+}
+
+/// The agent's rule on `listener_arn`, found by its path pattern.
+pub async fn find(elb: &Client, listener_arn: &str, path_pattern: &str) -> Result<Option<Rule>, DeployError> {
+    Ok(rules(elb, listener_arn).await?.into_iter().find(|r| has_path(r, path_pattern)))
+}
+
+fn forward(target_group_arn: &str) -> Action {
+    Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group_arn).build()
+}
+
+pub async fn converge(elb: &Client, d: &Desired<'_>) -> Result<ResourceReport, DeployError> {
+    let priority = d.priority.to_string();
+    let (rule, existed) = match find(elb, d.listener_arn, d.path_pattern).await? {
+        Some(rule) => (rule, true),
+        None => {
+            let created = elb
+                .create_rule()
+                .listener_arn(d.listener_arn)
+                .priority(d.priority as i32)
+                .conditions(RuleCondition::builder().field("path-pattern").values(d.path_pattern).build())
+                .actions(forward(d.target_group_arn))
+                .set_tags(Some(d.tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect()))
+                .send()
+                .await;
+            match created {
+                Ok(out) => {
+                    let rule = out
+                        .rules()
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| DeployError::new(STEP, None, "CreateRule returned no rule", true))?;
+                    (rule, false)
+                }
+                Err(e) if code_of(&e) == Some("PriorityInUse") => {
+                    // Either a concurrent deploy of this agent made our rule, or the
+                    // priority belongs to another rule: say which.
+                    let all = rules(elb, d.listener_arn).await?;
+                    if let Some(ours) = all.iter().find(|r| has_path(r, d.path_pattern)) {
+                        (ours.clone(), true)
+                    } else {
+                        let holder = all
+                            .iter()
+                            .find(|r| r.priority() == Some(priority.as_str()))
+                            .and_then(|r| r.rule_arn())
+                            .unwrap_or("an unknown rule");
+                        return Err(DeployError::new(
+                            STEP,
+                            Some("PriorityInUse"),
+                            format!(
+                                "priority {} on listener {} is held by {holder}, which is not this agent's; \
+                                 the control plane must assign another slot",
+                                d.priority, d.listener_arn
+                            ),
+                            false,
+                        ));
+                    }
+                }
+                Err(e) => return Err(DeployError::aws(STEP, e)),
+            }
+        }
+    };
+    let arn = rule.rule_arn().unwrap_or_default().to_owned();
+    let mut changes = Vec::new();
+    if existed && !forwards_to(&rule, d.target_group_arn) {
+        elb.modify_rule()
+            .rule_arn(&arn)
+            .actions(forward(d.target_group_arn))
+            .send()
+            .await
+            .map_err(|e| DeployError::aws(STEP, e))?;
+        changes.push("target group".to_owned());
+    }
+    if existed && rule.priority() != Some(priority.as_str()) {
+        elb.set_rule_priorities()
+            .rule_priorities(RulePriorityPair::builder().rule_arn(&arn).priority(d.priority as i32).build())
+            .send()
+            .await
+            .map_err(|e| DeployError::aws(STEP, e))?;
+        changes.push(format!("priority {priority}"));
+    }
+    let action = outcome(existed, &changes);
+    Ok(ResourceReport::new(ResourceKind::ListenerRule, d.path_pattern, Some(arn), action).with_changes(changes))
+}

@@ -1,0 +1,229 @@
+//! Deploy and delete against moto server: every resource with the right settings,
+//! zero mutating calls on a repeated deploy, only a new revision and a service
+//! update on a config change, and nothing left behind by delete.
+
+mod common;
+
+use agent_spec::{AgentId, TenantId};
+use common::*;
+use deployer_lambda::naming::{AgentNames, tags};
+use deployer_lambda::report::{ResourceAction, ResourceKind};
+use deployer_lambda::resources::bucket;
+use deployer_lambda::{DeleteRequest, Step, delete, deploy};
+
+fn action_of(report: &deployer_lambda::AgentReport, kind: ResourceKind) -> ResourceAction {
+    report.resources.iter().find(|r| r.kind == kind).map(|r| r.action).expect("resource in report")
+}
+
+#[tokio::test]
+async fn deploy_creates_every_resource_with_the_right_settings() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    let report = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 7)).await.unwrap();
+    assert_eq!(report.resources.len(), 6);
+    assert!(report.resources.iter().all(|r| r.action == ResourceAction::Created), "{report:#?}");
+    assert!(report.resources.iter().all(|r| r.arn.is_some()), "{report:#?}");
+    let names = AgentNames::new(&base.settings.prefix, &agent);
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&base.sdk).force_path_style(true).build());
+
+    // Bucket: versioning, public access block, encryption, TLS-only policy, lifecycle, tags.
+    let versioning = s3.get_bucket_versioning().bucket(&names.bucket).send().await.unwrap();
+    assert_eq!(versioning.status(), Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled));
+    let pab = s3.get_public_access_block().bucket(&names.bucket).send().await.unwrap();
+    let pab = pab.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (pab.block_public_acls(), pab.ignore_public_acls(), pab.block_public_policy(), pab.restrict_public_buckets()),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let encryption = s3.get_bucket_encryption().bucket(&names.bucket).send().await.unwrap();
+    assert!(!encryption.server_side_encryption_configuration().unwrap().rules().is_empty());
+    let policy = s3.get_bucket_policy().bucket(&names.bucket).send().await.unwrap();
+    let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    assert_eq!(policy, bucket::tls_only_policy(&names.bucket));
+    let lifecycle = s3.get_bucket_lifecycle_configuration().bucket(&names.bucket).send().await.unwrap();
+    let rule = lifecycle.rules().iter().find(|r| r.id() == Some(bucket::LIFECYCLE_RULE_ID)).unwrap();
+    let days: Vec<Option<i32>> = rule.transitions().iter().map(|t| t.days()).collect();
+    assert_eq!(days, [Some(30), Some(90)]);
+    assert_eq!(rule.expiration().and_then(|e| e.days()), Some(365));
+    let bucket_tags = s3.get_bucket_tagging().bucket(&names.bucket).send().await.unwrap();
+    assert!(bucket_tags.tag_set().iter().any(|t| t.key() == tags::AGENT && t.value() == agent.as_str()));
+    assert!(bucket_tags.tag_set().iter().any(|t| t.key() == tags::TENANT && t.value() == tenant.as_str()));
+
+    // Secret: holds the token; the task definition references it and never carries it.
+    let sm = aws_sdk_secretsmanager::Client::new(&base.sdk);
+    let value = sm.get_secret_value().secret_id(&names.secret).send().await.unwrap();
+    let value: serde_json::Value = serde_json::from_str(value.secret_string().unwrap()).unwrap();
+    assert_eq!(value["TWILIO_AUTH_TOKEN"], TOKEN);
+    let secret_arn = report.resources.iter().find(|r| r.kind == ResourceKind::Secret).unwrap().arn.clone().unwrap();
+
+    let ecs = aws_sdk_ecs::Client::new(&base.sdk);
+    let td = ecs.describe_task_definition().task_definition(&names.family).send().await.unwrap();
+    let td = td.task_definition().unwrap();
+    assert_eq!((td.cpu(), td.memory()), (Some("256"), Some("512")));
+    let container = &td.container_definitions()[0];
+    assert!(container.image().unwrap().ends_with(&format!("/{}:{IMAGE_TAG}", base.settings.runtime_repository)));
+    let env: Vec<(&str, &str)> =
+        container.environment().iter().map(|kv| (kv.name().unwrap(), kv.value().unwrap())).collect();
+    assert!(env.contains(&("AGENT_ID", agent.as_str())));
+    assert!(env.contains(&("S3_BUCKET_NAME", names.bucket.as_str())));
+    assert!(!env.iter().any(|(k, v)| *k == "TWILIO_AUTH_TOKEN" || v.contains(TOKEN)));
+    let refs: Vec<(&str, &str)> = container.secrets().iter().map(|s| (s.name(), s.value_from())).collect();
+    assert_eq!(refs, [("TWILIO_AUTH_TOKEN", format!("{secret_arn}:TWILIO_AUTH_TOKEN::").as_str())]);
+    assert_eq!(container.stop_timeout(), Some(120));
+    assert_eq!(container.port_mappings()[0].container_port(), Some(8080));
+
+    // Target group: ip targets, health check, deregistration delay from the call limit.
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&base.sdk);
+    let tgs = elb.describe_target_groups().names(&names.target_group).send().await.unwrap();
+    let tg = &tgs.target_groups()[0];
+    assert_eq!(tg.target_type(), Some(&aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip));
+    assert_eq!(tg.health_check_path(), Some("/health"));
+    assert_eq!((tg.health_check_interval_seconds(), tg.health_check_timeout_seconds()), (Some(15), Some(5)));
+    assert_eq!((tg.healthy_threshold_count(), tg.unhealthy_threshold_count()), (Some(2), Some(3)));
+    let attrs =
+        elb.describe_target_group_attributes().target_group_arn(tg.target_group_arn().unwrap()).send().await.unwrap();
+    let delay = attrs.attributes().iter().find(|a| a.key() == Some("deregistration_delay.timeout_seconds")).unwrap();
+    assert_eq!(delay.value(), Some("1830"), "default 1800 s call limit + 30 s");
+
+    // Listener rule: the agent's path, the assigned priority, forwarding to its target group.
+    let rules = elb.describe_rules().listener_arn(&base.listener_arn).send().await.unwrap();
+    let rule = rules.rules().iter().find(|r| r.priority() == Some("7")).expect("rule at priority 7");
+    let paths: Vec<&String> = rule.conditions().iter().flat_map(|c| c.values()).collect();
+    assert_eq!(paths, [&format!("/agent/{agent}/*")]);
+    assert_eq!(rule.actions()[0].target_group_arn(), tg.target_group_arn());
+
+    // Service: private networking, the target group, the task definition, tags.
+    let services = ecs
+        .describe_services()
+        .cluster(&base.settings.cluster)
+        .services(&names.service)
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let service = &services.services()[0];
+    assert_eq!(service.status(), Some("ACTIVE"));
+    assert_eq!(service.desired_count(), 1);
+    assert_eq!(service.task_definition(), td.task_definition_arn());
+    let network = service.network_configuration().unwrap().awsvpc_configuration().unwrap();
+    assert_eq!(network.assign_public_ip(), Some(&aws_sdk_ecs::types::AssignPublicIp::Disabled));
+    assert_eq!(network.subnets(), base.subnets.as_slice());
+    assert_eq!(service.load_balancers()[0].target_group_arn(), tg.target_group_arn());
+    assert!(service.tags().iter().any(|t| t.key() == Some(tags::AGENT) && t.value() == Some(agent.as_str())));
+}
+
+#[tokio::test]
+async fn deploying_again_makes_no_mutating_call_and_a_change_only_rolls_the_service() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 3)).await.unwrap();
+
+    assert!(base.recorder.calls().len() >= 20, "the recorder sees the calls: {:?}", base.recorder.calls());
+    assert!(
+        base.recorder.mutating_calls().iter().any(|c| c.operation == "CreateService"),
+        "{:?}",
+        base.recorder.calls()
+    );
+    base.recorder.clear();
+    let again = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 3)).await.unwrap();
+    assert_eq!(base.recorder.mutating_calls(), [], "a repeated deploy changed something");
+    assert!(again.resources.iter().all(|r| r.action == ResourceAction::Unchanged), "{again:#?}");
+
+    // A config change: one new task definition revision and an UpdateService, nothing else.
+    base.recorder.clear();
+    let mut changed = request(&base, &agent, &tenant, 3);
+    changed.config.system_prompt = "You answer calls for Rosa's Bakery, now open on Mondays.".into();
+    let report = deploy(&base.clients, &base.settings, changed).await.unwrap();
+    let ops: Vec<String> = base.recorder.mutating_calls().into_iter().map(|c| c.operation).collect();
+    assert_eq!(ops, ["RegisterTaskDefinition", "UpdateService"]);
+    assert_eq!(action_of(&report, ResourceKind::TaskDefinition), ResourceAction::Updated);
+    assert_eq!(action_of(&report, ResourceKind::Service), ResourceAction::Updated);
+    assert_eq!(action_of(&report, ResourceKind::Bucket), ResourceAction::Unchanged);
+}
+
+#[tokio::test]
+async fn a_missing_image_or_invalid_request_creates_nothing() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    let mut req = request(&base, &agent, &tenant, 4);
+    req.image_tag = Some("does-not-exist".into());
+    let err = deploy(&base.clients, &base.settings, req).await.unwrap_err();
+    assert_eq!((err.step, err.retryable), (Step::RuntimeImage, false));
+    assert_eq!(err.code.as_deref(), Some("ImageNotFoundException"));
+    assert!(err.message.contains("does-not-exist"), "{err}");
+
+    let mut req = request(&base, &agent, &tenant, 4);
+    req.config.telephony.transfer_phone_number = Some(req.config.telephony.call_phone_number.clone());
+    let err = deploy(&base.clients, &base.settings, req).await.unwrap_err();
+    assert_eq!((err.step, err.retryable), (Step::Validate, false));
+    assert!(err.message.contains("telephony.transfer_phone_number"), "{err}");
+    assert_eq!(err.error_type(), "NonRetryable.validate");
+
+    assert_eq!(base.recorder.mutating_calls(), [], "nothing may be created");
+}
+
+#[tokio::test]
+async fn delete_removes_everything_and_keeps_or_purges_the_transcripts() {
+    // Objects are written below: without the TLS-only policy, which moto would apply
+    // to every request (it ignores the policy's condition).
+    let base = base_with(|s| {
+        s.insert("TEMPOVOICE_TRANSCRIPTS_TLS_ONLY".into(), "false".into());
+    })
+    .await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 9)).await.unwrap();
+    let names = AgentNames::new(&base.settings.prefix, &agent);
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&base.sdk).force_path_style(true).build());
+    for key in ["calls/CA1/transcript.json", "calls/CA1/transcript.json", "calls/CA1/metadata.json"] {
+        s3.put_object().bucket(&names.bucket).key(key).body(b"{}".to_vec().into()).send().await.unwrap();
+    }
+
+    let req = DeleteRequest {
+        agent_id: agent.clone(),
+        tenant_id: tenant.clone(),
+        listener_arn: base.listener_arn.clone(),
+        purge_transcripts: false,
+    };
+    let report = delete(&base.clients, &base.settings, req.clone()).await.unwrap();
+    for kind in [
+        ResourceKind::Service,
+        ResourceKind::ListenerRule,
+        ResourceKind::TargetGroup,
+        ResourceKind::TaskDefinition,
+        ResourceKind::Secret,
+    ] {
+        assert_eq!(action_of(&report, kind), ResourceAction::Deleted, "{kind:?}");
+    }
+    assert_eq!(action_of(&report, ResourceKind::Bucket), ResourceAction::Retained);
+    let bucket_tags = s3.get_bucket_tagging().bucket(&names.bucket).send().await.unwrap();
+    assert!(bucket_tags.tag_set().iter().any(|t| t.key() == tags::RETIRED));
+
+    // Nothing of the agent is left but the retained bucket.
+    let ecs = aws_sdk_ecs::Client::new(&base.sdk);
+    let services =
+        ecs.describe_services().cluster(&base.settings.cluster).services(&names.service).send().await.unwrap();
+    assert!(services.services().iter().all(|s| s.status() != Some("ACTIVE")));
+    let active = ecs.list_task_definitions().family_prefix(&names.family).send().await.unwrap();
+    assert_eq!(active.task_definition_arns(), [] as [String; 0]);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&base.sdk);
+    assert!(elb.describe_target_groups().names(&names.target_group).send().await.is_err());
+    let rules = elb.describe_rules().listener_arn(&base.listener_arn).send().await.unwrap();
+    assert!(rules.rules().iter().all(|r| r.is_default() == Some(true)), "only the default rule is left");
+    let sm = aws_sdk_secretsmanager::Client::new(&base.sdk);
+    let listed = sm.list_secrets().send().await.unwrap();
+    assert!(!listed.secret_list().iter().any(|s| s.name() == Some(names.secret.as_str())));
+
+    // Deleting again is a no-op; purging removes every version and the bucket.
+    let again = delete(&base.clients, &base.settings, req.clone()).await.unwrap();
+    assert!(
+        again.resources.iter().filter(|r| r.kind != ResourceKind::Bucket).all(|r| r.action == ResourceAction::Absent),
+        "{again:#?}"
+    );
+    let purged = delete(&base.clients, &base.settings, DeleteRequest { purge_transcripts: true, ..req }).await.unwrap();
+    assert_eq!(action_of(&purged, ResourceKind::Bucket), ResourceAction::Deleted);
+    assert!(s3.head_bucket().bucket(&names.bucket).send().await.is_err());
+
+    // And a redeploy brings everything back (the secret is restored from its recovery window).
+    let back = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 9)).await.unwrap();
+    assert_eq!(action_of(&back, ResourceKind::Service), ResourceAction::Created);
+}
