@@ -11,6 +11,7 @@
 //! | `TEMPOVOICE_ADMIN_TOKEN` | unset: admin API disabled | bearer token for `/v1/admin/*` (at least 32 characters) |
 //! | `TEMPOVOICE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `TEMPOVOICE_SHUTDOWN_GRACE_SECS` | `20` | how long in-flight requests may take after SIGTERM |
+//! | `TEMPOVOICE_LISTENERS` | none | ALB listeners agents are placed on: `listenerArn[=capacity]`, comma-separated, one per ALB; capacity 1–100, default 95 |
 //! | `RUST_LOG` | `info` | log filter |
 
 use std::net::SocketAddr;
@@ -20,6 +21,31 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::db::Backend;
+use crate::store::placements::{DEFAULT_CAPACITY, ListenerCapacity};
+
+/// Parses `TEMPOVOICE_LISTENERS`: `arn[=capacity]`, comma-separated.
+fn parse_listeners(raw: &str) -> Result<Vec<ListenerCapacity>, String> {
+    let mut out: Vec<ListenerCapacity> = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (arn, capacity) = match entry.rsplit_once('=') {
+            Some((arn, cap)) => {
+                let cap = cap.trim().parse::<u32>().ok().filter(|c| (1..=100).contains(c)).ok_or_else(|| {
+                    format!("TEMPOVOICE_LISTENERS: capacity of {arn} must be a number from 1 to 100 (an ALB takes 100 target groups)")
+                })?;
+                (arn.trim(), cap)
+            }
+            None => (entry, DEFAULT_CAPACITY),
+        };
+        if !(arn.starts_with("arn:") && arn.contains(":listener/")) {
+            return Err(format!("TEMPOVOICE_LISTENERS: {arn:?} is not a listener ARN"));
+        }
+        if out.iter().any(|l| l.listener_arn == arn) {
+            return Err(format!("TEMPOVOICE_LISTENERS: {arn} is listed twice"));
+        }
+        out.push(ListenerCapacity { listener_arn: arn.to_owned(), capacity });
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -38,6 +64,7 @@ pub struct Settings {
     pub admin_token: Option<SecretString>,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    pub listeners: Vec<ListenerCapacity>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,10 +128,16 @@ impl Settings {
             }
         };
 
+        let listeners = parse_listeners(&get("TEMPOVOICE_LISTENERS").unwrap_or_default()).unwrap_or_else(|e| {
+            errors.push(e);
+            Vec::new()
+        });
+
         if !errors.is_empty() {
             return Err(SettingsError(errors));
         }
         Ok(Settings {
+            listeners,
             bind,
             data_dir,
             database_url: SecretString::from(database_url),
@@ -151,6 +184,19 @@ mod tests {
             assert!(text.contains(name), "{name} missing from {text}");
         }
         assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn listeners_parse_with_capacities() {
+        let a = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/a/1/2";
+        let b = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/b/3/4";
+        let s = from(&[("TEMPOVOICE_LISTENERS", &format!("{a}=2, {b}"))]).unwrap();
+        assert_eq!(s.listeners.len(), 2);
+        assert_eq!((s.listeners[0].capacity, s.listeners[1].capacity), (2, DEFAULT_CAPACITY));
+        for bad in [format!("{a}=0"), format!("{a}=101"), "not-an-arn".to_owned(), format!("{a},{a}")] {
+            let err = from(&[("TEMPOVOICE_LISTENERS", &bad)]).unwrap_err().to_string();
+            assert!(err.contains("TEMPOVOICE_LISTENERS"), "{bad}: {err}");
+        }
     }
 
     #[test]

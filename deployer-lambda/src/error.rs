@@ -6,10 +6,10 @@ use std::fmt;
 
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A provisioning step, named in errors and reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     Validate,
@@ -43,7 +43,7 @@ impl fmt::Display for Step {
     }
 }
 
-#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{step}: {message}")]
 pub struct DeployError {
     pub step: Step,

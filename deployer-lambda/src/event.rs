@@ -5,6 +5,8 @@
 //!  "secrets": {…}, "placement": {"listener_arn": "…", "priority": 17}}
 //! {"version": 1, "action": "delete", "agent_id": "…", "tenant_id": "…", "listener_arn": "…",
 //!  "purge_transcripts": false}
+//! {"version": 1, "action": "status", "agent_id": "…", "tenant_id": "…", "listener_arn": "…"}
+//! {"version": 1, "action": "rollout", "image_tag": "2026-11-21.3", "agents": ["…"]}
 //! ```
 //!
 //! The response lists every resource with its ARN and what was done. Errors are
@@ -12,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::fleet::{AgentStatus, RolloutReport, RolloutRequest, StatusRequest};
 use crate::provision::{AgentReport, DeleteRequest, DeployRequest};
 
 /// The only version of the contract so far.
@@ -22,6 +25,8 @@ pub const EVENT_VERSION: u32 = 1;
 pub enum Action {
     Deploy(Box<DeployRequest>),
     Delete(DeleteRequest),
+    Status(StatusRequest),
+    Rollout(RolloutRequest),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,7 +40,17 @@ pub struct DeployerEvent {
 pub struct DeployerResponse {
     pub version: u32,
     #[serde(flatten)]
-    pub report: AgentReport,
+    pub outcome: Outcome,
+}
+
+/// What an action did, tagged with the action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Outcome {
+    Deploy(AgentReport),
+    Delete(AgentReport),
+    Status(AgentStatus),
+    Rollout(RolloutReport),
 }
 
 #[cfg(test)]

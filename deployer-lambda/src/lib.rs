@@ -5,6 +5,7 @@
 //! Modules:
 //!
 //! - [`event`]: the versioned JSON contract of the Lambda (`deploy`, `delete`).
+//! - [`fleet`]: `status` of one agent, and `rollout` of a new runtime image to all agents.
 //! - [`provision`]: the orchestration: validate, then converge each resource in
 //!   dependency layers (independent steps concurrently); delete in reverse.
 //! - [`resources`]: one module per resource; each reads before it writes.
@@ -16,6 +17,7 @@
 pub mod aws;
 pub mod error;
 pub mod event;
+pub mod fleet;
 pub mod naming;
 pub mod provision;
 pub mod report;
@@ -40,9 +42,11 @@ pub async fn handle(
             event::EVENT_VERSION
         )));
     }
-    let report = match event.action {
-        event::Action::Deploy(req) => deploy(clients, settings, *req).await?,
-        event::Action::Delete(req) => delete(clients, settings, req).await?,
+    let outcome = match event.action {
+        event::Action::Deploy(req) => event::Outcome::Deploy(deploy(clients, settings, *req).await?),
+        event::Action::Delete(req) => event::Outcome::Delete(delete(clients, settings, req).await?),
+        event::Action::Status(req) => event::Outcome::Status(fleet::status(clients, settings, req).await?),
+        event::Action::Rollout(req) => event::Outcome::Rollout(fleet::rollout(clients, settings, req).await?),
     };
-    Ok(event::DeployerResponse { version: event::EVENT_VERSION, report })
+    Ok(event::DeployerResponse { version: event::EVENT_VERSION, outcome })
 }

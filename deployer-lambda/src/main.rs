@@ -32,7 +32,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<DeployerEvent>| async move {
         let result = deployer_lambda::handle(clients, settings, event.payload).await;
         match &result {
-            Ok(r) => tracing::info!(agent_id = %r.report.agent_id, "done"),
+            Ok(_) => tracing::info!("done"),
             Err(e) => tracing::warn!(error_type = %e.error_type(), error = %e, "failed"),
         }
         result.map_err(Failure).map(|r: DeployerResponse| r)

@@ -164,7 +164,9 @@ pub async fn deploy(
     };
     // Nothing is created for an image that does not exist.
     let image = runtime_image(clients, &settings.region, &settings.runtime_repository, &tag).await?;
-    let (bucket, secret, target_group) = tokio::try_join!(
+    // Each layer lets all its steps finish before reporting the first error, so one
+    // failing step does not cut the others off mid-way.
+    let (bucket, secret, target_group) = tokio::join!(
         bucket::converge(
             &clients.s3,
             &names.bucket,
@@ -175,7 +177,8 @@ pub async fn deploy(
         ),
         secret::converge(&clients.secrets, &names.secret, &secret_value, &tags),
         target_group::converge(&clients.elb, &tg_desired),
-    )?;
+    );
+    let (bucket, secret, target_group) = (bucket?, secret?, target_group?);
     let secret_arn =
         secret.arn.clone().ok_or_else(|| DeployError::new(Step::Secret, None, "secret has no ARN", true))?;
     let tg_arn = target_group
@@ -208,10 +211,11 @@ pub async fn deploy(
         target_group_arn: &tg_arn,
         tags: &tags,
     };
-    let (task_definition, rule) = tokio::try_join!(
+    let (task_definition, rule) = tokio::join!(
         task_definition::converge(&clients.ecs, &td_desired, &tags),
         listener_rule::converge(&clients.elb, &rule_desired),
-    )?;
+    );
+    let (task_definition, rule) = (task_definition?, rule?);
     let td_arn = task_definition
         .arn
         .clone()

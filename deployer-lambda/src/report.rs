@@ -24,6 +24,8 @@ pub enum ResourceAction {
     Retained,
     /// Did not exist (on delete or status).
     Absent,
+    /// Exists (status only).
+    Present,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod placements;
 pub mod tenants;
 
 use crate::crypto::SecretsCipher;
@@ -34,6 +35,12 @@ pub enum StoreError {
     /// A stored row cannot be read back (bad JSON, undecryptable secrets).
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
+    /// Every listener is full.
+    #[error("every listener is full ({listeners} listeners, {slots} agent slots in all)")]
+    NoCapacity { listeners: usize, slots: u32 },
+    /// Concurrent writers kept taking the same rows; worth retrying later.
+    #[error("too much contention on {what}")]
+    Contention { what: String },
     #[error("database error")]
     Database(#[from] sqlx::Error),
 }

@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod openapi;
 mod pagination;
+mod placement;
 mod process;
 mod secrets;
 mod startup;

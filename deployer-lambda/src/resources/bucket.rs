@@ -236,7 +236,8 @@ pub async fn converge(
             .tagging(Tagging::builder().set_tag_set(Some(tag_set)).build().expect("tag set"));
         writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
     }
-    futures::future::try_join_all(writes).await?;
+    // All writes run to the end; the first error is reported.
+    futures::future::join_all(writes).await.into_iter().collect::<Result<Vec<()>, _>>()?;
 
     let action = outcome(existed, &changes);
     let report = ResourceReport::new(ResourceKind::Bucket, bucket, Some(arn(bucket)), action);

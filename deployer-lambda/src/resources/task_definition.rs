@@ -97,10 +97,14 @@ impl Desired {
     }
 }
 
-/// The latest ACTIVE revision of `family`, if any.
+/// The latest ACTIVE revision of `family`, if any (a family whose revisions were all
+/// deregistered has none).
 pub async fn latest(ecs: &Client, family: &str) -> Result<Option<TaskDefinition>, DeployError> {
     match ecs.describe_task_definition().task_definition(family).send().await {
-        Ok(out) => Ok(out.task_definition().cloned()),
+        Ok(out) => Ok(out
+            .task_definition()
+            .filter(|td| td.status() == Some(&aws_sdk_ecs::types::TaskDefinitionStatus::Active))
+            .cloned()),
         // ECS answers a missing family with a ClientException.
         Err(e) if code_of(&e) == Some("ClientException") => Ok(None),
         Err(e) => Err(DeployError::aws(STEP, e)),

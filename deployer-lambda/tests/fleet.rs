@@ -1,0 +1,110 @@
+//! `status` and `rollout` against moto server.
+
+mod common;
+
+use agent_spec::{AgentId, TenantId};
+use common::*;
+use deployer_lambda::fleet::{RolloutAction, RolloutRequest, StatusRequest, rollout, status};
+use deployer_lambda::naming::AgentNames;
+use deployer_lambda::report::{ResourceAction, ResourceKind};
+use deployer_lambda::{DeleteRequest, Step, delete, deploy};
+
+#[tokio::test]
+async fn status_follows_the_agent_through_deploy_and_delete() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    let req =
+        StatusRequest { agent_id: agent.clone(), tenant_id: tenant.clone(), listener_arn: base.listener_arn.clone() };
+
+    let before = status(&base.clients, &base.settings, req.clone()).await.unwrap();
+    assert!(before.resources.iter().all(|r| r.action == ResourceAction::Absent), "{before:#?}");
+    assert!(before.service.is_none());
+
+    deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 11)).await.unwrap();
+    base.recorder.clear();
+    let after = status(&base.clients, &base.settings, req.clone()).await.unwrap();
+    assert_eq!(base.recorder.mutating_calls(), [], "status only reads");
+    assert_eq!(after.resources.len(), 6);
+    assert!(after.resources.iter().all(|r| r.action == ResourceAction::Present && r.arn.is_some()), "{after:#?}");
+    let service = after.service.unwrap();
+    assert_eq!(service.desired, 1);
+    assert!(service.task_definition_arn.unwrap().contains(&AgentNames::new(&base.settings.prefix, &agent).family));
+
+    let delete_req = DeleteRequest {
+        agent_id: agent.clone(),
+        tenant_id: tenant,
+        listener_arn: base.listener_arn.clone(),
+        purge_transcripts: false,
+    };
+    delete(&base.clients, &base.settings, delete_req).await.unwrap();
+    let gone = status(&base.clients, &base.settings, req).await.unwrap();
+    for r in &gone.resources {
+        let expected = if r.kind == ResourceKind::Bucket { ResourceAction::Present } else { ResourceAction::Absent };
+        assert_eq!(r.action, expected, "{:?} after delete (the bucket is retained)", r.kind);
+    }
+}
+
+#[tokio::test]
+async fn rollout_moves_every_agent_onto_the_new_image_once() {
+    let base = base().await;
+    let tenant = TenantId::generate();
+    let agents: Vec<AgentId> = (0..3).map(|_| AgentId::generate()).collect();
+    for (i, agent) in agents.iter().enumerate() {
+        deploy(&base.clients, &base.settings, request(&base, agent, &tenant, 20 + i as u32)).await.unwrap();
+    }
+    let ecr = aws_sdk_ecr::Client::new(&base.sdk);
+    push_image(&ecr, &base.settings.runtime_repository, "v2").await;
+
+    // A tag that does not exist changes nothing.
+    let err = rollout(&base.clients, &base.settings, RolloutRequest { image_tag: "v9".into(), agents: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.step, Step::RuntimeImage);
+
+    base.recorder.clear();
+    let report =
+        rollout(&base.clients, &base.settings, RolloutRequest { image_tag: "v2".into(), agents: None }).await.unwrap();
+    assert!(report.image.ends_with(":v2"));
+    assert_eq!(report.agents.len(), 3);
+    assert!(report.agents.iter().all(|a| a.action == RolloutAction::Updated), "{report:#?}");
+    let ops: Vec<String> = base.recorder.mutating_calls().into_iter().map(|c| c.operation).collect();
+    assert_eq!(ops.iter().filter(|o| *o == "RegisterTaskDefinition").count(), 3);
+    assert_eq!(ops.iter().filter(|o| *o == "UpdateService").count(), 3);
+    assert_eq!(ops.len(), 6, "{ops:?}");
+
+    // Each service now runs a revision with the new image; the rest of it is unchanged.
+    let ecs = aws_sdk_ecs::Client::new(&base.sdk);
+    for agent in &agents {
+        let names = AgentNames::new(&base.settings.prefix, agent);
+        let svc =
+            ecs.describe_services().cluster(&base.settings.cluster).services(&names.service).send().await.unwrap();
+        let td_arn = svc.services()[0].task_definition().unwrap().to_owned();
+        let td = ecs.describe_task_definition().task_definition(&td_arn).send().await.unwrap();
+        let container = &td.task_definition().unwrap().container_definitions()[0];
+        assert!(container.image().unwrap().ends_with(":v2"));
+        assert!(
+            container
+                .environment()
+                .iter()
+                .any(|kv| kv.name() == Some("AGENT_ID") && kv.value() == Some(agent.as_str()))
+        );
+        assert_eq!(container.secrets().len(), 1);
+    }
+
+    // Again: nothing to do. A named set may include an agent that was never deployed.
+    base.recorder.clear();
+    let again =
+        rollout(&base.clients, &base.settings, RolloutRequest { image_tag: "v2".into(), agents: None }).await.unwrap();
+    assert!(again.agents.iter().all(|a| a.action == RolloutAction::Unchanged));
+    assert_eq!(base.recorder.mutating_calls(), []);
+    let stranger = AgentId::generate();
+    let named = rollout(
+        &base.clients,
+        &base.settings,
+        RolloutRequest { image_tag: "v1".into(), agents: Some(vec![agents[0].clone(), stranger.clone()]) },
+    )
+    .await
+    .unwrap();
+    let by_id = |id: &AgentId| named.agents.iter().find(|a| a.agent_id == id.as_str()).unwrap().action;
+    assert_eq!((by_id(&agents[0]), by_id(&stranger)), (RolloutAction::Updated, RolloutAction::Absent));
+}
