@@ -7,6 +7,7 @@
 //!  "purge_transcripts": false}
 //! {"version": 1, "action": "status", "agent_id": "…", "tenant_id": "…", "listener_arn": "…"}
 //! {"version": 1, "action": "rollout", "image_tag": "2026-11-21.3", "agents": ["…"]}
+//! {"version": 1, "action": "sweep", "known_agents": ["…"], "listener_arns": ["…"], "delete": false}
 //! ```
 //!
 //! The response lists every resource with its ARN and what was done. Errors are
@@ -14,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fleet::{AgentStatus, RolloutReport, RolloutRequest, StatusRequest};
+use crate::fleet::{AgentStatus, RolloutReport, RolloutRequest, StatusRequest, SweepReport, SweepRequest};
 use crate::provision::{AgentReport, DeleteRequest, DeployRequest};
 
 /// The only version of the contract so far.
@@ -27,6 +28,7 @@ pub enum Action {
     Delete(DeleteRequest),
     Status(StatusRequest),
     Rollout(RolloutRequest),
+    Sweep(SweepRequest),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +53,7 @@ pub enum Outcome {
     Delete(AgentReport),
     Status(AgentStatus),
     Rollout(RolloutReport),
+    Sweep(SweepReport),
 }
 
 #[cfg(test)]

@@ -162,7 +162,9 @@ pub struct RolloutReport {
     pub agents: Vec<AgentRollout>,
 }
 
-/// The services of this deployer's agents in the cluster (by name prefix).
+/// The ACTIVE services of this deployer's agents in the cluster (by name prefix).
+/// ListServices also shows services still draining after a delete: each is
+/// described (10 per call) to keep only active ones.
 async fn agent_services(clients: &AwsClients, settings: &DeployerSettings) -> Result<Vec<String>, DeployError> {
     let prefix = format!("{}-agent-", settings.prefix);
     let arns: Vec<String> = clients
@@ -177,12 +179,32 @@ async fn agent_services(clients: &AwsClients, settings: &DeployerSettings) -> Re
         .into_iter()
         .collect::<Result<_, _>>()
         .map_err(|e| DeployError::aws(Step::Service, e))?;
-    Ok(arns
+    let names: Vec<String> = arns
         .iter()
         .filter_map(|arn| arn.rsplit('/').next())
         .filter(|name| name.strip_prefix(&prefix).is_some_and(|id| AgentId::parse(id).is_ok()))
         .map(str::to_owned)
-        .collect())
+        .collect();
+    let mut active = Vec::new();
+    for chunk in names.chunks(10) {
+        let described = clients
+            .ecs
+            .describe_services()
+            .cluster(&settings.cluster)
+            .set_services(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| DeployError::aws(Step::Service, e))?;
+        active.extend(
+            described
+                .services()
+                .iter()
+                .filter(|s| s.status() == Some("ACTIVE"))
+                .filter_map(|s| s.service_name().map(str::to_owned)),
+        );
+    }
+    active.sort();
+    Ok(active)
 }
 
 /// Moves every agent (or `req.agents`) onto `req.image_tag`. One agent failing does
@@ -299,4 +321,149 @@ async fn register_with_image(
         .and_then(|t| t.task_definition_arn())
         .map(str::to_owned)
         .ok_or_else(|| DeployError::new(Step::TaskDefinition, None, "RegisterTaskDefinition returned no ARN", true))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepRequest {
+    /// Every agent that exists (from the control plane's database).
+    pub known_agents: Vec<AgentId>,
+    /// The listeners agents are placed on (to find their rules).
+    pub listener_arns: Vec<String>,
+    /// Delete what is found (transcript buckets are retained and tagged retired,
+    /// never purged by a sweep). Default: only report.
+    #[serde(default)]
+    pub delete: bool,
+}
+
+/// Resources left by one agent that no longer exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orphan {
+    pub agent_id: AgentId,
+    /// `kind name` of each resource found.
+    pub found: Vec<String>,
+    /// What the sweep did, when asked to delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<crate::provision::AgentReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub orphans: Vec<Orphan>,
+}
+
+/// The agent id in a name of the form `{prefix}{id}{suffix}`, if it is one.
+fn agent_in(name: &str, prefix: &str, suffix: &str) -> Option<AgentId> {
+    name.strip_prefix(prefix).and_then(|rest| rest.strip_suffix(suffix)).and_then(|id| AgentId::parse(id).ok())
+}
+
+/// Finds resources in this deployer's namespace (names are deterministic, so the
+/// prefix identifies ours) whose agent is not in `known_agents`; deletes them when
+/// asked. Retired transcript buckets are expected leftovers and not reported.
+pub async fn sweep(
+    clients: &AwsClients,
+    settings: &DeployerSettings,
+    req: SweepRequest,
+) -> Result<SweepReport, DeployError> {
+    let p = &settings.prefix;
+    let mut found: std::collections::BTreeMap<AgentId, Vec<String>> = Default::default();
+    let mut note = |id: Option<AgentId>, what: String| {
+        if let Some(id) = id.filter(|id| !req.known_agents.contains(id)) {
+            found.entry(id).or_default().push(what);
+        }
+    };
+
+    for name in agent_services(clients, settings).await? {
+        note(agent_in(&name, &format!("{p}-agent-"), ""), format!("service {name}"));
+    }
+    let families: Vec<String> = clients
+        .ecs
+        .list_task_definition_families()
+        .family_prefix(format!("{p}-agent-"))
+        .status(aws_sdk_ecs::types::TaskDefinitionFamilyStatus::Active)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| DeployError::aws(Step::TaskDefinition, e))?;
+    for family in families {
+        // Listed as active by name; keep it only if a revision really is.
+        if task_definition::latest(&clients.ecs, &family).await?.is_some() {
+            note(agent_in(&family, &format!("{p}-agent-"), ""), format!("task definition {family}"));
+        }
+    }
+    let groups: Vec<aws_sdk_elasticloadbalancingv2::types::TargetGroup> = clients
+        .elb
+        .describe_target_groups()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| DeployError::aws(Step::TargetGroup, e))?;
+    for tg in groups {
+        let name = tg.target_group_name().unwrap_or_default();
+        note(agent_in(name, &format!("{p}-"), ""), format!("target group {name}"));
+    }
+    for listener in &req.listener_arns {
+        for rule in listener_rule::rules(&clients.elb, listener).await? {
+            for value in rule.conditions().iter().flat_map(|c| c.values()) {
+                note(agent_in(value, "/agent/", "/*"), format!("listener rule {value}"));
+            }
+        }
+    }
+    let pages: Vec<_> = clients
+        .secrets
+        .list_secrets()
+        .into_paginator()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| DeployError::aws(Step::Secret, e))?;
+    for s in pages.iter().flat_map(|page| page.secret_list()) {
+        let name = s.name().unwrap_or_default();
+        note(agent_in(name, &format!("{p}/agents/"), ""), format!("secret {name}"));
+    }
+    let buckets = clients.s3.list_buckets().send().await.map_err(|e| DeployError::aws(Step::Bucket, e))?;
+    for b in buckets.buckets() {
+        let name = b.name().unwrap_or_default();
+        let Some(id) = agent_in(name, &format!("{p}-transcripts-"), "") else { continue };
+        let tags = match clients.s3.get_bucket_tagging().bucket(name).send().await {
+            Ok(t) => t.tag_set().to_vec(),
+            Err(e) if code_of(&e).is_some_and(|c| c.starts_with("NoSuchTagSet")) => Vec::new(),
+            Err(e) => return Err(DeployError::aws(Step::Bucket, e)),
+        };
+        if !tags.iter().any(|t| t.key() == crate::naming::tags::RETIRED) {
+            note(Some(id), format!("bucket {name}"));
+        }
+    }
+
+    let mut orphans = Vec::new();
+    for (agent_id, found) in found {
+        let deleted = if req.delete {
+            // The rule is on one of the listeners; delete() looks on the one given.
+            let names = AgentNames::new(p, &agent_id);
+            let mut listener = req.listener_arns.first().cloned().unwrap_or_default();
+            for l in &req.listener_arns {
+                if listener_rule::find(&clients.elb, l, &names.path_pattern).await?.is_some() {
+                    listener = l.clone();
+                    break;
+                }
+            }
+            let report = crate::provision::teardown(clients, settings, &agent_id, &listener, false).await?;
+            tracing::info!(agent_id = %agent_id, "orphan swept");
+            Some(report)
+        } else {
+            None
+        };
+        orphans.push(Orphan { agent_id, found, deleted });
+    }
+    Ok(SweepReport { orphans })
 }

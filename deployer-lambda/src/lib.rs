@@ -5,7 +5,8 @@
 //! Modules:
 //!
 //! - [`event`]: the versioned JSON contract of the Lambda (`deploy`, `delete`).
-//! - [`fleet`]: `status` of one agent, and `rollout` of a new runtime image to all agents.
+//! - [`fleet`]: `status` of one agent, `rollout` of a new runtime image to all agents,
+//!   and `sweep` of resources whose agent no longer exists.
 //! - [`provision`]: the orchestration: validate, then converge each resource in
 //!   dependency layers (independent steps concurrently); delete in reverse.
 //! - [`resources`]: one module per resource; each reads before it writes.
@@ -47,6 +48,7 @@ pub async fn handle(
         event::Action::Delete(req) => event::Outcome::Delete(delete(clients, settings, req).await?),
         event::Action::Status(req) => event::Outcome::Status(fleet::status(clients, settings, req).await?),
         event::Action::Rollout(req) => event::Outcome::Rollout(fleet::rollout(clients, settings, req).await?),
+        event::Action::Sweep(req) => event::Outcome::Sweep(fleet::sweep(clients, settings, req).await?),
     };
     Ok(event::DeployerResponse { version: event::EVENT_VERSION, outcome })
 }

@@ -248,7 +248,20 @@ pub async fn delete(
     settings: &DeployerSettings,
     req: DeleteRequest,
 ) -> Result<AgentReport, DeployError> {
-    let names = AgentNames::new(&settings.prefix, &req.agent_id);
+    let report = teardown(clients, settings, &req.agent_id, &req.listener_arn, req.purge_transcripts).await?;
+    tracing::info!(agent_id = %req.agent_id, tenant_id = %req.tenant_id, purge = req.purge_transcripts, "agent deleted");
+    Ok(report)
+}
+
+/// Removes everything of `agent`; its rule is looked for on `listener_arn`.
+pub(crate) async fn teardown(
+    clients: &AwsClients,
+    settings: &DeployerSettings,
+    agent: &AgentId,
+    listener_arn: &str,
+    purge_transcripts: bool,
+) -> Result<AgentReport, DeployError> {
+    let names = AgentNames::new(&settings.prefix, agent);
     let mut resources = Vec::new();
 
     // Service first (scaled to zero, then deleted), so nothing routes to or runs the agent.
@@ -267,7 +280,7 @@ pub async fn delete(
     });
 
     // The rule, then the target group it forwarded to.
-    resources.push(match listener_rule::find(&clients.elb, &req.listener_arn, &names.path_pattern).await? {
+    resources.push(match listener_rule::find(&clients.elb, listener_arn, &names.path_pattern).await? {
         None => ResourceReport::new(ResourceKind::ListenerRule, &names.path_pattern, None, ResourceAction::Absent),
         Some(rule) => {
             let arn = rule.rule_arn().unwrap_or_default().to_owned();
@@ -359,7 +372,6 @@ pub async fn delete(
         }
     });
 
-    resources.push(bucket::retire_or_purge(&clients.s3, &names.bucket, req.purge_transcripts).await?);
-    tracing::info!(agent_id = %req.agent_id, tenant_id = %req.tenant_id, purge = req.purge_transcripts, "agent deleted");
-    Ok(AgentReport { agent_id: req.agent_id, resources })
+    resources.push(bucket::retire_or_purge(&clients.s3, &names.bucket, purge_transcripts).await?);
+    Ok(AgentReport { agent_id: agent.clone(), resources })
 }

@@ -4,7 +4,7 @@ mod common;
 
 use agent_spec::{AgentId, TenantId};
 use common::*;
-use deployer_lambda::fleet::{RolloutAction, RolloutRequest, StatusRequest, rollout, status};
+use deployer_lambda::fleet::{RolloutAction, RolloutRequest, StatusRequest, SweepRequest, rollout, status, sweep};
 use deployer_lambda::naming::AgentNames;
 use deployer_lambda::report::{ResourceAction, ResourceKind};
 use deployer_lambda::{DeleteRequest, Step, delete, deploy};
@@ -107,4 +107,47 @@ async fn rollout_moves_every_agent_onto_the_new_image_once() {
     .unwrap();
     let by_id = |id: &AgentId| named.agents.iter().find(|a| a.agent_id == id.as_str()).unwrap().action;
     assert_eq!((by_id(&agents[0]), by_id(&stranger)), (RolloutAction::Updated, RolloutAction::Absent));
+}
+
+#[tokio::test]
+async fn sweep_reports_then_removes_orphans_and_leaves_known_agents_alone() {
+    let base = base().await;
+    let tenant = TenantId::generate();
+    let (kept, gone) = (AgentId::generate(), AgentId::generate());
+    deploy(&base.clients, &base.settings, request(&base, &kept, &tenant, 31)).await.unwrap();
+    deploy(&base.clients, &base.settings, request(&base, &gone, &tenant, 32)).await.unwrap();
+    // A planted orphan: a secret in our namespace that no deploy made.
+    let planted = AgentId::generate();
+    let sm = aws_sdk_secretsmanager::Client::new(&base.sdk);
+    let planted_secret = AgentNames::new(&base.settings.prefix, &planted).secret;
+    sm.create_secret().name(&planted_secret).secret_string("{}").send().await.unwrap();
+
+    let req = |delete| SweepRequest {
+        known_agents: vec![kept.clone()],
+        listener_arns: vec![base.listener_arn.clone()],
+        delete,
+    };
+    base.recorder.clear();
+    let report = sweep(&base.clients, &base.settings, req(false)).await.unwrap();
+    assert_eq!(base.recorder.mutating_calls(), [], "a report-only sweep changes nothing");
+    let ids: Vec<&AgentId> = report.orphans.iter().map(|o| &o.agent_id).collect();
+    assert_eq!(ids.len(), 2, "{report:#?}");
+    assert!(ids.contains(&&gone) && ids.contains(&&planted) && !ids.contains(&&kept));
+    let gone_found = &report.orphans.iter().find(|o| o.agent_id == gone).unwrap().found;
+    assert_eq!(gone_found.len(), 6, "every resource of the orphan is found: {gone_found:?}");
+
+    let swept = sweep(&base.clients, &base.settings, req(true)).await.unwrap();
+    assert!(swept.orphans.iter().all(|o| o.deleted.is_some()));
+    assert!(sm.describe_secret().secret_id(&planted_secret).send().await.unwrap().deleted_date().is_some());
+    // Only the retained (retired) bucket of the orphan is left, and it is not reported again.
+    let after = sweep(&base.clients, &base.settings, req(false)).await.unwrap();
+    assert_eq!(after.orphans, [], "{after:#?}");
+    let kept_status = status(
+        &base.clients,
+        &base.settings,
+        StatusRequest { agent_id: kept, tenant_id: tenant, listener_arn: base.listener_arn.clone() },
+    )
+    .await
+    .unwrap();
+    assert!(kept_status.resources.iter().all(|r| r.action == ResourceAction::Present), "the known agent is intact");
 }
