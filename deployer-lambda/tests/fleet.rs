@@ -151,3 +151,44 @@ async fn sweep_reports_then_removes_orphans_and_leaves_known_agents_alone() {
     .unwrap();
     assert!(kept_status.resources.iter().all(|r| r.action == ResourceAction::Present), "the known agent is intact");
 }
+
+#[tokio::test]
+async fn handle_dispatches_by_action_and_refuses_unknown_versions() {
+    use deployer_lambda::event::{Action, DeployerEvent, Outcome};
+    let base = base().await;
+    let req = StatusRequest {
+        agent_id: AgentId::generate(),
+        tenant_id: TenantId::generate(),
+        listener_arn: base.listener_arn.clone(),
+    };
+    let response = deployer_lambda::handle(
+        &base.clients,
+        &base.settings,
+        DeployerEvent { version: 1, action: Action::Status(req.clone()) },
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.version, 1);
+    assert!(matches!(response.outcome, Outcome::Status(s) if s.service.is_none()));
+    let json = serde_json::to_value(
+        deployer_lambda::handle(
+            &base.clients,
+            &base.settings,
+            DeployerEvent { version: 1, action: Action::Status(req.clone()) },
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["action"], "status", "the response names its action: {json}");
+
+    let err = deployer_lambda::handle(
+        &base.clients,
+        &base.settings,
+        DeployerEvent { version: 2, action: Action::Status(req) },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!((err.step, err.retryable), (Step::Validate, false));
+    assert!(err.message.contains("version 2"), "{err}");
+}
