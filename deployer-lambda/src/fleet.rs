@@ -174,10 +174,8 @@ async fn agent_services(clients: &AwsClients, settings: &DeployerSettings) -> Re
         .into_paginator()
         .items()
         .send()
-        .collect::<Vec<_>>()
+        .try_collect()
         .await
-        .into_iter()
-        .collect::<Result<_, _>>()
         .map_err(|e| DeployError::aws(Step::Service, e))?;
     let names: Vec<String> = arns
         .iter()
@@ -384,10 +382,8 @@ pub async fn sweep(
         .into_paginator()
         .items()
         .send()
-        .collect::<Vec<_>>()
+        .try_collect()
         .await
-        .into_iter()
-        .collect::<Result<_, _>>()
         .map_err(|e| DeployError::aws(Step::TaskDefinition, e))?;
     for family in families {
         // Listed as active by name; keep it only if a revision really is.
@@ -401,10 +397,8 @@ pub async fn sweep(
         .into_paginator()
         .items()
         .send()
-        .collect::<Vec<_>>()
+        .try_collect()
         .await
-        .into_iter()
-        .collect::<Result<_, _>>()
         .map_err(|e| DeployError::aws(Step::TargetGroup, e))?;
     for tg in groups {
         let name = tg.target_group_name().unwrap_or_default();
@@ -422,10 +416,8 @@ pub async fn sweep(
         .list_secrets()
         .into_paginator()
         .send()
-        .collect::<Vec<_>>()
+        .try_collect()
         .await
-        .into_iter()
-        .collect::<Result<_, _>>()
         .map_err(|e| DeployError::aws(Step::Secret, e))?;
     for s in pages.iter().flat_map(|page| page.secret_list()) {
         let name = s.name().unwrap_or_default();

@@ -310,7 +310,7 @@ pub(crate) async fn teardown(
     });
 
     // Every active revision of the family.
-    let revisions = clients
+    let revisions: Vec<String> = clients
         .ecs
         .list_task_definitions()
         .family_prefix(&names.family)
@@ -318,10 +318,8 @@ pub(crate) async fn teardown(
         .into_paginator()
         .items()
         .send()
-        .collect::<Vec<_>>()
+        .try_collect()
         .await
-        .into_iter()
-        .collect::<Result<Vec<String>, _>>()
         .map_err(|e| DeployError::aws(Step::TaskDefinition, e))?;
     // `family_prefix` also matches longer family names; keep this family only.
     let revisions: Vec<String> = revisions
