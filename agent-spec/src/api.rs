@@ -115,6 +115,167 @@ pub struct AgentResponse {
     #[serde(flatten)]
     pub config: AgentConfig,
     pub secrets: SecretsStatus,
+    /// The URL to paste into Twilio as the phone number's voice webhook:
+    /// `https://{public host}/agent/{id}/incoming-call`. Absent when the control plane
+    /// has no public host configured.
+    #[serde(default)]
+    pub voice_url: Option<String>,
+    /// The agent's latest deployment, if it has one.
+    #[serde(default)]
+    pub deployment: Option<DeploymentSummary>,
+}
+
+/// What a deployment does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentAction {
+    /// Create or converge the agent's AWS resources to its current configuration.
+    Deploy,
+    /// Tear them down.
+    Delete,
+}
+
+/// Where a deployment is. A `deploy` goes `pending` → `provisioning` → `active`
+/// (or `failed`); a `delete` goes `pending` → `deleting` → `deleted` (or `failed`).
+/// A retryable failure sends it back to `pending` until its attempts run out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    Pending,
+    Provisioning,
+    Active,
+    Failed,
+    Deleting,
+    Deleted,
+}
+
+impl DeploymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Provisioning => "provisioning",
+            Self::Active => "active",
+            Self::Failed => "failed",
+            Self::Deleting => "deleting",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "pending" => Self::Pending,
+            "provisioning" => Self::Provisioning,
+            "active" => Self::Active,
+            "failed" => Self::Failed,
+            "deleting" => Self::Deleting,
+            "deleted" => Self::Deleted,
+            _ => return None,
+        })
+    }
+
+    /// Whether the deployment has ended (nothing more will happen to it).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Active | Self::Failed | Self::Deleted)
+    }
+}
+
+/// The latest deployment of an agent, as shown with the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentSummary {
+    pub id: crate::ids::DeploymentId,
+    pub action: DeploymentAction,
+    pub status: DeploymentStatus,
+    #[serde(with = "timestamp")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One thing that happened during a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentEvent {
+    #[serde(with = "timestamp")]
+    pub at: OffsetDateTime,
+    /// `queued`, `started`, `resource`, `retry`, `failed`, `succeeded`.
+    pub kind: String,
+    /// The provisioning step or resource it is about (`bucket`, `listener_rule`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    pub message: String,
+}
+
+/// Why a deployment failed (or why its last attempt did).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentError {
+    /// `Retryable.{step}.{code}` or `NonRetryable.{step}.{code}`, as the deployer reports it.
+    pub error_type: String,
+    /// The step that failed (`bucket`, `listener_rule`, …), when known.
+    pub step: Option<String>,
+    /// The AWS error code, when AWS answered.
+    pub code: Option<String>,
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// A resource a deployment touched, and what it did to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeployedResource {
+    /// `bucket`, `secret`, `target_group`, `task_definition`, `listener_rule`, `service`.
+    pub kind: String,
+    pub name: String,
+    pub arn: Option<String>,
+    /// `created`, `updated`, `unchanged`, `deleted`, `retained`, `absent`.
+    pub action: String,
+}
+
+/// `GET /v1/agents/{id}/deployments/{deploymentId}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentResponse {
+    pub id: crate::ids::DeploymentId,
+    pub agent_id: AgentId,
+    pub action: DeploymentAction,
+    pub status: DeploymentStatus,
+    /// The agent version this deployment was asked for; `deployed_version` is the one
+    /// it applied (newer, if the agent changed before it ran).
+    pub agent_version: Option<i64>,
+    pub deployed_version: Option<i64>,
+    /// For `delete`: whether the transcript bucket is emptied and deleted too.
+    pub purge_transcripts: bool,
+    pub attempts: i64,
+    #[serde(with = "timestamp")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "timestamp")]
+    pub updated_at: OffsetDateTime,
+    #[serde(default, with = "timestamp::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    pub error: Option<DeploymentError>,
+    pub resources: Vec<DeployedResource>,
+    pub events: Vec<DeploymentEvent>,
+}
+
+/// One page of an agent's deployments, newest first (without their events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentPage {
+    pub deployments: Vec<DeploymentResponse>,
+    pub next_cursor: Option<String>,
+}
+
+/// One call, from its `calls/{callSid}/metadata.json` in the agent's bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallSummary {
+    pub call_sid: crate::ids::CallSid,
+    #[serde(default, with = "timestamp::option")]
+    pub started_at: Option<OffsetDateTime>,
+    pub duration_secs: Option<f64>,
+    /// The caller's number, as Twilio gave it.
+    pub from: Option<String>,
+    /// Why the call ended (`caller_hung_up`, `end_call`, `max_duration`, …).
+    pub end_reason: Option<String>,
+}
+
+/// One page of an agent's calls, newest first (by when the call's metadata was written, at its end).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallPage {
+    pub calls: Vec<CallSummary>,
+    pub next_cursor: Option<String>,
 }
 
 /// One page of agents, oldest first.

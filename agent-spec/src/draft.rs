@@ -151,6 +151,22 @@ pub struct SecretsDraft {
     pub webhook_signing_secret: SecretPatch,
 }
 
+impl SecretsDraft {
+    /// Every stored secret as `Set`, unset optional ones as `Clear`: a complete
+    /// description of the secrets (what the deployer writes to the agent's secret).
+    pub fn from_secrets(secrets: &AgentSecrets) -> Self {
+        let patch = |v: &Option<SecretString>| match v {
+            Some(v) => SecretPatch::Set(v.clone()),
+            None => SecretPatch::Clear,
+        };
+        Self {
+            twilio_auth_token: SecretPatch::Set(secrets.twilio_auth_token.clone()),
+            openai_api_key: patch(&secrets.openai_api_key),
+            webhook_signing_secret: patch(&secrets.webhook_signing_secret),
+        }
+    }
+}
+
 /// The body of `POST /v1/agents` and `PUT /v1/agents/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]

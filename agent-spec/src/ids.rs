@@ -41,6 +41,14 @@ string_value!(
 );
 
 string_value!(
+    /// Identifies one deployment of an agent.
+    DeploymentId,
+    description = "Deployment id: 16 lowercase base32 characters",
+    example = "d2xq7mfa4kzn3bce",
+    parse = check_base32_id,
+);
+
+string_value!(
     /// A Twilio call SID: `CA` followed by 32 lowercase hex digits. Validated before
     /// it is ever used to build a storage key.
     CallSid,
@@ -67,6 +75,13 @@ impl AgentId {
 }
 
 impl TenantId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(random_base32_id())
+    }
+}
+
+impl DeploymentId {
     /// A fresh random id.
     pub fn generate() -> Self {
         Self(random_base32_id())

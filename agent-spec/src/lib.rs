@@ -29,6 +29,6 @@ pub mod values;
 pub use config::{AgentConfig, SpeechProvider};
 pub use draft::AgentDraft;
 pub use env::{AgentEnvironment, AgentSpec, EnvError, EnvErrors};
-pub use ids::{AgentId, CallSid, TenantId};
+pub use ids::{AgentId, CallSid, DeploymentId, TenantId};
 pub use secrets::{AgentSecrets, SecretPatch};
 pub use validation::{FieldError, ValidationErrors};

@@ -11,6 +11,8 @@
 //! - [`store`]: tenants, API keys and agents in SQL, always scoped by tenant id.
 //! - [`crypto`]: AES-256-GCM sealing of agent secrets at rest.
 //! - [`db`]: the sqlx pool (SQLite by default, PostgreSQL by URL) and migrations.
+//! - [`deploy`]: the [`deploy::Deployer`] (in-process library or Lambda Invoke) and
+//!   the workers that run queued deployments through it.
 //! - [`cli`]: the `control-plane` command: serve, and operator commands to create
 //!   tenants and issue or revoke API keys.
 //!
@@ -19,6 +21,7 @@
 pub mod cli;
 pub mod crypto;
 pub mod db;
+pub mod deploy;
 pub mod http;
 pub mod settings;
 pub mod store;
@@ -36,8 +39,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::crypto::SecretsCipher;
 use crate::db::Db;
-use crate::http::AppState;
-use crate::settings::Settings;
+use crate::deploy::worker::Workers;
+use crate::deploy::{Deployer, InProcessDeployer, LambdaDeployer};
+use crate::http::{AppState, AwsAccess};
+use crate::settings::{DeployerMode, Settings};
 use crate::store::Store;
 
 /// Opens the database (applying migrations), loads the secrets key, and checks that
@@ -77,16 +82,49 @@ pub struct App {
     router: axum::Router,
     store: Store,
     settings: Arc<Settings>,
+    workers: Option<Workers>,
     shutdown: CancellationToken,
 }
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        Self::build_with_deployer(settings, None).await
+    }
+
+    /// Builds with `deployer` instead of the one the settings name (tests count and
+    /// fail AWS calls through their own clients). Ignored when the deployer is off.
+    pub async fn build_with_deployer(settings: Settings, deployer: Option<Arc<dyn Deployer>>) -> anyhow::Result<App> {
         let store = open_store(&settings).await?;
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("bind {}", settings.bind))?;
         let settings = Arc::new(settings);
-        let router = http::service(AppState { store: store.clone(), settings: settings.clone() });
-        Ok(App { listener, router, store, settings, shutdown: CancellationToken::new() })
+        let (aws, workers) = match &settings.deployer {
+            DeployerMode::Off => {
+                tracing::warn!("TEMPOVOICE_DEPLOYER=off: agents are stored but not deployed, and calls cannot be read");
+                (None, None)
+            }
+            mode => {
+                let sdk = deploy::sdk_config(&settings.aws_region, settings.aws_endpoint_url.as_deref()).await;
+                let deployer: Arc<dyn Deployer> = match (deployer, mode) {
+                    (Some(d), _) => d,
+                    (None, DeployerMode::InProcess(d)) => Arc::new(InProcessDeployer::new(&sdk, (**d).clone())),
+                    (None, DeployerMode::Lambda { function }) => {
+                        Arc::new(LambdaDeployer::new(&sdk, function.clone(), settings.lambda_endpoint_url.as_deref()))
+                    }
+                    (None, DeployerMode::Off) => unreachable!("matched above"),
+                };
+                let s3 = aws_sdk_s3::Client::from_conf(
+                    aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).build(),
+                );
+                let wake = Arc::new(tokio::sync::Notify::new());
+                let workers = Workers::new(store.clone(), deployer, settings.clone(), wake.clone());
+                (Some(AwsAccess { wake_workers: wake, s3 }), Some(workers))
+            }
+        };
+        if settings.public_host.is_none() && aws.is_some() {
+            tracing::warn!("TEMPOVOICE_PUBLIC_HOST is not set: agents are shown without their Twilio voice URL");
+        }
+        let router = http::service(AppState { store: store.clone(), settings: settings.clone(), aws });
+        Ok(App { listener, router, store, settings, workers, shutdown: CancellationToken::new() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -102,8 +140,9 @@ impl App {
     /// lets in-flight requests finish within the grace period (aborting what is
     /// left after it), and closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let App { listener, router, store, settings, shutdown } = self;
+        let App { listener, router, store, settings, workers, shutdown } = self;
         tracing::info!(addr = %listener.local_addr()?, backend = ?store.db.backend, "control plane listening");
+        let mut workers = workers.map(|w| w.spawn(shutdown.clone(), settings.shutdown_grace));
         let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut server = tokio::spawn(serve.into_future());
         tokio::select! {
@@ -111,12 +150,24 @@ impl App {
             () = shutdown.cancelled() => {}
             ended = &mut server => {
                 // The server only ends by itself on an error.
+                shutdown.cancel();
                 store.db.pool.close().await;
                 return ended.context("server task")?.context("serve");
             }
         }
         tracing::info!(grace_secs = settings.shutdown_grace.as_secs(), "shutting down: draining in-flight requests");
-        match tokio::time::timeout(settings.shutdown_grace, &mut server).await {
+        let drain_workers = async {
+            if let Some(set) = workers.as_mut() {
+                while set.join_next().await.is_some() {}
+            }
+        };
+        let (served, ()) = tokio::join!(tokio::time::timeout(settings.shutdown_grace, &mut server), async {
+            // Workers finish or hand back their deployments within the grace period.
+            if tokio::time::timeout(settings.shutdown_grace + Duration::from_secs(5), drain_workers).await.is_err() {
+                tracing::warn!("deployment workers did not stop in time");
+            }
+        });
+        match served {
             Ok(joined) => joined.context("server task")?.context("serve")?,
             Err(_) => {
                 tracing::warn!("in-flight requests did not finish within the grace period; aborting them");

@@ -12,6 +12,17 @@
 //! | `TEMPOVOICE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `TEMPOVOICE_SHUTDOWN_GRACE_SECS` | `20` | how long in-flight requests may take after SIGTERM |
 //! | `TEMPOVOICE_LISTENERS` | none | ALB listeners agents are placed on: `listenerArn[=capacity]`, comma-separated, one per ALB; capacity 1–100, default 95 |
+//! | `TEMPOVOICE_DEPLOYER` | `in-process` | how agents are deployed: `in-process` (the deployer library, in this process), `lambda` (invoke the deployer Lambda), or `off` (store agents only) |
+//! | `DEPLOYER_LAMBDA_FUNCTION` | required with `lambda` | name or ARN of the deployer Lambda |
+//! | `TEMPOVOICE_PUBLIC_HOST` | none | host (and port) of the agents' public load balancer, for each agent's Twilio voice URL `https://{host}/agent/{id}/incoming-call` |
+//! | `TEMPOVOICE_DEPLOY_WORKERS` | `4` | deployments this replica runs at once (`0`: it takes none) |
+//! | `TEMPOVOICE_DEPLOY_LEASE_SECS` | `120` | how long a worker holds a deployment without renewing; a crashed replica's deployments resume after it |
+//! | `TEMPOVOICE_DEPLOY_MAX_ATTEMPTS` | `5` | attempts at a deployment failing with retryable errors |
+//! | `TEMPOVOICE_DEPLOY_RETRY_SECS` | `10` | back-off before the second attempt, doubling after (at most 10 minutes) |
+//! | `AWS_REGION` | `us-east-1` | region of the deployer's and the transcript buckets' AWS calls |
+//! | `AWS_ENDPOINT_URL` | none | AWS endpoint (a local moto server) |
+//! | `AWS_ENDPOINT_URL_LAMBDA` | none | Lambda API endpoint, when it differs (a local Lambda emulator) |
+//! | `TEMPOVOICE_PREFIX`, `TEMPOVOICE_CLUSTER`, … | | the deployer's settings (see deployer-lambda), needed with `in-process`; with `lambda` only `TEMPOVOICE_PREFIX` (to find transcript buckets) |
 //! | `RUST_LOG` | `info` | log filter |
 
 use std::net::SocketAddr;
@@ -19,6 +30,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+
+use deployer_lambda::DeployerSettings;
+use deployer_lambda::settings::{DEFAULT_PREFIX, check_prefix};
 
 use crate::db::Backend;
 use crate::store::placements::{DEFAULT_CAPACITY, ListenerCapacity};
@@ -47,6 +61,26 @@ fn parse_listeners(raw: &str) -> Result<Vec<ListenerCapacity>, String> {
     Ok(out)
 }
 
+/// How deployments reach AWS.
+#[derive(Debug, Clone)]
+pub enum DeployerMode {
+    /// Agents are stored, never deployed; transcripts are unavailable.
+    Off,
+    /// The deployer library runs in this process.
+    InProcess(Box<DeployerSettings>),
+    /// The deployer Lambda is invoked (`aws-sdk-lambda` Invoke).
+    Lambda { function: String },
+}
+
+/// Deployment workers and their retry policy.
+#[derive(Debug, Clone)]
+pub struct DeploySettings {
+    pub workers: usize,
+    pub lease: Duration,
+    pub max_attempts: i64,
+    pub retry_base: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -65,6 +99,39 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
     pub listeners: Vec<ListenerCapacity>,
+    pub deployer: DeployerMode,
+    pub deploy: DeploySettings,
+    /// Host (and port) in each agent's voice URL.
+    pub public_host: Option<String>,
+    pub aws_region: String,
+    pub aws_endpoint_url: Option<String>,
+    /// The Lambda API's endpoint when it differs (a local Lambda emulator).
+    pub lambda_endpoint_url: Option<String>,
+    /// Resource name prefix (finds each agent's transcript bucket).
+    pub resource_prefix: String,
+}
+
+impl Settings {
+    /// The Twilio voice URL of `agent`, when a public host is configured.
+    pub fn voice_url(&self, agent: &agent_spec::AgentId) -> Option<String> {
+        self.public_host.as_ref().map(|host| format!("https://{host}/agent/{agent}/incoming-call"))
+    }
+}
+
+/// A host name or IP with an optional port: what goes between `https://` and the path.
+fn check_public_host(raw: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(&format!("https://{raw}/")).ok();
+    let ok = parsed
+        .as_ref()
+        .is_some_and(|u| u.host_str().is_some() && u.path() == "/" && u.username().is_empty() && u.query().is_none())
+        && !raw.contains(['/', '@', '?', '#']);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "TEMPOVOICE_PUBLIC_HOST must be a host name with an optional port, like voice.example.com; got {raw:?}"
+        ))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,10 +200,70 @@ impl Settings {
             Vec::new()
         });
 
+        let aws_region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
+        let aws_endpoint_url = get("AWS_ENDPOINT_URL");
+        let lambda_endpoint_url = get("AWS_ENDPOINT_URL_LAMBDA");
+        let resource_prefix = get("TEMPOVOICE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.into());
+        let deployer = match get("TEMPOVOICE_DEPLOYER").as_deref() {
+            None | Some("in-process") => match DeployerSettings::from_lookup(&aws_region, &lookup) {
+                Ok(d) => DeployerMode::InProcess(Box::new(d)),
+                Err(e) => {
+                    errors.extend(e.0.into_iter().map(|m| {
+                        format!("{m} (TEMPOVOICE_DEPLOYER=in-process; set TEMPOVOICE_DEPLOYER=off to run without AWS)")
+                    }));
+                    DeployerMode::Off
+                }
+            },
+            Some("lambda") => match get("DEPLOYER_LAMBDA_FUNCTION") {
+                Some(function) => {
+                    if let Err(e) = check_prefix(&resource_prefix) {
+                        errors.push(e);
+                    }
+                    DeployerMode::Lambda { function }
+                }
+                None => {
+                    errors.push("DEPLOYER_LAMBDA_FUNCTION is required with TEMPOVOICE_DEPLOYER=lambda".into());
+                    DeployerMode::Off
+                }
+            },
+            Some("off") => DeployerMode::Off,
+            Some(other) => {
+                errors.push(format!("TEMPOVOICE_DEPLOYER must be in-process, lambda or off; got {other:?}"));
+                DeployerMode::Off
+            }
+        };
+        let mut number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| match get(k) {
+            None => default,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if range.contains(&n) => n,
+                _ => {
+                    errors.push(format!("{k} must be a number from {} to {}", range.start(), range.end()));
+                    default
+                }
+            },
+        };
+        let deploy = DeploySettings {
+            workers: number("TEMPOVOICE_DEPLOY_WORKERS", 4, 0..=64) as usize,
+            lease: Duration::from_secs(number("TEMPOVOICE_DEPLOY_LEASE_SECS", 120, 5..=3600)),
+            max_attempts: number("TEMPOVOICE_DEPLOY_MAX_ATTEMPTS", 5, 1..=100) as i64,
+            retry_base: Duration::from_secs(number("TEMPOVOICE_DEPLOY_RETRY_SECS", 10, 0..=600)),
+        };
+        let public_host = get("TEMPOVOICE_PUBLIC_HOST");
+        if let Some(Err(e)) = public_host.as_deref().map(check_public_host) {
+            errors.push(e);
+        }
+
         if !errors.is_empty() {
             return Err(SettingsError(errors));
         }
         Ok(Settings {
+            deployer,
+            deploy,
+            public_host,
+            aws_region,
+            aws_endpoint_url,
+            lambda_endpoint_url,
+            resource_prefix,
             listeners,
             bind,
             data_dir,
@@ -157,7 +284,8 @@ mod tests {
     use super::*;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let mut map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        map.entry("TEMPOVOICE_DEPLOYER".into()).or_insert_with(|| "off".into());
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -196,6 +324,33 @@ mod tests {
         for bad in [format!("{a}=0"), format!("{a}=101"), "not-an-arn".to_owned(), format!("{a},{a}")] {
             let err = from(&[("TEMPOVOICE_LISTENERS", &bad)]).unwrap_err().to_string();
             assert!(err.contains("TEMPOVOICE_LISTENERS"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn deployer_modes_name_what_is_missing() {
+        let err = from(&[("TEMPOVOICE_DEPLOYER", "in-process")]).unwrap_err().to_string();
+        for name in ["TEMPOVOICE_CLUSTER", "TEMPOVOICE_SUBNETS", "TEMPOVOICE_DEPLOYER=off"] {
+            assert!(err.contains(name), "{name} missing from {err}");
+        }
+        let err = from(&[("TEMPOVOICE_DEPLOYER", "lambda")]).unwrap_err().to_string();
+        assert!(err.contains("DEPLOYER_LAMBDA_FUNCTION"), "{err}");
+        let s = from(&[("TEMPOVOICE_DEPLOYER", "lambda"), ("DEPLOYER_LAMBDA_FUNCTION", "tv-deployer")]).unwrap();
+        assert!(matches!(s.deployer, DeployerMode::Lambda { ref function } if function == "tv-deployer"));
+        let err = from(&[("TEMPOVOICE_DEPLOYER", "docker")]).unwrap_err().to_string();
+        assert!(err.contains("in-process, lambda or off"), "{err}");
+    }
+
+    #[test]
+    fn voice_url_from_public_host() {
+        let s = from(&[("TEMPOVOICE_PUBLIC_HOST", "voice.example.com")]).unwrap();
+        let id = agent_spec::AgentId::parse("abcdefghijklmnop").unwrap();
+        assert_eq!(s.voice_url(&id).unwrap(), "https://voice.example.com/agent/abcdefghijklmnop/incoming-call");
+        assert!(from(&[]).unwrap().voice_url(&id).is_none());
+        assert!(from(&[("TEMPOVOICE_PUBLIC_HOST", "localhost:8443")]).is_ok());
+        for bad in ["https://voice.example.com", "voice.example.com/x", "a b", "user@host"] {
+            let err = from(&[("TEMPOVOICE_PUBLIC_HOST", bad)]).unwrap_err().to_string();
+            assert!(err.contains("TEMPOVOICE_PUBLIC_HOST"), "{bad}: {err}");
         }
     }
 

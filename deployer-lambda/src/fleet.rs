@@ -449,7 +449,7 @@ pub async fn sweep(
                     break;
                 }
             }
-            let report = crate::provision::teardown(clients, settings, &agent_id, &listener, false).await?;
+            let report = crate::provision::teardown(clients, settings, &agent_id, Some(&listener), false).await?;
             tracing::info!(agent_id = %agent_id, "orphan swept");
             Some(report)
         } else {

@@ -57,8 +57,10 @@ pub struct DeployRequest {
 pub struct DeleteRequest {
     pub agent_id: AgentId,
     pub tenant_id: TenantId,
-    /// The listener its rule is on (from its placement).
-    pub listener_arn: String,
+    /// The listener its rule is on (from its placement). Absent when the agent never
+    /// had a placement, so it cannot have a rule.
+    #[serde(default)]
+    pub listener_arn: Option<String>,
     /// Empty and delete the transcript bucket (all versions). Default: keep it, tagged retired.
     #[serde(default)]
     pub purge_transcripts: bool,
@@ -248,17 +250,17 @@ pub async fn delete(
     settings: &DeployerSettings,
     req: DeleteRequest,
 ) -> Result<AgentReport, DeployError> {
-    let report = teardown(clients, settings, &req.agent_id, &req.listener_arn, req.purge_transcripts).await?;
+    let report = teardown(clients, settings, &req.agent_id, req.listener_arn.as_deref(), req.purge_transcripts).await?;
     tracing::info!(agent_id = %req.agent_id, tenant_id = %req.tenant_id, purge = req.purge_transcripts, "agent deleted");
     Ok(report)
 }
 
-/// Removes everything of `agent`; its rule is looked for on `listener_arn`.
+/// Removes everything of `agent`; its rule is looked for on `listener_arn`, if given.
 pub(crate) async fn teardown(
     clients: &AwsClients,
     settings: &DeployerSettings,
     agent: &AgentId,
-    listener_arn: &str,
+    listener_arn: Option<&str>,
     purge_transcripts: bool,
 ) -> Result<AgentReport, DeployError> {
     let names = AgentNames::new(&settings.prefix, agent);
@@ -280,7 +282,11 @@ pub(crate) async fn teardown(
     });
 
     // The rule, then the target group it forwarded to.
-    resources.push(match listener_rule::find(&clients.elb, listener_arn, &names.path_pattern).await? {
+    let rule = match listener_arn {
+        Some(listener) => listener_rule::find(&clients.elb, listener, &names.path_pattern).await?,
+        None => None,
+    };
+    resources.push(match rule {
         None => ResourceReport::new(ResourceKind::ListenerRule, &names.path_pattern, None, ResourceAction::Absent),
         Some(rule) => {
             let arn = rule.rule_arn().unwrap_or_default().to_owned();

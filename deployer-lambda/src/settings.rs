@@ -56,6 +56,24 @@ pub struct SettingsError(pub Vec<String>);
 /// target group name limit.
 pub const PREFIX_MAX: usize = 32 - 1 - agent_spec::ids::ID_LEN;
 
+pub const DEFAULT_PREFIX: &str = "tv";
+
+/// `TEMPOVOICE_PREFIX`: 1 to [`PREFIX_MAX`] lowercase letters, digits or hyphens,
+/// starting with a letter (it begins S3 bucket and target group names).
+pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    let ok = (1..=PREFIX_MAX).contains(&prefix.len())
+        && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && prefix.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && !prefix.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "TEMPOVOICE_PREFIX must be 1 to {PREFIX_MAX} lowercase letters, digits or hyphens, starting with a letter"
+        ))
+    }
+}
+
 impl DeployerSettings {
     pub fn from_lookup(region: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
@@ -74,15 +92,9 @@ impl DeployerSettings {
         let task_role_arn = required("TEMPOVOICE_TASK_ROLE_ARN");
         let list = |v: String| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
 
-        let prefix = get("TEMPOVOICE_PREFIX").unwrap_or_else(|| "tv".into());
-        let prefix_ok = (1..=PREFIX_MAX).contains(&prefix.len())
-            && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && prefix.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-            && !prefix.ends_with('-');
-        if !prefix_ok {
-            errors.push(format!(
-                "TEMPOVOICE_PREFIX must be 1 to {PREFIX_MAX} lowercase letters, digits or hyphens, starting with a letter"
-            ));
+        let prefix = get("TEMPOVOICE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.into());
+        if let Err(e) = check_prefix(&prefix) {
+            errors.push(e);
         }
         let mut number = |k: &str, default: i32, range: std::ops::RangeInclusive<i32>| match get(k) {
             None => default,

@@ -99,7 +99,7 @@ async fn a_failure_at_each_step_is_named_then_converged_then_fully_deleted() {
         let req = DeleteRequest {
             agent_id: agent.clone(),
             tenant_id: tenant.clone(),
-            listener_arn: base.listener_arn.clone(),
+            listener_arn: Some(base.listener_arn.clone()),
             purge_transcripts: true,
         };
         delete(&base.clients, &base.settings, req).await.unwrap();
@@ -121,7 +121,7 @@ async fn delete_right_after_a_half_way_failure_removes_what_exists() {
         let req = DeleteRequest {
             agent_id: agent.clone(),
             tenant_id: tenant.clone(),
-            listener_arn: base.listener_arn.clone(),
+            listener_arn: Some(base.listener_arn.clone()),
             purge_transcripts: true,
         };
         let report = delete(&base.clients, &base.settings, req).await.unwrap();

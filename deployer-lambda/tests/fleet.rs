@@ -33,7 +33,7 @@ async fn status_follows_the_agent_through_deploy_and_delete() {
     let delete_req = DeleteRequest {
         agent_id: agent.clone(),
         tenant_id: tenant,
-        listener_arn: base.listener_arn.clone(),
+        listener_arn: Some(base.listener_arn.clone()),
         purge_transcripts: false,
     };
     delete(&base.clients, &base.settings, delete_req).await.unwrap();

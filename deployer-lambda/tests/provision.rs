@@ -181,7 +181,7 @@ async fn delete_removes_everything_and_keeps_or_purges_the_transcripts() {
     let req = DeleteRequest {
         agent_id: agent.clone(),
         tenant_id: tenant.clone(),
-        listener_arn: base.listener_arn.clone(),
+        listener_arn: Some(base.listener_arn.clone()),
         purge_transcripts: false,
     };
     let report = delete(&base.clients, &base.settings, req.clone()).await.unwrap();

@@ -1,18 +1,23 @@
 //! `/v1/agents`: a tenant's agents. Create, list (cursor pagination), get, update
 //! (If-Match required: a stale version is 409), delete. Secrets are write-only.
 //! Another tenant's agent is 404 on every route.
+//!
+//! Create, update and delete also start a deployment (202 with the agent and its
+//! deployment; for delete, the deployment) unless `?deploy=false` is given or the
+//! deployer is off.
 
 use agent_spec::AgentDraft;
-use agent_spec::api::{AgentPage, AgentResponse, ErrorBody};
+use agent_spec::api::{AgentPage, AgentResponse, DeploymentAction, DeploymentResponse, ErrorBody};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
+use super::deployments::{accepted, agent_responses, enqueue};
 use super::error::ApiError;
 use super::extract::{AgentPath, ApiJson, IfMatch, Tenant, etag};
+use super::{AppState, flag_query, page_query};
 use crate::store::agents::{PageCursor, StoredAgent};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -27,22 +32,39 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The agent as JSON with its `ETag`.
-fn agent_response(status: StatusCode, agent: StoredAgent) -> Response {
+/// `created`: also a `Location` header.
+async fn agent_response(
+    state: &AppState,
+    status: StatusCode,
+    agent: StoredAgent,
+    created: bool,
+) -> Result<Response, ApiError> {
     let mut headers = HeaderMap::new();
     headers.insert(header::ETAG, HeaderValue::from_str(&etag(agent.version)).expect("digits are a valid header"));
-    if status == StatusCode::CREATED {
+    if created {
         let location = format!("/v1/agents/{}", agent.id);
         headers.insert(header::LOCATION, HeaderValue::from_str(&location).expect("id is a valid header"));
     }
-    (status, headers, axum::Json(agent.into_response())).into_response()
+    let tenant = agent.tenant_id.clone();
+    let body = agent_responses(state, &tenant, vec![agent]).await?.pop().expect("one agent in, one out");
+    Ok((status, headers, axum::Json(body)).into_response())
+}
+
+/// Whether this write should start a deployment: `?deploy=` (default true), and
+/// only when a deployer is configured.
+fn wants_deploy(state: &AppState, deploy: bool) -> bool {
+    deploy && state.aws.is_some()
 }
 
 /// Create an agent.
 #[utoipa::path(
     post, path = "/v1/agents", tag = "agents",
+    params(("deploy" = Option<bool>, Query, description = "Start a deployment (default true)")),
     request_body = AgentDraft,
     responses(
-        (status = 201, description = "Created", body = AgentResponse,
+        (status = 201, description = "Created, not deployed (`deploy=false` or deployer off)", body = AgentResponse,
+            headers(("ETag" = String, description = "The agent's version"), ("Location" = String))),
+        (status = 202, description = "Created; its deployment is queued (`deployment` in the body)", body = AgentResponse,
             headers(("ETag" = String, description = "The agent's version"), ("Location" = String))),
         (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -54,13 +76,19 @@ fn agent_response(status: StatusCode, agent: StoredAgent) -> Response {
 async fn create_agent(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
+    RawQuery(query): RawQuery,
     ApiJson(draft): ApiJson<AgentDraft>,
 ) -> Result<Response, ApiError> {
+    let [(_, deploy)] = flag_query(query.as_deref(), [("deploy", true)])?;
     let (config, secrets) = draft.validate(None)?;
     let agent =
         state.store.create_agent(&tenant, config, &secrets).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
     tracing::info!(agent_id = %agent.id, "agent created");
-    Ok(agent_response(StatusCode::CREATED, agent))
+    if wants_deploy(&state, deploy) {
+        enqueue(&state, &tenant, &agent.id, DeploymentAction::Deploy, Some(agent.version), false).await?;
+        return agent_response(&state, StatusCode::ACCEPTED, agent, true).await;
+    }
+    agent_response(&state, StatusCode::CREATED, agent, true).await
 }
 
 /// List the tenant's agents, oldest first.
@@ -82,34 +110,14 @@ async fn list_agents(
     Tenant(tenant): Tenant,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<AgentPage>, ApiError> {
-    let mut limit = DEFAULT_PAGE_SIZE;
-    let mut cursor = None;
-    let mut errors = Vec::new();
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match key.as_ref() {
-            "limit" => match value.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => limit = n,
-                _ => errors.push(("limit", format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"))),
-            },
-            "cursor" => match PageCursor::decode(&value) {
-                Some(c) => cursor = Some(c),
-                None => errors.push(("cursor", "is not a cursor returned by this API".to_owned())),
-            },
-            _ => errors.push(("query", format!("{key:?} is not a known query parameter (use limit, cursor)"))),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(
-            errors.into_iter().map(|(field, reason)| agent_spec::FieldError { field: field.into(), reason }).collect(),
-        ));
-    }
+    let (limit, cursor) = page_query(query.as_deref(), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageCursor::decode)?;
     let (agents, next) = state
         .store
         .list_agents(&tenant, cursor.as_ref(), limit)
         .await
         .map_err(|e| ApiError::from_store(e, "tenant"))?;
     Ok(axum::Json(AgentPage {
-        agents: agents.into_iter().map(StoredAgent::into_response).collect(),
+        agents: agent_responses(&state, &tenant, agents).await?,
         next_cursor: next.map(|c| c.encode()),
     }))
 }
@@ -132,7 +140,7 @@ async fn get_agent(
     AgentPath(id): AgentPath,
 ) -> Result<Response, ApiError> {
     let agent = state.store.get_agent(&tenant, &id).await.map_err(|e| ApiError::from_store(e, "agent"))?;
-    Ok(agent_response(StatusCode::OK, agent))
+    agent_response(&state, StatusCode::OK, agent, false).await
 }
 
 /// Replace an agent's configuration. Secrets omitted from the body keep their
@@ -142,10 +150,13 @@ async fn get_agent(
     params(
         ("id" = agent_spec::AgentId, Path, description = "Agent id"),
         ("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\""),
+        ("deploy" = Option<bool>, Query, description = "Start a deployment (default true)"),
     ),
     request_body = AgentDraft,
     responses(
-        (status = 200, description = "Updated", body = AgentResponse,
+        (status = 200, description = "Updated, not deployed (`deploy=false` or deployer off)", body = AgentResponse,
+            headers(("ETag" = String, description = "The new version"))),
+        (status = 202, description = "Updated; its deployment is queued (`deployment` in the body)", body = AgentResponse,
             headers(("ETag" = String, description = "The new version"))),
         (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
         (status = 404, description = "No such agent for this tenant", body = ErrorBody),
@@ -162,6 +173,7 @@ async fn update_agent(
     Tenant(tenant): Tenant,
     AgentPath(id): AgentPath,
     IfMatch(expected): IfMatch,
+    RawQuery(query): RawQuery,
     body: Result<ApiJson<AgentDraft>, ApiError>,
 ) -> Result<Response, ApiError> {
     // Existence first: another tenant's agent is 404 whatever the body holds.
@@ -171,6 +183,7 @@ async fn update_agent(
     if expected != current.version {
         return Err(ApiError::VersionConflict { current: current.version });
     }
+    let [(_, deploy)] = flag_query(query.as_deref(), [("deploy", true)])?;
     let ApiJson(draft) = body?;
     let (config, secrets) = draft.validate(Some(&secrets))?;
     let agent = state
@@ -179,18 +192,29 @@ async fn update_agent(
         .await
         .map_err(|e| ApiError::from_store(e, "agent"))?;
     tracing::info!(agent_id = %agent.id, version = agent.version, "agent updated");
-    Ok(agent_response(StatusCode::OK, agent))
+    if wants_deploy(&state, deploy) {
+        enqueue(&state, &tenant, &agent.id, DeploymentAction::Deploy, Some(agent.version), false).await?;
+        return agent_response(&state, StatusCode::ACCEPTED, agent, false).await;
+    }
+    agent_response(&state, StatusCode::OK, agent, false).await
 }
 
-/// Delete an agent. With `If-Match`, only if it is still that version.
+/// Delete an agent. With `If-Match`, only if it is still that version. Its AWS
+/// resources are torn down by a `delete` deployment; the transcript bucket is kept
+/// (tagged retired) unless `purge_transcripts=true`.
 #[utoipa::path(
     delete, path = "/v1/agents/{id}", tag = "agents",
     params(
         ("id" = agent_spec::AgentId, Path, description = "Agent id"),
         ("If-Match" = Option<String>, Header, description = "Delete only if the agent is still this version"),
+        ("deploy" = Option<bool>, Query, description = "Tear down its AWS resources (default true)"),
+        ("purge_transcripts" = Option<bool>, Query,
+            description = "Also empty and delete its transcript bucket: every call recording and transcript (default false)"),
     ),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 202, description = "Deleted; the teardown deployment is queued", body = DeploymentResponse,
+            headers(("Location" = String, description = "The deployment"))),
+        (status = 204, description = "Deleted, AWS resources left in place (`deploy=false` or deployer off)"),
         (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
         (status = 404, description = "No such agent for this tenant", body = ErrorBody),
         (status = 409, description = "The agent changed since that version was read", body = ErrorBody),
@@ -203,8 +227,26 @@ async fn delete_agent(
     Tenant(tenant): Tenant,
     AgentPath(id): AgentPath,
     IfMatch(expected): IfMatch,
-) -> Result<StatusCode, ApiError> {
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let [(_, deploy), (_, purge)] = flag_query(query.as_deref(), [("deploy", true), ("purge_transcripts", false)])?;
+    if purge && !deploy {
+        return Err(ApiError::invalid(
+            "purge_transcripts",
+            "needs deploy=true: transcripts are purged by the teardown",
+        ));
+    }
     state.store.delete_agent(&tenant, &id, expected).await.map_err(|e| ApiError::from_store(e, "agent"))?;
     tracing::info!(agent_id = %id, "agent deleted");
-    Ok(StatusCode::NO_CONTENT)
+    if !wants_deploy(&state, deploy) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // The agent row is gone; if queueing its teardown fails now, its resources stay
+    // until a sweep finds them: say so loudly.
+    let deployment = enqueue(&state, &tenant, &id, DeploymentAction::Delete, None, purge).await.inspect_err(|e| {
+        tracing::error!(agent_id = %id, error = %e, "agent deleted but its teardown could not be queued; a sweep will find its resources");
+    })?;
+    let full =
+        state.store.get_deployment(&tenant, &id, &deployment.id).await.map_err(|e| ApiError::from_store(e, "agent"))?;
+    Ok(accepted(full))
 }

@@ -31,6 +31,10 @@ pub enum ApiError {
     VersionConflict { current: i64 },
     #[error("precondition required")]
     PreconditionRequired,
+    #[error("deployments are turned off")]
+    DeployerOff,
+    #[error("AWS request failed")]
+    Upstream(#[source] anyhow::Error),
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -105,6 +109,16 @@ impl ApiError {
                  concurrent changes are not overwritten"
                     .into(),
             ),
+            Self::DeployerOff => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "deployer_off",
+                "this control plane does not deploy agents or read their calls (TEMPOVOICE_DEPLOYER=off)".into(),
+            ),
+            Self::Upstream(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream",
+                "AWS did not answer as expected; retry shortly (the cause has been logged)".into(),
+            ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -131,6 +145,7 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "request failed"),
             Self::Unavailable(cause) => tracing::warn!(error = format!("{cause:#}"), "dependency unavailable"),
+            Self::Upstream(cause) => tracing::warn!(error = format!("{cause:#}"), "AWS request failed"),
             _ => {}
         }
         let fields = match self {

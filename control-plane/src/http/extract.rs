@@ -2,7 +2,7 @@
 //! plain-text rejections: malformed JSON, wrong types and unknown fields are 422
 //! with the field's path; a bad or missing key is 401; an id that cannot exist is 404.
 
-use agent_spec::{AgentId, TenantId};
+use agent_spec::{AgentId, CallSid, DeploymentId, TenantId};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
@@ -149,9 +149,38 @@ impl<S: Send + Sync> FromRequestParts<S> for AgentPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(raw) =
-            Path::<String>::from_request_parts(parts, state).await.map_err(|_| ApiError::NotFound("agent"))?;
+        let raw = path_param(parts, state, "id").await.ok_or(ApiError::NotFound("agent"))?;
         AgentId::parse(&raw).map(AgentPath).map_err(|_| ApiError::NotFound("agent"))
+    }
+}
+
+/// One named parameter of the matched route.
+async fn path_param<S: Send + Sync>(parts: &mut Parts, state: &S, name: &str) -> Option<String> {
+    let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state).await.ok()?;
+    params.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// `{deploymentId}` of `/v1/agents/{id}/deployments/{deploymentId}`.
+pub struct DeploymentPath(pub DeploymentId);
+
+impl<S: Send + Sync> FromRequestParts<S> for DeploymentPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let raw = path_param(parts, state, "deploymentId").await.ok_or(ApiError::NotFound("deployment"))?;
+        DeploymentId::parse(&raw).map(DeploymentPath).map_err(|_| ApiError::NotFound("deployment"))
+    }
+}
+
+/// `{callSid}`: validated (`CA` + 32 hex digits) before it is used in a storage key.
+pub struct CallPath(pub CallSid);
+
+impl<S: Send + Sync> FromRequestParts<S> for CallPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let raw = path_param(parts, state, "callSid").await.unwrap_or_default();
+        CallSid::parse(&raw).map(CallPath).map_err(|e| ApiError::invalid("callSid", e.to_string()))
     }
 }
 

@@ -8,6 +8,8 @@
 
 pub mod admin;
 pub mod agents;
+pub mod calls;
+pub mod deployments;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -36,12 +38,32 @@ pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
 pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
+    /// Present unless the deployer is off.
+    pub aws: Option<AwsAccess>,
+}
+
+/// What the API needs of AWS: waking the deployment workers, reading transcripts.
+#[derive(Clone)]
+pub struct AwsAccess {
+    pub wake_workers: Arc<tokio::sync::Notify>,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl AppState {
+    pub fn aws(&self) -> Result<&AwsAccess, ApiError> {
+        self.aws.as_ref().ok_or(ApiError::DeployerOff)
+    }
 }
 
 /// All routes with their OpenAPI document.
 pub fn api() -> (Router<AppState>, OpenApi) {
-    let (router, mut doc) =
-        OpenApiRouter::new().merge(health::router()).merge(agents::router()).merge(admin::router()).split_for_parts();
+    let (router, mut doc) = OpenApiRouter::new()
+        .merge(health::router())
+        .merge(agents::router())
+        .merge(deployments::router())
+        .merge(calls::router())
+        .merge(admin::router())
+        .split_for_parts();
     doc.info.title = "TempoVoice control plane".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
@@ -96,4 +118,62 @@ impl MakeRequestId for RandomRequestId {
         let id = format!("{:016x}", rand::random::<u64>());
         axum::http::HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
+}
+
+/// Reads `limit` and `cursor`, refusing any other parameter.
+pub(crate) fn page_query<C>(
+    query: Option<&str>,
+    default: u32,
+    max: u32,
+    decode: impl Fn(&str) -> Option<C>,
+) -> Result<(u32, Option<C>), ApiError> {
+    let mut limit = default;
+    let mut cursor = None;
+    let mut errors = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => limit = n,
+                _ => errors.push(field_error("limit", format!("must be a whole number from 1 to {max}"))),
+            },
+            "cursor" => match decode(&value) {
+                Some(c) => cursor = Some(c),
+                None => errors.push(field_error("cursor", "is not a cursor returned by this API".into())),
+            },
+            _ => {
+                errors.push(field_error("query", format!("{key:?} is not a known query parameter (use limit, cursor)")))
+            }
+        }
+    }
+    if errors.is_empty() { Ok((limit, cursor)) } else { Err(ApiError::Invalid(errors)) }
+}
+
+/// Reads boolean query flags (`true`/`false`), each defaulting to its given value,
+/// refusing unknown parameters.
+pub(crate) fn flag_query<const N: usize>(
+    query: Option<&str>,
+    mut flags: [(&'static str, bool); N],
+) -> Result<[(&'static str, bool); N], ApiError> {
+    let mut errors = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match flags.iter_mut().find(|(name, _)| *name == key) {
+            Some((name, flag)) => match value.as_ref() {
+                "true" => *flag = true,
+                "false" => *flag = false,
+                _ => errors.push(field_error(name, "must be true or false".into())),
+            },
+            None => {
+                let known: Vec<&str> = flags.iter().map(|(n, _)| *n).collect();
+                errors.push(field_error(
+                    "query",
+                    format!("{key:?} is not a known query parameter (use {})", known.join(", ")),
+                ));
+            }
+        }
+    }
+    if errors.is_empty() { Ok(flags) } else { Err(ApiError::Invalid(errors)) }
+}
+
+fn field_error(field: &str, reason: String) -> agent_spec::FieldError {
+    agent_spec::FieldError { field: field.into(), reason }
 }

@@ -33,6 +33,8 @@ impl StoredAgent {
             updated_at: from_ms(self.updated_at),
             config: self.config,
             secrets: self.secrets,
+            voice_url: None,
+            deployment: None,
         }
     }
 }

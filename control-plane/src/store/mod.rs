@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod deployments;
 pub mod placements;
 pub mod tenants;
 

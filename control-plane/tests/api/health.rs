@@ -26,9 +26,14 @@ async fn liveness_and_readiness() {
 async fn readiness_fails_when_the_database_is_gone_and_liveness_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().display().to_string();
-    let settings = Settings::from_lookup(|k| (k == "TEMPOVOICE_DATA_DIR").then(|| data.clone())).unwrap();
+    let settings = Settings::from_lookup(|k| match k {
+        "TEMPOVOICE_DATA_DIR" => Some(data.clone()),
+        "TEMPOVOICE_DEPLOYER" => Some("off".into()),
+        _ => None,
+    })
+    .unwrap();
     let store = control_plane::open_store(&settings).await.unwrap();
-    let router = service(AppState { store: store.clone(), settings: Arc::new(settings) });
+    let router = service(AppState { store: store.clone(), settings: Arc::new(settings), aws: None });
     store.db.pool.close().await;
 
     let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();

@@ -101,6 +101,15 @@ impl TestApp {
 
     /// Spawns with extra or changed settings variables.
     pub async fn spawn_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        Self::spawn_full(adjust, None).await
+    }
+
+    /// Spawns with changed settings and, if given, this deployer instead of the
+    /// one the settings name.
+    pub async fn spawn_full(
+        adjust: impl FnOnce(&mut HashMap<String, String>),
+        deployer: Option<Arc<dyn control_plane::deploy::Deployer>>,
+    ) -> TestApp {
         logs();
         let data_dir = tempfile::tempdir().expect("temp dir");
         let database_url = fresh_database(data_dir.path()).await;
@@ -113,17 +122,25 @@ impl TestApp {
             ("TEMPOVOICE_ADMIN_TOKEN", admin_token.clone()),
             ("TEMPOVOICE_SECRETS_KEY", key),
             ("TEMPOVOICE_SHUTDOWN_GRACE_SECS", "5".to_owned()),
+            // Deployments have their own tests (deployments.rs), on moto.
+            ("TEMPOVOICE_DEPLOYER", "off".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         adjust(&mut vars);
         let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings are valid");
-        let app = App::build(settings).await.expect("app builds");
+        let app = App::build_with_deployer(settings, deployer).await.expect("app builds");
         let addr = app.local_addr();
         let shutdown = app.shutdown_token();
         let server = tokio::spawn(app.run_until_stopped());
         TestApp { addr, client: Client::new(), admin_token, database_url, shutdown, server, data_dir }
+    }
+
+    /// Stops the app as SIGTERM would, and waits until it has.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        (&mut self.server).await.expect("server task").expect("clean stop");
     }
 
     pub fn url(&self, path: &str) -> String {

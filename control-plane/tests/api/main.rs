@@ -4,6 +4,7 @@
 mod admin;
 mod agents;
 mod auth;
+mod deployments;
 mod errors;
 mod health;
 mod helpers;

@@ -21,14 +21,16 @@ async fn the_document_and_the_router_agree() {
     let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 8, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 14, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
 
     let mut operations = 0;
     for (template, item) in paths {
         let path = template
             .replace("{id}", agent["id"].as_str().unwrap())
             .replace("{tenantId}", &tenant.id)
-            .replace("{keyId}", &tenant.key_id);
+            .replace("{keyId}", &tenant.key_id)
+            .replace("{deploymentId}", "abcdefghijklmnop")
+            .replace("{callSid}", "CA0123456789abcdef0123456789abcdef");
         for method in METHODS {
             let http_method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let Some(op) = item.get(method) else {
@@ -86,7 +88,7 @@ async fn the_document_and_the_router_agree() {
             }
         }
     }
-    assert_eq!(operations, 12);
+    assert_eq!(operations, 19);
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
     assert!(schemes.contains_key("api_key") && schemes.contains_key("admin_token"));
 

@@ -19,6 +19,7 @@ async fn store() -> (Store, TenantId, tempfile::TempDir) {
         ("TEMPOVOICE_DATA_DIR", dir.path().display().to_string()),
         ("DATABASE_URL", url),
         ("TEMPOVOICE_SECRETS_KEY", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=".to_owned()),
+        ("TEMPOVOICE_DEPLOYER", "off".to_owned()),
     ]);
     let store = open_store(&Settings::from_lookup(|k| vars.get(k).cloned()).unwrap()).await.unwrap();
     let tenant = store.create_tenant("t").await.unwrap().id;

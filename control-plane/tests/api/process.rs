@@ -17,7 +17,8 @@ fn command(data_dir: &std::path::Path, database_url: &str) -> Command {
         .env("TEMPOVOICE_DATA_DIR", data_dir)
         .env("DATABASE_URL", database_url)
         .env("TEMPOVOICE_BIND", "127.0.0.1:0")
-        .env("TEMPOVOICE_LOG_FORMAT", "json");
+        .env("TEMPOVOICE_LOG_FORMAT", "json")
+        .env("TEMPOVOICE_DEPLOYER", "off");
     if database_url.starts_with("postgres") {
         cmd.env("TEMPOVOICE_SECRETS_KEY", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=");
     }

@@ -13,7 +13,10 @@ use crate::helpers::agent_body;
 
 /// Local settings on `dir`, with `key` as TEMPOVOICE_SECRETS_KEY if given.
 fn settings(dir: &Path, key: Option<String>) -> Settings {
-    let mut map = HashMap::from([("TEMPOVOICE_DATA_DIR".to_owned(), dir.display().to_string())]);
+    let mut map = HashMap::from([
+        ("TEMPOVOICE_DATA_DIR".to_owned(), dir.display().to_string()),
+        ("TEMPOVOICE_DEPLOYER".to_owned(), "off".to_owned()),
+    ]);
     if let Some(key) = key {
         map.insert("TEMPOVOICE_SECRETS_KEY".to_owned(), key);
     }

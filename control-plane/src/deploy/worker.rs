@@ -1,0 +1,370 @@
+//! Deployment workers: take due deployments from the database with a lease, run
+//! them through the [`Deployer`], and record the outcome, resource by resource.
+//!
+//! - The lease is renewed while a deployment runs; a replica that dies leaves its
+//!   deployments to be taken again once their lease expires.
+//! - On shutdown, a running deployment gets the grace period to finish; after that
+//!   it is handed back as pending, so the next start resumes it at once.
+//! - Retryable failures go back to pending with exponential back-off until the
+//!   attempts run out; others fail at once, with the deployer's step and AWS code.
+//! - A deploy gets (or keeps) the agent's listener slot first; a delete frees the
+//!   slot only once the teardown succeeded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_spec::api::{DeployedResource, DeploymentAction, DeploymentError};
+use agent_spec::draft::SecretsDraft;
+use deployer_lambda::event::{Action, DeployerEvent, EVENT_VERSION, Outcome};
+use deployer_lambda::provision::{DeleteRequest, DeployRequest, Placement as DeployPlacement};
+use deployer_lambda::report::ResourceReport;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Deployer;
+use crate::db::now_ms;
+use crate::settings::{DeploySettings, Settings};
+use crate::store::deployments::{Completion, Deployment, NewEvent};
+use crate::store::{Store, StoreError};
+
+/// How often an idle worker looks for due deployments (a new deployment in this
+/// process wakes it at once).
+const POLL: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// The workers' shared parts.
+#[derive(Clone)]
+pub struct Workers {
+    store: Store,
+    deployer: Arc<dyn Deployer>,
+    settings: Arc<Settings>,
+    /// Poked when this process queues a deployment.
+    wake: Arc<Notify>,
+    /// This process, as a lease owner.
+    owner: Arc<str>,
+}
+
+impl Workers {
+    pub fn new(store: Store, deployer: Arc<dyn Deployer>, settings: Arc<Settings>, wake: Arc<Notify>) -> Self {
+        let owner = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+        Self { store, deployer, settings, wake, owner: owner.into() }
+    }
+
+    fn policy(&self) -> &DeploySettings {
+        &self.settings.deploy
+    }
+
+    /// Starts the configured number of workers; they stop when `stop` is cancelled
+    /// (each finishing or handing back its deployment within `grace`).
+    pub fn spawn(self, stop: CancellationToken, grace: Duration) -> JoinSet<()> {
+        let mut set = JoinSet::new();
+        tracing::info!(workers = self.policy().workers, deployer = %self.deployer.describe(), "deployment workers starting");
+        for _ in 0..self.policy().workers {
+            let me = self.clone();
+            let stop = stop.clone();
+            set.spawn(async move { me.run(stop, grace).await });
+        }
+        set
+    }
+
+    async fn run(self, stop: CancellationToken, grace: Duration) {
+        while !stop.is_cancelled() {
+            let lease_until = now_ms() + self.policy().lease.as_millis() as i64;
+            match self.store.claim_deployment(&self.owner, lease_until).await {
+                Ok(Some(deployment)) => self.run_one(deployment, &stop, grace).await,
+                Ok(None) => {
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep(POLL) => {}
+                        () = stop.cancelled() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not take a deployment; trying again shortly");
+                    tokio::select! {
+                        () = tokio::time::sleep(POLL * 4) => {}
+                        () = stop.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One attempt at `deployment`, with its lease renewed meanwhile.
+    async fn run_one(&self, deployment: Deployment, stop: &CancellationToken, grace: Duration) {
+        let span = tracing::info_span!(
+            "deployment",
+            deployment_id = %deployment.id,
+            agent_id = %deployment.agent_id,
+            tenant_id = %deployment.tenant_id,
+            action = ?deployment.action,
+            attempt = deployment.attempts,
+        );
+        let lease_lost = CancellationToken::new();
+        let heartbeat = AbortOnDrop({
+            let (store, id, owner, lease, lost) = (
+                self.store.clone(),
+                deployment.id.clone(),
+                self.owner.clone(),
+                self.policy().lease,
+                lease_lost.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    match store.renew_deployment_lease(&id, &owner, now_ms() + lease.as_millis() as i64).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            lost.cancel();
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not renew the deployment lease"),
+                    }
+                }
+            })
+        });
+
+        let attempt = self.attempt(&deployment).instrument(span.clone());
+        tokio::pin!(attempt);
+        let completion = tokio::select! {
+            c = &mut attempt => Some(c),
+            () = lease_lost.cancelled() => {
+                tracing::warn!(parent: &span, "lease lost to another worker: abandoning this attempt");
+                None
+            }
+            () = stop.cancelled() => match tokio::time::timeout(grace, &mut attempt).await {
+                Ok(c) => Some(c),
+                Err(_) => {
+                    drop(heartbeat);
+                    match self.store.release_deployment(&deployment.id, &self.owner).await {
+                        Ok(_) => tracing::info!(parent: &span, "stopping: deployment handed back as pending"),
+                        Err(e) => tracing::warn!(parent: &span, error = %e, "stopping: could not hand the deployment back; it resumes when its lease expires"),
+                    }
+                    return;
+                }
+            },
+        };
+        drop(heartbeat);
+        let Some(completion) = completion else { return };
+        match self.store.complete_deployment(&deployment, &self.owner, completion).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(parent: &span, "lease lost before the outcome was recorded"),
+            Err(e) => tracing::error!(parent: &span, error = %e, "could not record the deployment's outcome"),
+        }
+    }
+
+    /// Runs the deployment once and says how it ended (recording its events).
+    async fn attempt(&self, d: &Deployment) -> Completion {
+        let started = match d.action {
+            DeploymentAction::Deploy => format!("provisioning (attempt {})", d.attempts),
+            DeploymentAction::Delete => format!("deleting (attempt {})", d.attempts),
+        };
+        self.event(d, "started", None, started).await;
+        let result = match d.action {
+            DeploymentAction::Deploy => self.deploy(d).await,
+            DeploymentAction::Delete => self.delete(d).await,
+        };
+        match result {
+            Ok((deployed_version, reports)) => {
+                for r in &reports {
+                    let arn = r.arn.as_deref().unwrap_or(&r.name);
+                    let mut message = format!("{} {arn}", action_name(r));
+                    if !r.changes.is_empty() {
+                        message.push_str(&format!(" ({})", r.changes.join(", ")));
+                    }
+                    self.event(d, "resource", Some(kind_name(r)), message).await;
+                }
+                let done = match d.action {
+                    DeploymentAction::Deploy => "active",
+                    DeploymentAction::Delete => "deleted",
+                };
+                self.event(d, "succeeded", None, done.to_owned()).await;
+                tracing::info!(deployment_id = %d.id, agent_id = %d.agent_id, "deployment {done}");
+                Completion::Succeeded { deployed_version, resources: reports.iter().map(resource).collect() }
+            }
+            Err(error) if error.retryable && d.attempts < self.policy().max_attempts => {
+                let backoff = backoff(self.policy().retry_base, d.attempts);
+                let message = format!(
+                    "attempt {} failed: {}; retrying in {} s ({} of {} attempts used)",
+                    d.attempts,
+                    error.message,
+                    backoff.as_secs(),
+                    d.attempts,
+                    self.policy().max_attempts
+                );
+                tracing::warn!(deployment_id = %d.id, error_type = %error.error_type, "{message}");
+                self.event(d, "retry", error.step.as_deref(), message).await;
+                Completion::Retry { error, not_before: now_ms() + backoff.as_millis() as i64 }
+            }
+            Err(error) => {
+                tracing::warn!(deployment_id = %d.id, error_type = %error.error_type, error = %error.message, "deployment failed");
+                self.event(d, "failed", error.step.as_deref(), error.message.clone()).await;
+                Completion::Failed(error)
+            }
+        }
+    }
+
+    async fn event(&self, d: &Deployment, kind: &str, step: Option<&str>, message: String) {
+        if let Err(e) = self.store.add_deployment_event(&d.id, NewEvent { kind, step, message }).await {
+            tracing::warn!(deployment_id = %d.id, error = %e, "could not record a deployment event");
+        }
+    }
+
+    async fn deploy(&self, d: &Deployment) -> Result<(Option<i64>, Vec<ResourceReport>), DeploymentError> {
+        let (agent, secrets) = match self.store.get_agent_with_secrets(&d.tenant_id, &d.agent_id).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound) => {
+                return Err(control_error(false, "agent_deleted", "the agent was deleted before it was deployed"));
+            }
+            Err(e) => return Err(store_error(e)),
+        };
+        let listeners = &self.settings.listeners;
+        if listeners.is_empty() {
+            return Err(control_error(
+                false,
+                "no_listeners",
+                "no ALB listener is configured for agents (TEMPOVOICE_LISTENERS)",
+            ));
+        }
+        // A slot on a listener no longer configured is given up for a configured one.
+        if let Some(current) = self.store.placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)? {
+            if !listeners.iter().any(|l| l.listener_arn == current.listener_arn) {
+                tracing::warn!(listener = %current.listener_arn, "the agent's listener is no longer configured: placing it again");
+                self.store.release_placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)?;
+            }
+        }
+        let placement = match self.store.assign_placement(&d.tenant_id, &d.agent_id, listeners).await {
+            Ok(p) => p,
+            Err(e @ StoreError::NoCapacity { .. }) => {
+                return Err(control_error(
+                    false,
+                    "no_capacity",
+                    &format!("{e}: add a listener to TEMPOVOICE_LISTENERS or delete agents"),
+                ));
+            }
+            Err(e) => return Err(store_error(e)),
+        };
+        let event = DeployerEvent {
+            version: EVENT_VERSION,
+            action: Action::Deploy(Box::new(DeployRequest {
+                agent_id: agent.id.clone(),
+                tenant_id: agent.tenant_id.clone(),
+                config: agent.config,
+                secrets: SecretsDraft::from_secrets(&secrets),
+                placement: DeployPlacement { listener_arn: placement.listener_arn, priority: placement.priority },
+                image_tag: None,
+            })),
+        };
+        match self.deployer.invoke(event).await?.outcome {
+            Outcome::Deploy(report) => Ok((Some(agent.version), report.resources)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete(&self, d: &Deployment) -> Result<(Option<i64>, Vec<ResourceReport>), DeploymentError> {
+        let placement = self.store.placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)?;
+        let event = DeployerEvent {
+            version: EVENT_VERSION,
+            action: Action::Delete(DeleteRequest {
+                agent_id: d.agent_id.clone(),
+                tenant_id: d.tenant_id.clone(),
+                listener_arn: placement.map(|p| p.listener_arn),
+                purge_transcripts: d.purge_transcripts,
+            }),
+        };
+        match self.deployer.invoke(event).await?.outcome {
+            Outcome::Delete(report) => {
+                // The rule is gone: its slot can go to another agent.
+                self.store.release_placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)?;
+                Ok((None, report.resources))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// Aborts the task when dropped: a worker that is itself aborted stops renewing.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Back-off before attempt `attempts + 1`: `base`, doubling, at most 10 minutes.
+pub fn backoff(base: Duration, attempts: i64) -> Duration {
+    let factor = 1u32 << attempts.clamp(1, 16).saturating_sub(1) as u32;
+    base.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+fn control_error(retryable: bool, code: &str, message: &str) -> DeploymentError {
+    let class = if retryable { "Retryable" } else { "NonRetryable" };
+    DeploymentError {
+        error_type: format!("{class}.control_plane.{code}"),
+        step: Some("control_plane".into()),
+        code: Some(code.to_owned()),
+        message: message.to_owned(),
+        retryable,
+    }
+}
+
+fn store_error(e: StoreError) -> DeploymentError {
+    let retryable = matches!(e, StoreError::Database(_) | StoreError::Contention { .. });
+    control_error(retryable, "database", &format!("control-plane database: {e}"))
+}
+
+fn unexpected(outcome: &Outcome) -> DeploymentError {
+    let got = serde_json::to_value(outcome).ok().and_then(|v| v.get("action").cloned()).unwrap_or_default();
+    control_error(false, "bad_response", &format!("the deployer answered with a {got} outcome"))
+}
+
+fn kind_name(r: &ResourceReport) -> &'static str {
+    use deployer_lambda::report::ResourceKind as K;
+    match r.kind {
+        K::Bucket => "bucket",
+        K::Secret => "secret",
+        K::TargetGroup => "target_group",
+        K::TaskDefinition => "task_definition",
+        K::ListenerRule => "listener_rule",
+        K::Service => "service",
+    }
+}
+
+fn action_name(r: &ResourceReport) -> &'static str {
+    use deployer_lambda::report::ResourceAction as A;
+    match r.action {
+        A::Created => "created",
+        A::Updated => "updated",
+        A::Unchanged => "unchanged",
+        A::Deleted => "deleted",
+        A::Retained => "retained",
+        A::Absent => "absent",
+        A::Present => "present",
+    }
+}
+
+fn resource(r: &ResourceReport) -> DeployedResource {
+    DeployedResource {
+        kind: kind_name(r).to_owned(),
+        name: r.name.clone(),
+        arn: r.arn.clone(),
+        action: action_name(r).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_ten_minutes() {
+        let base = Duration::from_secs(10);
+        assert_eq!(backoff(base, 1), Duration::from_secs(10));
+        assert_eq!(backoff(base, 2), Duration::from_secs(20));
+        assert_eq!(backoff(base, 4), Duration::from_secs(80));
+        assert_eq!(backoff(base, 40), MAX_BACKOFF);
+    }
+}

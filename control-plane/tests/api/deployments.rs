@@ -1,0 +1,509 @@
+//! Deployments end to end, against moto on 127.0.0.1 (AWS_ENDPOINT_URL): the AWS base
+//! comes from `scripts/bootstrap-local` (as the README's run command makes it), the
+//! deployer runs in process, and agents are followed through the API from create to
+//! teardown. Also: restart resumption, retries, placement limits, transcripts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use agent_spec::api::DeploymentError;
+use control_plane::deploy::{DeployFuture, Deployer, InProcessDeployer};
+use deployer_lambda::DeployerSettings;
+use deployer_lambda::event::DeployerEvent;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestTenant, agent_body, error_of, random_token};
+
+/// A fresh AWS base on moto, as settings variables (unique names per test).
+pub fn aws_base(listeners: usize, capacity: u32) -> HashMap<String, String> {
+    std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL must name a moto server (scripts/test starts one)");
+    let python = std::env::var("TEMPOVOICE_PYTHON")
+        .unwrap_or_else(|_| format!("{}/.cache/tempovoice/venv/bin/python", std::env::var("HOME").unwrap_or_default()));
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("aws.env");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/bootstrap-local");
+    let prefix = format!("t{}", random_token(8));
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .args(["--env-file", env_file.to_str().unwrap(), "--prefix", &prefix])
+        .args(["--listeners", &listeners.to_string(), "--capacity", &capacity.to_string()])
+        .output()
+        .expect("run scripts/bootstrap-local");
+    assert!(out.status.success(), "bootstrap-local failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read_to_string(&env_file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Settings for an app deploying in process onto `base`.
+fn deploying(base: &HashMap<String, String>) -> impl FnOnce(&mut HashMap<String, String>) + '_ {
+    move |vars| {
+        vars.extend(base.clone());
+        vars.insert("TEMPOVOICE_DEPLOYER".into(), "in-process".into());
+        vars.insert("TEMPOVOICE_DEPLOY_RETRY_SECS".into(), "0".into());
+    }
+}
+
+async fn sdk() -> aws_config::SdkConfig {
+    control_plane::deploy::sdk_config("us-east-1", std::env::var("AWS_ENDPOINT_URL").ok().as_deref()).await
+}
+
+fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build())
+}
+
+async fn get_json(app: &TestApp, tenant: &TestTenant, path: &str) -> (u16, Value) {
+    let res = app.request(Method::GET, path, Some(&tenant.key)).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls the deployment until it ends (active, failed, deleted); panics after 90 s.
+async fn wait_done(app: &TestApp, tenant: &TestTenant, agent: &str, deployment: &str) -> Value {
+    let path = format!("/v1/agents/{agent}/deployments/{deployment}");
+    for _ in 0..900 {
+        let (status, body) = get_json(app, tenant, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        if matches!(body["status"].as_str(), Some("active" | "failed" | "deleted")) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("deployment {deployment} did not finish in 90 s");
+}
+
+fn resource_actions(deployment: &Value) -> HashMap<String, String> {
+    deployment["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap().to_owned(), r["action"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
+    let base = aws_base(1, 95);
+    let app = TestApp::spawn_with(|vars| {
+        deploying(&base)(vars);
+        vars.insert("TEMPOVOICE_PUBLIC_HOST".into(), "voice.example.com".into());
+    })
+    .await;
+    let tenant = app.new_tenant("Rosa's Bakery").await;
+
+    // Create: 202, the agent with its queued deployment and voice URL.
+    let res = app.create_agent(&tenant, &agent_body("Front desk")).await;
+    assert_eq!(res.status(), 202);
+    assert!(res.headers().get("location").is_some());
+    let agent: Value = res.json().await.unwrap();
+    let id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!(agent["voice_url"], format!("https://voice.example.com/agent/{id}/incoming-call"));
+    assert_eq!(agent["deployment"]["action"], "deploy");
+    let first = agent["deployment"]["id"].as_str().unwrap().to_owned();
+
+    let done = wait_done(&app, &tenant, &id, &first).await;
+    assert_eq!(done["status"], "active", "{done:#}");
+    assert_eq!(done["deployed_version"], 1);
+    assert_eq!(done["attempts"], 1);
+    let actions = resource_actions(&done);
+    assert_eq!(actions.len(), 6, "{actions:?}");
+    assert!(actions.values().all(|a| a == "created"), "{actions:?}");
+    for r in done["resources"].as_array().unwrap() {
+        assert!(r["arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:")), "{r}");
+    }
+    let kinds: Vec<&str> = done["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"queued"));
+    assert_eq!(kinds.last(), Some(&"succeeded"));
+    assert_eq!(kinds.iter().filter(|k| **k == "resource").count(), 6, "{kinds:?}");
+    let (_, shown) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
+    assert_eq!(shown["deployment"]["status"], "active");
+
+    // The service exists in the cluster the base made, on the listener it made.
+    let sdk = sdk().await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let services = ecs.list_services().cluster(&base["TEMPOVOICE_CLUSTER"]).send().await.unwrap();
+    assert!(services.service_arns().iter().any(|a| a.contains(&id)), "{services:?}");
+
+    // Update: a new deployment that changes only the task definition and the service.
+    let mut body = agent_body("Front desk");
+    body["system_prompt"] = json!("You answer the phone for Rosa's Bakery. Mention the sourdough.");
+    body.as_object_mut().unwrap().remove("secrets"); // kept as stored
+    let res = app
+        .request(Method::PUT, &format!("/v1/agents/{id}"), Some(&tenant.key))
+        .header("If-Match", "\"1\"")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let updated: Value = res.json().await.unwrap();
+    let second = updated["deployment"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let done = wait_done(&app, &tenant, &id, &second).await;
+    assert_eq!(done["status"], "active", "{done:#}");
+    assert_eq!(done["deployed_version"], 2);
+    let actions = resource_actions(&done);
+    assert_eq!(actions["task_definition"], "updated");
+    assert_eq!(actions["service"], "updated");
+    for kind in ["bucket", "secret", "target_group", "listener_rule"] {
+        assert_eq!(actions[kind], "unchanged", "{kind}: {actions:?}");
+    }
+
+    // A redeploy through POST …/deployments changes nothing.
+    let res =
+        app.request(Method::POST, &format!("/v1/agents/{id}/deployments"), Some(&tenant.key)).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let redeploy: Value = res.json().await.unwrap();
+    let done = wait_done(&app, &tenant, &id, redeploy["id"].as_str().unwrap()).await;
+    assert!(resource_actions(&done).values().all(|a| a == "unchanged"), "{done:#}");
+
+    // The list shows all three, newest first.
+    let (_, page) = get_json(&app, &tenant, &format!("/v1/agents/{id}/deployments?limit=2")).await;
+    let listed: Vec<&str> = page["deployments"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [redeploy["id"].as_str().unwrap(), second.as_str()]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = get_json(&app, &tenant, &format!("/v1/agents/{id}/deployments?cursor={cursor}")).await;
+    assert_eq!(rest["deployments"][0]["id"], first.as_str());
+
+    // Another tenant sees none of it.
+    let other = app.new_tenant("Other").await;
+    for path in [format!("/v1/agents/{id}/deployments/{first}"), format!("/v1/agents/{id}/deployments")] {
+        let (status, code, ..) =
+            error_of(app.request(Method::GET, &path, Some(&other.key)).send().await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (404, "not_found"), "{path}");
+    }
+    let res =
+        app.request(Method::POST, &format!("/v1/agents/{id}/deployments"), Some(&other.key)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+
+    // Delete: 202 with the teardown; the bucket is kept; the deployment stays readable.
+    let res = app.request(Method::DELETE, &format!("/v1/agents/{id}"), Some(&tenant.key)).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let teardown: Value = res.json().await.unwrap();
+    assert_eq!(teardown["action"], "delete");
+    let done = wait_done(&app, &tenant, &id, teardown["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "deleted", "{done:#}");
+    let actions = resource_actions(&done);
+    assert_eq!(actions["bucket"], "retained");
+    for kind in ["secret", "target_group", "task_definition", "listener_rule", "service"] {
+        assert_eq!(actions[kind], "deleted", "{kind}: {actions:?}");
+    }
+    let (status, _) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = get_json(&app, &tenant, &format!("/v1/agents/{id}/deployments")).await;
+    assert_eq!(status, 200, "a deleted agent's deployments stay readable");
+}
+
+#[tokio::test]
+async fn a_full_listener_fails_the_deployment_clearly_and_a_delete_frees_its_slot() {
+    let base = aws_base(1, 1);
+    let app = TestApp::spawn_with(deploying(&base)).await;
+    let tenant = app.new_tenant("t").await;
+
+    let first: Value = app.create_agent(&tenant, &agent_body("One")).await.json().await.unwrap();
+    let first_id = first["id"].as_str().unwrap();
+    let done = wait_done(&app, &tenant, first_id, first["deployment"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "active", "{done:#}");
+
+    let second: Value = app.create_agent(&tenant, &agent_body("Two")).await.json().await.unwrap();
+    let second_id = second["id"].as_str().unwrap();
+    let done = wait_done(&app, &tenant, second_id, second["deployment"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["attempts"], 1, "not retried: waiting will not make room");
+    assert_eq!(done["error"]["code"], "no_capacity");
+    let message = done["error"]["message"].as_str().unwrap();
+    assert!(message.contains("every listener is full") && message.contains("TEMPOVOICE_LISTENERS"), "{message}");
+    assert!(done["resources"].as_array().unwrap().is_empty(), "nothing was created");
+
+    // Deleting the first frees the slot; the second then deploys.
+    let res = app.request(Method::DELETE, &format!("/v1/agents/{first_id}"), Some(&tenant.key)).send().await.unwrap();
+    let teardown: Value = res.json().await.unwrap();
+    let done = wait_done(&app, &tenant, first_id, teardown["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "deleted");
+    let res = app
+        .request(Method::POST, &format!("/v1/agents/{second_id}/deployments"), Some(&tenant.key))
+        .send()
+        .await
+        .unwrap();
+    let again: Value = res.json().await.unwrap();
+    let done = wait_done(&app, &tenant, second_id, again["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "active", "{done:#}");
+}
+
+/// The in-process deployer, failing its first `failures` invocations as given.
+struct Flaky {
+    inner: InProcessDeployer,
+    failures: AtomicUsize,
+    error: DeploymentError,
+    /// Invocations that never return (a hung or dying process).
+    hang: bool,
+}
+
+impl Deployer for Flaky {
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+
+    fn invoke(&self, event: DeployerEvent) -> DeployFuture<'_> {
+        Box::pin(async move {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            if self.failures.load(Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                return Err(self.error.clone());
+            }
+            self.inner.invoke(event).await
+        })
+    }
+}
+
+async fn flaky(base: &HashMap<String, String>, failures: usize, retryable: bool, hang: bool) -> Arc<dyn Deployer> {
+    let settings = DeployerSettings::from_map("us-east-1", base).unwrap();
+    let clients = deployer_lambda::AwsClients::new(&sdk().await, None);
+    let class = if retryable { "Retryable" } else { "NonRetryable" };
+    Arc::new(Flaky {
+        inner: InProcessDeployer::with_clients(clients, settings),
+        failures: AtomicUsize::new(failures),
+        error: DeploymentError {
+            error_type: format!("{class}.target_group.Throttling"),
+            step: Some("target_group".into()),
+            code: Some("Throttling".into()),
+            message: "Rate exceeded".into(),
+            retryable,
+        },
+        hang,
+    })
+}
+
+async fn spawn_with_deployer(vars: impl FnOnce(&mut HashMap<String, String>), deployer: Arc<dyn Deployer>) -> TestApp {
+    TestApp::spawn_full(vars, Some(deployer)).await
+}
+
+#[tokio::test]
+async fn retryable_failures_are_retried_and_others_fail_at_once() {
+    let base = aws_base(1, 95);
+    let app = spawn_with_deployer(deploying(&base), flaky(&base, 2, true, false).await).await;
+    let tenant = app.new_tenant("t").await;
+    let agent: Value = app.create_agent(&tenant, &agent_body("A")).await.json().await.unwrap();
+    let id = agent["id"].as_str().unwrap();
+    let done = wait_done(&app, &tenant, id, agent["deployment"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "active", "{done:#}");
+    assert_eq!(done["attempts"], 3);
+    let retries: Vec<&Value> = done["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "retry").collect();
+    assert_eq!(retries.len(), 2);
+    assert_eq!(retries[0]["step"], "target_group");
+    assert!(retries[0]["message"].as_str().unwrap().contains("Rate exceeded"));
+
+    let app = spawn_with_deployer(deploying(&base), flaky(&base, 1, false, false).await).await;
+    let tenant = app.new_tenant("t").await;
+    let agent: Value = app.create_agent(&tenant, &agent_body("B")).await.json().await.unwrap();
+    let id = agent["id"].as_str().unwrap();
+    let done = wait_done(&app, &tenant, id, agent["deployment"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(done["error"]["error_type"], "NonRetryable.target_group.Throttling");
+    assert_eq!(done["error"]["step"], "target_group");
+
+    // A deployer-side refusal: the runtime image tag does not exist; nothing is made.
+    let mut missing_image = base.clone();
+    missing_image.insert("TEMPOVOICE_RUNTIME_IMAGE_TAG".into(), "no-such-tag".into());
+    let app = TestApp::spawn_with(deploying(&missing_image)).await;
+    let tenant = app.new_tenant("t").await;
+    let agent: Value = app.create_agent(&tenant, &agent_body("C")).await.json().await.unwrap();
+    let id = agent["id"].as_str().unwrap();
+    let done = wait_done(&app, &tenant, id, agent["deployment"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["error"]["error_type"], "NonRetryable.runtime_image.ImageNotFoundException");
+    assert!(done["error"]["message"].as_str().unwrap().contains("no-such-tag"));
+}
+
+#[tokio::test]
+async fn deployments_survive_a_restart_and_a_crash() {
+    let base = aws_base(1, 95);
+    let data = tempfile::tempdir().unwrap();
+    let db = crate::helpers::fresh_database(data.path()).await;
+    let secrets_key = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=";
+    let shared = |vars: &mut HashMap<String, String>| {
+        deploying(&base)(vars);
+        vars.insert("DATABASE_URL".into(), db.clone());
+        vars.insert("TEMPOVOICE_SECRETS_KEY".into(), secrets_key.into());
+        vars.insert("TEMPOVOICE_SHUTDOWN_GRACE_SECS".into(), "1".into());
+        vars.insert("TEMPOVOICE_DEPLOY_LEASE_SECS".into(), "5".into());
+    };
+
+    // A replica that takes no deployments queues one, and stops.
+    let first = TestApp::spawn_with(|vars| {
+        shared(vars);
+        vars.insert("TEMPOVOICE_DEPLOY_WORKERS".into(), "0".into());
+    })
+    .await;
+    let tenant = first.new_tenant("t").await;
+    let agent: Value = first.create_agent(&tenant, &agent_body("A")).await.json().await.unwrap();
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let queued = agent["deployment"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(agent["deployment"]["status"], "pending");
+    first.stop().await;
+
+    // A replica whose deployer hangs is stopped gracefully: the deployment is handed
+    // back as pending, its interrupted attempt not counted.
+    let hung = spawn_with_deployer(shared, flaky(&base, 0, true, true).await).await;
+    let path = format!("/v1/agents/{id}/deployments/{queued}");
+    for _ in 0..100 {
+        if get_json(&hung, &tenant, &path).await.1["status"] == "provisioning" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get_json(&hung, &tenant, &path).await.1["status"], "provisioning");
+    hung.stop().await;
+
+    // A replica that dies mid-deployment (no graceful stop) leaves a lease that expires.
+    let crashed = spawn_with_deployer(shared, flaky(&base, 0, true, true).await).await;
+    for _ in 0..100 {
+        if get_json(&crashed, &tenant, &path).await.1["status"] == "provisioning" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    crashed.server.abort();
+
+    // The next replica finishes it: at once for nothing, after the lease for the crash.
+    let last = TestApp::spawn_with(shared).await;
+    let done = wait_done(&last, &tenant, &id, &queued).await;
+    assert_eq!(done["status"], "active", "{done:#}");
+    // The handed-back attempt is not counted: the crashed one and the last one are.
+    assert_eq!(done["attempts"], 2, "{done:#}");
+    assert_eq!(resource_actions(&done).len(), 6);
+}
+
+#[tokio::test]
+async fn transcripts_are_read_from_the_agents_bucket() {
+    let base = aws_base(1, 95);
+    let app = TestApp::spawn_with(deploying(&base)).await;
+    let tenant = app.new_tenant("t").await;
+    let agent: Value = app.create_agent(&tenant, &agent_body("A")).await.json().await.unwrap();
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let done = wait_done(&app, &tenant, &id, agent["deployment"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "active", "{done:#}");
+    let bucket = done["resources"].as_array().unwrap().iter().find(|r| r["kind"] == "bucket").unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // No calls yet.
+    let (status, page) = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls")).await;
+    assert_eq!((status, page["calls"].as_array().unwrap().len()), (200, 0));
+
+    // Three calls, as the runtime writes them, one after another.
+    let s3 = s3(&sdk().await);
+    let sids: Vec<String> = (0..3).map(|i| format!("CA{:032x}", 0xabc0 + i)).collect();
+    for (i, sid) in sids.iter().enumerate() {
+        let metadata = json!({
+            "call_sid": sid, "started_at": format!("2026-11-21T09:0{i}:00.000Z"), "duration_secs": 30.5 + i as f64,
+            "from": "+14155550123", "to": "+14155550100", "end_reason": "caller_hung_up"
+        });
+        let transcript = json!({ "call_sid": sid, "turns": [{ "role": "agent", "text": format!("Hello {i}") }] });
+        for (file, body) in [
+            ("transcript.json", transcript.to_string().into_bytes()),
+            ("recording.wav", format!("RIFF-fake-wav-{i}").into_bytes()),
+            ("metadata.json", metadata.to_string().into_bytes()),
+        ] {
+            s3.put_object().bucket(&bucket).key(format!("calls/{sid}/{file}")).body(body.into()).send().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await; // distinct LastModified seconds
+    }
+
+    let (_, page) = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls?limit=2")).await;
+    let listed: Vec<&str> = page["calls"].as_array().unwrap().iter().map(|c| c["call_sid"].as_str().unwrap()).collect();
+    assert_eq!(listed, [sids[2].as_str(), sids[1].as_str()], "newest first");
+    assert_eq!(page["calls"][0]["duration_secs"], 32.5);
+    assert_eq!(page["calls"][0]["from"], "+14155550123");
+    assert_eq!(page["calls"][0]["started_at"], "2026-11-21T09:02:00.000Z");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls?limit=2&cursor={cursor}")).await;
+    assert_eq!(rest["calls"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["calls"][0]["call_sid"], sids[0].as_str());
+    assert!(rest["next_cursor"].is_null());
+
+    let call = &sids[1];
+    let (status, transcript) = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls/{call}/transcript")).await;
+    assert_eq!((status, transcript["turns"][0]["text"].as_str()), (200, Some("Hello 1")));
+    let (status, metadata) = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls/{call}/metadata")).await;
+    assert_eq!((status, metadata["end_reason"].as_str()), (200, Some("caller_hung_up")));
+    let res = app
+        .request(Method::GET, &format!("/v1/agents/{id}/calls/{call}/recording"), Some(&tenant.key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "audio/wav");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"RIFF-fake-wav-1");
+
+    // Bad sids are refused before any key is built; unknown ones are 404.
+    for bad in
+        ["CA..%2F..%2Fsecret", "CAXYZ", "ca0123456789abcdef0123456789abcdef", "CA0123456789ABCDEF0123456789ABCDEF"]
+    {
+        let (status, code, fields, _) = error_of(
+            app.request(Method::GET, &format!("/v1/agents/{id}/calls/{bad}/transcript"), Some(&tenant.key))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((status, code.as_str(), fields), (422, "invalid_request", vec!["callSid".to_owned()]), "{bad}");
+    }
+    let unknown = format!("CA{:032x}", 1);
+    for file in ["transcript", "metadata", "recording"] {
+        let (status, ..) = error_of(
+            app.request(Method::GET, &format!("/v1/agents/{id}/calls/{unknown}/{file}"), Some(&tenant.key))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 404, "{file}");
+    }
+
+    // Another tenant: 404 for the list and every artifact.
+    let other = app.new_tenant("Other").await;
+    for path in [
+        format!("/v1/agents/{id}/calls"),
+        format!("/v1/agents/{id}/calls/{call}/transcript"),
+        format!("/v1/agents/{id}/calls/{call}/metadata"),
+        format!("/v1/agents/{id}/calls/{call}/recording"),
+    ] {
+        let (status, code, ..) =
+            error_of(app.request(Method::GET, &path, Some(&other.key)).send().await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (404, "not_found"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn with_the_deployer_off_agents_are_stored_only() {
+    let app = TestApp::spawn().await;
+    let tenant = app.new_tenant("t").await;
+    let agent = app.new_agent(&tenant, "A").await;
+    assert!(agent["deployment"].is_null() && agent["voice_url"].is_null());
+    let id = agent["id"].as_str().unwrap();
+    for (method, path) in
+        [(Method::POST, format!("/v1/agents/{id}/deployments")), (Method::GET, format!("/v1/agents/{id}/calls"))]
+    {
+        let (status, code, ..) = error_of(app.request(method, &path, Some(&tenant.key)).send().await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (503, "deployer_off"), "{path}");
+    }
+    let res = app.request(Method::DELETE, &format!("/v1/agents/{id}"), Some(&tenant.key)).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    let (status, _, fields, _) = error_of(
+        app.request(Method::DELETE, &format!("/v1/agents/{id}?deploy=maybe"), Some(&tenant.key)).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!((status, fields), (422, vec!["deploy".to_owned()]));
+}
