@@ -53,7 +53,7 @@ pub struct DeployError {
     pub retryable: bool,
 }
 
-/// AWS error codes that mean "try again later".
+/// AWS error codes that mean "try again later" (or "someone else just did it").
 const RETRYABLE_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
@@ -70,6 +70,10 @@ const RETRYABLE_CODES: &[&str] = &[
     "ResourceInUse",
     "OperationAborted",
     "ConflictException",
+    // A concurrent deploy of the same agent created the resource between this deploy's
+    // look and its create: the next attempt finds it and converges.
+    "DuplicateTargetGroupName",
+    "ResourceExistsException",
 ];
 
 impl DeployError {

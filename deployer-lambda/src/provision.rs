@@ -168,18 +168,21 @@ pub async fn deploy(
     let image = runtime_image(clients, &settings.region, &settings.runtime_repository, &tag).await?;
     // Each layer lets all its steps finish before reporting the first error, so one
     // failing step does not cut the others off mid-way.
-    let (bucket, secret, target_group) = tokio::join!(
-        bucket::converge(
-            &clients.s3,
-            &names.bucket,
-            &settings.region,
-            &settings.lifecycle,
-            settings.tls_only_policy,
-            &tags,
-        ),
-        secret::converge(&clients.secrets, &names.secret, &secret_value, &tags),
-        target_group::converge(&clients.elb, &tg_desired),
+    let bucket = bucket::converge(
+        &clients.s3,
+        &names.bucket,
+        &settings.region,
+        &settings.lifecycle,
+        settings.tls_only_policy,
+        &tags,
     );
+    let secret = secret::converge(&clients.secrets, &names.secret, &secret_value, &tags);
+    let target_group = target_group::converge(&clients.elb, &tg_desired);
+    let (bucket, secret, target_group) = if settings.sequential_steps {
+        (bucket.await, secret.await, target_group.await)
+    } else {
+        tokio::join!(bucket, secret, target_group)
+    };
     let (bucket, secret, target_group) = (bucket?, secret?, target_group?);
     let secret_arn =
         secret.arn.clone().ok_or_else(|| DeployError::new(Step::Secret, None, "secret has no ARN", true))?;
@@ -213,10 +216,13 @@ pub async fn deploy(
         target_group_arn: &tg_arn,
         tags: &tags,
     };
-    let (task_definition, rule) = tokio::join!(
-        task_definition::converge(&clients.ecs, &td_desired, &tags),
-        listener_rule::converge(&clients.elb, &rule_desired),
-    );
+    let task_definition = task_definition::converge(&clients.ecs, &td_desired, &tags);
+    let rule = listener_rule::converge(&clients.elb, &rule_desired);
+    let (task_definition, rule) = if settings.sequential_steps {
+        (task_definition.await, rule.await)
+    } else {
+        tokio::join!(task_definition, rule)
+    };
     let (task_definition, rule) = (task_definition?, rule?);
     let td_arn = task_definition
         .arn

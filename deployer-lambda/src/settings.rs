@@ -46,6 +46,10 @@ pub struct DeployerSettings {
     pub tls_only_policy: bool,
     /// AWS region the deployer runs in (from the SDK config).
     pub region: String,
+    /// Run every provisioning step one after another instead of independent steps
+    /// concurrently. Only for measuring what concurrency saves (the provisioning
+    /// benchmark); never set from the environment.
+    pub sequential_steps: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +147,7 @@ impl DeployerSettings {
             log_group: get("TEMPOVOICE_LOG_GROUP").unwrap_or_else(|| "/ecs/tempovoice-agents".into()),
             lifecycle,
             region: region.to_owned(),
+            sequential_steps: false,
         })
     }
 

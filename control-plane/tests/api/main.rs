@@ -8,6 +8,7 @@ mod deployments;
 mod errors;
 mod health;
 mod helpers;
+mod lambda;
 mod openapi;
 mod pagination;
 mod placement;
