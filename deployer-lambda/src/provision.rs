@@ -3,21 +3,27 @@
 //! the task definition and the service, and a deploy or delete that failed half-way
 //! is finished by the next one.
 //!
-//! Deploy runs in dependency layers, independent steps concurrently:
+//! Deploy first observes, then applies:
 //!
-//! 0. validation of the request and the runtime image tag (ECR): nothing is created
-//!    for a request that cannot succeed;
-//! 1. transcript bucket, secret, target group;
-//! 2. task definition (needs the image and the secret ARN), listener rule (needs the
-//!    target group);
-//! 3. service (needs the task definition, and a target group that a rule attaches to
-//!    the load balancer).
+//! 1. one round of reads, all concurrent: the runtime image tag (ECR) and the current
+//!    state of every resource. Nothing is written for a request that cannot succeed
+//!    (an invalid config or a missing image);
+//! 2. the writes, each as soon as what it needs exists: bucket; secret → task
+//!    definition (needs the secret ARN); target group → listener rule (needs the
+//!    target group ARN) and its attributes; then the service (needs the task
+//!    definition, and a target group the rule attaches to the load balancer).
+//!
+//! A fresh agent takes four sequential AWS round trips: read, create the secret and
+//! target group, register the task definition and create the rule, create the
+//! service. A deploy with nothing to change makes only reads.
 
 use std::collections::BTreeMap;
 
 use agent_spec::draft::{AgentDraft, SecretsDraft};
 use agent_spec::{AgentConfig, AgentId, AgentSpec, TenantId};
 use aws_sdk_ecr::types::ImageIdentifier;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsClients;
@@ -164,10 +170,46 @@ pub async fn deploy(
         ),
         tags: &tags,
     };
-    // Nothing is created for an image that does not exist.
-    let image = runtime_image(clients, &settings.region, &settings.runtime_repository, &tag).await?;
-    // Each layer lets all its steps finish before reporting the first error, so one
-    // failing step does not cut the others off mid-way.
+    let seq = settings.sequential_steps;
+
+    // Observe: every read that needs nothing from another step, in one round trip.
+    // The image check is among them, and nothing is written before it passed.
+    let rule_listener = &req.placement.listener_arn;
+    let ((image, bucket_existed), ((secret_found, tg_found), (td_found, (rules_found, service_found)))) =
+        Box::pin(both(
+            seq,
+            both(
+                seq,
+                runtime_image(clients, &settings.region, &settings.runtime_repository, &tag),
+                bucket::exists(&clients.s3, &names.bucket),
+            ),
+            both(
+                seq,
+                both(
+                    seq,
+                    secret::describe(&clients.secrets, &names.secret),
+                    target_group::find(&clients.elb, &names.target_group),
+                ),
+                both(
+                    seq,
+                    task_definition::latest(&clients.ecs, &names.family),
+                    both(
+                        seq,
+                        listener_rule::rules(&clients.elb, rule_listener),
+                        service::find(&clients.ecs, &settings.cluster, &names.service),
+                    ),
+                ),
+            ),
+        ))
+        .await;
+    let image = image?;
+    let (bucket_existed, secret_found, tg_found) = (bucket_existed?, secret_found?, tg_found?);
+    let (td_found, rules_found, service_found) = (td_found?, rules_found?, service_found?);
+
+    // Apply, each step as soon as what it needs exists: the secret's ARN for the task
+    // definition, the target group's ARN for the rule; both for the service. Every
+    // branch runs to its end before the first error is reported, so one failing step
+    // does not cut another off mid-way.
     let bucket = bucket::converge(
         &clients.s3,
         &names.bucket,
@@ -175,61 +217,61 @@ pub async fn deploy(
         &settings.lifecycle,
         settings.tls_only_policy,
         &tags,
+        bucket_existed,
     );
-    let secret = secret::converge(&clients.secrets, &names.secret, &secret_value, &tags);
-    let target_group = target_group::converge(&clients.elb, &tg_desired);
-    let (bucket, secret, target_group) = if settings.sequential_steps {
-        (bucket.await, secret.await, target_group.await)
-    } else {
-        tokio::join!(bucket, secret, target_group)
+    let secret_then_task_definition = async {
+        let secret = secret::converge(&clients.secrets, &names.secret, &secret_value, &tags, secret_found).await?;
+        let secret_arn =
+            secret.arn.clone().ok_or_else(|| DeployError::new(Step::Secret, None, "secret has no ARN", true))?;
+        let mut environment: BTreeMap<String, String> =
+            env.vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        environment.insert(deployment_vars::S3_BUCKET_NAME.to_owned(), names.bucket.clone());
+        environment.insert(deployment_vars::S3_BUCKET_REGION.to_owned(), settings.region.clone());
+        let td_desired = task_definition::Desired {
+            family: names.family.clone(),
+            image,
+            environment,
+            secrets: env.secrets.keys().map(|k| ((*k).to_owned(), format!("{secret_arn}:{k}::"))).collect(),
+            cpu: spec.config.sizing.cpu,
+            memory_mib: spec.config.sizing.memory_mib,
+            execution_role_arn: settings.execution_role_arn.clone(),
+            task_role_arn: settings.task_role_arn.clone(),
+            port: settings.container_port,
+            log_group: settings.log_group.clone(),
+            region: settings.region.clone(),
+            stream_prefix: spec.agent_id.to_string(),
+        };
+        let task_definition = task_definition::converge(&clients.ecs, &td_desired, &tags, td_found).await?;
+        Ok::<_, DeployError>((secret, task_definition))
     };
-    let (bucket, secret, target_group) = (bucket?, secret?, target_group?);
-    let secret_arn =
-        secret.arn.clone().ok_or_else(|| DeployError::new(Step::Secret, None, "secret has no ARN", true))?;
-    let tg_arn = target_group
-        .arn
-        .clone()
-        .ok_or_else(|| DeployError::new(Step::TargetGroup, None, "target group has no ARN", true))?;
-
-    let mut environment: BTreeMap<String, String> =
-        env.vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-    environment.insert(deployment_vars::S3_BUCKET_NAME.to_owned(), names.bucket.clone());
-    environment.insert(deployment_vars::S3_BUCKET_REGION.to_owned(), settings.region.clone());
-    let td_desired = task_definition::Desired {
-        family: names.family.clone(),
-        image,
-        environment,
-        secrets: env.secrets.keys().map(|k| ((*k).to_owned(), format!("{secret_arn}:{k}::"))).collect(),
-        cpu: spec.config.sizing.cpu,
-        memory_mib: spec.config.sizing.memory_mib,
-        execution_role_arn: settings.execution_role_arn.clone(),
-        task_role_arn: settings.task_role_arn.clone(),
-        port: settings.container_port,
-        log_group: settings.log_group.clone(),
-        region: settings.region.clone(),
-        stream_prefix: spec.agent_id.to_string(),
+    let target_group_then_rule = async {
+        let ensured = target_group::ensure(&clients.elb, &tg_desired, tg_found).await?;
+        let tg_arn = ensured.arn().to_owned();
+        let rule_desired = listener_rule::Desired {
+            listener_arn: rule_listener,
+            priority: req.placement.priority,
+            path_pattern: &names.path_pattern,
+            target_group_arn: &tg_arn,
+            tags: &tags,
+        };
+        let (target_group, rule) = both(
+            seq,
+            target_group::configure(&clients.elb, &tg_desired, ensured),
+            listener_rule::converge(&clients.elb, &rule_desired, &rules_found),
+        )
+        .await;
+        Ok::<_, DeployError>((target_group?, rule?, tg_arn))
     };
-    let rule_desired = listener_rule::Desired {
-        listener_arn: &req.placement.listener_arn,
-        priority: req.placement.priority,
-        path_pattern: &names.path_pattern,
-        target_group_arn: &tg_arn,
-        tags: &tags,
-    };
-    let task_definition = task_definition::converge(&clients.ecs, &td_desired, &tags);
-    let rule = listener_rule::converge(&clients.elb, &rule_desired);
-    let (task_definition, rule) = if settings.sequential_steps {
-        (task_definition.await, rule.await)
-    } else {
-        tokio::join!(task_definition, rule)
-    };
-    let (task_definition, rule) = (task_definition?, rule?);
+    let (bucket, (secret_td, tg_rule)) =
+        both(seq, bucket, both(seq, secret_then_task_definition, target_group_then_rule)).await;
+    let (bucket, (secret, task_definition), (target_group, rule, tg_arn)) = (bucket?, secret_td?, tg_rule?);
     let td_arn = task_definition
         .arn
         .clone()
         .ok_or_else(|| DeployError::new(Step::TaskDefinition, None, "task definition has no ARN", true))?;
 
-    let service = service::converge(
+    // Boxed: inline, the SDK's large futures would make this one overflow a small stack.
+    let service = Box::pin(service::converge(
         &clients.ecs,
         &service::Desired {
             cluster: &settings.cluster,
@@ -242,13 +284,28 @@ pub async fn deploy(
             security_groups: &settings.security_groups,
             tags: &tags,
         },
-    )
+        service_found,
+    ))
     .await?;
     tracing::info!(agent_id = %spec.agent_id, tenant_id = %spec.tenant_id, "agent deployed");
     Ok(AgentReport {
         agent_id: spec.agent_id,
         resources: vec![bucket, secret, target_group, task_definition, rule, service],
     })
+}
+
+/// Both futures' outputs: concurrently, or one after the other when `sequential`
+/// (the benchmark's baseline). Each is boxed at once: the SDK's futures are large,
+/// and nested inline they would overflow a thread's stack.
+fn both<'a, A, B>(sequential: bool, a: A, b: B) -> BoxFuture<'a, (A::Output, B::Output)>
+where
+    A: Future + Send + 'a,
+    B: Future + Send + 'a,
+    A::Output: Send,
+    B::Output: Send,
+{
+    let (a, b) = (a.boxed(), b.boxed());
+    async move { if sequential { (a.await, b.await) } else { tokio::join!(a, b) } }.boxed()
 }
 
 pub async fn delete(

@@ -79,7 +79,8 @@ struct Observed {
     tags: Vec<(String, String)>,
 }
 
-async fn exists(s3: &Client, bucket: &str) -> Result<bool, DeployError> {
+/// Whether the bucket exists (and is ours): the observe-phase read.
+pub async fn exists(s3: &Client, bucket: &str) -> Result<bool, DeployError> {
     match s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
@@ -142,7 +143,8 @@ async fn observe(s3: &Client, bucket: &str, lifecycle: &Lifecycle) -> Result<Obs
     Ok(Observed { versioning, public_access_blocked, encrypted, policy, lifecycle_ok, tags })
 }
 
-/// Makes the bucket exist with every setting; writes only what differs.
+/// Makes the bucket exist with every setting; writes only what differs. `existed`
+/// is what [`exists`] answered.
 pub async fn converge(
     s3: &Client,
     bucket: &str,
@@ -150,8 +152,8 @@ pub async fn converge(
     lifecycle: &Lifecycle,
     tls_only: bool,
     tags: &[(&'static str, String)],
+    existed: bool,
 ) -> Result<ResourceReport, DeployError> {
-    let existed = exists(s3, bucket).await?;
     let observed = if existed {
         observe(s3, bucket, lifecycle).await?
     } else {

@@ -62,9 +62,10 @@ fn forward(target_group_arn: &str) -> Action {
     Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group_arn).build()
 }
 
-pub async fn converge(elb: &Client, d: &Desired<'_>) -> Result<ResourceReport, DeployError> {
+/// Creates or corrects the rule; `rules` are the listener's, as [`rules`] answered.
+pub async fn converge(elb: &Client, d: &Desired<'_>, rules: &[Rule]) -> Result<ResourceReport, DeployError> {
     let priority = d.priority.to_string();
-    let (rule, existed) = match find(elb, d.listener_arn, d.path_pattern).await? {
+    let (rule, existed) = match rules.iter().find(|r| has_path(r, d.path_pattern)).cloned() {
         Some(rule) => (rule, true),
         None => {
             let created = elb
@@ -88,7 +89,7 @@ pub async fn converge(elb: &Client, d: &Desired<'_>) -> Result<ResourceReport, D
                 Err(e) if code_of(&e) == Some("PriorityInUse") => {
                     // Either a concurrent deploy of this agent made our rule, or the
                     // priority belongs to another rule: say which.
-                    let all = rules(elb, d.listener_arn).await?;
+                    let all = self::rules(elb, d.listener_arn).await?;
                     if let Some(ours) = all.iter().find(|r| has_path(r, d.path_pattern)) {
                         (ours.clone(), true)
                     } else {

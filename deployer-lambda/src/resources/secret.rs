@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::types::Tag;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -24,18 +25,24 @@ fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build()
 }
 
+/// The secret's description, if it exists (also when scheduled for deletion).
+pub async fn describe(sm: &Client, name: &str) -> Result<Option<DescribeSecretOutput>, DeployError> {
+    match sm.describe_secret().secret_id(name).send().await {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(DeployError::aws(STEP, e)),
+    }
+}
+
 /// Makes the secret exist with `value`; returns its report (with the ARN).
+/// `described` is what [`describe`] answered.
 pub async fn converge(
     sm: &Client,
     name: &str,
     value: &SecretString,
     tags: &[(&'static str, String)],
+    described: Option<DescribeSecretOutput>,
 ) -> Result<ResourceReport, DeployError> {
-    let described = match sm.describe_secret().secret_id(name).send().await {
-        Ok(out) => Some(out),
-        Err(e) if code_of(&e) == Some("ResourceNotFoundException") => None,
-        Err(e) => return Err(DeployError::aws(STEP, e)),
-    };
     let Some(described) = described else {
         let out = sm
             .create_secret()

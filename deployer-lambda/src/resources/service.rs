@@ -43,8 +43,8 @@ pub async fn find(ecs: &Client, cluster: &str, name: &str) -> Result<Option<Serv
     Ok(out.services().iter().find(|s| s.status() == Some("ACTIVE")).cloned())
 }
 
-pub async fn converge(ecs: &Client, d: &Desired<'_>) -> Result<ResourceReport, DeployError> {
-    let existing = find(ecs, d.cluster, d.name).await?;
+/// Creates the service, or updates what differs; `existing` is what [`find`] answered.
+pub async fn converge(ecs: &Client, d: &Desired<'_>, existing: Option<Service>) -> Result<ResourceReport, DeployError> {
     let existed = existing.is_some();
     let mut changes = Vec::new();
     let arn = match existing {

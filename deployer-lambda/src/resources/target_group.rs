@@ -46,8 +46,28 @@ pub async fn find(
     }
 }
 
-pub async fn converge(elb: &Client, d: &Desired<'_>) -> Result<ResourceReport, DeployError> {
-    let existing = find(elb, d.name).await?;
+/// The target group made to exist (created, or its health check corrected), before
+/// its attributes and tags are converged by [`configure`]: the ARN is all the listener
+/// rule needs, so it need not wait for the rest.
+pub struct Ensured {
+    arn: String,
+    existed: bool,
+    changes: Vec<String>,
+}
+
+impl Ensured {
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+}
+
+/// Creates the target group, or corrects its health check; `existing` is what
+/// [`find`] answered.
+pub async fn ensure(
+    elb: &Client,
+    d: &Desired<'_>,
+    existing: Option<aws_sdk_elasticloadbalancingv2::types::TargetGroup>,
+) -> Result<Ensured, DeployError> {
     let existed = existing.is_some();
     let mut changes = Vec::new();
     let tg = match existing {
@@ -97,18 +117,31 @@ pub async fn converge(elb: &Client, d: &Desired<'_>) -> Result<ResourceReport, D
                 .ok_or_else(|| DeployError::new(STEP, None, "CreateTargetGroup returned no target group", true))?
         }
     };
-    let arn = tg.target_group_arn().unwrap_or_default().to_owned();
+    Ok(Ensured { arn: tg.target_group_arn().unwrap_or_default().to_owned(), existed, changes })
+}
 
+/// Converges the deregistration delay and the tags. A target group just created has
+/// the default delay and every tag, so nothing is read first.
+pub async fn configure(elb: &Client, d: &Desired<'_>, ensured: Ensured) -> Result<ResourceReport, DeployError> {
+    let Ensured { arn, existed, mut changes } = ensured;
     let delay = d.deregistration_delay_secs.to_string();
-    let attributes = elb
-        .describe_target_group_attributes()
-        .target_group_arn(&arn)
-        .send()
-        .await
-        .map_err(|e| DeployError::aws(STEP, e))?;
-    let current =
-        attributes.attributes().iter().find(|a| a.key() == Some(DEREGISTRATION_DELAY_KEY)).and_then(|a| a.value());
-    if current != Some(delay.as_str()) {
+    let current = if existed {
+        let attributes = elb
+            .describe_target_group_attributes()
+            .target_group_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| DeployError::aws(STEP, e))?;
+        attributes
+            .attributes()
+            .iter()
+            .find(|a| a.key() == Some(DEREGISTRATION_DELAY_KEY))
+            .and_then(|a| a.value())
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    if current.as_deref() != Some(delay.as_str()) {
         elb.modify_target_group_attributes()
             .target_group_arn(&arn)
             .attributes(TargetGroupAttribute::builder().key(DEREGISTRATION_DELAY_KEY).value(&delay).build())

@@ -111,12 +111,13 @@ pub async fn latest(ecs: &Client, family: &str) -> Result<Option<TaskDefinition>
     }
 }
 
+/// Registers a revision unless `current` (what [`latest`] answered) already matches.
 pub async fn converge(
     ecs: &Client,
     d: &Desired,
     tags: &[(&'static str, String)],
+    current: Option<TaskDefinition>,
 ) -> Result<ResourceReport, DeployError> {
-    let current = latest(ecs, &d.family).await?;
     if let Some(current) = current.as_ref().filter(|c| d.matches(c)) {
         let arn = current.task_definition_arn().map(str::to_owned);
         return Ok(ResourceReport::new(ResourceKind::TaskDefinition, &d.family, arn, ResourceAction::Unchanged));
