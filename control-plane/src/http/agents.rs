@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::deployments::{accepted, agent_responses, enqueue};
+use super::deployments::{accepted, agent_response_body, enqueue};
 use super::error::ApiError;
 use super::extract::{AgentPath, ApiJson, IfMatch, Tenant, etag};
 use super::{AppState, flag_query, page_query};
@@ -33,21 +33,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The agent as JSON with its `ETag`.
 /// `created`: also a `Location` header.
-async fn agent_response(
-    state: &AppState,
-    status: StatusCode,
-    agent: StoredAgent,
-    created: bool,
-) -> Result<Response, ApiError> {
+fn agent_response(state: &AppState, status: StatusCode, agent: StoredAgent, created: bool) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(header::ETAG, HeaderValue::from_str(&etag(agent.version)).expect("digits are a valid header"));
     if created {
         let location = format!("/v1/agents/{}", agent.id);
         headers.insert(header::LOCATION, HeaderValue::from_str(&location).expect("id is a valid header"));
     }
-    let tenant = agent.tenant_id.clone();
-    let body = agent_responses(state, &tenant, vec![agent]).await?.pop().expect("one agent in, one out");
-    Ok((status, headers, axum::Json(body)).into_response())
+    (status, headers, axum::Json(agent_response_body(state, agent))).into_response()
 }
 
 /// Whether this write should start a deployment: `?deploy=` (default true), and
@@ -81,14 +74,16 @@ async fn create_agent(
 ) -> Result<Response, ApiError> {
     let [(_, deploy)] = flag_query(query.as_deref(), [("deploy", true)])?;
     let (config, secrets) = draft.validate(None)?;
-    let agent =
+    let mut agent =
         state.store.create_agent(&tenant, config, &secrets).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
     tracing::info!(agent_id = %agent.id, "agent created");
     if wants_deploy(&state, deploy) {
-        enqueue(&state, &tenant, &agent.id, DeploymentAction::Deploy, Some(agent.version), false).await?;
-        return agent_response(&state, StatusCode::ACCEPTED, agent, true).await;
+        let deployment =
+            enqueue(&state, &tenant, &agent.id, DeploymentAction::Deploy, Some(agent.version), false).await?;
+        agent.deployment = Some(deployment.summary());
+        return Ok(agent_response(&state, StatusCode::ACCEPTED, agent, true));
     }
-    agent_response(&state, StatusCode::CREATED, agent, true).await
+    Ok(agent_response(&state, StatusCode::CREATED, agent, true))
 }
 
 /// List the tenant's agents, oldest first.
@@ -117,7 +112,7 @@ async fn list_agents(
         .await
         .map_err(|e| ApiError::from_store(e, "tenant"))?;
     Ok(axum::Json(AgentPage {
-        agents: agent_responses(&state, &tenant, agents).await?,
+        agents: agents.into_iter().map(|a| agent_response_body(&state, a)).collect(),
         next_cursor: next.map(|c| c.encode()),
     }))
 }
@@ -140,7 +135,7 @@ async fn get_agent(
     AgentPath(id): AgentPath,
 ) -> Result<Response, ApiError> {
     let agent = state.store.get_agent(&tenant, &id).await.map_err(|e| ApiError::from_store(e, "agent"))?;
-    agent_response(&state, StatusCode::OK, agent, false).await
+    Ok(agent_response(&state, StatusCode::OK, agent, false))
 }
 
 /// Replace an agent's configuration. Secrets omitted from the body keep their
@@ -186,17 +181,21 @@ async fn update_agent(
     let [(_, deploy)] = flag_query(query.as_deref(), [("deploy", true)])?;
     let ApiJson(draft) = body?;
     let (config, secrets) = draft.validate(Some(&secrets))?;
-    let agent = state
+    let mut agent = state
         .store
         .update_agent(&tenant, &id, expected, config, &secrets)
         .await
         .map_err(|e| ApiError::from_store(e, "agent"))?;
     tracing::info!(agent_id = %agent.id, version = agent.version, "agent updated");
     if wants_deploy(&state, deploy) {
-        enqueue(&state, &tenant, &agent.id, DeploymentAction::Deploy, Some(agent.version), false).await?;
-        return agent_response(&state, StatusCode::ACCEPTED, agent, false).await;
+        let deployment =
+            enqueue(&state, &tenant, &agent.id, DeploymentAction::Deploy, Some(agent.version), false).await?;
+        agent.deployment = Some(deployment.summary());
+        return Ok(agent_response(&state, StatusCode::ACCEPTED, agent, false));
     }
-    agent_response(&state, StatusCode::OK, agent, false).await
+    agent.deployment =
+        state.store.latest_deployment(&tenant, &id).await.map_err(|e| ApiError::from_store(e, "agent"))?;
+    Ok(agent_response(&state, StatusCode::OK, agent, false))
 }
 
 /// Delete an agent. With `If-Match`, only if it is still that version. Its AWS

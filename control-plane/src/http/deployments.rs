@@ -45,23 +45,11 @@ pub(crate) async fn enqueue(
     Ok(deployment)
 }
 
-/// The agents as the API shows them: with their voice URL and latest deployment.
-pub(crate) async fn agent_responses(
-    state: &AppState,
-    tenant: &TenantId,
-    agents: Vec<StoredAgent>,
-) -> Result<Vec<AgentResponse>, ApiError> {
-    let ids: Vec<AgentId> = agents.iter().map(|a| a.id.clone()).collect();
-    let mut latest =
-        state.store.latest_deployments(tenant, &ids).await.map_err(|e| ApiError::from_store(e, "agent"))?;
-    Ok(agents
-        .into_iter()
-        .map(|agent| {
-            let voice_url = state.settings.voice_url(&agent.id);
-            let deployment = latest.remove(&agent.id);
-            AgentResponse { voice_url, deployment, ..agent.into_response() }
-        })
-        .collect())
+/// The agent as the API shows it: with its voice URL (and the latest deployment the
+/// store read with it).
+pub(crate) fn agent_response_body(state: &AppState, agent: StoredAgent) -> AgentResponse {
+    let voice_url = state.settings.voice_url(&agent.id);
+    AgentResponse { voice_url, ..agent.into_response() }
 }
 
 /// `202 Accepted` with the deployment and its `Location`.

@@ -3,8 +3,8 @@
 //! Every update is conditional on the version the caller read (optimistic
 //! concurrency): a stale write is a [`StoreError::VersionConflict`], never a lost update.
 
-use agent_spec::api::{AgentResponse, SecretState, SecretsStatus};
-use agent_spec::{AgentConfig, AgentId, AgentSecrets, TenantId};
+use agent_spec::api::{AgentResponse, DeploymentStatus, DeploymentSummary, SecretState, SecretsStatus};
+use agent_spec::{AgentConfig, AgentId, AgentSecrets, DeploymentId, TenantId};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 
@@ -21,6 +21,8 @@ pub struct StoredAgent {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Its latest deployment, where the read joined it in.
+    pub deployment: Option<DeploymentSummary>,
 }
 
 impl StoredAgent {
@@ -34,7 +36,7 @@ impl StoredAgent {
             config: self.config,
             secrets: self.secrets,
             voice_url: None,
-            deployment: None,
+            deployment: self.deployment,
         }
     }
 }
@@ -104,6 +106,40 @@ struct Row {
     updated_at: i64,
 }
 
+/// What reads that show the agent select: its row and its latest deployment, joined
+/// in the same query (one round trip for `GET /v1/agents/{id}` and each list page).
+const SHOWN_COLUMNS: &str = "a.id, a.tenant_id, a.config, a.secrets_set, a.version, a.created_at, a.updated_at, \
+                             d.id AS dep_id, d.action AS dep_action, d.status AS dep_status, \
+                             d.updated_at AS dep_updated_at";
+const SHOWN_FROM: &str = "agents a LEFT JOIN deployments d ON d.id = (SELECT l.id FROM deployments l \
+                          WHERE l.agent_id = a.id ORDER BY l.created_at DESC, l.id DESC LIMIT 1)";
+
+#[derive(sqlx::FromRow)]
+struct ShownRow {
+    #[sqlx(flatten)]
+    row: Row,
+    dep_id: Option<String>,
+    dep_action: Option<String>,
+    dep_status: Option<String>,
+    dep_updated_at: Option<i64>,
+}
+
+fn decode_shown(shown: ShownRow) -> Result<StoredAgent, StoreError> {
+    let ShownRow { row, dep_id, dep_action, dep_status, dep_updated_at } = shown;
+    let mut agent = decode_row(row)?;
+    if let (Some(id), Some(action), Some(status), Some(updated_at)) = (dep_id, dep_action, dep_status, dep_updated_at) {
+        let corrupt = |reason: String| StoreError::Corrupt { what: format!("deployment {id}"), reason };
+        agent.deployment = Some(DeploymentSummary {
+            id: DeploymentId::parse(&id).map_err(|e| corrupt(e.to_string()))?,
+            action: super::deployments::parse_action(&action)
+                .ok_or_else(|| corrupt(format!("unknown action {action:?}")))?,
+            status: DeploymentStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
+            updated_at: from_ms(updated_at),
+        });
+    }
+    Ok(agent)
+}
+
 /// A row with its sealed secrets.
 #[derive(sqlx::FromRow)]
 struct SealedRow {
@@ -123,6 +159,7 @@ fn decode_row(row: Row) -> Result<StoredAgent, StoreError> {
         version: row.version,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        deployment: None,
     })
 }
 
@@ -156,17 +193,19 @@ impl Store {
             version: 1,
             created_at: now,
             updated_at: now,
+            deployment: None,
         })
     }
 
+    /// The agent with its latest deployment.
     pub async fn get_agent(&self, tenant: &TenantId, id: &AgentId) -> Result<StoredAgent, StoreError> {
-        let row: Option<Row> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 AND id = $2"))
+        let row: Option<ShownRow> =
+            sqlx::query_as(&format!("SELECT {SHOWN_COLUMNS} FROM {SHOWN_FROM} WHERE a.tenant_id = $1 AND a.id = $2"))
                 .bind(tenant.as_str())
                 .bind(id.as_str())
                 .fetch_optional(&self.db.pool)
                 .await?;
-        decode_row(row.ok_or(StoreError::NotFound)?)
+        decode_shown(row.ok_or(StoreError::NotFound)?)
     }
 
     /// The agent with its decrypted secrets (for updates and deployment only).
@@ -200,20 +239,18 @@ impl Store {
         limit: u32,
     ) -> Result<(Vec<StoredAgent>, Option<PageCursor>), StoreError> {
         let fetch = i64::from(limit) + 1;
-        let rows: Vec<Row> = match after {
-            None => {
-                sqlx::query_as(&format!(
-                    "SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2"
-                ))
-                .bind(tenant.as_str())
-                .bind(fetch)
-                .fetch_all(&self.db.pool)
-                .await?
-            }
+        let rows: Vec<ShownRow> = match after {
+            None => sqlx::query_as(&format!(
+                "SELECT {SHOWN_COLUMNS} FROM {SHOWN_FROM} WHERE a.tenant_id = $1 ORDER BY a.created_at, a.id LIMIT $2"
+            ))
+            .bind(tenant.as_str())
+            .bind(fetch)
+            .fetch_all(&self.db.pool)
+            .await?,
             Some(c) => {
                 sqlx::query_as(&format!(
-                    "SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 \
-                     AND (created_at > $2 OR (created_at = $2 AND id > $3)) ORDER BY created_at, id LIMIT $4"
+                    "SELECT {SHOWN_COLUMNS} FROM {SHOWN_FROM} WHERE a.tenant_id = $1 \
+                     AND (a.created_at > $2 OR (a.created_at = $2 AND a.id > $3)) ORDER BY a.created_at, a.id LIMIT $4"
                 ))
                 .bind(tenant.as_str())
                 .bind(c.created_at)
@@ -223,7 +260,7 @@ impl Store {
                 .await?
             }
         };
-        let mut agents = rows.into_iter().map(decode_row).collect::<Result<Vec<_>, _>>()?;
+        let mut agents = rows.into_iter().map(decode_shown).collect::<Result<Vec<_>, _>>()?;
         let next = if agents.len() > limit as usize {
             agents.truncate(limit as usize);
             agents.last().map(|a| PageCursor { created_at: a.created_at, id: a.id.clone() })

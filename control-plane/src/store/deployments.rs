@@ -6,8 +6,6 @@
 //! Per agent, deployments run one at a time, oldest first: a worker only takes a
 //! deployment when no older unfinished one of the same agent exists.
 
-use std::collections::HashMap;
-
 use agent_spec::api::{
     DeployedResource, DeploymentAction, DeploymentError, DeploymentEvent, DeploymentResponse, DeploymentStatus,
     DeploymentSummary,
@@ -28,7 +26,7 @@ fn action_str(action: DeploymentAction) -> &'static str {
     }
 }
 
-fn parse_action(raw: &str) -> Option<DeploymentAction> {
+pub(crate) fn parse_action(raw: &str) -> Option<DeploymentAction> {
     match raw {
         "deploy" => Some(DeploymentAction::Deploy),
         "delete" => Some(DeploymentAction::Delete),
@@ -465,33 +463,21 @@ impl Store {
         Ok((out, next))
     }
 
-    /// The latest deployment of each of these agents (those that have one).
-    pub async fn latest_deployments(
+    /// The agent's latest deployment, if it has one.
+    pub async fn latest_deployment(
         &self,
         tenant: &TenantId,
-        agents: &[AgentId],
-    ) -> Result<HashMap<AgentId, DeploymentSummary>, StoreError> {
-        if agents.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let placeholders: Vec<String> = (0..agents.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM deployments d WHERE tenant_id = $1 AND agent_id IN ({}) \
-             AND NOT EXISTS (SELECT 1 FROM deployments n WHERE n.agent_id = d.agent_id \
-                 AND (n.created_at > d.created_at OR (n.created_at = d.created_at AND n.id > d.id)))",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, Row>(&sql).bind(tenant.as_str());
-        for agent in agents {
-            query = query.bind(agent.as_str());
-        }
-        let rows = query.fetch_all(&self.db.pool).await?;
-        let mut out = HashMap::new();
-        for row in rows {
-            let d = decode(row)?;
-            out.insert(d.agent_id.clone(), d.summary());
-        }
-        Ok(out)
+        agent: &AgentId,
+    ) -> Result<Option<DeploymentSummary>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM deployments WHERE tenant_id = $1 AND agent_id = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(tenant.as_str())
+        .bind(agent.as_str())
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.map(decode).transpose()?.map(|d| d.summary()))
     }
 }
 

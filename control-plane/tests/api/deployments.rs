@@ -98,6 +98,17 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     .await;
     let tenant = app.new_tenant("Rosa's Bakery").await;
 
+    // `deploy=false` stores the agent only.
+    let res = app
+        .request(Method::POST, "/v1/agents?deploy=false", Some(&tenant.key))
+        .json(&agent_body("Draft"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let draft: Value = res.json().await.unwrap();
+    assert!(draft["deployment"].is_null(), "{draft:#}");
+
     // Create: 202, the agent with its queued deployment and voice URL.
     let res = app.create_agent(&tenant, &agent_body("Front desk")).await;
     assert_eq!(res.status(), 202);
@@ -222,11 +233,17 @@ async fn a_full_listener_fails_the_deployment_clearly_and_a_delete_frees_its_slo
     assert!(message.contains("every listener is full") && message.contains("TEMPOVOICE_LISTENERS"), "{message}");
     assert!(done["resources"].as_array().unwrap().is_empty(), "nothing was created");
 
-    // Deleting the first frees the slot; the second then deploys.
-    let res = app.request(Method::DELETE, &format!("/v1/agents/{first_id}"), Some(&tenant.key)).send().await.unwrap();
+    // Deleting the first (with its transcripts) frees the slot; the second then deploys.
+    let res = app
+        .request(Method::DELETE, &format!("/v1/agents/{first_id}?purge_transcripts=true"), Some(&tenant.key))
+        .send()
+        .await
+        .unwrap();
     let teardown: Value = res.json().await.unwrap();
+    assert_eq!(teardown["purge_transcripts"], true);
     let done = wait_done(&app, &tenant, first_id, teardown["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "deleted");
+    assert_eq!(resource_actions(&done)["bucket"], "deleted", "{done:#}");
     let res = app
         .request(Method::POST, &format!("/v1/agents/{second_id}/deployments"), Some(&tenant.key))
         .send()

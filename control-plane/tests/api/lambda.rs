@@ -16,7 +16,7 @@ use crate::helpers::{TestApp, agent_body};
 const FUNCTION: &str = "deployer-lambda";
 
 /// A child process killed when dropped.
-struct Running(Child, &'static str);
+struct Running(Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -94,7 +94,6 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("cargo lambda (pip install cargo-lambda; scripts/test installs it)"),
-        "cargo lambda watch",
     );
     wait_for_port(port, "cargo lambda watch", &mut watch);
 
@@ -108,7 +107,7 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(std::fs::File::create(logs.path().join("function.log")).unwrap());
-    let _function = Running(function.spawn().expect("start the deployer binary"), "deployer");
+    let _function = Running(function.spawn().expect("start the deployer binary"));
 
     let lambda_app = |listeners: Option<String>| {
         let base = base.clone();
