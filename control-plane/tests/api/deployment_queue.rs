@@ -3,38 +3,20 @@
 //! deploy absorbs the next, a delete ends pending deploys, and an expired lease is
 //! taken over. Runs on SQLite and on PostgreSQL.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
+use agent_spec::AgentId;
 use agent_spec::api::{DeploymentAction, DeploymentStatus};
-use agent_spec::{AgentId, TenantId};
 use control_plane::db::now_ms;
-use control_plane::open_store;
-use control_plane::settings::Settings;
-use control_plane::store::Store;
 use control_plane::store::deployments::Completion;
 
-use crate::helpers::fresh_database;
-
-async fn store() -> (Store, TenantId, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database(dir.path()).await;
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("TEMPOVOICE_DATA_DIR", dir.path().display().to_string()),
-        ("DATABASE_URL", url),
-        ("TEMPOVOICE_SECRETS_KEY", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=".to_owned()),
-        ("TEMPOVOICE_DB_MAX_CONNECTIONS", "16".to_owned()),
-        ("TEMPOVOICE_DEPLOYER", "off".to_owned()),
-    ]);
-    let store = open_store(&Settings::from_lookup(|k| vars.get(k).cloned()).unwrap()).await.unwrap();
-    let tenant = store.create_tenant("t").await.unwrap().id;
-    (store, tenant, dir)
-}
+use crate::helpers::test_store;
 
 const LEASE_MS: i64 = 60_000;
 
 #[tokio::test]
 async fn concurrent_workers_never_take_the_same_deployment() {
-    let (store, tenant, _dir) = store().await;
+    let (store, tenant, _dir) = test_store().await;
     let mut queued = HashSet::new();
     for _ in 0..24 {
         let d = store.enqueue_deployment(&tenant, &AgentId::generate(), DeploymentAction::Deploy, Some(1), false).await;
@@ -69,7 +51,7 @@ async fn concurrent_workers_never_take_the_same_deployment() {
 
 #[tokio::test]
 async fn an_agents_deployments_run_one_at_a_time_oldest_first() {
-    let (store, tenant, _dir) = store().await;
+    let (store, tenant, _dir) = test_store().await;
     let agent = AgentId::generate();
     let first = store.enqueue_deployment(&tenant, &agent, DeploymentAction::Deploy, Some(1), false).await.unwrap();
     // A second deploy while the first is pending is the same deployment.
@@ -104,7 +86,7 @@ async fn an_agents_deployments_run_one_at_a_time_oldest_first() {
 
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_and_a_released_one_at_once() {
-    let (store, tenant, _dir) = store().await;
+    let (store, tenant, _dir) = test_store().await;
     let agent = AgentId::generate();
     let d = store.enqueue_deployment(&tenant, &agent, DeploymentAction::Delete, None, false).await.unwrap();
     // A worker takes it with a lease that is already over (its process died).

@@ -524,3 +524,42 @@ async fn with_the_deployer_off_agents_are_stored_only() {
     .await;
     assert_eq!((status, fields), (422, vec!["deploy".to_owned()]));
 }
+
+#[tokio::test]
+async fn unreachable_aws_fails_deployments_after_their_attempts_and_calls_with_502() {
+    let base = aws_base(1, 95);
+    // Nothing listens on this port: every AWS call fails to connect.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let app = TestApp::spawn_with(|vars| {
+        deploying(&base)(vars);
+        vars.insert("AWS_ENDPOINT_URL".into(), format!("http://{dead}"));
+        vars.insert("TEMPOVOICE_DEPLOY_MAX_ATTEMPTS".into(), "2".into());
+    })
+    .await;
+    let tenant = app.new_tenant("t").await;
+    let agent: Value = app.create_agent(&tenant, &agent_body("A")).await.json().await.unwrap();
+    let id = agent["id"].as_str().unwrap();
+
+    // No answer is retryable: retried once, then failed with the step that could not reach AWS.
+    let done = wait_done(&app, &tenant, id, agent["deployment"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    assert_eq!(done["attempts"], 2, "{done:#}");
+    assert_eq!(done["error"]["retryable"], true, "{done:#}");
+    assert!(done["error"]["error_type"].as_str().unwrap().starts_with("Retryable."), "{done:#}");
+    assert!(done["resources"].as_array().unwrap().is_empty());
+
+    // Reading calls: S3 does not answer → 502, never a 200 with an empty list.
+    let (status, code, ..) =
+        error_of(app.request(Method::GET, &format!("/v1/agents/{id}/calls"), Some(&tenant.key)).send().await.unwrap())
+            .await;
+    assert_eq!((status, code.as_str()), (502, "upstream"));
+    let call = format!("CA{:032x}", 7);
+    let (status, code, ..) = error_of(
+        app.request(Method::GET, &format!("/v1/agents/{id}/calls/{call}/transcript"), Some(&tenant.key))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (502, "upstream"));
+}

@@ -234,3 +234,19 @@ pub async fn error_of(res: Response) -> (u16, String, Vec<String>, Value) {
         .unwrap_or_default();
     (status, code, fields, body)
 }
+
+/// A store on a fresh database (no server) and one tenant in it.
+pub async fn test_store() -> (control_plane::store::Store, agent_spec::TenantId, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(dir.path()).await;
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("TEMPOVOICE_DATA_DIR", dir.path().display().to_string()),
+        ("DATABASE_URL", url),
+        ("TEMPOVOICE_SECRETS_KEY", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=".to_owned()),
+        ("TEMPOVOICE_DB_MAX_CONNECTIONS", "16".to_owned()),
+        ("TEMPOVOICE_DEPLOYER", "off".to_owned()),
+    ]);
+    let store = control_plane::open_store(&Settings::from_lookup(|k| vars.get(k).cloned()).unwrap()).await.unwrap();
+    let tenant = store.create_tenant("t").await.unwrap().id;
+    (store, tenant, dir)
+}

@@ -4,27 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use agent_spec::{AgentId, TenantId};
-use control_plane::open_store;
-use control_plane::settings::Settings;
+use agent_spec::AgentId;
+use control_plane::store::StoreError;
 use control_plane::store::placements::{ListenerCapacity, PRIORITY_BASE};
-use control_plane::store::{Store, StoreError};
 
-use crate::helpers::fresh_database;
-
-async fn store() -> (Store, TenantId, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database(dir.path()).await;
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("TEMPOVOICE_DATA_DIR", dir.path().display().to_string()),
-        ("DATABASE_URL", url),
-        ("TEMPOVOICE_SECRETS_KEY", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=".to_owned()),
-        ("TEMPOVOICE_DEPLOYER", "off".to_owned()),
-    ]);
-    let store = open_store(&Settings::from_lookup(|k| vars.get(k).cloned()).unwrap()).await.unwrap();
-    let tenant = store.create_tenant("t").await.unwrap().id;
-    (store, tenant, dir)
-}
+use crate::helpers::test_store;
 
 fn listeners(count: usize, capacity: u32) -> Vec<ListenerCapacity> {
     (0..count)
@@ -37,7 +21,7 @@ fn listeners(count: usize, capacity: u32) -> Vec<ListenerCapacity> {
 
 #[tokio::test]
 async fn agents_spread_over_listeners_and_the_overflow_is_refused() {
-    let (store, tenant, _dir) = store().await;
+    let (store, tenant, _dir) = test_store().await;
     let listeners = listeners(3, 2);
     let mut placed = Vec::new();
     for _ in 0..6 {
@@ -74,7 +58,7 @@ async fn agents_spread_over_listeners_and_the_overflow_is_refused() {
 
 #[tokio::test]
 async fn concurrent_assignments_never_share_a_priority() {
-    let (store, tenant, _dir) = store().await;
+    let (store, tenant, _dir) = test_store().await;
     let listeners = listeners(3, 10);
     let agents: Vec<AgentId> = (0..20).map(|_| AgentId::generate()).collect();
     let results =
@@ -87,7 +71,7 @@ async fn concurrent_assignments_never_share_a_priority() {
 
 #[tokio::test]
 async fn concurrent_assignments_at_capacity_fill_it_exactly() {
-    let (store, tenant, _dir) = store().await;
+    let (store, tenant, _dir) = test_store().await;
     let listeners = listeners(2, 3);
     let agents: Vec<AgentId> = (0..9).map(|_| AgentId::generate()).collect();
     let results =
