@@ -1,0 +1,226 @@
+//! The offline `local` speech pipeline: earshot voice activity detection and end of
+//! turn → PocketSphinx recognition → the knowledge-base [`Responder`] → espeak-ng
+//! synthesis. Nothing leaves the machine.
+//!
+//! [`LocalPipeline`] is built once per agent (language model, recognizer pool,
+//! phrase cache) and hands out one [`LocalSession`] per call. The per-frame work in a
+//! session is voice activity detection only; recognition runs on the blocking pool
+//! and synthesis in espeak-ng processes, so calls do not hold each other up.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent_spec::AgentConfig;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::recognizer::{self, Recognizer, RecognizerError};
+use super::responder::Responder;
+use super::tts::Synthesizer;
+use super::vad::{TurnDetector, TurnEvent};
+use super::{SpeechEvent, SpeechSession, sentences};
+
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    /// Recognize what callers say (PocketSphinx). Off, every caller turn is heard as
+    /// nothing recognizable: only the runtime's own work remains (the benchmark's mode).
+    pub recognition: bool,
+    pub model_dir: PathBuf,
+    pub espeak: PathBuf,
+    /// Silence that ends a caller's turn.
+    pub end_of_turn: Duration,
+    /// Where the agent's language model is written.
+    pub work_dir: PathBuf,
+}
+
+pub struct LocalPipeline {
+    responder: Responder,
+    tts: Synthesizer,
+    recognizers: Mutex<Vec<Recognizer>>,
+    lm_path: Option<PathBuf>,
+    model_dir: PathBuf,
+    end_of_turn: Duration,
+}
+
+impl LocalPipeline {
+    pub fn new(config: &AgentConfig, settings: &LocalSettings) -> Result<Arc<Self>, RecognizerError> {
+        let responder = Responder::new(config);
+        let voice = config.voice.voice_id.as_str().to_owned();
+        let mut pipeline = Self {
+            tts: Synthesizer::new(settings.espeak.clone(), voice),
+            recognizers: Mutex::new(Vec::new()),
+            lm_path: None,
+            model_dir: settings.model_dir.clone(),
+            end_of_turn: settings.end_of_turn,
+            responder,
+        };
+        if settings.recognition {
+            let known = recognizer::dictionary_words(&settings.model_dir)?;
+            let lm = recognizer::domain_language_model(&pipeline.responder.corpus(config), &known);
+            std::fs::create_dir_all(&settings.work_dir)?;
+            let path = settings.work_dir.join("agent.lm");
+            std::fs::write(&path, lm)?;
+            // Load one decoder now: a broken model fails at start-up, not on a call.
+            let first = Recognizer::new(&settings.model_dir, &path)?;
+            pipeline.recognizers.lock().expect("recognizer pool lock").push(first);
+            pipeline.lm_path = Some(path);
+        }
+        Ok(Arc::new(pipeline))
+    }
+
+    /// Synthesizes `lines` into the cache.
+    pub async fn prewarm(&self, lines: &[&str]) -> Result<(), super::tts::TtsError> {
+        for line in lines {
+            for s in sentences(line) {
+                self.tts.synthesize(&s).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn session(self: &Arc<Self>) -> LocalSession {
+        let (tx, rx) = mpsc::unbounded_channel();
+        LocalSession {
+            pipeline: Arc::clone(self),
+            turn: TurnDetector::new(self.end_of_turn),
+            decoded: Vec::with_capacity(crate::audio::FRAME_SAMPLES),
+            turn_events: Vec::new(),
+            tx,
+            rx,
+            generation: 0,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    fn recognize(&self, samples: &[i16]) -> String {
+        let Some(lm) = &self.lm_path else { return String::new() };
+        let pooled = self.recognizers.lock().expect("recognizer pool lock").pop();
+        let mut decoder = match pooled {
+            Some(d) => d,
+            None => match Recognizer::new(&self.model_dir, lm) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "start a speech recognizer");
+                    return String::new();
+                }
+            },
+        };
+        let text = decoder.recognize_8khz(samples);
+        self.recognizers.lock().expect("recognizer pool lock").push(decoder);
+        text
+    }
+
+    fn model_dir(&self) -> &Path {
+        &self.model_dir
+    }
+}
+
+/// Events carry the generation of the agent turn they belong to; an interrupt moves
+/// the session to the next generation, and events of older ones are dropped.
+const ANY_GENERATION: u64 = u64::MAX;
+
+pub struct LocalSession {
+    pipeline: Arc<LocalPipeline>,
+    turn: TurnDetector,
+    decoded: Vec<i16>,
+    turn_events: Vec<TurnEvent>,
+    tx: mpsc::UnboundedSender<(u64, SpeechEvent)>,
+    rx: mpsc::UnboundedReceiver<(u64, SpeechEvent)>,
+    generation: u64,
+    /// Recognition and synthesis of this call; aborted when the session is dropped.
+    tasks: JoinSet<()>,
+}
+
+impl LocalSession {
+    fn spawn_reply(&mut self, utterance: Vec<i16>) {
+        let pipeline = Arc::clone(&self.pipeline);
+        let tx = self.tx.clone();
+        let generation = self.generation;
+        self.tasks.spawn(async move {
+            let text = if pipeline.lm_path.is_some() {
+                let p = Arc::clone(&pipeline);
+                tokio::task::spawn_blocking(move || p.recognize(&utterance)).await.unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let _ = tx.send((ANY_GENERATION, SpeechEvent::CallerTurn { text: text.clone() }));
+            let reply = pipeline.responder.reply(&text);
+            speak_into(&pipeline, &tx, generation, &reply.text).await;
+            if let Some(tool) = reply.tool {
+                let _ = tx.send((generation, SpeechEvent::Tool(tool)));
+            }
+            let _ = tx.send((generation, SpeechEvent::AgentTurnEnd));
+        });
+    }
+}
+
+async fn speak_into(pipeline: &LocalPipeline, tx: &mpsc::UnboundedSender<(u64, SpeechEvent)>, generation: u64, text: &str) {
+    for sentence in sentences(text) {
+        match pipeline.tts.synthesize(&sentence).await {
+            Ok(ulaw) => {
+                if tx.send((generation, SpeechEvent::AgentAudio { ulaw, text: sentence })).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send((generation, SpeechEvent::Error(format!("synthesize speech: {e}"))));
+                return;
+            }
+        }
+    }
+}
+
+impl SpeechSession for LocalSession {
+    fn provider(&self) -> &'static str {
+        "local"
+    }
+
+    fn push_audio(&mut self, ulaw: &[u8]) {
+        self.decoded.clear();
+        crate::audio::decode_into(ulaw, &mut self.decoded);
+        self.turn_events.clear();
+        self.turn.push(&self.decoded, &mut self.turn_events);
+        for event in std::mem::take(&mut self.turn_events) {
+            match event {
+                TurnEvent::SpeechStarted => {
+                    let _ = self.tx.send((ANY_GENERATION, SpeechEvent::CallerSpeechStarted));
+                }
+                TurnEvent::TurnEnded(utterance) => self.spawn_reply(utterance),
+            }
+        }
+    }
+
+    fn speak(&mut self, text: &str) {
+        let pipeline = Arc::clone(&self.pipeline);
+        let tx = self.tx.clone();
+        let generation = self.generation;
+        let text = text.to_owned();
+        self.tasks.spawn(async move {
+            speak_into(&pipeline, &tx, generation, &text).await;
+            let _ = tx.send((generation, SpeechEvent::AgentTurnEnd));
+        });
+    }
+
+    fn interrupt(&mut self) {
+        self.generation += 1;
+    }
+
+    async fn next_event(&mut self) -> Option<SpeechEvent> {
+        // Reap finished tasks so the set does not grow over a long call.
+        while self.tasks.try_join_next().is_some() {}
+        loop {
+            let (generation, event) = self.rx.recv().await?;
+            if generation == ANY_GENERATION || generation == self.generation {
+                return Some(event);
+            }
+        }
+    }
+}
+
+impl LocalPipeline {
+    /// The model directory in use (for diagnostics).
+    pub fn model_path(&self) -> &Path {
+        self.model_dir()
+    }
+}
