@@ -1,13 +1,31 @@
 //! The TempoVoice agent runtime: the one container image every agent runs, answering
-//! that agent's Twilio calls.
+//! that agent's Twilio calls. Data flows:
 //!
-//! - [`twilio`]: Twilio's webhook signatures (`X-Twilio-Signature`).
-//! - [`audio`]: μ-law, 20 ms frames, resampling, WAV input.
-//! - [`speech`]: speech pipelines.
+//! Twilio → [`server`] (`incoming-call` webhook: [`twilio`] signature, [`twiml`]
+//! answer) → Media Streams WebSocket → [`call`] (one loop per call over
+//! [`media`] messages and [`audio`] frames) ⇄ a [`speech`] session (the offline
+//! [`speech::local`] pipeline here) → at hang-up [`artifacts`] to S3 (or the spool),
+//! [`webhooks`], and [`telephony`] (Twilio REST) for hang-up and transfer.
+//!
+//! - [`settings`]: the environment, including the agent (`agent_spec::AgentSpec`).
+//! - [`guardrails`], [`phrases`]: conversation rules and lines shared by every provider.
+//! - [`metrics`], [`telemetry`]: Prometheus and logs.
+//! - [`callsim`]: a Twilio simulator (webhook, Media Streams, REST) for tests,
+//!   benchmarks and developers.
 
+pub mod artifacts;
 pub mod audio;
+pub mod call;
+pub mod callsim;
 pub mod guardrails;
 pub mod media;
+pub mod metrics;
 pub mod phrases;
+pub mod server;
+pub mod settings;
 pub mod speech;
+pub mod telemetry;
+pub mod telephony;
 pub mod twilio;
+pub mod twiml;
+pub mod webhooks;

@@ -7,7 +7,7 @@
 //! session is voice activity detection only; recognition runs on the blocking pool
 //! and synthesis in espeak-ng processes, so calls do not hold each other up.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -110,10 +110,6 @@ impl LocalPipeline {
         self.recognizers.lock().expect("recognizer pool lock").push(decoder);
         text
     }
-
-    fn model_dir(&self) -> &Path {
-        &self.model_dir
-    }
 }
 
 /// Events carry the generation of the agent turn they belong to; an interrupt moves
@@ -133,7 +129,7 @@ pub struct LocalSession {
 }
 
 impl LocalSession {
-    fn spawn_reply(&mut self, utterance: Vec<i16>) {
+    fn spawn_reply(&mut self, utterance: Vec<i16>, ended_at: std::time::Instant) {
         let pipeline = Arc::clone(&self.pipeline);
         let tx = self.tx.clone();
         let generation = self.generation;
@@ -144,7 +140,7 @@ impl LocalSession {
             } else {
                 String::new()
             };
-            let _ = tx.send((ANY_GENERATION, SpeechEvent::CallerTurn { text: text.clone() }));
+            let _ = tx.send((ANY_GENERATION, SpeechEvent::CallerTurn { text: text.clone(), ended_at }));
             let reply = pipeline.responder.reply(&text);
             speak_into(&pipeline, &tx, generation, &reply.text).await;
             if let Some(tool) = reply.tool {
@@ -186,7 +182,7 @@ impl SpeechSession for LocalSession {
                 TurnEvent::SpeechStarted => {
                     let _ = self.tx.send((ANY_GENERATION, SpeechEvent::CallerSpeechStarted));
                 }
-                TurnEvent::TurnEnded(utterance) => self.spawn_reply(utterance),
+                TurnEvent::TurnEnded(utterance) => self.spawn_reply(utterance, std::time::Instant::now()),
             }
         }
     }
@@ -215,12 +211,5 @@ impl SpeechSession for LocalSession {
                 return Some(event);
             }
         }
-    }
-}
-
-impl LocalPipeline {
-    /// The model directory in use (for diagnostics).
-    pub fn model_path(&self) -> &Path {
-        self.model_dir()
     }
 }

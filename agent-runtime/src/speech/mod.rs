@@ -48,8 +48,9 @@ impl ToolCall {
 pub enum SpeechEvent {
     /// The caller started speaking (barge-in if the agent is talking).
     CallerSpeechStarted,
-    /// The caller finished a turn; `text` is what was recognized (empty if nothing was).
-    CallerTurn { text: String },
+    /// The caller finished a turn; `text` is what was recognized (empty if nothing
+    /// was); `ended_at` is when the caller stopped speaking.
+    CallerTurn { text: String, ended_at: std::time::Instant },
     /// Agent speech, 8 kHz μ-law, with the words it voices (may be empty).
     AgentAudio { ulaw: Bytes, text: String },
     /// The pipeline asks for a call action.

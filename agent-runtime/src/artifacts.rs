@@ -1,0 +1,338 @@
+//! Call artifacts: what a call leaves behind in `s3://{agent bucket}/calls/{callSid}/`.
+//!
+//! - `transcript.json`: [`Transcript`], turns with role, text, times, the interrupted
+//!   flag and tool calls, and the DTMF digits pressed;
+//! - `metadata.json`: [`CallMetadata`];
+//! - `recording.wav` (when recording is on): stereo 8 kHz 16-bit, caller left, agent
+//!   right, written to a file while the call runs ([`Recorder`]), never held in memory;
+//! - `voicemail.wav`: the caller's message when the `voicemail` tool ran.
+//!
+//! [`ArtifactStore`] uploads them; when S3 fails, the files go to a spool directory and
+//! a background task retries with back-off until they are uploaded. Leftovers from a
+//! previous process are uploaded on start-up. Nothing is deleted before S3 has it.
+
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::speech::ToolCall;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Agent,
+    Caller,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallRecord {
+    #[serde(flatten)]
+    pub call: ToolCall,
+    /// `ok`, or what went wrong.
+    pub result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    pub role: Role,
+    pub text: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// The caller cut the agent off; `text` is what was played before that.
+    pub interrupted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DtmfRecord {
+    pub digit: String,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transcript {
+    pub call_sid: String,
+    pub turns: Vec<Turn>,
+    pub dtmf: Vec<DtmfRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    pub kind: String,
+    pub url: String,
+    pub delivered: bool,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallMetadata {
+    pub call_sid: String,
+    pub stream_sid: String,
+    pub account_sid: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub agent_id: String,
+    pub tenant_id: String,
+    pub agent_name: String,
+    pub provider: String,
+    /// RFC 3339.
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_secs: f64,
+    /// `caller_hung_up`, `end_call`, `transferred`, `voicemail`, `idle`, `max_duration`,
+    /// `max_turns`, `guardrail`, `shutdown`, `stream_dropped`.
+    pub end_reason: String,
+    /// Per agent reply: milliseconds from the end of the caller's turn to the first
+    /// agent audio sent.
+    pub turn_latency_ms: Vec<u64>,
+    pub caller_turns: u32,
+    pub agent_turns: u32,
+    pub interruptions: u32,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub malformed_messages: u64,
+    pub recording: bool,
+    pub voicemail: bool,
+    pub webhooks: Vec<WebhookDelivery>,
+    pub errors: Vec<String>,
+}
+
+/// Writes the stereo call recording to a file as the call goes.
+pub struct Recorder {
+    writer: hound::WavWriter<BufWriter<std::fs::File>>,
+    path: PathBuf,
+}
+
+impl Recorder {
+    pub fn create(path: PathBuf, channels: u16) -> Result<Self, hound::Error> {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: crate::audio::SAMPLE_RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(Self { writer: hound::WavWriter::create(&path, spec)?, path })
+    }
+
+    /// One frame: caller μ-law and, for a stereo recording, the agent audio heard at
+    /// the same time (shorter is padded with silence).
+    pub fn write_frame(&mut self, caller: &[u8], agent: Option<&[u8]>) -> Result<(), hound::Error> {
+        match agent {
+            None => {
+                for b in caller {
+                    self.writer.write_sample(crate::audio::ulaw_decode(*b))?;
+                }
+            }
+            Some(agent) => {
+                let n = caller.len().max(agent.len());
+                for i in 0..n {
+                    let c = caller.get(i).copied().unwrap_or(crate::audio::ULAW_SILENCE);
+                    let a = agent.get(i).copied().unwrap_or(crate::audio::ULAW_SILENCE);
+                    self.writer.write_sample(crate::audio::ulaw_decode(c))?;
+                    self.writer.write_sample(crate::audio::ulaw_decode(a))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<PathBuf, hound::Error> {
+        self.writer.finalize()?;
+        Ok(self.path)
+    }
+}
+
+/// The files of one finished call, on local disk.
+#[derive(Debug)]
+pub struct CallArtifacts {
+    pub call_sid: String,
+    pub transcript: Vec<u8>,
+    pub metadata: Vec<u8>,
+    pub recording: Option<PathBuf>,
+    pub voicemail: Option<PathBuf>,
+}
+
+/// Where artifacts go.
+pub trait ObjectStore: Send + Sync + 'static {
+    fn put_file(&self, key: &str, path: &Path, content_type: &str) -> futures::future::BoxFuture<'_, Result<(), String>>;
+}
+
+/// S3, in the agent's bucket.
+pub struct S3Store {
+    pub client: aws_sdk_s3::Client,
+    pub bucket: String,
+}
+
+impl ObjectStore for S3Store {
+    fn put_file(&self, key: &str, path: &Path, content_type: &str) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        let key = key.to_owned();
+        let path = path.to_owned();
+        let content_type = content_type.to_owned();
+        Box::pin(async move {
+            let body = aws_sdk_s3::primitives::ByteStream::from_path(&path)
+                .await
+                .map_err(|e| format!("read {}: {e}", path.display()))?;
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .content_type(content_type)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("put s3://{}/{key}: {}", self.bucket, aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+            Ok(())
+        })
+    }
+}
+
+/// Uploads call artifacts, spooling what S3 does not take.
+pub struct ArtifactStore {
+    store: Arc<dyn ObjectStore>,
+    spool: PathBuf,
+    spooled_calls: AtomicU64,
+    retry_first: Duration,
+    retry_max: Duration,
+}
+
+const FILES: [(&str, &str); 4] = [
+    ("transcript.json", "application/json"),
+    ("recording.wav", "audio/wav"),
+    ("voicemail.wav", "audio/wav"),
+    // metadata last: its presence marks a complete call for readers.
+    ("metadata.json", "application/json"),
+];
+
+impl ArtifactStore {
+    pub fn new(store: Arc<dyn ObjectStore>, spool: PathBuf, retry_first: Duration, retry_max: Duration) -> Self {
+        Self { store, spool, spooled_calls: AtomicU64::new(0), retry_first, retry_max }
+    }
+
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool
+    }
+
+    /// Calls waiting in the spool.
+    pub fn spooled(&self) -> u64 {
+        self.spooled_calls.load(Ordering::Relaxed)
+    }
+
+    /// A scratch path for a file of this call (recordings are written here during the call).
+    pub fn scratch_path(&self, call_sid: &str, file: &str) -> PathBuf {
+        self.spool.join("active").join(call_sid).join(file)
+    }
+
+    /// Writes the call's files into its spool directory, then uploads them. Returns
+    /// whether everything reached the store; if not, the call stays spooled.
+    pub async fn store(&self, artifacts: CallArtifacts) -> Result<bool, std::io::Error> {
+        let dir = self.spool.join("pending").join(&artifacts.call_sid);
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::write(dir.join("transcript.json"), &artifacts.transcript).await?;
+        for (src, name) in [(&artifacts.recording, "recording.wav"), (&artifacts.voicemail, "voicemail.wav")] {
+            if let Some(src) = src {
+                tokio::fs::rename(src, dir.join(name)).await?;
+            }
+        }
+        // The metadata file is written last: a directory with it is complete.
+        tokio::fs::write(dir.join("metadata.json.tmp"), &artifacts.metadata).await?;
+        tokio::fs::rename(dir.join("metadata.json.tmp"), dir.join("metadata.json")).await?;
+        let _ = tokio::fs::remove_dir_all(self.spool.join("active").join(&artifacts.call_sid)).await;
+        self.spooled_calls.fetch_add(1, Ordering::Relaxed);
+        Ok(self.upload_dir(&artifacts.call_sid).await)
+    }
+
+    /// Replaces the call's `metadata.json` (e.g. to record a webhook delivered after
+    /// the call), through the spool like every artifact.
+    pub async fn update_metadata(&self, call_sid: &str, metadata: &[u8]) -> Result<bool, std::io::Error> {
+        let dir = self.spool.join("pending").join(call_sid);
+        let existed = dir.exists();
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::write(dir.join("metadata.json.tmp"), metadata).await?;
+        tokio::fs::rename(dir.join("metadata.json.tmp"), dir.join("metadata.json")).await?;
+        if !existed {
+            self.spooled_calls.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(self.upload_dir(call_sid).await)
+    }
+
+    /// Uploads one spooled call; removes it when every file is in the store.
+    async fn upload_dir(&self, call_sid: &str) -> bool {
+        let dir = self.spool.join("pending").join(call_sid);
+        for (name, content_type) in FILES {
+            let path = dir.join(name);
+            if !path.exists() {
+                continue;
+            }
+            let key = format!("calls/{call_sid}/{name}");
+            if let Err(e) = self.store.put_file(&key, &path, content_type).await {
+                tracing::warn!(call_sid, error = %e, "artifact upload failed; kept in the spool");
+                return false;
+            }
+            // Uploaded files are removed one by one, so a retry does not send them again.
+            if name != "metadata.json" {
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+        }
+        if tokio::fs::remove_dir_all(&dir).await.is_ok() {
+            self.spooled_calls.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Complete calls in the spool (those with `metadata.json`).
+    pub fn pending_calls(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.spool.join("pending")) else { return Vec::new() };
+        let mut out: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().join("metadata.json").exists())
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Counts what a previous process left, so that metrics and the retry loop know.
+    pub fn recover(&self) -> usize {
+        let pending = self.pending_calls();
+        self.spooled_calls.store(pending.len() as u64, Ordering::Relaxed);
+        pending.len()
+    }
+
+    /// One pass over the spool. Returns how many calls are still waiting.
+    pub async fn flush_spool(&self) -> usize {
+        let mut left = 0;
+        for sid in self.pending_calls() {
+            if !self.upload_dir(&sid).await {
+                left += 1;
+            }
+        }
+        left
+    }
+
+    /// Retries the spool with exponential back-off until `stop` is cancelled.
+    pub async fn retry_loop(&self, stop: tokio_util::sync::CancellationToken) {
+        let mut delay = self.retry_first;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            if self.pending_calls().is_empty() {
+                delay = self.retry_first;
+                continue;
+            }
+            let left = self.flush_spool().await;
+            delay = if left == 0 { self.retry_first } else { (delay * 2).min(self.retry_max) };
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The HTTP side: Twilio's voice webhook, the Media Streams WebSocket, health,
+//! readiness and metrics, and the graceful drain on shutdown.
+//!
+//! | route | |
+//! |---|---|
+//! | `POST /agent/{agentId}/incoming-call` | Twilio voice webhook → TwiML `<Connect><Stream>` (or `<Reject reason="busy"/>`) |
+//! | `GET /agent/{agentId}/media-stream` | Media Streams WebSocket → [`crate::call::run_call`] |
+//! | `GET /health` | liveness |
+//! | `GET /health/ready` | 200 while taking calls, 503 while draining |
+//! | `GET /metrics` | Prometheus |
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::{SinkExt, StreamExt};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::artifacts::{ArtifactStore, ObjectStore, S3Store};
+use crate::call::{CallEnv, CallTimings, WsFrame, run_call};
+use crate::guardrails::Guardrails;
+use crate::metrics::Metrics;
+use crate::phrases::Phrases;
+use crate::settings::Settings;
+use crate::speech::local::LocalPipeline;
+use crate::telephony::{TelephonyControl, TwilioRest};
+use crate::webhooks::WebhookSender;
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    env: CallEnv,
+    pipeline: Arc<LocalPipeline>,
+    draining: AtomicBool,
+    /// Calls answered by the webhook whose stream has not started yet, by call sid.
+    reservations: Mutex<HashMap<String, Instant>>,
+    calls: TaskTracker,
+    drain: CancellationToken,
+}
+
+/// How long a webhook's answer holds a call slot before its stream arrives.
+const RESERVATION: Duration = Duration::from_secs(15);
+
+pub struct App {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+/// The outside systems, replaceable for fault-injection tests.
+pub struct Peers {
+    pub objects: Arc<dyn ObjectStore>,
+    pub telephony: Arc<dyn TelephonyControl>,
+}
+
+impl App {
+    /// Builds the runtime with the real peers: S3 (the SDK's default chain, so
+    /// `AWS_ENDPOINT_URL` points it at a local S3) and Twilio's REST API.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(settings.bucket_region.clone()))
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+        let objects: Arc<dyn ObjectStore> = Arc::new(S3Store { client: s3, bucket: settings.bucket.clone() });
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let telephony: Arc<dyn TelephonyControl> = Arc::new(TwilioRest::new(
+            http,
+            &settings.twilio_api_base,
+            settings.spec.config.telephony.twilio_account_sid.as_str(),
+            settings.spec.secrets.twilio_auth_token.clone(),
+        ));
+        Self::build_with(settings, Peers { objects, telephony }).await
+    }
+
+    pub async fn build_with(settings: Settings, peers: Peers) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let config = settings.spec.config.clone();
+        let phrases = Phrases::for_agent(&config);
+        let pipeline = LocalPipeline::new(&config, &settings.local).context("start the local speech pipeline")?;
+        pipeline.prewarm(&phrases.all()).await.context("synthesize the agent's standard phrases")?;
+        let artifacts = Arc::new(ArtifactStore::new(
+            peers.objects,
+            settings.spool_dir.clone(),
+            Duration::from_millis(500),
+            Duration::from_secs(60),
+        ));
+        let leftovers = artifacts.recover();
+        if leftovers > 0 {
+            tracing::info!(calls = leftovers, "uploading call artifacts left in the spool");
+        }
+        let http = reqwest::Client::builder().build()?;
+        let env = CallEnv {
+            agent_id: settings.spec.agent_id.to_string(),
+            tenant_id: settings.spec.tenant_id.to_string(),
+            guardrails: Guardrails::new(&config.guardrails),
+            phrases,
+            telephony: peers.telephony,
+            webhooks: WebhookSender::new(http, settings.spec.secrets.webhook_signing_secret.clone()),
+            artifacts,
+            metrics: Arc::new(Metrics::default()),
+            tasks: TaskTracker::new(),
+            pickups: Mutex::new(HashMap::new()),
+            timings: CallTimings::default(),
+            config,
+        };
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listen on {}", settings.listen))?;
+        let state = AppState {
+            inner: Arc::new(Inner {
+                settings,
+                env,
+                pipeline,
+                draining: AtomicBool::new(false),
+                reservations: Mutex::new(HashMap::new()),
+                calls: TaskTracker::new(),
+                drain: CancellationToken::new(),
+            }),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains: readiness goes false and new
+    /// calls are refused; live calls go on for the drain period, then are ended
+    /// politely; their artifacts are stored (or spooled) before this returns.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let inner = &state.inner;
+        let stop_serving = CancellationToken::new();
+        let router = router(state.clone());
+        let serve = {
+            let stop = stop_serving.clone();
+            tokio::spawn(async move {
+                axum::serve(self.listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await
+            })
+        };
+        let spool_stop = CancellationToken::new();
+        let spool = {
+            let artifacts = Arc::clone(&inner.env.artifacts);
+            let stop = spool_stop.clone();
+            tokio::spawn(async move {
+                artifacts.flush_spool().await;
+                artifacts.retry_loop(stop).await;
+            })
+        };
+
+        shutdown.await;
+        inner.draining.store(true, Ordering::SeqCst);
+        let live = inner.env.metrics.active_calls.load(Ordering::Relaxed);
+        tracing::info!(live_calls = live, drain_secs = inner.settings.drain.as_secs(), "draining");
+        inner.calls.close();
+        if tokio::time::timeout(inner.settings.drain, inner.calls.wait()).await.is_err() {
+            tracing::info!("drain period over: ending live calls");
+            inner.drain.cancel();
+            if tokio::time::timeout(Duration::from_secs(20), inner.calls.wait()).await.is_err() {
+                tracing::error!("calls did not end after the drain; their artifacts may be in the spool");
+            }
+        }
+        inner.env.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(10), inner.env.tasks.wait()).await;
+        spool_stop.cancel();
+        let _ = spool.await;
+        let left = inner.env.artifacts.flush_spool().await;
+        if left > 0 {
+            tracing::error!(calls = left, spool = %inner.env.artifacts.spool_dir().display(), "artifacts left in the spool");
+        }
+        stop_serving.cancel();
+        serve.await??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+impl AppState {
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.env.metrics
+    }
+
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.inner.env.artifacts
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/agent/{agent_id}/incoming-call", post(incoming_call))
+        .route("/agent/{agent_id}/media-stream", get(media_stream))
+        .route("/health", get(|| async { "ok" }))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.inner.draining.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else {
+        "ready".into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.inner.env.metrics.render(state.inner.env.artifacts.spooled());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The URL Twilio requested, rebuilt from settings or the proxy's headers.
+fn public_url(settings: &Settings, headers: &HeaderMap, uri: &Uri, websocket: bool) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_owned());
+    let proto = header("x-forwarded-proto").unwrap_or_else(|| "https".into());
+    let secure = proto != "http" && proto != "ws";
+    let scheme = match (websocket, secure) {
+        (true, true) => "wss",
+        (true, false) => "ws",
+        (false, true) => "https",
+        (false, false) => "http",
+    };
+    let host = settings
+        .public_host
+        .clone()
+        .or_else(|| header("x-forwarded-host"))
+        .or_else(|| header("host"))
+        .unwrap_or_default();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("{scheme}://{host}{path}")
+}
+
+fn forbidden(state: &AppState, what: &str) -> Response {
+    state.inner.env.metrics.signature_failures.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(what, "request refused: bad or missing X-Twilio-Signature");
+    (StatusCode::FORBIDDEN, "invalid Twilio signature").into_response()
+}
+
+fn twiml(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+async fn incoming_call(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let inner = &state.inner;
+    if agent_id != inner.env.agent_id {
+        return (StatusCode::NOT_FOUND, "no such agent here").into_response();
+    }
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let url = public_url(&inner.settings, &headers, &uri, false);
+    let Some(signature) = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()) else {
+        return forbidden(&state, "incoming-call");
+    };
+    let token = inner.settings.spec.secrets.twilio_auth_token.expose_secret();
+    if !crate::twilio::is_valid(token, &url, &params, signature) {
+        return forbidden(&state, "incoming-call");
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let call_sid = param("CallSid");
+    if agent_spec::CallSid::parse(&call_sid).is_err() {
+        return (StatusCode::UNPROCESSABLE_ENTITY, "CallSid: missing or not a Twilio call sid").into_response();
+    }
+    if !state.take_slot(&call_sid) {
+        inner.env.metrics.calls_rejected_busy.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(call_sid, "call rejected: busy");
+        return twiml(crate::twiml::reject_busy());
+    }
+    if let Some(url) = inner.env.config.integrations.pickup_webhook_url.clone() {
+        let body = json!({
+            "event": "call_picked_up",
+            "agent_id": inner.env.agent_id,
+            "tenant_id": inner.env.tenant_id,
+            "call_sid": call_sid,
+            "from": param("From"),
+            "to": param("To"),
+        });
+        let sender = inner.env.webhooks.clone();
+        let metrics = Arc::clone(&inner.env.metrics);
+        let handle = inner.env.tasks.spawn(async move {
+            let result = sender.deliver("pickup", url.as_str(), &body).await;
+            if !result.delivered {
+                metrics.webhook_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            result
+        });
+        inner.env.pickups.lock().expect("pickup lock").insert(call_sid.clone(), handle);
+    }
+    let stream_url = {
+        let base = public_url(&inner.settings, &headers, &Uri::from_static("/"), true);
+        format!("{}agent/{}/media-stream", base, inner.env.agent_id)
+    };
+    let from = param("From");
+    let to = param("To");
+    let direction = param("Direction");
+    tracing::info!(call_sid, from, "incoming call answered");
+    twiml(crate::twiml::connect_stream(
+        &stream_url,
+        &[("from", &from), ("to", &to), ("callSid", &call_sid), ("direction", &direction)],
+    ))
+}
+
+impl AppState {
+    /// Reserves a call slot, unless the task is draining or full.
+    fn take_slot(&self, call_sid: &str) -> bool {
+        let inner = &self.inner;
+        if inner.draining.load(Ordering::SeqCst) {
+            return false;
+        }
+        let mut reservations = inner.reservations.lock().expect("reservation lock");
+        reservations.retain(|_, at| at.elapsed() < RESERVATION);
+        let active = inner.env.metrics.active_calls.load(Ordering::SeqCst).max(0) as usize;
+        if active + reservations.len() >= inner.settings.max_calls {
+            return false;
+        }
+        reservations.insert(call_sid.to_owned(), Instant::now());
+        true
+    }
+}
+
+async fn media_stream(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let inner = &state.inner;
+    if agent_id != inner.env.agent_id {
+        return (StatusCode::NOT_FOUND, "no such agent here").into_response();
+    }
+    let url = public_url(&inner.settings, &headers, &uri, true);
+    let Some(signature) = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()) else {
+        return forbidden(&state, "media-stream");
+    };
+    if !crate::twilio::is_valid(inner.settings.spec.secrets.twilio_auth_token.expose_secret(), &url, &[], signature) {
+        return forbidden(&state, "media-stream");
+    }
+    if inner.draining.load(Ordering::SeqCst) || inner.calls.is_closed() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+    }
+    let st = state.clone();
+    ws.max_message_size(1024 * 1024).on_upgrade(move |socket| {
+        let tracker = st.inner.calls.clone();
+        tracker.track_future(handle_socket(st, socket))
+    })
+}
+
+async fn handle_socket(state: AppState, socket: WebSocket) {
+    let inner = &state.inner;
+    let metrics = &inner.env.metrics;
+    metrics.active_calls.fetch_add(1, Ordering::SeqCst);
+    let (sink, stream) = socket.split();
+    let inbound = stream
+        .take_while(|m| futures::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_)))))
+        .map(|m| match m {
+            Ok(Message::Text(t)) => WsFrame::Text(t.as_str().to_owned()),
+            _ => WsFrame::Other,
+        });
+    let outbound = sink.with(|s: String| futures::future::ready(Ok::<_, axum::Error>(Message::Text(s.into()))));
+    let pipeline = Arc::clone(&inner.pipeline);
+    let reservations = &inner.reservations;
+    let artifacts = run_call(
+        &inner.env,
+        Box::pin(inbound),
+        Box::pin(outbound),
+        || pipeline.session(),
+        inner.drain.clone(),
+    )
+    .await;
+    metrics.active_calls.fetch_sub(1, Ordering::SeqCst);
+    let Some(artifacts) = artifacts else { return };
+    reservations.lock().expect("reservation lock").remove(&artifacts.call_sid);
+    let call_sid = artifacts.call_sid.clone();
+    let transcript: serde_json::Value = serde_json::from_slice(&artifacts.transcript).unwrap_or_default();
+    let metadata: serde_json::Value = serde_json::from_slice(&artifacts.metadata).unwrap_or_default();
+    match inner.env.artifacts.store(artifacts).await {
+        Ok(true) => tracing::info!(call_sid, "call artifacts stored"),
+        Ok(false) => {
+            metrics.s3_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(call_sid, "call artifacts spooled; they are retried in the background");
+        }
+        Err(e) => {
+            metrics.s3_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(call_sid, error = %e, "write call artifacts to the spool");
+        }
+    }
+    if let Some(url) = inner.env.config.integrations.transcript_webhook_url.clone() {
+        let sender = inner.env.webhooks.clone();
+        let body = json!({ "event": "call_ended", "call_sid": call_sid, "metadata": metadata, "transcript": transcript });
+        let metrics = Arc::clone(metrics);
+        let artifacts = Arc::clone(&inner.env.artifacts);
+        inner.env.tasks.spawn(async move {
+            let result = sender.deliver("transcript", url.as_str(), &body).await;
+            if !result.delivered {
+                metrics.webhook_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            // The delivery is recorded in the call's metadata.
+            let mut metadata = body["metadata"].clone();
+            if let Some(list) = metadata.get_mut("webhooks").and_then(|w| w.as_array_mut()) {
+                list.push(serde_json::to_value(&result).unwrap_or_default());
+            }
+            if let Err(e) = artifacts.update_metadata(&call_sid, &serde_json::to_vec_pretty(&metadata).unwrap_or_default()).await {
+                tracing::warn!(call_sid, error = %e, "record the transcript webhook in the metadata");
+            }
+        });
+    }
+}

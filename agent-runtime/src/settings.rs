@@ -1,0 +1,142 @@
+//! Runtime settings, from the environment the deployer gives the task: the agent
+//! ([`AgentSpec::from_env`], secrets included), the transcript bucket, and the
+//! runtime's own knobs, all with defaults that run locally. Every missing or invalid
+//! variable is reported at once.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | agent variables (`AGENT_ID`, …, `TWILIO_AUTH_TOKEN`) | — | see `agent_spec::env` |
+//! | `S3_BUCKET_NAME` | required | the agent's transcript bucket |
+//! | `S3_BUCKET_REGION` | `AWS_REGION` | its region |
+//! | `TEMPOVOICE_LISTEN` | `0.0.0.0:8080` | address to listen on |
+//! | `TEMPOVOICE_PUBLIC_HOST` | from `X-Forwarded-Host`/`Host` | public host Twilio calls (for signatures and the stream URL) |
+//! | `TWILIO_API_BASE` | `https://api.twilio.com` | Twilio REST base URL |
+//! | `TEMPOVOICE_MAX_CALLS` | `50` | concurrent calls per task |
+//! | `TEMPOVOICE_DRAIN_SECS` | `20` | on SIGTERM, how long live calls may go on (keep under the ECS stop timeout, 30 s by default) |
+//! | `TEMPOVOICE_SPOOL_DIR` | `{tmp}/tempovoice-spool` | recordings during calls, and artifacts S3 did not take |
+//! | `TEMPOVOICE_ASR` | `on` | `off`: the local pipeline does not recognize speech |
+//! | `POCKETSPHINX_MODEL_DIR` | `/usr/share/pocketsphinx/model/en-us` | recognizer model |
+//! | `ESPEAK_NG` | `espeak-ng` | synthesizer program |
+//! | `TEMPOVOICE_END_OF_TURN_MS` | `700` | caller silence that ends a turn |
+//! | `TEMPOVOICE_LOG_FORMAT` | `json` | `json` or `text` |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agent_spec::AgentSpec;
+
+use crate::speech::local::LocalSettings;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub spec: AgentSpec,
+    pub bucket: String,
+    pub bucket_region: String,
+    pub listen: SocketAddr,
+    pub public_host: Option<String>,
+    pub twilio_api_base: String,
+    pub max_calls: usize,
+    pub drain: Duration,
+    pub spool_dir: PathBuf,
+    pub local: LocalSettings,
+    pub json_logs: bool,
+}
+
+impl Settings {
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let spec = match AgentSpec::from_env(&lookup) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errors.extend(e.0.iter().map(|e| format!("{}: {}", e.var, e.reason)));
+                None
+            }
+        };
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let bucket = get("S3_BUCKET_NAME");
+        if bucket.is_none() {
+            errors.push("S3_BUCKET_NAME: missing (the agent's transcript bucket)".into());
+        }
+        let bucket_region = get("S3_BUCKET_REGION").or_else(|| get("AWS_REGION")).unwrap_or_else(|| "us-east-1".into());
+        let parse = |name: &str, default: &str| -> Option<String> {
+            let v = get(name).unwrap_or_else(|| default.to_owned());
+            Some(v)
+        };
+        let listen = parse("TEMPOVOICE_LISTEN", "0.0.0.0:8080").and_then(|v| match v.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                errors.push(format!("TEMPOVOICE_LISTEN: {v:?} is not an address like 0.0.0.0:8080"));
+                None
+            }
+        });
+        let mut number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> u64 {
+            match get(name) {
+                None => default,
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if range.contains(&n) => n,
+                    _ => {
+                        errors.push(format!("{name}: {v:?} is not a number in {}..={}", range.start(), range.end()));
+                        default
+                    }
+                },
+            }
+        };
+        let max_calls = number("TEMPOVOICE_MAX_CALLS", 50, 1..=100_000) as usize;
+        let drain = Duration::from_secs(number("TEMPOVOICE_DRAIN_SECS", 20, 0..=3_600));
+        let end_of_turn = Duration::from_millis(number("TEMPOVOICE_END_OF_TURN_MS", 700, 100..=5_000));
+        let recognition = match get("TEMPOVOICE_ASR").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(v) => {
+                errors.push(format!("TEMPOVOICE_ASR: {v:?} is not on or off"));
+                true
+            }
+        };
+        let json_logs = match get("TEMPOVOICE_LOG_FORMAT").as_deref() {
+            None | Some("json") => true,
+            Some("text") => false,
+            Some(v) => {
+                errors.push(format!("TEMPOVOICE_LOG_FORMAT: {v:?} is not json or text"));
+                true
+            }
+        };
+        let twilio_api_base = get("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into());
+        if url::Url::parse(&twilio_api_base).is_err() {
+            errors.push(format!("TWILIO_API_BASE: {twilio_api_base:?} is not a URL"));
+        }
+        let public_host = get("TEMPOVOICE_PUBLIC_HOST");
+        if let Some(h) = &public_host {
+            if h.contains('/') || h.contains(' ') {
+                errors.push(format!("TEMPOVOICE_PUBLIC_HOST: {h:?} must be a host name (with an optional port), no scheme or path"));
+            }
+        }
+        let spool_dir =
+            get("TEMPOVOICE_SPOOL_DIR").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("tempovoice-spool"));
+        let local = LocalSettings {
+            recognition,
+            model_dir: get("POCKETSPHINX_MODEL_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(crate::speech::recognizer::DEFAULT_MODEL_DIR)),
+            espeak: get("ESPEAK_NG").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("espeak-ng")),
+            end_of_turn,
+            work_dir: spool_dir.join("model"),
+        };
+        match (spec, bucket, listen) {
+            (Some(spec), Some(bucket), Some(listen)) if errors.is_empty() => Ok(Self {
+                spec,
+                bucket,
+                bucket_region,
+                listen,
+                public_host,
+                twilio_api_base,
+                max_calls,
+                drain,
+                spool_dir,
+                local,
+                json_logs,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
