@@ -1,1 +1,150 @@
-fn main() {}
+//! `callsim`: call an agent runtime the way Twilio does, from a terminal.
+//!
+//! ```text
+//! callsim --url http://127.0.0.1:8080/agent/{id}/incoming-call --auth-token … \
+//!         --account-sid AC… --text "What are your opening hours?" --out agent.wav
+//! ```
+//!
+//! The runtime's `TWILIO_API_BASE` must point at the simulator's REST API for
+//! hang-ups and transfers to reach it: start it with `--rest-port`, or read the
+//! address it prints.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_runtime::callsim::{CallOptions, Step, TwilioSim, speech, write_wav};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(about = "Call a TempoVoice agent runtime as Twilio would")]
+struct Args {
+    /// The runtime's voice webhook URL (where it listens).
+    #[arg(long)]
+    url: String,
+    /// The public host Twilio would call (default: the URL's host and port).
+    #[arg(long)]
+    public_host: Option<String>,
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: String,
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    account_sid: String,
+    #[arg(long, default_value = "+15550001234")]
+    from: String,
+    #[arg(long, default_value = "+15550009999")]
+    to: String,
+    /// A WAV file the caller says (any rate), after the agent's previous turn. Repeatable.
+    #[arg(long)]
+    say: Vec<PathBuf>,
+    /// Text the caller says (synthesized with espeak-ng). Repeatable; after --say files.
+    #[arg(long)]
+    text: Vec<String>,
+    /// Keys pressed after the last utterance.
+    #[arg(long)]
+    dtmf: Option<String>,
+    /// Hang up after the script instead of waiting for the agent to.
+    #[arg(long)]
+    hang_up: bool,
+    /// Send frames as fast as the runtime takes them instead of every 20 ms.
+    #[arg(long)]
+    fast: bool,
+    /// Write what the agent said (as heard) to this WAV file (single call).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Concurrent calls.
+    #[arg(long, default_value_t = 1)]
+    calls: usize,
+    /// Give up on a call after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    max_secs: u64,
+    /// Seconds to wait before placing the calls (time to point the runtime at the REST port).
+    #[arg(long, default_value_t = 0)]
+    wait_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let sim = TwilioSim::start(&args.account_sid, &args.auth_token).await?;
+    eprintln!("Twilio REST API simulated at {} (TWILIO_API_BASE)", sim.api_base());
+    tokio::time::sleep(Duration::from_secs(args.wait_secs)).await;
+    let url = url::Url::parse(&args.url)?;
+    let public_host = args.public_host.clone().unwrap_or_else(|| match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or("localhost")),
+        None => url.host_str().unwrap_or("localhost").to_owned(),
+    });
+    let wait = Step::WaitForAgent { quiet: Duration::from_millis(800), timeout: Duration::from_secs(20) };
+    let mut script = vec![wait.clone()];
+    for file in &args.say {
+        script.push(Step::Say(Arc::new(agent_runtime::audio::read_wav_8khz(file)?)));
+        script.push(wait.clone());
+    }
+    for text in &args.text {
+        script.push(Step::Say(Arc::new(speech(text, "en-us")?)));
+        script.push(wait.clone());
+    }
+    if let Some(digits) = &args.dtmf {
+        script.extend(digits.chars().map(Step::Dtmf));
+    }
+    if args.hang_up {
+        script.push(Step::HangUp);
+    }
+    let options = CallOptions {
+        voice_url: args.url.clone(),
+        public_host,
+        from: args.from.clone(),
+        to: args.to.clone(),
+        script,
+        realtime: !args.fast,
+        max_duration: Duration::from_secs(args.max_secs),
+        bad_signature: false,
+    };
+    let sim = Arc::new(sim);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.calls {
+        let sim = Arc::clone(&sim);
+        let options = options.clone();
+        tasks.spawn(async move { sim.call(&options).await });
+    }
+    let mut reports = Vec::new();
+    let mut failures = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r? {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                failures += 1;
+                eprintln!("call failed: {e:#}");
+            }
+        }
+    }
+    if args.calls == 1 {
+        if let Some(r) = reports.first() {
+            println!("call {} ended: {:?}", r.call_sid, r.ending);
+            println!("first agent audio after {:?} ms; reply latencies {:?} ms", r.first_audio_ms, r.reply_latency_ms);
+            println!("agent audio played: {} ms; clears: {}; marks echoed: {}", r.agent_played_ms, r.clears.len(), r.marks.len());
+            if let Some(out) = &args.out {
+                write_wav(out, &r.heard)?;
+                println!("agent audio written to {}", out.display());
+            }
+        }
+    }
+    let mut latencies: Vec<u64> = reports.iter().flat_map(|r| r.reply_latency_ms.iter().copied()).collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied();
+    let frames: u64 = reports.iter().map(|r| r.frames_sent).sum();
+    let late: u64 = reports.iter().map(|r| r.late_ticks).sum();
+    let received: u64 = reports.iter().map(|r| r.media_received).sum();
+    println!("| calls | failed | rejected | frames sent | late ticks | agent frames | reply p50 ms | reply p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {failures} | {} | {frames} | {late} | {received} | {} | {} |",
+        args.calls,
+        reports.iter().filter(|r| r.rejected).count(),
+        pct(0.5).map_or("-".into(), |v| v.to_string()),
+        pct(0.99).map_or("-".into(), |v| v.to_string()),
+    );
+    if failures > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Whole calls through the call simulator against the runtime, with S3 on moto.
+
+mod common;
+
+use std::time::Duration;
+
+use agent_runtime::callsim::{Ending, Step};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_asks_a_question_hears_the_answer_and_says_goodbye() {
+    let rt = spawn(draft()).await;
+    let script = vec![
+        wait_for_agent(),
+        say("What are your opening hours?"),
+        wait_for_agent(),
+        Step::Dtmf('5'),
+        say("Thank you, goodbye."),
+        Step::WaitForAgent { quiet: Duration::from_secs(30), timeout: Duration::from_secs(30) },
+    ];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    assert_eq!(report.http_status, 200, "{}", report.twiml);
+    assert!(report.twiml.contains(&format!("wss://{PUBLIC_HOST}/agent/{}/media-stream", rt.agent_id)), "{}", report.twiml);
+    assert_eq!(report.ending, Some(Ending::HungUpByAgent), "{report:?}");
+    let first = report.first_audio_ms.expect("the greeting played");
+    assert!(first < 1000, "greeting after {first} ms");
+
+    // Hang-up through the REST API, authenticated, with the exact form.
+    let requests = rt.sim.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests[0].authorized);
+    assert_eq!(requests[0].call_sid, report.call_sid);
+    assert_eq!(requests[0].form, vec![("Status".to_owned(), "completed".to_owned())]);
+
+    let transcript = rt.json(&report.call_sid, "transcript.json").await;
+    let lines = agent_lines(&transcript);
+    assert!(lines[0].contains("Rosa's Bakery"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("Monday to Friday")), "the answer holds the fact: {lines:?}");
+    assert!(lines.last().unwrap().contains("Goodbye"), "{lines:?}");
+    let tools: Vec<&str> = transcript["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["tool_calls"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .map(|s| Box::leak(s.into_boxed_str()) as &str)
+        .collect();
+    assert_eq!(tools, vec!["end_call"], "{transcript:#}");
+    assert_eq!(transcript["dtmf"][0]["digit"], "5");
+    let caller: Vec<&str> = transcript["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["role"] == "caller")
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    assert!(caller[0].contains("opening"), "recognized: {caller:?}");
+
+    let metadata = rt.json(&report.call_sid, "metadata.json").await;
+    assert_eq!(metadata["end_reason"], "end_call");
+    assert_eq!(metadata["from"], "+15550001234");
+    assert_eq!(metadata["agent_id"], rt.agent_id);
+    assert_eq!(metadata["provider"], "local");
+    assert!(metadata["duration_secs"].as_f64().unwrap() > 2.0);
+    assert_eq!(metadata["turn_latency_ms"].as_array().unwrap().len(), 2, "{metadata:#}");
+
+    let wav = rt.object(&report.call_sid, "recording.wav", Duration::from_secs(5)).await.expect("recording");
+    let reader = hound::WavReader::new(std::io::Cursor::new(wav)).expect("a WAV file");
+    let spec = reader.spec();
+    assert_eq!((spec.channels, spec.sample_rate), (2, 8000));
+    let secs = reader.duration() as f64 / 8000.0;
+    assert!((secs - metadata["duration_secs"].as_f64().unwrap()).abs() < 1.5, "recording {secs} s");
+}

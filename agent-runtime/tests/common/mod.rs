@@ -1,0 +1,235 @@
+//! Shared set-up of the runtime's end-to-end tests: the runtime built from an
+//! environment as ECS gives it, S3 played by moto server (`AWS_ENDPOINT_URL`), and
+//! Twilio played by the call simulator.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_runtime::artifacts::ObjectStore;
+use agent_runtime::callsim::{CallOptions, Step, TwilioSim};
+use agent_runtime::server::{App, Peers};
+use agent_runtime::settings::Settings;
+use agent_spec::draft::{AgentDraft, KnowledgeDocumentDraft, SecretsDraft, TelephonyDraft};
+use agent_spec::{AgentId, AgentSpec, SecretPatch, TenantId};
+use secrecy::ExposeSecret;
+
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+pub const PUBLIC_HOST: &str = "voice.example.com";
+
+pub fn draft() -> AgentDraft {
+    AgentDraft {
+        name: "Rosa's Bakery".into(),
+        system_prompt: "You answer calls for Rosa's Bakery.".into(),
+        greeting: "Hello, thank you for calling Rosa's Bakery.".into(),
+        voice: agent_spec::draft::VoiceDraft { provider: agent_spec::SpeechProvider::Local, model: None, voice_id: None },
+        knowledge_base: vec![
+            KnowledgeDocumentDraft {
+                title: "Opening hours".into(),
+                text: "We are open Monday to Friday from nine in the morning to five in the evening.".into(),
+            },
+            KnowledgeDocumentDraft {
+                title: "Location".into(),
+                text: "The bakery is at twelve Harbour Street, next to the station.".into(),
+            },
+        ],
+        enable_recording: true,
+        telephony: TelephonyDraft {
+            call_phone_number: "+14155550100".into(),
+            transfer_phone_number: Some("+14155550199".into()),
+            twilio_account_sid: ACCOUNT_SID.into(),
+            ..Default::default()
+        },
+        secrets: SecretsDraft { twilio_auth_token: SecretPatch::set(AUTH_TOKEN), ..Default::default() },
+        ..Default::default()
+    }
+}
+
+pub async fn s3() -> aws_sdk_s3::Client {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL must point at a moto server (scripts/test starts one)");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
+}
+
+pub struct Runtime {
+    pub addr: std::net::SocketAddr,
+    pub sim: TwilioSim,
+    pub bucket: String,
+    pub s3: aws_sdk_s3::Client,
+    pub agent_id: String,
+    pub spool: tempfile::TempDir,
+    pub state: agent_runtime::server::AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct Options {
+    pub extra_env: Vec<(&'static str, String)>,
+    pub objects: Option<Arc<dyn ObjectStore>>,
+    pub spool: Option<tempfile::TempDir>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { extra_env: Vec::new(), objects: None, spool: None }
+    }
+}
+
+/// The environment ECS would give the runtime for `draft`.
+pub fn environment(draft: &AgentDraft, bucket: &str) -> (AgentSpec, BTreeMap<String, String>) {
+    let (config, secrets) = draft.clone().validate(None).expect("test draft is valid");
+    let spec = AgentSpec { agent_id: AgentId::generate(), tenant_id: TenantId::generate(), config, secrets };
+    let env = spec.to_env();
+    let mut vars: BTreeMap<String, String> = env.vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    for (k, v) in &env.secrets {
+        vars.insert((*k).to_owned(), v.expose_secret().to_owned());
+    }
+    vars.insert("S3_BUCKET_NAME".into(), bucket.to_owned());
+    vars.insert("S3_BUCKET_REGION".into(), "us-east-1".into());
+    (spec, vars)
+}
+
+pub async fn spawn(draft: AgentDraft) -> Runtime {
+    spawn_with(draft, Options::default()).await
+}
+
+pub async fn spawn_with(draft: AgentDraft, options: Options) -> Runtime {
+    let s3 = s3().await;
+    let bucket = format!("tv-rt-{}", agent_spec::AgentId::generate());
+    s3.create_bucket().bucket(&bucket).send().await.expect("create the test bucket on moto");
+    let sim = TwilioSim::start(ACCOUNT_SID, AUTH_TOKEN).await.expect("start the Twilio simulator");
+    let spool = options.spool.unwrap_or_else(|| tempfile::tempdir().expect("spool dir"));
+    let (spec, mut vars) = environment(&draft, &bucket);
+    vars.insert("TEMPOVOICE_LISTEN".into(), "127.0.0.1:0".into());
+    vars.insert("TWILIO_API_BASE".into(), sim.api_base());
+    vars.insert("TEMPOVOICE_SPOOL_DIR".into(), spool.path().display().to_string());
+    vars.insert("TEMPOVOICE_LOG_FORMAT".into(), "text".into());
+    vars.insert("TEMPOVOICE_DRAIN_SECS".into(), "2".into());
+    for (k, v) in options.extra_env {
+        vars.insert(k.to_owned(), v);
+    }
+    let settings = Settings::from_env(|k| vars.get(k).cloned()).expect("settings from the test environment");
+    agent_runtime::telemetry::init(false);
+    let app = match options.objects {
+        Some(objects) => {
+            let real = App::build(settings.clone()).await.expect("build");
+            drop(real);
+            let http = reqwest::Client::new();
+            let telephony = Arc::new(agent_runtime::telephony::TwilioRest::new(
+                http,
+                &sim.api_base(),
+                ACCOUNT_SID,
+                secrecy::SecretString::from(AUTH_TOKEN),
+            ));
+            App::build_with(settings, Peers { objects, telephony }).await.expect("build the runtime")
+        }
+        None => App::build(settings).await.expect("build the runtime"),
+    };
+    let addr = app.local_addr();
+    let state = app.state();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    Runtime {
+        addr,
+        sim,
+        bucket,
+        s3,
+        agent_id: spec.agent_id.to_string(),
+        spool,
+        state,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl Runtime {
+    pub fn voice_url(&self) -> String {
+        format!("http://{}/agent/{}/incoming-call", self.addr, self.agent_id)
+    }
+
+    pub fn options(&self, script: Vec<Step>) -> CallOptions {
+        CallOptions {
+            voice_url: self.voice_url(),
+            public_host: PUBLIC_HOST.into(),
+            from: "+15550001234".into(),
+            to: "+14155550100".into(),
+            script,
+            realtime: true,
+            max_duration: Duration::from_secs(90),
+            bad_signature: false,
+        }
+    }
+
+    /// Sends SIGTERM's equivalent and waits for the runtime to exit.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.handle.take() {
+            Some(h) => h.await?,
+            None => Ok(()),
+        }
+    }
+
+    pub fn shutdown_signal(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+
+    pub async fn join(&mut self) -> anyhow::Result<()> {
+        match self.handle.take() {
+            Some(h) => h.await?,
+            None => Ok(()),
+        }
+    }
+
+    /// An object of the call, waiting up to `wait` for it to appear.
+    pub async fn object(&self, call_sid: &str, file: &str, wait: Duration) -> Option<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let r = self.s3.get_object().bucket(&self.bucket).key(format!("calls/{call_sid}/{file}")).send().await;
+            if let Ok(o) = r {
+                return Some(o.body.collect().await.ok()?.into_bytes().to_vec());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn json(&self, call_sid: &str, file: &str) -> serde_json::Value {
+        let bytes = self
+            .object(call_sid, file, Duration::from_secs(15))
+            .await
+            .unwrap_or_else(|| panic!("{file} of {call_sid} not in the bucket"));
+        serde_json::from_slice(&bytes).expect("artifact is JSON")
+    }
+}
+
+pub fn say(text: &str) -> Step {
+    Step::Say(Arc::new(agent_runtime::callsim::speech(text, "en-us").expect("espeak-ng speech")))
+}
+
+pub fn wait_for_agent() -> Step {
+    Step::WaitForAgent { quiet: Duration::from_millis(900), timeout: Duration::from_secs(20) }
+}
+
+/// Agent turns' text, in order.
+pub fn agent_lines(transcript: &serde_json::Value) -> Vec<String> {
+    transcript["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["role"] == "agent")
+        .map(|t| t["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
