@@ -640,6 +640,11 @@ fn random_hex(n: usize) -> String {
     (0..n).map(|_| char::from_digit(rng.gen_range(0..16), 16).expect("digit below 16")).collect()
 }
 
+/// The espeak-ng voice callers speak with by default. Through 8 kHz μ-law, PocketSphinx's
+/// US English model recognizes this voice far better than espeak-ng's default male
+/// voice (20 of 28 test phrases word for word, against 5).
+pub const DEFAULT_CALLER_VOICE: &str = "en-us+f5";
+
 /// Synthesizes `text` with espeak-ng as a caller would say it, at 8 kHz.
 pub fn speech(text: &str, voice: &str) -> anyhow::Result<Vec<i16>> {
     let dir = tempfile_dir()?;

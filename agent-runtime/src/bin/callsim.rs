@@ -39,6 +39,9 @@ struct Args {
     /// Text the caller says (synthesized with espeak-ng). Repeatable; after --say files.
     #[arg(long)]
     text: Vec<String>,
+    /// The espeak-ng voice of --text.
+    #[arg(long, default_value = agent_runtime::callsim::DEFAULT_CALLER_VOICE)]
+    voice: String,
     /// Keys pressed after the last utterance.
     #[arg(long)]
     dtmf: Option<String>,
@@ -80,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         script.push(wait.clone());
     }
     for text in &args.text {
-        script.push(Step::Say(Arc::new(speech(text, "en-us")?)));
+        script.push(Step::Say(Arc::new(speech(text, &args.voice)?)));
         script.push(wait.clone());
     }
     if let Some(digits) = &args.dtmf {

@@ -178,7 +178,10 @@ impl Responder {
     /// Everything this agent's callers are likely to say, one sentence per entry, for
     /// the recognizer's language model.
     pub fn corpus(&self, config: &AgentConfig) -> Vec<Vec<String>> {
-        let mut out: Vec<Vec<String>> = INTENT_EXAMPLES.iter().map(|s| words(s)).collect();
+        // What callers say to reach a tool counts three times: those words must win
+        // over the knowledge base's own.
+        let mut out: Vec<Vec<String>> =
+            INTENT_EXAMPLES.iter().flat_map(|s| std::iter::repeat_n(words(s), 3)).collect();
         for doc in &config.knowledge_base {
             out.push(words(&doc.title));
             for prefix in ["what are your", "tell me about your", "what is your", "when is your"] {

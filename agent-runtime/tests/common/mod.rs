@@ -18,6 +18,8 @@ use secrecy::ExposeSecret;
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 pub const PUBLIC_HOST: &str = "voice.example.com";
+/// The espeak-ng voice callers speak with (see `callsim::DEFAULT_CALLER_VOICE`).
+pub const CALLER_VOICE: &str = agent_runtime::callsim::DEFAULT_CALLER_VOICE;
 
 pub fn draft() -> AgentDraft {
     AgentDraft {
@@ -216,7 +218,7 @@ impl Runtime {
 }
 
 pub fn say(text: &str) -> Step {
-    Step::Say(Arc::new(agent_runtime::callsim::speech(text, "en-us").expect("espeak-ng speech")))
+    Step::Say(Arc::new(agent_runtime::callsim::speech(text, CALLER_VOICE).expect("espeak-ng speech")))
 }
 
 pub fn wait_for_agent() -> Step {
