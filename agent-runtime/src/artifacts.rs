@@ -164,7 +164,12 @@ pub struct CallArtifacts {
 
 /// Where artifacts go.
 pub trait ObjectStore: Send + Sync + 'static {
-    fn put_file(&self, key: &str, path: &Path, content_type: &str) -> futures::future::BoxFuture<'_, Result<(), String>>;
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a Path,
+        content_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
 }
 
 /// S3, in the agent's bucket.
@@ -174,18 +179,20 @@ pub struct S3Store {
 }
 
 impl ObjectStore for S3Store {
-    fn put_file(&self, key: &str, path: &Path, content_type: &str) -> futures::future::BoxFuture<'_, Result<(), String>> {
-        let key = key.to_owned();
-        let path = path.to_owned();
-        let content_type = content_type.to_owned();
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a Path,
+        content_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let body = aws_sdk_s3::primitives::ByteStream::from_path(&path)
+            let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
                 .await
                 .map_err(|e| format!("read {}: {e}", path.display()))?;
             self.client
                 .put_object()
                 .bucket(&self.bucket)
-                .key(&key)
+                .key(key)
                 .content_type(content_type)
                 .body(body)
                 .send()

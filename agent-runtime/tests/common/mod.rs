@@ -72,16 +72,14 @@ pub struct Runtime {
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub extra_env: Vec<(&'static str, String)>,
-    pub objects: Option<Arc<dyn ObjectStore>>,
+    /// Wraps the real S3 store (fault injection).
+    pub objects: Option<Box<dyn FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>>>,
     pub spool: Option<tempfile::TempDir>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self { extra_env: Vec::new(), objects: None, spool: None }
-    }
+    /// Use this bucket instead of a new one.
+    pub bucket: Option<String>,
 }
 
 /// The environment ECS would give the runtime for `draft`.
@@ -98,14 +96,25 @@ pub fn environment(draft: &AgentDraft, bucket: &str) -> (AgentSpec, BTreeMap<Str
     (spec, vars)
 }
 
+/// The agent's bucket through the real S3 client (for wrapping in fault injectors).
+pub async fn s3_store(bucket: &str) -> Arc<dyn ObjectStore> {
+    Arc::new(agent_runtime::artifacts::S3Store { client: s3().await, bucket: bucket.to_owned() })
+}
+
 pub async fn spawn(draft: AgentDraft) -> Runtime {
     spawn_with(draft, Options::default()).await
 }
 
 pub async fn spawn_with(draft: AgentDraft, options: Options) -> Runtime {
     let s3 = s3().await;
-    let bucket = format!("tv-rt-{}", agent_spec::AgentId::generate());
-    s3.create_bucket().bucket(&bucket).send().await.expect("create the test bucket on moto");
+    let bucket = match options.bucket {
+        Some(b) => b,
+        None => {
+            let b = format!("tv-rt-{}", agent_spec::AgentId::generate());
+            s3.create_bucket().bucket(&b).send().await.expect("create the test bucket on moto");
+            b
+        }
+    };
     let sim = TwilioSim::start(ACCOUNT_SID, AUTH_TOKEN).await.expect("start the Twilio simulator");
     let spool = options.spool.unwrap_or_else(|| tempfile::tempdir().expect("spool dir"));
     let (spec, mut vars) = environment(&draft, &bucket);
@@ -120,9 +129,8 @@ pub async fn spawn_with(draft: AgentDraft, options: Options) -> Runtime {
     let settings = Settings::from_env(|k| vars.get(k).cloned()).expect("settings from the test environment");
     agent_runtime::telemetry::init(false);
     let app = match options.objects {
-        Some(objects) => {
-            let real = App::build(settings.clone()).await.expect("build");
-            drop(real);
+        Some(wrap) => {
+            let objects = wrap(s3_store(&bucket).await);
             let http = reqwest::Client::new();
             let telephony = Arc::new(agent_runtime::telephony::TwilioRest::new(
                 http,
