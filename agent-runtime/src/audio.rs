@@ -150,13 +150,17 @@ mod tests {
 
     #[test]
     fn resampling_keeps_duration_and_a_tone_below_nyquist() {
-        let tone: Vec<i16> = (0..22_050).map(|n| ((n as f64 * 2.0 * std::f64::consts::PI * 440.0 / 22_050.0).sin() * 10_000.0) as i16).collect();
+        let tone: Vec<i16> = (0..22_050)
+            .map(|n| ((n as f64 * 2.0 * std::f64::consts::PI * 440.0 / 22_050.0).sin() * 10_000.0) as i16)
+            .collect();
         let out = resample(&tone, 22_050, 8_000);
         assert_eq!(out.len(), 8_000);
         let rms = (out[100..7_900].iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / 7_800.0).sqrt();
         assert!((rms - 7_071.0).abs() < 300.0, "rms {rms}");
         // A 6 kHz tone is above the new Nyquist (4 kHz) and must be filtered, not folded to 2 kHz.
-        let high: Vec<i16> = (0..22_050).map(|n| ((n as f64 * 2.0 * std::f64::consts::PI * 6_000.0 / 22_050.0).sin() * 10_000.0) as i16).collect();
+        let high: Vec<i16> = (0..22_050)
+            .map(|n| ((n as f64 * 2.0 * std::f64::consts::PI * 6_000.0 / 22_050.0).sin() * 10_000.0) as i16)
+            .collect();
         let out = resample(&high, 22_050, 8_000);
         let rms = (out[100..7_900].iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / 7_800.0).sqrt();
         assert!(rms < 300.0, "aliased rms {rms}");

@@ -458,8 +458,13 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         self.t0.elapsed().as_millis() as u64
     }
 
-    async fn converse<I: Stream<Item = WsFrame> + Unpin>(&mut self, inbound: &mut I, drain: CancellationToken) -> EndReason {
-        let max_duration = self.t0 + Duration::from_secs(u64::from(self.env.config.guardrails.max_session_duration_secs));
+    async fn converse<I: Stream<Item = WsFrame> + Unpin>(
+        &mut self,
+        inbound: &mut I,
+        drain: CancellationToken,
+    ) -> EndReason {
+        let max_duration =
+            self.t0 + Duration::from_secs(u64::from(self.env.config.guardrails.max_session_duration_secs));
         let mut draining = false;
         loop {
             if !self.socket_ok {
@@ -659,7 +664,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         let mut heard = [ULAW_SILENCE; FRAME_SAMPLES];
         self.playback.heard_frame(&mut heard);
         if let Some(rec) = &mut self.recorder {
-            if let Err(e) = rec.write_frame(ulaw, Some(&heard[..ulaw.len().max(1).min(FRAME_SAMPLES)])) {
+            if let Err(e) = rec.write_frame(ulaw, Some(&heard)) {
                 tracing::error!(error = %e, "write the call recording; recording stopped");
                 self.errors.push(format!("recording: {e}"));
                 self.recorder = None;
@@ -763,7 +768,9 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             turn.segments.push((from, self.playback.sent_ms, text));
         }
         if let Some((_, at)) = &mut self.after_playback {
-            *at = (*at).max(Instant::now() + Duration::from_millis(self.playback.queued_ms()) + self.env.timings.playback_slack);
+            *at = (*at).max(
+                Instant::now() + Duration::from_millis(self.playback.queued_ms()) + self.env.timings.playback_slack,
+            );
         }
     }
 
@@ -853,7 +860,13 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             }
             ToolCall::Voicemail => self.schedule(AfterPlayback::StartVoicemail),
             ToolCall::ScheduleCallback { requested_time } => {
-                match self.env.config.integrations.make_endpoint.as_ref().or(self.env.config.integrations.webhook_endpoint.as_ref()) {
+                match self.env.config.integrations.make_endpoint.as_ref().or(self
+                    .env
+                    .config
+                    .integrations
+                    .webhook_endpoint
+                    .as_ref())
+                {
                     Some(url) => {
                         let body = json!({
                             "event": "callback_requested",
@@ -1004,9 +1017,8 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         let mut turns = std::mem::take(&mut self.turns);
         turns.sort_by_key(|t| t.start_ms);
         let transcript = Transcript { call_sid: self.id.call_sid.clone(), turns, dtmf: std::mem::take(&mut self.dtmf) };
-        let rfc3339 = |t: time::OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-        };
+        let rfc3339 =
+            |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         let metadata = CallMetadata {
             call_sid: self.id.call_sid.clone(),
             stream_sid: self.id.stream_sid.clone(),

@@ -269,7 +269,12 @@ impl TwilioSim {
             bail!("stream url {stream_url} is not wss://");
         }
         // Connect to the runtime itself, as the load balancer would.
-        let ws_url = format!("ws://{}:{}{}", target.host_str().unwrap_or("127.0.0.1"), target.port().unwrap_or(80), stream.path());
+        let ws_url = format!(
+            "ws://{}:{}{}",
+            target.host_str().unwrap_or("127.0.0.1"),
+            target.port().unwrap_or(80),
+            stream.path()
+        );
         let mut request = ws_url.as_str().into_client_request()?;
         let ws_signature = crate::twilio::signature(&self.state.auth_token, &stream_url, &[]);
         let headers = request.headers_mut();
@@ -304,14 +309,20 @@ async fn rest_update_call(
         authorized,
     });
     if !authorized {
-        return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"code": 20003, "message": "Authenticate", "status": 401})));
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        );
     }
     let action = if let Some((_, twiml)) = form.iter().find(|(k, _)| k == "Twiml") {
         RestAction::Redirected(twiml.clone())
     } else if form.iter().any(|(k, v)| k == "Status" && v == "completed") {
         RestAction::Completed
     } else {
-        return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": 21218, "message": "Invalid parameter", "status": 400})));
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"code": 21218, "message": "Invalid parameter", "status": 400})),
+        );
     };
     let sender = state.calls.lock().expect("sim lock").get(&call_sid).cloned();
     match sender {
@@ -319,7 +330,10 @@ async fn rest_update_call(
             let _ = tx.send(action);
             (StatusCode::OK, axum::Json(serde_json::json!({"sid": call_sid, "status": "completed"})))
         }
-        None => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"code": 20404, "message": "Not found", "status": 404}))),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"code": 20404, "message": "Not found", "status": 404})),
+        ),
     }
 }
 
@@ -436,7 +450,8 @@ where
                 }
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<Outbound>(text.as_str()) {
                     Ok(Outbound::Media { media, .. }) => {
-                        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(media.payload.as_bytes()) else {
+                        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(media.payload.as_bytes())
+                        else {
                             report.unknown_messages += 1;
                             continue;
                         };
@@ -519,8 +534,7 @@ where
         // The caller's side of this tick.
         let mut frame = [ULAW_SILENCE; FRAME_SAMPLES];
         let mut hang_up = false;
-        loop {
-            let Some(step) = steps.front() else { break };
+        while let Some(step) = steps.front() {
             let done = match step {
                 Step::Say(samples) => {
                     let end = (say_pos + FRAME_SAMPLES).min(samples.len());
@@ -553,17 +567,16 @@ where
                     true
                 }
             };
-            if done {
-                steps.pop_front();
-                say_pos = 0;
-                step_started = Instant::now();
-                step_heard_audio = false;
-                if hang_up {
-                    break;
-                }
-                continue;
+            if !done {
+                break;
             }
-            break;
+            steps.pop_front();
+            say_pos = 0;
+            step_started = Instant::now();
+            step_heard_audio = false;
+            if hang_up {
+                break;
+            }
         }
         if hang_up {
             report.ending = Some(Ending::CallerHungUp);
@@ -672,7 +685,8 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 
 /// Writes 8 kHz mono samples to a WAV file.
 pub fn write_wav(path: &std::path::Path, samples: &[i16]) -> anyhow::Result<()> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(path, spec)?;
     for s in samples {
         w.write_sample(*s)?;

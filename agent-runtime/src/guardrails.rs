@@ -14,8 +14,34 @@ pub const ABUSIVE_WORDS: &[&str] =
 const RULE_VERBS: &[&str] = &["discuss", "mention", "reveal", "disclose", "about", "give", "share", "quote"];
 
 const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "any", "our", "your", "their", "its", "of", "or", "and", "to", "with", "on", "in", "for",
-    "never", "not", "do", "don't", "must", "should", "anything", "other", "others", "callers", "caller", "customers",
+    "a",
+    "an",
+    "the",
+    "any",
+    "our",
+    "your",
+    "their",
+    "its",
+    "of",
+    "or",
+    "and",
+    "to",
+    "with",
+    "on",
+    "in",
+    "for",
+    "never",
+    "not",
+    "do",
+    "don't",
+    "must",
+    "should",
+    "anything",
+    "other",
+    "others",
+    "callers",
+    "caller",
+    "customers",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +50,9 @@ pub enum Verdict {
     /// Abuse; counts towards `max_inappropriate_attempts`.
     Inappropriate,
     /// Asks about a topic a custom rule forbids; the agent declines.
-    OffLimits { rule: String },
+    OffLimits {
+        rule: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -154,9 +154,11 @@ mod tests {
         assert_eq!(start.custom_parameters["from"], "+15550001111");
         let media = r#"{"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"1","timestamp":"5","payload":"/w=="},"streamSid":"MZ1"}"#;
         assert!(matches!(serde_json::from_str(media).unwrap(), Inbound::Media { .. }));
-        let dtmf = r#"{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":"1"}}"#;
+        let dtmf =
+            r#"{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":"1"}}"#;
         assert!(matches!(serde_json::from_str(dtmf).unwrap(), Inbound::Dtmf { .. }));
-        let stop = r#"{"event":"stop","sequenceNumber":"5","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}"#;
+        let stop =
+            r#"{"event":"stop","sequenceNumber":"5","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}"#;
         assert!(matches!(serde_json::from_str(stop).unwrap(), Inbound::Stop { .. }));
     }
 

@@ -53,24 +53,70 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
-        gauge("tempovoice_active_calls", "Calls in progress.", "gauge", self.active_calls.load(Ordering::Relaxed).to_string());
-        gauge("tempovoice_calls_rejected_busy_total", "Calls refused over the concurrency limit or while draining.", "counter", load(&self.calls_rejected_busy));
+        gauge(
+            "tempovoice_active_calls",
+            "Calls in progress.",
+            "gauge",
+            self.active_calls.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "tempovoice_calls_rejected_busy_total",
+            "Calls refused over the concurrency limit or while draining.",
+            "counter",
+            load(&self.calls_rejected_busy),
+        );
         gauge("tempovoice_frames_in_total", "Media frames received.", "counter", load(&self.frames_in));
         gauge("tempovoice_frames_out_total", "Media frames sent.", "counter", load(&self.frames_out));
-        gauge("tempovoice_malformed_messages_total", "Stream messages that could not be used.", "counter", load(&self.malformed_messages));
+        gauge(
+            "tempovoice_malformed_messages_total",
+            "Stream messages that could not be used.",
+            "counter",
+            load(&self.malformed_messages),
+        );
         gauge("tempovoice_provider_errors_total", "Speech provider errors.", "counter", load(&self.provider_errors));
-        gauge("tempovoice_s3_errors_total", "Artifact uploads that failed (and were spooled).", "counter", load(&self.s3_errors));
-        gauge("tempovoice_webhook_errors_total", "Webhooks not delivered after their retries.", "counter", load(&self.webhook_errors));
-        gauge("tempovoice_telephony_errors_total", "Twilio REST requests that failed.", "counter", load(&self.telephony_errors));
-        gauge("tempovoice_signature_failures_total", "Requests refused for a bad Twilio signature.", "counter", load(&self.signature_failures));
-        gauge("tempovoice_spooled_calls", "Calls whose artifacts wait in the local spool.", "gauge", spooled_calls.to_string());
+        gauge(
+            "tempovoice_s3_errors_total",
+            "Artifact uploads that failed (and were spooled).",
+            "counter",
+            load(&self.s3_errors),
+        );
+        gauge(
+            "tempovoice_webhook_errors_total",
+            "Webhooks not delivered after their retries.",
+            "counter",
+            load(&self.webhook_errors),
+        );
+        gauge(
+            "tempovoice_telephony_errors_total",
+            "Twilio REST requests that failed.",
+            "counter",
+            load(&self.telephony_errors),
+        );
+        gauge(
+            "tempovoice_signature_failures_total",
+            "Requests refused for a bad Twilio signature.",
+            "counter",
+            load(&self.signature_failures),
+        );
+        gauge(
+            "tempovoice_spooled_calls",
+            "Calls whose artifacts wait in the local spool.",
+            "gauge",
+            spooled_calls.to_string(),
+        );
 
-        let _ = writeln!(out, "# HELP tempovoice_calls_ended_total Calls ended, by reason.\n# TYPE tempovoice_calls_ended_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP tempovoice_calls_ended_total Calls ended, by reason.\n# TYPE tempovoice_calls_ended_total counter"
+        );
         for (reason, n) in self.ended.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "tempovoice_calls_ended_total{{reason=\"{reason}\"}} {n}");
         }
         let h = self.latency.lock().expect("metrics lock");
-        let _ = writeln!(out, "# HELP tempovoice_turn_latency_seconds End of the caller's turn to the first agent audio.\n# TYPE tempovoice_turn_latency_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP tempovoice_turn_latency_seconds End of the caller's turn to the first agent audio.\n# TYPE tempovoice_turn_latency_seconds histogram"
+        );
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
             let _ = writeln!(out, "tempovoice_turn_latency_seconds_bucket{{le=\"{bound}\"}} {}", h.counts[i]);
         }

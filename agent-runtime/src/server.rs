@@ -76,7 +76,8 @@ impl App {
             .region(aws_config::Region::new(settings.bucket_region.clone()))
             .load()
             .await;
-        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+        let s3 =
+            aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
         let objects: Arc<dyn ObjectStore> = Arc::new(S3Store { client: s3, bucket: settings.bucket.clone() });
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
         let telephony: Arc<dyn TelephonyControl> = Arc::new(TwilioRest::new(
@@ -230,7 +231,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// The URL Twilio requested, rebuilt from settings or the proxy's headers.
 fn public_url(settings: &Settings, headers: &HeaderMap, uri: &Uri, websocket: bool) -> String {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_owned());
+    let header = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
+    };
     let proto = header("x-forwarded-proto").unwrap_or_else(|| "https".into());
     let secure = proto != "http" && proto != "ws";
     let scheme = match (websocket, secure) {
@@ -383,14 +386,8 @@ async fn handle_socket(state: AppState, socket: WebSocket) {
     let outbound = sink.with(|s: String| futures::future::ready(Ok::<_, axum::Error>(Message::Text(s.into()))));
     let pipeline = Arc::clone(&inner.pipeline);
     let reservations = &inner.reservations;
-    let artifacts = run_call(
-        &inner.env,
-        Box::pin(inbound),
-        Box::pin(outbound),
-        || pipeline.session(),
-        inner.drain.clone(),
-    )
-    .await;
+    let artifacts =
+        run_call(&inner.env, Box::pin(inbound), Box::pin(outbound), || pipeline.session(), inner.drain.clone()).await;
     metrics.active_calls.fetch_sub(1, Ordering::SeqCst);
     let Some(artifacts) = artifacts else { return };
     reservations.lock().expect("reservation lock").remove(&artifacts.call_sid);
@@ -410,7 +407,8 @@ async fn handle_socket(state: AppState, socket: WebSocket) {
     }
     if let Some(url) = inner.env.config.integrations.transcript_webhook_url.clone() {
         let sender = inner.env.webhooks.clone();
-        let body = json!({ "event": "call_ended", "call_sid": call_sid, "metadata": metadata, "transcript": transcript });
+        let body =
+            json!({ "event": "call_ended", "call_sid": call_sid, "metadata": metadata, "transcript": transcript });
         let metrics = Arc::clone(metrics);
         let artifacts = Arc::clone(&inner.env.artifacts);
         inner.env.tasks.spawn(async move {
@@ -423,7 +421,9 @@ async fn handle_socket(state: AppState, socket: WebSocket) {
             if let Some(list) = metadata.get_mut("webhooks").and_then(|w| w.as_array_mut()) {
                 list.push(serde_json::to_value(&result).unwrap_or_default());
             }
-            if let Err(e) = artifacts.update_metadata(&call_sid, &serde_json::to_vec_pretty(&metadata).unwrap_or_default()).await {
+            if let Err(e) =
+                artifacts.update_metadata(&call_sid, &serde_json::to_vec_pretty(&metadata).unwrap_or_default()).await
+            {
                 tracing::warn!(call_sid, error = %e, "record the transcript webhook in the metadata");
             }
         });

@@ -108,11 +108,14 @@ impl Settings {
         let public_host = get("TEMPOVOICE_PUBLIC_HOST");
         if let Some(h) = &public_host {
             if h.contains('/') || h.contains(' ') {
-                errors.push(format!("TEMPOVOICE_PUBLIC_HOST: {h:?} must be a host name (with an optional port), no scheme or path"));
+                errors.push(format!(
+                    "TEMPOVOICE_PUBLIC_HOST: {h:?} must be a host name (with an optional port), no scheme or path"
+                ));
             }
         }
-        let spool_dir =
-            get("TEMPOVOICE_SPOOL_DIR").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("tempovoice-spool"));
+        let spool_dir = get("TEMPOVOICE_SPOOL_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("tempovoice-spool"));
         let local = LocalSettings {
             recognition,
             model_dir: get("POCKETSPHINX_MODEL_DIR")

@@ -5,11 +5,8 @@ pub fn init(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().with_current_span(true).with_span_list(false).try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ =
+        if json { builder.json().with_current_span(true).with_span_list(false).try_init() } else { builder.try_init() };
 }
 
 /// SIGTERM (ECS stopping the task) or Ctrl-C.

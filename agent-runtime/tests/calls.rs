@@ -20,7 +20,11 @@ async fn a_caller_asks_a_question_hears_the_answer_and_says_goodbye() {
     ];
     let report = rt.sim.call(&rt.options(script)).await.expect("call");
     assert_eq!(report.http_status, 200, "{}", report.twiml);
-    assert!(report.twiml.contains(&format!("wss://{PUBLIC_HOST}/agent/{}/media-stream", rt.agent_id)), "{}", report.twiml);
+    assert!(
+        report.twiml.contains(&format!("wss://{PUBLIC_HOST}/agent/{}/media-stream", rt.agent_id)),
+        "{}",
+        report.twiml
+    );
     assert_eq!(report.ending, Some(Ending::HungUpByAgent), "{report:?}");
     let first = report.first_audio_ms.expect("the greeting played");
     assert!(first < 1000, "greeting after {first} ms");

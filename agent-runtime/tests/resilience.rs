@@ -104,11 +104,9 @@ async fn a_new_process_uploads_what_a_previous_one_left_in_the_spool() {
     assert_eq!(spool_files(first.spool.path()).len(), 3, "left in the spool");
 
     let spool = std::mem::replace(&mut first.spool, tempfile::tempdir().unwrap());
-    let second = spawn_with(
-        draft(),
-        Options { spool: Some(spool), bucket: Some(first.bucket.clone()), ..Default::default() },
-    )
-    .await;
+    let second =
+        spawn_with(draft(), Options { spool: Some(spool), bucket: Some(first.bucket.clone()), ..Default::default() })
+            .await;
     let metadata = second.json(&report.call_sid, "metadata.json").await;
     assert_eq!(metadata["call_sid"], report.call_sid);
     assert!(second.object(&report.call_sid, "recording.wav", Duration::from_secs(5)).await.is_some());
@@ -160,8 +158,7 @@ async fn open_stream(
     rt: &Runtime,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let public = format!("wss://{PUBLIC_HOST}/agent/{}/media-stream", rt.agent_id);
-    let mut request =
-        format!("ws://{}/agent/{}/media-stream", rt.addr, rt.agent_id).into_client_request().unwrap();
+    let mut request = format!("ws://{}/agent/{}/media-stream", rt.addr, rt.agent_id).into_client_request().unwrap();
     let h = request.headers_mut();
     h.insert("X-Twilio-Signature", agent_runtime::twilio::signature(AUTH_TOKEN, &public, &[]).parse().unwrap());
     h.insert("X-Forwarded-Host", PUBLIC_HOST.parse().unwrap());

@@ -46,7 +46,13 @@ fn params() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-async fn post(rt: &Runtime, host: &str, path_suffix: &str, params: &[(&str, &str)], signature: Option<&str>) -> (u16, String) {
+async fn post(
+    rt: &Runtime,
+    host: &str,
+    path_suffix: &str,
+    params: &[(&str, &str)],
+    signature: Option<&str>,
+) -> (u16, String) {
     let mut request = reqwest::Client::new()
         .post(format!("http://{}/agent/{}/incoming-call{path_suffix}", rt.addr, rt.agent_id))
         .header("X-Forwarded-Proto", "https")
@@ -113,8 +119,7 @@ async fn the_stream_upgrade_is_checked_against_twilios_signature_too() {
     let rt = spawn(draft()).await;
     let public = format!("wss://{PUBLIC_HOST}/agent/{}/media-stream", rt.agent_id);
     let upgrade = |signature: Option<String>, host: &'static str| {
-        let mut request =
-            format!("ws://{}/agent/{}/media-stream", rt.addr, rt.agent_id).into_client_request().unwrap();
+        let mut request = format!("ws://{}/agent/{}/media-stream", rt.addr, rt.agent_id).into_client_request().unwrap();
         let h = request.headers_mut();
         if let Some(s) = signature {
             h.insert("X-Twilio-Signature", s.parse().unwrap());
@@ -140,7 +145,9 @@ async fn the_stream_upgrade_is_checked_against_twilios_signature_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_over_the_limit_get_a_busy_reject() {
-    let rt = spawn_with(draft(), Options { extra_env: vec![("TEMPOVOICE_MAX_CALLS", "1".into())], ..Default::default() }).await;
+    let rt =
+        spawn_with(draft(), Options { extra_env: vec![("TEMPOVOICE_MAX_CALLS", "1".into())], ..Default::default() })
+            .await;
     let url = format!("https://{PUBLIC_HOST}/agent/{}/incoming-call", rt.agent_id);
     let first = post(&rt, PUBLIC_HOST, "", &params(), Some(&twilio_sign(&url, &params()))).await;
     assert!(first.1.contains("<Connect>"), "{first:?}");
@@ -161,7 +168,9 @@ fn settings_name_every_missing_or_invalid_variable() {
     vars.insert("TEMPOVOICE_ASR".into(), "maybe".into());
     let errors = agent_runtime::settings::Settings::from_env(|k| vars.get(k).cloned()).unwrap_err();
     let text = errors.join("\n");
-    for var in ["S3_BUCKET_NAME", "TWILIO_AUTH_TOKEN", "MAX_CONVERSATION_TURNS", "TEMPOVOICE_MAX_CALLS", "TEMPOVOICE_ASR"] {
+    for var in
+        ["S3_BUCKET_NAME", "TWILIO_AUTH_TOKEN", "MAX_CONVERSATION_TURNS", "TEMPOVOICE_MAX_CALLS", "TEMPOVOICE_ASR"]
+    {
         assert!(text.contains(var), "{var} not named in:\n{text}");
     }
 }

@@ -124,7 +124,12 @@ async fn main() -> anyhow::Result<()> {
         if let Some(r) = reports.first() {
             println!("call {} ended: {:?}", r.call_sid, r.ending);
             println!("first agent audio after {:?} ms; reply latencies {:?} ms", r.first_audio_ms, r.reply_latency_ms);
-            println!("agent audio played: {} ms; clears: {}; marks echoed: {}", r.agent_played_ms, r.clears.len(), r.marks.len());
+            println!(
+                "agent audio played: {} ms; clears: {}; marks echoed: {}",
+                r.agent_played_ms,
+                r.clears.len(),
+                r.marks.len()
+            );
             if let Some(out) = &args.out {
                 write_wav(out, &r.heard)?;
                 println!("agent audio written to {}", out.display());

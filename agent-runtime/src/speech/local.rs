@@ -69,12 +69,13 @@ impl LocalPipeline {
         Ok(Arc::new(pipeline))
     }
 
-    /// Synthesizes `lines` into the cache.
+    /// Synthesizes `lines` into the cache, a few at a time.
     pub async fn prewarm(&self, lines: &[&str]) -> Result<(), super::tts::TtsError> {
-        for line in lines {
-            for s in sentences(line) {
-                self.tts.synthesize(&s).await?;
-            }
+        use futures::StreamExt;
+        let all: Vec<String> = lines.iter().flat_map(|l| sentences(l)).collect();
+        let mut results = futures::stream::iter(all.iter().map(|s| self.tts.synthesize(s))).buffer_unordered(4);
+        while let Some(r) = results.next().await {
+            r?;
         }
         Ok(())
     }
@@ -151,7 +152,12 @@ impl LocalSession {
     }
 }
 
-async fn speak_into(pipeline: &LocalPipeline, tx: &mpsc::UnboundedSender<(u64, SpeechEvent)>, generation: u64, text: &str) {
+async fn speak_into(
+    pipeline: &LocalPipeline,
+    tx: &mpsc::UnboundedSender<(u64, SpeechEvent)>,
+    generation: u64,
+    text: &str,
+) {
     for sentence in sentences(text) {
         match pipeline.tts.synthesize(&sentence).await {
             Ok(ulaw) => {

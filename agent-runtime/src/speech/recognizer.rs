@@ -28,8 +28,13 @@ unsafe extern "C" {
     fn ps_init(config: *mut cmd_ln_t) -> *mut ps_decoder_t;
     fn ps_free(ps: *mut ps_decoder_t) -> c_int;
     fn ps_start_utt(ps: *mut ps_decoder_t) -> c_int;
-    fn ps_process_raw(ps: *mut ps_decoder_t, data: *const i16, n_samples: usize, no_search: c_int, full_utt: c_int)
-    -> c_int;
+    fn ps_process_raw(
+        ps: *mut ps_decoder_t,
+        data: *const i16,
+        n_samples: usize,
+        no_search: c_int,
+        full_utt: c_int,
+    ) -> c_int;
     fn ps_end_utt(ps: *mut ps_decoder_t) -> c_int;
     fn ps_get_hyp(ps: *mut ps_decoder_t, out_best_score: *mut i32) -> *const c_char;
     fn cmd_ln_parse_r(
@@ -91,8 +96,10 @@ impl Recognizer {
             "-samprate".to_owned(),
             "16000".to_owned(),
         ];
-        let cargs: Vec<CString> =
-            args.iter().map(|a| CString::new(a.as_str()).map_err(|_| RecognizerError::Config)).collect::<Result<_, _>>()?;
+        let cargs: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_str()).map_err(|_| RecognizerError::Config))
+            .collect::<Result<_, _>>()?;
         let mut argv: Vec<*mut c_char> = cargs.iter().map(|a| a.as_ptr().cast_mut()).collect();
         // SAFETY: argv points at NUL-terminated strings that outlive the call;
         // cmd_ln_parse_r copies what it keeps.

@@ -124,7 +124,8 @@ impl Responder {
         if has_seq(&["call", "me", "back"]) || has("callback") || has_seq(&["call", "back"]) {
             let at = said.iter().position(|w| w == "back" || w == "callback").map_or(said.len(), |i| i + 1);
             let requested: Vec<&str> = said[at..].iter().map(String::as_str).filter(|w| *w != "please").collect();
-            let requested_time = if requested.is_empty() { "as soon as possible".to_owned() } else { requested.join(" ") };
+            let requested_time =
+                if requested.is_empty() { "as soon as possible".to_owned() } else { requested.join(" ") };
             return Reply {
                 text: format!("Certainly. I will arrange for someone to call you back {requested_time}."),
                 tool: Some(ToolCall::ScheduleCallback { requested_time }),
@@ -155,8 +156,7 @@ impl Responder {
     fn best_passage(&self, said: &[String]) -> Option<&str> {
         const K1: f64 = 1.2;
         const B: f64 = 0.75;
-        let query: Vec<String> =
-            said.iter().filter(|w| !STOPWORDS.contains(&w.as_str())).map(|w| stem(w)).collect();
+        let query: Vec<String> = said.iter().filter(|w| !STOPWORDS.contains(&w.as_str())).map(|w| stem(w)).collect();
         let n = self.passages.len() as f64;
         let mut best: Option<(f64, &Passage)> = None;
         for p in &self.passages {
@@ -180,8 +180,7 @@ impl Responder {
     pub fn corpus(&self, config: &AgentConfig) -> Vec<Vec<String>> {
         // What callers say to reach a tool counts three times: those words must win
         // over the knowledge base's own.
-        let mut out: Vec<Vec<String>> =
-            INTENT_EXAMPLES.iter().flat_map(|s| std::iter::repeat_n(words(s), 3)).collect();
+        let mut out: Vec<Vec<String>> = INTENT_EXAMPLES.iter().flat_map(|s| std::iter::repeat_n(words(s), 3)).collect();
         for doc in &config.knowledge_base {
             out.push(words(&doc.title));
             for prefix in ["what are your", "tell me about your", "what is your", "when is your"] {

@@ -26,7 +26,11 @@ pub fn draft() -> AgentDraft {
         name: "Rosa's Bakery".into(),
         system_prompt: "You answer calls for Rosa's Bakery.".into(),
         greeting: "Hello, thank you for calling Rosa's Bakery.".into(),
-        voice: agent_spec::draft::VoiceDraft { provider: agent_spec::SpeechProvider::Local, model: None, voice_id: None },
+        voice: agent_spec::draft::VoiceDraft {
+            provider: agent_spec::SpeechProvider::Local,
+            model: None,
+            voice_id: None,
+        },
         knowledge_base: vec![
             KnowledgeDocumentDraft {
                 title: "Opening hours".into(),
@@ -72,11 +76,14 @@ pub struct Runtime {
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// Wraps the real S3 store, e.g. in a fault injector.
+pub type WrapStore = Box<dyn FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>>;
+
 #[derive(Default)]
 pub struct Options {
     pub extra_env: Vec<(&'static str, String)>,
     /// Wraps the real S3 store (fault injection).
-    pub objects: Option<Box<dyn FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>>>,
+    pub objects: Option<WrapStore>,
     pub spool: Option<tempfile::TempDir>,
     /// Use this bucket instead of a new one.
     pub bucket: Option<String>,
