@@ -203,9 +203,23 @@ impl ObjectStore for S3Store {
     }
 }
 
+/// Releases a call claimed for writing or uploading.
+struct Claim<'a> {
+    store: &'a ArtifactStore,
+    call_sid: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.store.busy.lock().expect("spool lock").remove(&self.call_sid);
+    }
+}
+
 /// Uploads call artifacts, spooling what S3 does not take.
 pub struct ArtifactStore {
     store: Arc<dyn ObjectStore>,
+    /// Calls being written or uploaded right now: one uploader per call at a time.
+    busy: std::sync::Mutex<std::collections::HashSet<String>>,
     spool: PathBuf,
     spooled_calls: AtomicU64,
     retry_first: Duration,
@@ -222,7 +236,7 @@ const FILES: [(&str, &str); 4] = [
 
 impl ArtifactStore {
     pub fn new(store: Arc<dyn ObjectStore>, spool: PathBuf, retry_first: Duration, retry_max: Duration) -> Self {
-        Self { store, spool, spooled_calls: AtomicU64::new(0), retry_first, retry_max }
+        Self { store, busy: Default::default(), spool, spooled_calls: AtomicU64::new(0), retry_first, retry_max }
     }
 
     pub fn spool_dir(&self) -> &Path {
@@ -242,6 +256,7 @@ impl ArtifactStore {
     /// Writes the call's files into its spool directory, then uploads them. Returns
     /// whether everything reached the store; if not, the call stays spooled.
     pub async fn store(&self, artifacts: CallArtifacts) -> Result<bool, std::io::Error> {
+        let _claim = self.claim(&artifacts.call_sid).await;
         let dir = self.spool.join("pending").join(&artifacts.call_sid);
         tokio::fs::create_dir_all(&dir).await?;
         tokio::fs::write(dir.join("transcript.json"), &artifacts.transcript).await?;
@@ -258,9 +273,28 @@ impl ArtifactStore {
         Ok(self.upload_dir(&artifacts.call_sid).await)
     }
 
+    /// Waits until no one else writes or uploads this call, and holds it.
+    async fn claim(&self, call_sid: &str) -> Claim<'_> {
+        loop {
+            if self.busy.lock().expect("spool lock").insert(call_sid.to_owned()) {
+                return Claim { store: self, call_sid: call_sid.to_owned() };
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn try_claim(&self, call_sid: &str) -> Option<Claim<'_>> {
+        self.busy
+            .lock()
+            .expect("spool lock")
+            .insert(call_sid.to_owned())
+            .then(|| Claim { store: self, call_sid: call_sid.to_owned() })
+    }
+
     /// Replaces the call's `metadata.json` (e.g. to record a webhook delivered after
     /// the call), through the spool like every artifact.
     pub async fn update_metadata(&self, call_sid: &str, metadata: &[u8]) -> Result<bool, std::io::Error> {
+        let _claim = self.claim(call_sid).await;
         let dir = self.spool.join("pending").join(call_sid);
         let existed = dir.exists();
         tokio::fs::create_dir_all(&dir).await?;
@@ -319,6 +353,8 @@ impl ArtifactStore {
     pub async fn flush_spool(&self) -> usize {
         let mut left = 0;
         for sid in self.pending_calls() {
+            // A call someone else is uploading is theirs to finish.
+            let Some(_claim) = self.try_claim(&sid) else { continue };
             if !self.upload_dir(&sid).await {
                 left += 1;
             }

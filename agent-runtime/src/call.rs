@@ -476,7 +476,10 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                     let Some(frame) = frame else {
                         return self.ending.unwrap_or(EndReason::StreamDropped);
                     };
-                    if let Some(reason) = self.on_frame(frame).await {
+                    let started = Instant::now();
+                    let ended = self.on_frame(frame).await;
+                    self.env.metrics.observe_frame_handling(started.elapsed().as_secs_f64());
+                    if let Some(reason) = ended {
                         return reason;
                     }
                 }
@@ -607,6 +610,26 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
 
     async fn on_frame(&mut self, frame: WsFrame) -> Option<EndReason> {
         let WsFrame::Text(text) = frame else { return None };
+        // The hot path: 50 media messages a second.
+        if text.len() <= MAX_MESSAGE_BYTES {
+            if let Ok(m) = serde_json::from_str::<crate::media::MediaRef<'_>>(&text) {
+                if m.event == "media" {
+                    match (m.stream_sid.as_deref(), m.media) {
+                        (Some(sid), Some(media)) if sid == self.id.stream_sid => {
+                            let mut ulaw = [ULAW_SILENCE; FRAME_SAMPLES];
+                            match base64::engine::general_purpose::STANDARD
+                                .decode_slice(media.payload.as_bytes(), &mut ulaw)
+                            {
+                                Ok(n) => self.on_media(&ulaw[..n]),
+                                Err(_) => self.count_malformed(),
+                            }
+                        }
+                        _ => self.count_malformed(),
+                    }
+                    return None;
+                }
+            }
+        }
         let Some(message) = parse(&text) else {
             self.count_malformed();
             return None;

@@ -110,6 +110,8 @@ pub struct CallOptions {
     pub max_duration: Duration,
     /// Tamper with the webhook signature (tests of refusal).
     pub bad_signature: bool,
+    /// Repeat the script until this much time has passed, then hang up.
+    pub repeat_for: Option<Duration>,
 }
 
 /// How the call ended, from Twilio's side.
@@ -280,7 +282,8 @@ impl TwilioSim {
         let headers = request.headers_mut();
         headers.insert("X-Twilio-Signature", ws_signature.parse()?);
         headers.insert("X-Forwarded-Proto", "https".parse()?);
-        headers.insert("X-Forwarded-Host", stream.host_str().unwrap_or_default().parse()?);
+        let authority = &stream[url::Position::BeforeHost..url::Position::AfterPort];
+        headers.insert("X-Forwarded-Host", authority.parse()?);
         let (socket, _) = tokio_tungstenite::connect_async(request).await.context("open the media stream")?;
         report.stream_sid = format!("MZ{}", random_hex(32));
         stream_call(self, options, &mut report, socket, parameters, rest_rx).await?;
@@ -531,6 +534,15 @@ where
         }
         report.agent_played_ms = player.played / 8;
 
+        if steps.is_empty() {
+            if let Some(period) = options.repeat_for {
+                if t0.elapsed() < period {
+                    steps.extend(options.script.iter().cloned());
+                } else {
+                    steps.push_back(Step::HangUp);
+                }
+            }
+        }
         // The caller's side of this tick.
         let mut frame = [ULAW_SILENCE; FRAME_SAMPLES];
         let mut hang_up = false;

@@ -120,6 +120,26 @@ pub struct OutboundMedia {
     pub payload: String,
 }
 
+/// The fields of an inbound message the per-frame path needs, borrowed from the
+/// text: parsing `media` this way skips the buffering serde does for internally
+/// tagged enums. Anything that is not `media` is parsed again as [`Inbound`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaRef<'a> {
+    #[serde(borrow)]
+    pub event: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub stream_sid: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub media: Option<MediaPayloadRef<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MediaPayloadRef<'a> {
+    #[serde(borrow)]
+    pub payload: std::borrow::Cow<'a, str>,
+}
+
 /// Writes the JSON of an outbound `media` message straight into `out`, without an
 /// intermediate value: this runs 50 times a second per call.
 pub fn write_media_json(out: &mut String, stream_sid: &str, ulaw: &[u8]) {

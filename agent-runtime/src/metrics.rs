@@ -6,7 +6,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Upper bounds (seconds) of the turn-latency histogram.
-const LATENCY_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0];
+pub const LATENCY_BUCKETS: [f64; 16] =
+    [0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0];
+/// Upper bounds (seconds) of the frame-handling histogram.
+pub const FRAME_BUCKETS: [f64; 14] = [
+    0.000_005, 0.000_01, 0.000_02, 0.000_03, 0.000_05, 0.000_075, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005,
+    0.01, 0.05,
+];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -21,14 +27,42 @@ pub struct Metrics {
     pub telephony_errors: AtomicU64,
     pub signature_failures: AtomicU64,
     ended: Mutex<BTreeMap<String, u64>>,
-    latency: Mutex<Histogram>,
+    latency: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
+    frame_handling: Mutex<Histogram<{ FRAME_BUCKETS.len() }>>,
 }
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; LATENCY_BUCKETS.len()],
+struct Histogram<const N: usize> {
+    counts: [u64; N],
     sum: f64,
     count: u64,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Self { counts: [0; N], sum: 0.0, count: 0 }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    fn observe(&mut self, bounds: &[f64; N], secs: f64) {
+        if let Some(i) = bounds.iter().position(|b| secs <= *b) {
+            self.counts[i] += 1;
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, bounds: &[f64; N]) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in bounds.iter().enumerate() {
+            cumulative += self.counts[i];
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
 }
 
 impl Metrics {
@@ -37,14 +71,11 @@ impl Metrics {
     }
 
     pub fn observe_turn_latency(&self, secs: f64) {
-        let mut h = self.latency.lock().expect("metrics lock");
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += secs;
-        h.count += 1;
+        self.latency.lock().expect("metrics lock").observe(&LATENCY_BUCKETS, secs);
+    }
+
+    pub fn observe_frame_handling(&self, secs: f64) {
+        self.frame_handling.lock().expect("metrics lock").observe(&FRAME_BUCKETS, secs);
     }
 
     pub fn render(&self, spooled_calls: u64) -> String {
@@ -112,17 +143,18 @@ impl Metrics {
         for (reason, n) in self.ended.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "tempovoice_calls_ended_total{{reason=\"{reason}\"}} {n}");
         }
-        let h = self.latency.lock().expect("metrics lock");
-        let _ = writeln!(
-            out,
-            "# HELP tempovoice_turn_latency_seconds End of the caller's turn to the first agent audio.\n# TYPE tempovoice_turn_latency_seconds histogram"
+        self.latency.lock().expect("metrics lock").render(
+            &mut out,
+            "tempovoice_turn_latency_seconds",
+            "End of the caller's turn to the first agent audio sent.",
+            &LATENCY_BUCKETS,
         );
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "tempovoice_turn_latency_seconds_bucket{{le=\"{bound}\"}} {}", h.counts[i]);
-        }
-        let _ = writeln!(out, "tempovoice_turn_latency_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
-        let _ = writeln!(out, "tempovoice_turn_latency_seconds_sum {}", h.sum);
-        let _ = writeln!(out, "tempovoice_turn_latency_seconds_count {}", h.count);
+        self.frame_handling.lock().expect("metrics lock").render(
+            &mut out,
+            "tempovoice_frame_handling_seconds",
+            "Time to handle one inbound stream message.",
+            &FRAME_BUCKETS,
+        );
         out
     }
 }

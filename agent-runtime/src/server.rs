@@ -366,7 +366,8 @@ async fn media_stream(
         return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
     }
     let st = state.clone();
-    ws.max_message_size(1024 * 1024).on_upgrade(move |socket| {
+    // Media messages are ~300 bytes: small buffers keep a call's memory small.
+    ws.max_message_size(1024 * 1024).read_buffer_size(4096).write_buffer_size(8192).on_upgrade(move |socket| {
         let tracker = st.inner.calls.clone();
         tracker.track_future(handle_socket(st, socket))
     })

@@ -11,7 +11,10 @@ use secrecy::SecretString;
 
 const SECRET: &str = "a-webhook-signing-secret-of-32-chars!";
 
-async fn endpoint(fail_first: u32, status: StatusCode) -> (String, Arc<AtomicU32>, Arc<std::sync::Mutex<Vec<(HeaderMap, String)>>>) {
+async fn endpoint(
+    fail_first: u32,
+    status: StatusCode,
+) -> (String, Arc<AtomicU32>, Arc<std::sync::Mutex<Vec<(HeaderMap, String)>>>) {
     let hits = Arc::new(AtomicU32::new(0));
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (h, s) = (Arc::clone(&hits), Arc::clone(&seen));

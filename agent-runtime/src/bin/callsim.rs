@@ -60,6 +60,9 @@ struct Args {
     /// Give up on a call after this many seconds.
     #[arg(long, default_value_t = 120)]
     max_secs: u64,
+    /// Repeat the script for this many seconds, then hang up (load tests).
+    #[arg(long)]
+    repeat_secs: Option<u64>,
     /// Seconds to wait before placing the calls (time to point the runtime at the REST port).
     #[arg(long, default_value_t = 0)]
     wait_secs: u64,
@@ -101,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
         realtime: !args.fast,
         max_duration: Duration::from_secs(args.max_secs),
         bad_signature: false,
+        repeat_for: args.repeat_secs.map(Duration::from_secs),
     };
     let sim = Arc::new(sim);
     let mut tasks = tokio::task::JoinSet::new();

@@ -24,7 +24,6 @@ pub struct TurnDetector {
     detector: Box<earshot::Detector>,
     threshold: f32,
     pending_16k: Vec<i16>,
-    scratch: Vec<i16>,
     voiced_run: u32,
     unvoiced_ms: f64,
     end_after_ms: f64,
@@ -43,8 +42,7 @@ impl TurnDetector {
         Self {
             detector: Box::default(),
             threshold: 0.5,
-            pending_16k: Vec::with_capacity(EARSHOT_FRAME * 2),
-            scratch: Vec::with_capacity(crate::audio::FRAME_SAMPLES * 2),
+            pending_16k: Vec::with_capacity(EARSHOT_FRAME * 3),
             voiced_run: 0,
             unvoiced_ms: 0.0,
             end_after_ms: end_of_turn.as_secs_f64() * 1000.0,
@@ -64,16 +62,11 @@ impl TurnDetector {
         if self.speaking {
             self.utterance.extend_from_slice(samples);
         } else {
-            for s in samples {
-                if self.preroll.len() == Self::PREROLL_SAMPLES {
-                    self.preroll.pop_front();
-                }
-                self.preroll.push_back(*s);
-            }
+            let over = (self.preroll.len() + samples.len()).saturating_sub(Self::PREROLL_SAMPLES);
+            self.preroll.drain(..over.min(self.preroll.len()));
+            self.preroll.extend(samples.iter().copied());
         }
-        self.scratch.clear();
-        crate::audio::upsample_2x(samples, &mut self.scratch);
-        self.pending_16k.extend_from_slice(&self.scratch);
+        crate::audio::upsample_2x(samples, &mut self.pending_16k);
         let mut consumed = 0;
         while self.pending_16k.len() - consumed >= EARSHOT_FRAME {
             let frame = &self.pending_16k[consumed..consumed + EARSHOT_FRAME];

@@ -183,6 +183,7 @@ impl Runtime {
             realtime: true,
             max_duration: Duration::from_secs(90),
             bad_signature: false,
+            repeat_for: None,
         }
     }
 
