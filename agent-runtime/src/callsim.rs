@@ -161,6 +161,11 @@ pub struct CallReport {
 
 impl TwilioSim {
     pub async fn start(account_sid: &str, auth_token: &str) -> anyhow::Result<Self> {
+        Self::start_on(account_sid, auth_token, "127.0.0.1:0".parse().expect("a socket address")).await
+    }
+
+    /// The simulator with its REST API on `addr`.
+    pub async fn start_on(account_sid: &str, auth_token: &str, addr: SocketAddr) -> anyhow::Result<Self> {
         let state = Arc::new(SimState {
             account_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
@@ -170,7 +175,7 @@ impl TwilioSim {
         let app = axum::Router::new()
             .route("/2010-04-01/Accounts/{account}/Calls/{call}", axum::routing::post(rest_update_call))
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the Twilio REST port")?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind the Twilio REST API to {addr}"))?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

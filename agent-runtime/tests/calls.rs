@@ -75,3 +75,34 @@ async fn a_caller_asks_a_question_hears_the_answer_and_says_goodbye() {
     let secs = reader.duration() as f64 / 8000.0;
     assert!((secs - metadata["duration_secs"].as_f64().unwrap()).abs() < 1.5, "recording {secs} s");
 }
+
+/// The `callsim` binary, as a developer runs it from a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callsim_binary_calls_an_agent_and_writes_what_it_said() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rt = spawn_with(
+        draft(),
+        Options { extra_env: vec![("TWILIO_API_BASE", format!("http://127.0.0.1:{port}"))], ..Default::default() },
+    )
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let wav = out.path().join("agent.wav");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_callsim"))
+        .args(["--url", &rt.voice_url(), "--public-host", PUBLIC_HOST, "--rest-port", &port.to_string()])
+        .args(["--text", "Where are you located?", "--text", "Thank you, goodbye."])
+        .arg("--out")
+        .arg(&wav)
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+        .output()
+        .await
+        .expect("run callsim");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("ended: Some(HungUpByAgent)"), "{stdout}");
+    assert!(stdout.contains(r#"[("Status", "completed")] (authorized: true)"#), "{stdout}");
+    let reader = hound::WavReader::open(&wav).expect("agent.wav");
+    let samples: Vec<i16> = reader.into_samples::<i16>().map(Result::unwrap).collect();
+    let voiced = samples.iter().filter(|s| s.unsigned_abs() > 1000).count();
+    assert!(voiced > 8000 * 2, "the agent's speech is in the file ({voiced} loud samples)");
+}

@@ -63,6 +63,9 @@ struct Args {
     /// Repeat the script for this many seconds, then hang up (load tests).
     #[arg(long)]
     repeat_secs: Option<u64>,
+    /// Serve the simulated Twilio REST API on this port of 127.0.0.1 (default: any free port).
+    #[arg(long, default_value_t = 0)]
+    rest_port: u16,
     /// Seconds to wait before placing the calls (time to point the runtime at the REST port).
     #[arg(long, default_value_t = 0)]
     wait_secs: u64,
@@ -71,7 +74,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let sim = TwilioSim::start(&args.account_sid, &args.auth_token).await?;
+    let rest = std::net::SocketAddr::from(([127, 0, 0, 1], args.rest_port));
+    let sim = TwilioSim::start_on(&args.account_sid, &args.auth_token, rest).await?;
     eprintln!("Twilio REST API simulated at {} (TWILIO_API_BASE)", sim.api_base());
     tokio::time::sleep(Duration::from_secs(args.wait_secs)).await;
     let url = url::Url::parse(&args.url)?;
@@ -127,6 +131,9 @@ async fn main() -> anyhow::Result<()> {
     if args.calls == 1 {
         if let Some(r) = reports.first() {
             println!("call {} ended: {:?}", r.call_sid, r.ending);
+            for request in sim.requests() {
+                println!("REST {} {:?} (authorized: {})", request.call_sid, request.form, request.authorized);
+            }
             println!("first agent audio after {:?} ms; reply latencies {:?} ms", r.first_audio_ms, r.reply_latency_ms);
             println!(
                 "agent audio played: {} ms; clears: {}; marks echoed: {}",
