@@ -175,7 +175,8 @@ impl TwilioSim {
         let app = axum::Router::new()
             .route("/2010-04-01/Accounts/{account}/Calls/{call}", axum::routing::post(rest_update_call))
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind the Twilio REST API to {addr}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind the Twilio REST API to {addr}"))?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
