@@ -79,7 +79,7 @@ impl App {
         let s3 =
             aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
         let objects: Arc<dyn ObjectStore> = Arc::new(S3Store { client: s3, bucket: settings.bucket.clone() });
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let http = http_client(&settings)?.timeout(Duration::from_secs(10)).build()?;
         let telephony: Arc<dyn TelephonyControl> = Arc::new(TwilioRest::new(
             http,
             &settings.twilio_api_base,
@@ -105,7 +105,7 @@ impl App {
         if leftovers > 0 {
             tracing::info!(calls = leftovers, "uploading call artifacts left in the spool");
         }
-        let http = reqwest::Client::builder().build()?;
+        let http = http_client(&settings)?.build()?;
         let env = CallEnv {
             agent_id: settings.spec.agent_id.to_string(),
             tenant_id: settings.spec.tenant_id.to_string(),
@@ -194,6 +194,17 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// An HTTPS client that also trusts `TEMPOVOICE_EXTRA_CA_FILE`.
+fn http_client(settings: &Settings) -> anyhow::Result<reqwest::ClientBuilder> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = &settings.extra_ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder)
 }
 
 impl AppState {

@@ -19,6 +19,7 @@
 //! | `ESPEAK_NG` | `espeak-ng` | synthesizer program |
 //! | `TEMPOVOICE_END_OF_TURN_MS` | `700` | caller silence that ends a turn |
 //! | `TEMPOVOICE_LOG_FORMAT` | `json` | `json` or `text` |
+//! | `TEMPOVOICE_EXTRA_CA_FILE` | none | PEM certificates trusted besides the public roots, for webhooks on a private CA |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ pub struct Settings {
     pub spool_dir: PathBuf,
     pub local: LocalSettings,
     pub json_logs: bool,
+    /// Extra trusted root certificates (PEM) for outgoing HTTPS.
+    pub extra_ca_pem: Option<Vec<u8>>,
 }
 
 impl Settings {
@@ -113,6 +116,20 @@ impl Settings {
                 ));
             }
         }
+        let extra_ca_pem = match get("TEMPOVOICE_EXTRA_CA_FILE") {
+            None => None,
+            Some(path) => match std::fs::read(&path) {
+                Ok(pem) if reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|c| !c.is_empty()) => Some(pem),
+                Ok(_) => {
+                    errors.push(format!("TEMPOVOICE_EXTRA_CA_FILE: {path} holds no PEM certificate"));
+                    None
+                }
+                Err(e) => {
+                    errors.push(format!("TEMPOVOICE_EXTRA_CA_FILE: cannot read {path}: {e}"));
+                    None
+                }
+            },
+        };
         let spool_dir = get("TEMPOVOICE_SPOOL_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| std::env::temp_dir().join("tempovoice-spool"));
@@ -138,6 +155,7 @@ impl Settings {
                 spool_dir,
                 local,
                 json_logs,
+                extra_ca_pem,
             }),
             _ => Err(errors),
         }

@@ -1,0 +1,151 @@
+//! The agent's webhooks during real calls, delivered over HTTPS to a local endpoint
+//! whose certificate the runtime trusts through `TEMPOVOICE_EXTRA_CA_FILE`: pickup at
+//! the start (slow, and the call does not wait), a callback request to the Make.com
+//! endpoint (failing: recorded, not fatal), and the transcript at the end.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent_runtime::callsim::{Ending, Step};
+use axum::http::{HeaderMap, StatusCode};
+use common::*;
+
+const SECRET: &str = "whsec-0123456789abcdef0123456789abcdef";
+
+type Received = Arc<Mutex<Vec<(String, HeaderMap, String)>>>;
+
+/// An HTTPS endpoint on 127.0.0.1; returns its base URL, the CA file to trust, and
+/// what it received.
+async fn https_endpoint(dir: &std::path::Path) -> (String, std::path::PathBuf, Received) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let received: Received = Arc::default();
+    let r = Arc::clone(&received);
+    let app = axum::Router::new().route(
+        "/{hook}",
+        axum::routing::post(
+            move |axum::extract::Path(hook): axum::extract::Path<String>, headers: HeaderMap, body: String| {
+                let r = Arc::clone(&r);
+                async move {
+                    r.lock().unwrap().push((hook.clone(), headers, body));
+                    match hook.as_str() {
+                        // A slow endpoint: the call must not wait for it.
+                        "pickup" => {
+                            tokio::time::sleep(Duration::from_secs(3)).await;
+                            StatusCode::OK
+                        }
+                        "make" => StatusCode::SERVICE_UNAVAILABLE,
+                        _ => StatusCode::OK,
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (format!("https://{addr}"), ca, received)
+}
+
+fn verify(headers: &HeaderMap, body: &str) {
+    let header = headers[agent_runtime::webhooks::SIGNATURE_HEADER].to_str().unwrap();
+    let ts: i64 = header.strip_prefix("t=").unwrap().split(',').next().unwrap().parse().unwrap();
+    assert_eq!(header, agent_runtime::webhooks::signature_header(SECRET, ts, body.as_bytes()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pickup_callback_and_transcript_webhooks_are_signed_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, ca, received) = https_endpoint(dir.path()).await;
+    let mut d = draft();
+    d.integrations.pickup_webhook_url = Some(format!("{base}/pickup"));
+    d.integrations.make_endpoint = Some(format!("{base}/make"));
+    d.integrations.transcript_webhook_url = Some(format!("{base}/transcript"));
+    d.secrets.webhook_signing_secret = agent_spec::SecretPatch::set(SECRET);
+    let rt = spawn_with(
+        d,
+        Options { extra_env: vec![("TEMPOVOICE_EXTRA_CA_FILE", ca.display().to_string())], ..Default::default() },
+    )
+    .await;
+    let script = vec![
+        wait_for_agent(),
+        say("Can you call me back tomorrow at three pm?"),
+        wait_for_agent(),
+        Step::Silence(Duration::from_secs(4)),
+        say("Thank you, goodbye."),
+        Step::Silence(Duration::from_secs(20)),
+    ];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    assert_eq!(report.ending, Some(Ending::HungUpByAgent));
+    assert!(report.first_audio_ms.unwrap() < 1000, "the slow pickup webhook did not hold the greeting");
+
+    // The transcript webhook is delivered after the call, and then recorded in the metadata.
+    let mut metadata = serde_json::Value::Null;
+    for _ in 0..100 {
+        metadata = rt.json(&report.call_sid, "metadata.json").await;
+        if metadata["webhooks"].as_array().is_some_and(|w| w.iter().any(|h| h["kind"] == "transcript")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hooks = metadata["webhooks"].as_array().unwrap().clone();
+    let find = |kind: &str| {
+        hooks.iter().find(|h| h["kind"] == kind).cloned().unwrap_or_else(|| panic!("{kind}: {metadata:#}"))
+    };
+    assert_eq!(find("pickup")["delivered"], true);
+    let make = find("schedule_callback");
+    assert_eq!((make["delivered"].clone(), make["attempts"].clone()), (false.into(), 4.into()), "{make}");
+    assert_eq!(make["error"], "HTTP 503 Service Unavailable");
+    assert_eq!(find("transcript")["delivered"], true);
+
+    let received = received.lock().unwrap().clone();
+    for (_, headers, body) in &received {
+        verify(headers, body);
+    }
+    let body = |hook: &str| -> serde_json::Value {
+        let (_, _, b) = received.iter().find(|(h, _, _)| h == hook).unwrap_or_else(|| panic!("no {hook} request"));
+        serde_json::from_str(b).unwrap()
+    };
+    assert_eq!(body("pickup")["call_sid"], report.call_sid);
+    assert_eq!(body("pickup")["from"], "+15550001234");
+    let callback = body("make");
+    assert_eq!(callback["event"], "callback_requested");
+    assert!(callback["requested_time"].as_str().unwrap().contains("three"), "{callback}");
+    assert_eq!(received.iter().filter(|(h, _, _)| h == "make").count(), 4);
+    let transcript = body("transcript");
+    assert_eq!(transcript["event"], "call_ended");
+    assert!(transcript["transcript"]["turns"].as_array().unwrap().len() >= 4);
+    let tools: Vec<String> = transcript["transcript"]["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["tool_calls"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tools, vec!["schedule_callback", "end_call"]);
+}
