@@ -165,3 +165,25 @@ async fn voicemail_records_the_callers_message_as_its_own_artifact() {
     let lines = agent_lines(&rt.json(&report.call_sid, "transcript.json").await);
     assert!(lines.last().unwrap().contains("leave your message"), "{lines:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_ends_politely_after_the_maximum_number_of_turns() {
+    let mut d = draft();
+    d.guardrails.max_conversation_turns = 2;
+    let rt = spawn(d).await;
+    let script = vec![
+        wait_for_agent(),
+        say("What are your opening hours?"),
+        wait_for_agent(),
+        say("Where are you located?"),
+        Step::Silence(Duration::from_secs(20)),
+    ];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    assert_eq!(report.ending, Some(Ending::HungUpByAgent));
+    let transcript = rt.json(&report.call_sid, "transcript.json").await;
+    let lines = agent_lines(&transcript);
+    assert!(lines[1].contains("Monday to Friday"), "the first turn is answered: {lines:?}");
+    assert!(lines.last().unwrap().contains("reached the limit"), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("Harbour Street")), "the last turn gets the goodbye: {lines:?}");
+    assert_eq!(rt.json(&report.call_sid, "metadata.json").await["end_reason"], "max_turns");
+}
