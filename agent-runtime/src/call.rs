@@ -992,15 +992,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
     }
 
     fn spawn_webhook(&mut self, kind: &'static str, url: String, body: serde_json::Value) {
-        let sender = self.env.webhooks.clone();
-        let metrics = Arc::clone(&self.env.metrics);
-        let handle = self.env.tasks.spawn(async move {
-            let result = sender.deliver(kind, &url, &body).await;
-            if !result.delivered {
-                metrics.webhook_errors.fetch_add(1, Ordering::Relaxed);
-            }
-            result
-        });
+        let handle = self.env.webhooks.spawn(&self.env.tasks, &self.env.metrics, kind, url, body);
         self.webhook_results.push(handle);
     }
 

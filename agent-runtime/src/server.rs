@@ -263,10 +263,34 @@ fn public_url(settings: &Settings, headers: &HeaderMap, uri: &Uri, websocket: bo
     format!("{scheme}://{host}{path}")
 }
 
-fn forbidden(state: &AppState, what: &str) -> Response {
-    state.inner.env.metrics.signature_failures.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(what, "request refused: bad or missing X-Twilio-Signature");
-    (StatusCode::FORBIDDEN, "invalid Twilio signature").into_response()
+impl AppState {
+    /// Unless the request is for this agent and signed by Twilio (over the public URL
+    /// and, for the webhook, its form parameters), the response refusing it.
+    fn refusal(
+        &self,
+        agent_id: &str,
+        headers: &HeaderMap,
+        uri: &Uri,
+        params: &[(String, String)],
+        websocket: bool,
+    ) -> Option<Response> {
+        let inner = &self.inner;
+        if agent_id != inner.env.agent_id {
+            return Some((StatusCode::NOT_FOUND, "no such agent here").into_response());
+        }
+        let url = public_url(&inner.settings, headers, uri, websocket);
+        let token = inner.settings.spec.secrets.twilio_auth_token.expose_secret();
+        let signed = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|signature| crate::twilio::is_valid(token, &url, params, signature));
+        if signed {
+            return None;
+        }
+        inner.env.metrics.signature_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(url, "request refused: bad or missing X-Twilio-Signature");
+        Some((StatusCode::FORBIDDEN, "invalid Twilio signature").into_response())
+    }
 }
 
 fn twiml(body: String) -> Response {
@@ -281,17 +305,9 @@ async fn incoming_call(
     body: Bytes,
 ) -> Response {
     let inner = &state.inner;
-    if agent_id != inner.env.agent_id {
-        return (StatusCode::NOT_FOUND, "no such agent here").into_response();
-    }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let url = public_url(&inner.settings, &headers, &uri, false);
-    let Some(signature) = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()) else {
-        return forbidden(&state, "incoming-call");
-    };
-    let token = inner.settings.spec.secrets.twilio_auth_token.expose_secret();
-    if !crate::twilio::is_valid(token, &url, &params, signature) {
-        return forbidden(&state, "incoming-call");
+    if let Some(refused) = state.refusal(&agent_id, &headers, &uri, &params, false) {
+        return refused;
     }
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let call_sid = param("CallSid");
@@ -312,15 +328,7 @@ async fn incoming_call(
             "from": param("From"),
             "to": param("To"),
         });
-        let sender = inner.env.webhooks.clone();
-        let metrics = Arc::clone(&inner.env.metrics);
-        let handle = inner.env.tasks.spawn(async move {
-            let result = sender.deliver("pickup", url.as_str(), &body).await;
-            if !result.delivered {
-                metrics.webhook_errors.fetch_add(1, Ordering::Relaxed);
-            }
-            result
-        });
+        let handle = inner.env.webhooks.spawn(&inner.env.tasks, &inner.env.metrics, "pickup", url.to_string(), body);
         inner.env.pickups.lock().expect("pickup lock").insert(call_sid.clone(), handle);
     }
     let stream_url = {
@@ -363,15 +371,8 @@ async fn media_stream(
     ws: WebSocketUpgrade,
 ) -> Response {
     let inner = &state.inner;
-    if agent_id != inner.env.agent_id {
-        return (StatusCode::NOT_FOUND, "no such agent here").into_response();
-    }
-    let url = public_url(&inner.settings, &headers, &uri, true);
-    let Some(signature) = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()) else {
-        return forbidden(&state, "media-stream");
-    };
-    if !crate::twilio::is_valid(inner.settings.spec.secrets.twilio_auth_token.expose_secret(), &url, &[], signature) {
-        return forbidden(&state, "media-stream");
+    if let Some(refused) = state.refusal(&agent_id, &headers, &uri, &[], true) {
+        return refused;
     }
     if inner.draining.load(Ordering::SeqCst) || inner.calls.is_closed() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
@@ -418,18 +419,14 @@ async fn handle_socket(state: AppState, socket: WebSocket) {
         }
     }
     if let Some(url) = inner.env.config.integrations.transcript_webhook_url.clone() {
-        let sender = inner.env.webhooks.clone();
         let body =
             json!({ "event": "call_ended", "call_sid": call_sid, "metadata": metadata, "transcript": transcript });
-        let metrics = Arc::clone(metrics);
+        let delivery = inner.env.webhooks.spawn(&inner.env.tasks, metrics, "transcript", url.to_string(), body);
         let artifacts = Arc::clone(&inner.env.artifacts);
+        let mut metadata = metadata;
         inner.env.tasks.spawn(async move {
-            let result = sender.deliver("transcript", url.as_str(), &body).await;
-            if !result.delivered {
-                metrics.webhook_errors.fetch_add(1, Ordering::Relaxed);
-            }
+            let Ok(result) = delivery.await else { return };
             // The delivery is recorded in the call's metadata.
-            let mut metadata = body["metadata"].clone();
             if let Some(list) = metadata.get_mut("webhooks").and_then(|w| w.as_array_mut()) {
                 list.push(serde_json::to_value(&result).unwrap_or_default());
             }

@@ -38,6 +38,27 @@ impl WebhookSender {
         Self { http, secret, attempts: 4, first_backoff: Duration::from_millis(500), timeout: Duration::from_secs(5) }
     }
 
+    /// Delivers in the background, as a task of `tasks` (so shutdown waits for it);
+    /// a delivery that fails in the end is counted in `metrics`.
+    pub fn spawn(
+        &self,
+        tasks: &tokio_util::task::TaskTracker,
+        metrics: &std::sync::Arc<crate::metrics::Metrics>,
+        kind: &'static str,
+        url: String,
+        body: serde_json::Value,
+    ) -> tokio::task::JoinHandle<WebhookDelivery> {
+        let sender = self.clone();
+        let metrics = std::sync::Arc::clone(metrics);
+        tasks.spawn(async move {
+            let result = sender.deliver(kind, &url, &body).await;
+            if !result.delivered {
+                metrics.webhook_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            result
+        })
+    }
+
     /// Delivers `body` to `url`, retrying server errors and network failures.
     pub async fn deliver(&self, kind: &str, url: &str, body: &serde_json::Value) -> WebhookDelivery {
         let bytes = serde_json::to_vec(body).expect("JSON values serialize");
