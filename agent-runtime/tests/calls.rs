@@ -106,3 +106,18 @@ async fn the_callsim_binary_calls_an_agent_and_writes_what_it_said() {
     let voiced = samples.iter().filter(|s| s.unsigned_abs() > 1000).count();
     assert!(voiced > 8000 * 2, "the agent's speech is in the file ({voiced} loud samples)");
 }
+
+/// As fast as the runtime answers: the caller's audio is not paced, so a call takes
+/// a fraction of its real-time length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_call_runs_faster_than_real_time() {
+    let rt = spawn(draft()).await;
+    let script = vec![wait_for_agent(), say("Where are you located?"), wait_for_agent(), Step::HangUp];
+    let options = agent_runtime::callsim::CallOptions { realtime: false, ..rt.options(script) };
+    let report = rt.sim.call(&options).await.expect("call");
+    assert_eq!(report.ending, Some(Ending::CallerHungUp));
+    let audio_secs = report.frames_sent as f64 * 0.02;
+    assert!(report.duration.as_secs_f64() < audio_secs * 0.8, "{} s of audio took {:?}", audio_secs, report.duration);
+    let lines = agent_lines(&rt.json(&report.call_sid, "transcript.json").await);
+    assert!(lines.iter().any(|l| l.contains("Harbour Street")), "{lines:?}");
+}
