@@ -92,6 +92,12 @@ impl App {
     pub async fn build_with(settings: Settings, peers: Peers) -> anyhow::Result<Self> {
         use anyhow::Context;
         let config = settings.spec.config.clone();
+        if config.voice.provider != agent_spec::SpeechProvider::Local {
+            tracing::warn!(
+                provider = config.voice.provider.as_str(),
+                "this runtime has only the local speech pipeline; the agent's calls use it"
+            );
+        }
         let phrases = Phrases::for_agent(&config);
         let pipeline = LocalPipeline::new(&config, &settings.local).context("start the local speech pipeline")?;
         pipeline.prewarm(&phrases.all()).await.context("synthesize the agent's standard phrases")?;
