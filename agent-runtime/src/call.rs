@@ -29,6 +29,7 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::artifacts::{
     ArtifactStore, CallArtifacts, CallMetadata, DtmfRecord, Recorder, Role, ToolCallRecord, Transcript, Turn,
@@ -362,70 +363,74 @@ where
     };
     let call_sid = call_sid.to_string();
     let span = tracing::info_span!("call", call_sid = %call_sid, agent_id = %env.agent_id, tenant_id = %env.tenant_id);
-    let _enter = span.enter();
-    let params = &start.custom_parameters;
-    let id = CallIdentity {
-        call_sid: call_sid.clone(),
-        stream_sid,
-        account_sid: start.account_sid.clone(),
-        from: params.get("from").cloned(),
-        to: params.get("to").cloned(),
-        started_at: time::OffsetDateTime::now_utc(),
-    };
-    let recorder = if env.config.enable_recording {
-        match Recorder::create(env.artifacts.scratch_path(&call_sid, "recording.wav"), 2) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::error!(error = %e, "start the call recording; the call goes on without it");
-                None
+    // Every line the call logs, here and in its speech session's tasks, carries the span.
+    async move {
+        let params = &start.custom_parameters;
+        let id = CallIdentity {
+            call_sid: call_sid.clone(),
+            stream_sid,
+            account_sid: start.account_sid.clone(),
+            from: params.get("from").cloned(),
+            to: params.get("to").cloned(),
+            started_at: time::OffsetDateTime::now_utc(),
+        };
+        let recorder = if env.config.enable_recording {
+            match Recorder::create(env.artifacts.scratch_path(&call_sid, "recording.wav"), 2) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "start the call recording; the call goes on without it");
+                    None
+                }
             }
+        } else {
+            None
+        };
+        let mut call = Call {
+            env,
+            out: outbound,
+            session: new_session(),
+            id,
+            t0: Instant::now(),
+            json: String::with_capacity(512),
+            playback: Playback::new(),
+            turn: None,
+            turns: Vec::new(),
+            dtmf: Vec::new(),
+            recorder,
+            mode: Mode::Conversation,
+            caller_speaking_since: None,
+            awaiting_reply_since: None,
+            speaking_line: false,
+            last_activity: Instant::now(),
+            idle_prompts: 0,
+            caller_turns: 0,
+            agent_turns: 0,
+            interruptions: 0,
+            inappropriate: 0,
+            latencies: Vec::new(),
+            frames_in: 0,
+            frames_out: 0,
+            malformed,
+            after_playback: None,
+            ending: None,
+            hung_up_at: None,
+            socket_ok: true,
+            webhook_results: Vec::new(),
+            errors: Vec::new(),
+            voicemail_path: None,
+        };
+        tracing::info!(from = ?call.id.from, "call started");
+        if let Some(pickup) = env.pickups.lock().expect("pickup lock").remove(&call_sid) {
+            call.webhook_results.push(pickup);
         }
-    } else {
-        None
-    };
-    let mut call = Call {
-        env,
-        out: outbound,
-        session: new_session(),
-        id,
-        t0: Instant::now(),
-        json: String::with_capacity(512),
-        playback: Playback::new(),
-        turn: None,
-        turns: Vec::new(),
-        dtmf: Vec::new(),
-        recorder,
-        mode: Mode::Conversation,
-        caller_speaking_since: None,
-        awaiting_reply_since: None,
-        speaking_line: false,
-        last_activity: Instant::now(),
-        idle_prompts: 0,
-        caller_turns: 0,
-        agent_turns: 0,
-        interruptions: 0,
-        inappropriate: 0,
-        latencies: Vec::new(),
-        frames_in: 0,
-        frames_out: 0,
-        malformed,
-        after_playback: None,
-        ending: None,
-        hung_up_at: None,
-        socket_ok: true,
-        webhook_results: Vec::new(),
-        errors: Vec::new(),
-        voicemail_path: None,
-    };
-    tracing::info!(from = ?call.id.from, "call started");
-    if let Some(pickup) = env.pickups.lock().expect("pickup lock").remove(&call_sid) {
-        call.webhook_results.push(pickup);
+        let greeting = env.phrases.greeting.clone();
+        call.session.speak(&greeting);
+        call.speaking_line = true;
+        let reason = call.converse(&mut inbound, drain).await;
+        Some(call.finish(reason).await)
     }
-    let greeting = env.phrases.greeting.clone();
-    call.session.speak(&greeting);
-    call.speaking_line = true;
-    let reason = call.converse(&mut inbound, drain).await;
-    Some(call.finish(reason).await)
+    .instrument(span)
+    .await
 }
 
 fn parse(text: &str) -> Option<Inbound> {

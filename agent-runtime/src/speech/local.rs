@@ -14,6 +14,7 @@ use std::time::Duration;
 use agent_spec::AgentConfig;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::recognizer::{self, Recognizer, RecognizerError};
 use super::responder::Responder;
@@ -134,21 +135,24 @@ impl LocalSession {
         let pipeline = Arc::clone(&self.pipeline);
         let tx = self.tx.clone();
         let generation = self.generation;
-        self.tasks.spawn(async move {
-            let text = if pipeline.lm_path.is_some() {
-                let p = Arc::clone(&pipeline);
-                tokio::task::spawn_blocking(move || p.recognize(&utterance)).await.unwrap_or_default()
-            } else {
-                String::new()
-            };
-            let _ = tx.send((ANY_GENERATION, SpeechEvent::CallerTurn { text: text.clone(), ended_at }));
-            let reply = pipeline.responder.reply(&text);
-            speak_into(&pipeline, &tx, generation, &reply.text).await;
-            if let Some(tool) = reply.tool {
-                let _ = tx.send((generation, SpeechEvent::Tool(tool)));
+        self.tasks.spawn(
+            async move {
+                let text = if pipeline.lm_path.is_some() {
+                    let p = Arc::clone(&pipeline);
+                    tokio::task::spawn_blocking(move || p.recognize(&utterance)).await.unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let _ = tx.send((ANY_GENERATION, SpeechEvent::CallerTurn { text: text.clone(), ended_at }));
+                let reply = pipeline.responder.reply(&text);
+                speak_into(&pipeline, &tx, generation, &reply.text).await;
+                if let Some(tool) = reply.tool {
+                    let _ = tx.send((generation, SpeechEvent::Tool(tool)));
+                }
+                let _ = tx.send((generation, SpeechEvent::AgentTurnEnd));
             }
-            let _ = tx.send((generation, SpeechEvent::AgentTurnEnd));
-        });
+            .in_current_span(),
+        );
     }
 }
 
@@ -198,10 +202,13 @@ impl SpeechSession for LocalSession {
         let tx = self.tx.clone();
         let generation = self.generation;
         let text = text.to_owned();
-        self.tasks.spawn(async move {
-            speak_into(&pipeline, &tx, generation, &text).await;
-            let _ = tx.send((generation, SpeechEvent::AgentTurnEnd));
-        });
+        self.tasks.spawn(
+            async move {
+                speak_into(&pipeline, &tx, generation, &text).await;
+                let _ = tx.send((generation, SpeechEvent::AgentTurnEnd));
+            }
+            .in_current_span(),
+        );
     }
 
     fn interrupt(&mut self) {
