@@ -11,7 +11,8 @@
 //! Each call repeats for `TEMPOVOICE_BENCH_SECS` (default 30): the caller says a
 //! 1.3 s phrase, the agent answers, and again. The runtime runs under `taskset -c 0`.
 //! Reported per load: inbound frame handling p50/p99 and end-of-turn → first audio
-//! p50/p99 (the runtime's histograms, upper bucket bounds), frames lost (sent by the
+//! p50/p99 (the runtime's histograms, upper bucket bounds), the greeting's delay
+//! after `start` as the simulator heard it, frames lost (sent by the
 //! simulator and not counted by the runtime), simulator ticks late by > 5 ms, RSS and
 //! CPU per call (from /proc, over the steady part of the run).
 
@@ -152,9 +153,9 @@ async fn main() -> anyhow::Result<()> {
         agent_runtime::callsim::DEFAULT_CALLER_VOICE,
     )?);
     println!(
-        "| calls | frames sent | frames lost | late sim ticks | frame p50 µs | frame p99 µs | end-of-turn → audio p50 ms | p99 ms | turns | RSS/call KiB | CPU/call % of a core |"
+        "| calls | frames sent | frames lost | late sim ticks | frame p50 µs | frame p99 µs | end-of-turn → audio p50 ms | p99 ms | turns | greeting p50 ms | p99 ms | RSS/call KiB | CPU/call % of a core |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &n in &loads {
         let metrics_before = http.get(format!("{base}/metrics")).send().await?.text().await?;
         let (rss_idle, _) = proc_stat(runtime_pid);
@@ -212,16 +213,26 @@ async fn main() -> anyhow::Result<()> {
         let turn_p50 = histogram_quantile(&diff, "tempovoice_turn_latency_seconds", 0.5);
         let turn_p99 = histogram_quantile(&diff, "tempovoice_turn_latency_seconds", 0.99);
         let turns = counter(&diff, "tempovoice_turn_latency_seconds_count");
+        // Greeting: `start` to the first agent audio the simulator played.
+        let mut greetings: Vec<u64> = reports.iter().filter_map(|r| r.first_audio_ms).collect();
+        greetings.sort_unstable();
+        let greeting = |q: f64| {
+            greetings
+                .get(((greetings.len() as f64 * q).ceil() as usize).saturating_sub(1))
+                .map_or("-".to_owned(), |v| v.to_string())
+        };
         let ticks_per_sec = 100.0;
         let cpu_pct = (cpu1 - cpu0) as f64 / ticks_per_sec / elapsed * 100.0 / n as f64;
         let fmt = |v: Option<f64>, scale: f64| v.map_or("-".into(), |v| format!("≤ {}", v * scale));
         println!(
-            "| {n} | {sent} | {} | {late} | {} | {} | {} | {} | {turns} | {:.0} | {:.3} |",
+            "| {n} | {sent} | {} | {late} | {} | {} | {} | {} | {turns} | {} | {} | {:.0} | {:.3} |",
             sent.saturating_sub(received),
             fmt(frame_p50, 1e6),
             fmt(frame_p99, 1e6),
             fmt(turn_p50, 1e3),
             fmt(turn_p99, 1e3),
+            greeting(0.5),
+            greeting(0.99),
             rss_busy.saturating_sub(rss_idle) as f64 / n as f64,
             cpu_pct,
         );

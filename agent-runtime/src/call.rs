@@ -94,10 +94,48 @@ pub struct CallEnv {
     pub metrics: Arc<Metrics>,
     /// Background work of calls (webhooks) that must finish before the process exits.
     pub tasks: TaskTracker,
-    /// Pickup webhooks fired by the incoming-call handler, by call sid, so the call's
-    /// metadata can record how they went.
-    pub pickups: std::sync::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<WebhookDelivery>>>,
+    /// Calls the webhook answered whose stream has not started yet.
+    pub answered: AnsweredCalls,
     pub timings: CallTimings,
+}
+
+/// When the webhook answered a call, and its pickup webhook if one was fired.
+type Answered = (Instant, Option<tokio::task::JoinHandle<WebhookDelivery>>);
+
+/// How long a webhook's answer holds a call slot before its stream arrives.
+const ANSWER_HOLDS_SLOT: Duration = Duration::from_secs(15);
+
+/// Calls the voice webhook answered and whose stream has not started: each holds a
+/// call slot (the webhook and the stream may reach different tasks, and a caller may
+/// hang up before the stream starts, so a slot is held for [`ANSWER_HOLDS_SLOT`] at
+/// most) and, if one was fired, its pickup webhook, for the call's metadata.
+#[derive(Default)]
+pub struct AnsweredCalls {
+    calls: std::sync::Mutex<std::collections::HashMap<String, Answered>>,
+}
+
+impl AnsweredCalls {
+    /// Holds a slot for `call_sid` unless `live` calls plus those answered reach `max`.
+    pub fn reserve(&self, call_sid: &str, live: usize, max: usize) -> bool {
+        let mut calls = self.calls.lock().expect("answered calls lock");
+        calls.retain(|_, (at, _)| at.elapsed() < ANSWER_HOLDS_SLOT);
+        if live + calls.len() >= max {
+            return false;
+        }
+        calls.insert(call_sid.to_owned(), (Instant::now(), None));
+        true
+    }
+
+    pub fn attach_pickup(&self, call_sid: &str, pickup: tokio::task::JoinHandle<WebhookDelivery>) {
+        if let Some(entry) = self.calls.lock().expect("answered calls lock").get_mut(call_sid) {
+            entry.1 = Some(pickup);
+        }
+    }
+
+    /// The stream started: the slot is now a live call; returns the pickup webhook.
+    fn stream_started(&self, call_sid: &str) -> Option<tokio::task::JoinHandle<WebhookDelivery>> {
+        self.calls.lock().expect("answered calls lock").remove(call_sid).and_then(|(_, pickup)| pickup)
+    }
 }
 
 /// Why a call ended.
@@ -150,12 +188,13 @@ struct Playback {
     /// Echoes of marks below this were cleared, not played.
     cleared_below: u64,
     frames_since_mark: u32,
-    /// A model of Twilio's playback buffer, for the agent side of the recording.
-    buffer: VecDeque<u8>,
+    /// A model of Twilio's playback buffer, for the agent side of the recording;
+    /// kept only when the call is recorded.
+    buffer: Option<VecDeque<u8>>,
 }
 
 impl Playback {
-    fn new() -> Self {
+    fn new(recorded: bool) -> Self {
         Self {
             sent_ms: 0,
             played_ms: 0,
@@ -163,7 +202,7 @@ impl Playback {
             next_mark: 0,
             cleared_below: 0,
             frames_since_mark: 0,
-            buffer: VecDeque::new(),
+            buffer: recorded.then(VecDeque::new),
         }
     }
 
@@ -197,7 +236,9 @@ impl Playback {
     fn clear(&mut self) -> u64 {
         self.cleared_below = self.next_mark;
         self.marks.clear();
-        self.buffer.clear();
+        if let Some(b) = &mut self.buffer {
+            b.clear();
+        }
         self.sent_ms = self.played_ms;
         self.frames_since_mark = 0;
         self.played_ms
@@ -205,8 +246,9 @@ impl Playback {
 
     /// The agent audio heard during the next 20 ms.
     fn heard_frame(&mut self, out: &mut [u8; FRAME_SAMPLES]) {
+        let Some(buffer) = &mut self.buffer else { return };
         for b in out.iter_mut() {
-            *b = self.buffer.pop_front().unwrap_or(ULAW_SILENCE);
+            *b = buffer.pop_front().unwrap_or(ULAW_SILENCE);
         }
     }
 }
@@ -314,7 +356,6 @@ struct Call<'e, S, O> {
     socket_ok: bool,
     webhook_results: Vec<tokio::task::JoinHandle<WebhookDelivery>>,
     errors: Vec<String>,
-    voicemail_path: Option<std::path::PathBuf>,
 }
 
 /// Runs one call to its end and returns its artifacts (`None` if the stream never
@@ -392,7 +433,7 @@ where
             id,
             t0: Instant::now(),
             json: String::with_capacity(512),
-            playback: Playback::new(),
+            playback: Playback::new(recorder.is_some()),
             turn: None,
             turns: Vec::new(),
             dtmf: Vec::new(),
@@ -417,10 +458,9 @@ where
             socket_ok: true,
             webhook_results: Vec::new(),
             errors: Vec::new(),
-            voicemail_path: None,
         };
         tracing::info!(from = ?call.id.from, "call started");
-        if let Some(pickup) = env.pickups.lock().expect("pickup lock").remove(&call_sid) {
+        if let Some(pickup) = env.answered.stream_started(&call_sid) {
             call.webhook_results.push(pickup);
         }
         let greeting = env.phrases.greeting.clone();
@@ -689,9 +729,9 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
     fn on_media(&mut self, ulaw: &[u8]) {
         self.frames_in += 1;
         self.env.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-        let mut heard = [ULAW_SILENCE; FRAME_SAMPLES];
-        self.playback.heard_frame(&mut heard);
         if let Some(rec) = &mut self.recorder {
+            let mut heard = [ULAW_SILENCE; FRAME_SAMPLES];
+            self.playback.heard_frame(&mut heard);
             if let Err(e) = rec.write_frame(ulaw, Some(&heard)) {
                 tracing::error!(error = %e, "write the call recording; recording stopped");
                 self.errors.push(format!("recording: {e}"));
@@ -818,7 +858,9 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             self.frames_out += 1;
             self.env.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
             self.playback.sent_ms += FRAME_MS;
-            self.playback.buffer.extend(frame);
+            if let Some(buffer) = &mut self.playback.buffer {
+                buffer.extend(frame);
+            }
             self.playback.frames_since_mark += 1;
             if self.playback.frames_since_mark >= FRAMES_PER_MARK {
                 self.send_mark().await;
@@ -961,11 +1003,8 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             AfterPlayback::StartVoicemail => {
                 self.close_turn();
                 let path = self.env.artifacts.scratch_path(&self.id.call_sid, "voicemail.wav");
-                let recorder = match Recorder::create(path.clone(), 1) {
-                    Ok(r) => {
-                        self.voicemail_path = Some(path);
-                        Some(r)
-                    }
+                let recorder = match Recorder::create(path, 1) {
+                    Ok(r) => Some(r),
                     Err(e) => {
                         self.errors.push(format!("voicemail: {e}"));
                         None

@@ -143,6 +143,8 @@ pub struct CallReport {
     pub heard: Vec<i16>,
     /// Milliseconds from `start` to the first agent audio played.
     pub first_audio_ms: Option<u64>,
+    /// When the first agent audio was played.
+    pub first_audio_at: Option<Instant>,
     /// Per caller utterance: milliseconds from its last frame to the next agent audio.
     pub reply_latency_ms: Vec<u64>,
     /// Milliseconds of agent audio played in all.
@@ -258,6 +260,7 @@ impl TwilioSim {
             ending: None,
             heard: Vec::new(),
             first_audio_ms: None,
+            first_audio_at: None,
             reply_latency_ms: Vec::new(),
             agent_played_ms: 0,
             clears: Vec::new(),
@@ -520,6 +523,7 @@ where
         if audible {
             if report.first_audio_ms.is_none() {
                 report.first_audio_ms = Some(t0.elapsed().as_millis() as u64);
+                report.first_audio_at = Some(Instant::now());
             }
             if let Some(end) = last_utterance_end.take() {
                 report.reply_latency_ms.push(end.elapsed().as_millis() as u64);

@@ -9,11 +9,10 @@
 //! | `GET /health/ready` | 200 while taking calls, 503 while draining |
 //! | `GET /metrics` | Prometheus |
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -29,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::artifacts::{ArtifactStore, ObjectStore, S3Store};
-use crate::call::{CallEnv, CallTimings, WsFrame, run_call};
+use crate::call::{AnsweredCalls, CallEnv, CallTimings, WsFrame, run_call};
 use crate::guardrails::Guardrails;
 use crate::metrics::Metrics;
 use crate::phrases::Phrases;
@@ -48,14 +47,9 @@ struct Inner {
     env: CallEnv,
     pipeline: Arc<LocalPipeline>,
     draining: AtomicBool,
-    /// Calls answered by the webhook whose stream has not started yet, by call sid.
-    reservations: Mutex<HashMap<String, Instant>>,
     calls: TaskTracker,
     drain: CancellationToken,
 }
-
-/// How long a webhook's answer holds a call slot before its stream arrives.
-const RESERVATION: Duration = Duration::from_secs(15);
 
 pub struct App {
     listener: tokio::net::TcpListener,
@@ -122,7 +116,7 @@ impl App {
             artifacts,
             metrics: Arc::new(Metrics::default()),
             tasks: TaskTracker::new(),
-            pickups: Mutex::new(HashMap::new()),
+            answered: AnsweredCalls::default(),
             timings: CallTimings::default(),
             config,
         };
@@ -135,7 +129,6 @@ impl App {
                 env,
                 pipeline,
                 draining: AtomicBool::new(false),
-                reservations: Mutex::new(HashMap::new()),
                 calls: TaskTracker::new(),
                 drain: CancellationToken::new(),
             }),
@@ -335,7 +328,7 @@ async fn incoming_call(
             "to": param("To"),
         });
         let handle = inner.env.webhooks.spawn(&inner.env.tasks, &inner.env.metrics, "pickup", url.to_string(), body);
-        inner.env.pickups.lock().expect("pickup lock").insert(call_sid.clone(), handle);
+        inner.env.answered.attach_pickup(&call_sid, handle);
     }
     let stream_url = {
         let base = public_url(&inner.settings, &headers, &Uri::from_static("/"), true);
@@ -358,14 +351,8 @@ impl AppState {
         if inner.draining.load(Ordering::SeqCst) {
             return false;
         }
-        let mut reservations = inner.reservations.lock().expect("reservation lock");
-        reservations.retain(|_, at| at.elapsed() < RESERVATION);
-        let active = inner.env.metrics.active_calls.load(Ordering::SeqCst).max(0) as usize;
-        if active + reservations.len() >= inner.settings.max_calls {
-            return false;
-        }
-        reservations.insert(call_sid.to_owned(), Instant::now());
-        true
+        let live = inner.env.metrics.active_calls.load(Ordering::SeqCst).max(0) as usize;
+        inner.env.answered.reserve(call_sid, live, inner.settings.max_calls)
     }
 }
 
@@ -404,12 +391,10 @@ async fn handle_socket(state: AppState, socket: WebSocket) {
         });
     let outbound = sink.with(|s: String| futures::future::ready(Ok::<_, axum::Error>(Message::Text(s.into()))));
     let pipeline = Arc::clone(&inner.pipeline);
-    let reservations = &inner.reservations;
     let artifacts =
         run_call(&inner.env, Box::pin(inbound), Box::pin(outbound), || pipeline.session(), inner.drain.clone()).await;
     metrics.active_calls.fetch_sub(1, Ordering::SeqCst);
     let Some(artifacts) = artifacts else { return };
-    reservations.lock().expect("reservation lock").remove(&artifacts.call_sid);
     let call_sid = artifacts.call_sid.clone();
     let transcript: serde_json::Value = serde_json::from_slice(&artifacts.transcript).unwrap_or_default();
     let metadata: serde_json::Value = serde_json::from_slice(&artifacts.metadata).unwrap_or_default();

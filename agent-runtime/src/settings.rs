@@ -62,17 +62,14 @@ impl Settings {
             errors.push("S3_BUCKET_NAME: missing (the agent's transcript bucket)".into());
         }
         let bucket_region = get("S3_BUCKET_REGION").or_else(|| get("AWS_REGION")).unwrap_or_else(|| "us-east-1".into());
-        let parse = |name: &str, default: &str| -> Option<String> {
-            let v = get(name).unwrap_or_else(|| default.to_owned());
-            Some(v)
-        };
-        let listen = parse("TEMPOVOICE_LISTEN", "0.0.0.0:8080").and_then(|v| match v.parse::<SocketAddr>() {
+        let listen_raw = get("TEMPOVOICE_LISTEN").unwrap_or_else(|| "0.0.0.0:8080".to_owned());
+        let listen = match listen_raw.parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                errors.push(format!("TEMPOVOICE_LISTEN: {v:?} is not an address like 0.0.0.0:8080"));
+                errors.push(format!("TEMPOVOICE_LISTEN: {listen_raw:?} is not an address like 0.0.0.0:8080"));
                 None
             }
-        });
+        };
         let mut number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> u64 {
             match get(name) {
                 None => default,

@@ -249,3 +249,24 @@ async fn a_message_over_the_websocket_limit_drops_the_stream_but_not_the_artifac
     assert_eq!(metadata["end_reason"], "stream_dropped");
     assert!(metadata["frames_in"].as_u64().unwrap() >= 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_twilio_api_still_ends_the_call_by_closing_the_stream() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let rt = spawn_with(
+        draft(),
+        Options { extra_env: vec![("TWILIO_API_BASE", format!("http://{closed}"))], ..Default::default() },
+    )
+    .await;
+    let script = vec![wait_for_agent(), say("Thank you, goodbye."), Step::Silence(Duration::from_secs(30))];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    // The hang-up request could not be made; closing the stream ends the call.
+    assert_eq!(report.ending, Some(Ending::StreamClosed));
+    assert!(rt.sim.requests().is_empty());
+    let metadata = rt.json(&report.call_sid, "metadata.json").await;
+    assert_eq!(metadata["end_reason"], "end_call");
+    let errors = metadata["errors"].as_array().unwrap();
+    assert!(errors.iter().any(|e| e.as_str().unwrap().contains("twilio call update")), "{metadata:#}");
+    let metrics = reqwest::get(format!("http://{}/metrics", rt.addr)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tempovoice_telephony_errors_total 1"), "{metrics}");
+}

@@ -15,10 +15,11 @@ use common::*;
 const SECRET: &str = "whsec-0123456789abcdef0123456789abcdef";
 
 type Received = Arc<Mutex<Vec<(String, HeaderMap, String)>>>;
+type Answered = Arc<Mutex<Vec<(String, std::time::Instant)>>>;
 
 /// An HTTPS endpoint on 127.0.0.1; returns its base URL, the CA file to trust, and
 /// what it received.
-async fn https_endpoint(dir: &std::path::Path) -> (String, std::path::PathBuf, Received) {
+async fn https_endpoint(dir: &std::path::Path) -> (String, std::path::PathBuf, Received, Answered) {
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, cert.cert.pem()).unwrap();
@@ -32,15 +33,17 @@ async fn https_endpoint(dir: &std::path::Path) -> (String, std::path::PathBuf, R
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let received: Received = Arc::default();
+    let answered: Answered = Arc::default();
     let r = Arc::clone(&received);
+    let a = Arc::clone(&answered);
     let app = axum::Router::new().route(
         "/{hook}",
         axum::routing::post(
             move |axum::extract::Path(hook): axum::extract::Path<String>, headers: HeaderMap, body: String| {
-                let r = Arc::clone(&r);
+                let (r, a) = (Arc::clone(&r), Arc::clone(&a));
                 async move {
                     r.lock().unwrap().push((hook.clone(), headers, body));
-                    match hook.as_str() {
+                    let status = match hook.as_str() {
                         // A slow endpoint: the call must not wait for it.
                         "pickup" => {
                             tokio::time::sleep(Duration::from_secs(3)).await;
@@ -48,7 +51,9 @@ async fn https_endpoint(dir: &std::path::Path) -> (String, std::path::PathBuf, R
                         }
                         "make" => StatusCode::SERVICE_UNAVAILABLE,
                         _ => StatusCode::OK,
-                    }
+                    };
+                    a.lock().unwrap().push((hook, std::time::Instant::now()));
+                    status
                 }
             },
         ),
@@ -69,7 +74,7 @@ async fn https_endpoint(dir: &std::path::Path) -> (String, std::path::PathBuf, R
             });
         }
     });
-    (format!("https://{addr}"), ca, received)
+    (format!("https://{addr}"), ca, received, answered)
 }
 
 fn verify(headers: &HeaderMap, body: &str) {
@@ -81,7 +86,7 @@ fn verify(headers: &HeaderMap, body: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pickup_callback_and_transcript_webhooks_are_signed_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let (base, ca, received) = https_endpoint(dir.path()).await;
+    let (base, ca, received, answered) = https_endpoint(dir.path()).await;
     let mut d = draft();
     d.integrations.pickup_webhook_url = Some(format!("{base}/pickup"));
     d.integrations.make_endpoint = Some(format!("{base}/make"));
@@ -102,7 +107,9 @@ async fn pickup_callback_and_transcript_webhooks_are_signed_and_recorded() {
     ];
     let report = rt.sim.call(&rt.options(script)).await.expect("call");
     assert_eq!(report.ending, Some(Ending::HungUpByAgent));
-    assert!(report.first_audio_ms.unwrap() < 1000, "the slow pickup webhook did not hold the greeting");
+    // The greeting played before the slow pickup endpoint had even answered.
+    let pickup_answered = answered.lock().unwrap().iter().find(|(h, _)| h == "pickup").map(|(_, at)| *at).unwrap();
+    assert!(report.first_audio_at.unwrap() < pickup_answered, "the slow pickup webhook held the greeting");
 
     // The transcript webhook is delivered after the call, and then recorded in the metadata.
     let mut metadata = serde_json::Value::Null;

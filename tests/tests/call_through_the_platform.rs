@@ -92,21 +92,13 @@ async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_read
     let api_task = tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::new();
 
-    let tenant: Value = http
-        .post(format!("{api}/v1/admin/tenants"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Rosa's Bakery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key: Value = http
-        .post(format!("{api}/v1/admin/tenants/{}/api-keys", tenant["id"].as_str().unwrap()))
-        .bearer_auth(&admin)
-        .json(&json!({"label": "e2e"}))
-        .send()
+    let get = |path: String, key: &str| http.get(format!("{api}{path}")).bearer_auth(key).send();
+    let admin_post =
+        |path: String, body: Value| http.post(format!("{api}{path}")).bearer_auth(&admin).json(&body).send();
+    let tenant: Value =
+        admin_post("/v1/admin/tenants".into(), json!({"name": "Rosa's Bakery"})).await.unwrap().json().await.unwrap();
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let key: Value = admin_post(format!("/v1/admin/tenants/{tenant_id}/api-keys"), json!({"label": "e2e"}))
         .await
         .unwrap()
         .json()
@@ -201,15 +193,7 @@ async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_read
     // Read back through the control plane.
     let mut calls = Value::Null;
     for _ in 0..100 {
-        calls = http
-            .get(format!("{api}/v1/agents/{agent_id}/calls"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        calls = get(format!("/v1/agents/{agent_id}/calls"), &key).await.unwrap().json().await.unwrap();
         if calls["calls"].as_array().is_some_and(|c| !c.is_empty()) {
             break;
         }
@@ -219,15 +203,8 @@ async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_read
     assert_eq!(call["call_sid"], report.call_sid);
     assert_eq!(call["end_reason"], "end_call");
     assert_eq!(call["from"], "+15550001234");
-    let transcript: Value = http
-        .get(format!("{api}/v1/agents/{agent_id}/calls/{}/transcript", report.call_sid))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let call_path = format!("/v1/agents/{agent_id}/calls/{}", report.call_sid);
+    let transcript: Value = get(format!("{call_path}/transcript"), &key).await.unwrap().json().await.unwrap();
     let agent_said: Vec<&str> = transcript["turns"]
         .as_array()
         .unwrap()
@@ -237,12 +214,7 @@ async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_read
         .collect();
     assert!(agent_said[0].contains("Rosa's Bakery"), "{agent_said:?}");
     assert!(agent_said.iter().any(|t| t.contains("Tuesday to Sunday")), "{agent_said:?}");
-    let recording = http
-        .get(format!("{api}/v1/agents/{agent_id}/calls/{}/recording", report.call_sid))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let recording = get(format!("{call_path}/recording"), &key).await.unwrap();
     assert_eq!(recording.status(), 200);
     assert!(recording.bytes().await.unwrap().starts_with(b"RIFF"));
 
