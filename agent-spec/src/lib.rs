@@ -16,8 +16,10 @@
 //! - [`env`]: [`AgentSpec`] (ids + config + secrets) and the one mapping to and
 //!   from the runtime container's environment, with the task-definition size budget.
 //! - [`api`]: the REST API's response and admin types.
+//! - [`calls`]: the documents a call leaves in the agent's bucket (transcript, metadata).
 
 pub mod api;
+pub mod calls;
 pub mod config;
 pub mod draft;
 pub mod env;

@@ -15,6 +15,8 @@
 //!   the workers that run queued deployments through it.
 //! - [`cli`]: the `control-plane` command: serve, and operator commands to create
 //!   tenants and issue or revoke API keys.
+//! - The dashboard (the `dashboard` crate) is mounted at `/` unless turned off; it
+//!   calls this API in process, through the same router.
 //!
 //! [`App::build`] wires these together; tests build the same `App` on port 0.
 
@@ -123,7 +125,18 @@ impl App {
         if settings.public_host.is_none() && aws.is_some() {
             tracing::warn!("TEMPOVOICE_PUBLIC_HOST is not set: agents are shown without their Twilio voice URL");
         }
-        let router = http::service(AppState { store: store.clone(), settings: settings.clone(), aws });
+        let state = AppState { store: store.clone(), settings: settings.clone(), aws };
+        let router = match &settings.dashboard {
+            Some(dashboard_settings) => {
+                // The dashboard calls the API through the API's own router: the same
+                // authentication and validation as over HTTP, without a network hop.
+                let api = dashboard::api::ControlPlane::in_process(http::service(state.clone(), None));
+                let dashboard =
+                    dashboard::Dashboard::new(api, dashboard_settings).context("TEMPOVOICE_DASHBOARD_SESSION_KEY")?;
+                http::service(state, Some(dashboard::router(dashboard)))
+            }
+            None => http::service(state, None),
+        };
         Ok(App { listener, router, store, settings, workers, shutdown: CancellationToken::new() })
     }
 

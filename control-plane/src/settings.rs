@@ -23,6 +23,10 @@
 //! | `AWS_ENDPOINT_URL` | none | AWS endpoint (a local moto server) |
 //! | `AWS_ENDPOINT_URL_LAMBDA` | none | Lambda API endpoint, when it differs (a local Lambda emulator) |
 //! | `TEMPOVOICE_PREFIX`, `TEMPOVOICE_CLUSTER`, … | | the deployer's settings (see deployer-lambda), needed with `in-process`; with `lambda` only `TEMPOVOICE_PREFIX` (to find transcript buckets) |
+//! | `TEMPOVOICE_DASHBOARD` | `on` | `on`: the dashboard is served at `/` beside the API; `off`: the API only |
+//! | `TEMPOVOICE_DASHBOARD_SESSION_KEY` | random per process | base64 of 32 bytes sealing dashboard session cookies; replicas must share one, and without it everyone is signed out at restart |
+//! | `TEMPOVOICE_DASHBOARD_SESSION_HOURS` | `12` | how long a dashboard sign-in lasts (1–720) |
+//! | `TEMPOVOICE_DASHBOARD_SECURE_COOKIES` | `false` | mark the session cookie `Secure` (requests forwarded with `X-Forwarded-Proto: https` get it anyway) |
 //! | `RUST_LOG` | `info` | log filter |
 
 use std::net::SocketAddr;
@@ -109,6 +113,8 @@ pub struct Settings {
     pub lambda_endpoint_url: Option<String>,
     /// Resource name prefix (finds each agent's transcript bucket).
     pub resource_prefix: String,
+    /// The dashboard served beside the API, unless turned off.
+    pub dashboard: Option<dashboard::DashboardSettings>,
 }
 
 impl Settings {
@@ -248,15 +254,47 @@ impl Settings {
             max_attempts: number("TEMPOVOICE_DEPLOY_MAX_ATTEMPTS", 5, 1..=100) as i64,
             retry_base: Duration::from_secs(number("TEMPOVOICE_DEPLOY_RETRY_SECS", 10, 0..=600)),
         };
+        let session_hours =
+            number("TEMPOVOICE_DASHBOARD_SESSION_HOURS", dashboard::DEFAULT_SESSION_HOURS as u64, 1..=720);
         let public_host = get("TEMPOVOICE_PUBLIC_HOST");
         if let Some(Err(e)) = public_host.as_deref().map(check_public_host) {
             errors.push(e);
         }
 
+        let dashboard = match get("TEMPOVOICE_DASHBOARD").as_deref() {
+            None | Some("on") => {
+                let session_key = get("TEMPOVOICE_DASHBOARD_SESSION_KEY").map(SecretString::from);
+                if let Some(Err(e)) = session_key.as_ref().map(dashboard::session::SessionKey::from_base64) {
+                    errors.push(format!(
+                        "TEMPOVOICE_DASHBOARD_SESSION_KEY: {e}; generate one with: openssl rand -base64 32"
+                    ));
+                }
+                let secure_cookies = match get("TEMPOVOICE_DASHBOARD_SECURE_COOKIES").as_deref() {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(_) => {
+                        errors.push("TEMPOVOICE_DASHBOARD_SECURE_COOKIES must be true or false".into());
+                        false
+                    }
+                };
+                Some(dashboard::DashboardSettings {
+                    session_key,
+                    session_lifetime: time::Duration::hours(session_hours as i64),
+                    secure_cookies,
+                })
+            }
+            Some("off") => None,
+            Some(other) => {
+                errors.push(format!("TEMPOVOICE_DASHBOARD must be on or off; got {other:?}"));
+                None
+            }
+        };
+
         if !errors.is_empty() {
             return Err(SettingsError(errors));
         }
         Ok(Settings {
+            dashboard,
             deployer,
             deploy,
             public_host,

@@ -9,41 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use agent_runtime::callsim::{Ending, Step, TwilioSim};
-use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
-const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+mod common;
 
-fn python() -> String {
-    std::env::var("TEMPOVOICE_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/tempovoice/venv/bin/python", std::env::var("HOME").unwrap_or_default()))
-}
-
-fn token() -> String {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..8).map(|_| char::from(b'a' + rng.gen_range(0..26))).collect()
-}
-
-/// The shared AWS base in moto, as `scripts/bootstrap-local` makes it.
-fn aws_base(dir: &std::path::Path) -> HashMap<String, String> {
-    std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL must name a moto server (scripts/test starts one)");
-    let env_file = dir.join("aws.env");
-    let out = std::process::Command::new(python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/bootstrap-local"))
-        .args(["--env-file", env_file.to_str().unwrap(), "--prefix", &format!("e{}", token())])
-        .output()
-        .expect("run scripts/bootstrap-local");
-    assert!(out.status.success(), "bootstrap-local: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read_to_string(&env_file)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
+use common::{ACCOUNT_SID, AUTH_TOKEN, Platform, agent_body, python};
 
 /// The agent's container environment, through `scripts/agent-env` and a shell, as
 /// `scripts/run-agent` loads it.
@@ -68,84 +38,18 @@ fn agent_environment(base: &HashMap<String, String>, agent_id: &str) -> BTreeMap
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_reads_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = aws_base(dir.path());
-
-    // The control plane, deploying in process into moto.
-    let admin = format!("admin-{}{}", token(), "x".repeat(32));
-    let mut vars: HashMap<String, String> = base.clone();
-    for (k, v) in [
-        ("TEMPOVOICE_BIND", "127.0.0.1:0".to_owned()),
-        ("TEMPOVOICE_DATA_DIR", dir.path().display().to_string()),
-        ("DATABASE_URL", format!("sqlite://{}/tv.db", dir.path().display())),
-        ("TEMPOVOICE_ADMIN_TOKEN", admin.clone()),
-        ("TEMPOVOICE_SECRETS_KEY", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())),
-        ("TEMPOVOICE_DEPLOYER", "in-process".to_owned()),
-        ("TEMPOVOICE_DEPLOY_RETRY_SECS", "0".to_owned()),
-    ] {
-        vars.insert(k.to_owned(), v);
-    }
-    let settings = control_plane::settings::Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
-    let app = control_plane::App::build(settings).await.expect("control plane");
-    let api = format!("http://{}", app.local_addr());
-    let stop_api = app.shutdown_token();
-    let api_task = tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::new();
-
+    let platform = Platform::start(&[]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let api = platform.url.clone();
+    let http = platform.http.clone();
     let get = |path: String, key: &str| http.get(format!("{api}{path}")).bearer_auth(key).send();
-    let admin_post =
-        |path: String, body: Value| http.post(format!("{api}{path}")).bearer_auth(&admin).json(&body).send();
-    let tenant: Value =
-        admin_post("/v1/admin/tenants".into(), json!({"name": "Rosa's Bakery"})).await.unwrap().json().await.unwrap();
-    let tenant_id = tenant["id"].as_str().unwrap();
-    let key: Value = admin_post(format!("/v1/admin/tenants/{tenant_id}/api-keys"), json!({"label": "e2e"}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = key["api_key"].as_str().unwrap().to_owned();
 
-    let created = http
-        .post(format!("{api}/v1/agents"))
-        .bearer_auth(&key)
-        .json(&json!({
-            "name": "Front desk",
-            "system_prompt": "You answer the phone for Rosa's Bakery.",
-            "greeting": "Hello, Rosa's Bakery, how can I help?",
-            "knowledge_base": [{"title": "Opening hours", "text": "We are open Tuesday to Sunday from seven in the morning to three in the afternoon."}],
-            "voice": {"provider": "local"},
-            "enable_recording": true,
-            "telephony": {"call_phone_number": "+14155550100", "twilio_account_sid": ACCOUNT_SID},
-            "secrets": {"twilio_auth_token": AUTH_TOKEN}
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 202);
-    let agent: Value = created.json().await.unwrap();
+    let agent = platform.create_agent(&key, agent_body("Front desk", "+14155550100")).await;
     let agent_id = agent["id"].as_str().unwrap().to_owned();
-    let mut status = String::new();
-    for _ in 0..200 {
-        let a: Value = http
-            .get(format!("{api}/v1/agents/{agent_id}"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        status = a["deployment"]["status"].as_str().unwrap_or_default().to_owned();
-        if status == "active" || status == "failed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "active");
+    assert_eq!(platform.wait_deployed(&key, &agent_id).await, "active");
 
     // The runtime, with the task definition's environment.
-    let mut env = agent_environment(&base, &agent_id);
+    let mut env = agent_environment(&platform.base, &agent_id);
     assert_eq!(env.get("AGENT_ID").map(String::as_str), Some(agent_id.as_str()));
     assert_eq!(env.get("TWILIO_AUTH_TOKEN").map(String::as_str), Some(AUTH_TOKEN), "secret resolved");
     let sim = TwilioSim::start(ACCOUNT_SID, AUTH_TOKEN).await.unwrap();
@@ -220,6 +124,5 @@ async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_read
 
     let _ = stop_runtime.send(());
     runtime_task.await.unwrap().unwrap();
-    stop_api.cancel();
-    api_task.await.unwrap().unwrap();
+    platform.stop().await;
 }

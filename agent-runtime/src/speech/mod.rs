@@ -16,32 +16,8 @@ pub mod vad;
 use std::future::Future;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
-/// A call action the pipeline asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
-pub enum ToolCall {
-    /// Say goodbye, then hang up.
-    EndCall,
-    /// Hand the caller to the agent's transfer number.
-    TransferCall,
-    /// Stop talking and record the caller's message.
-    Voicemail,
-    /// Pass a callback request on to the agent's scheduling endpoint.
-    ScheduleCallback { requested_time: String },
-}
-
-impl ToolCall {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::EndCall => "end_call",
-            Self::TransferCall => "transfer_call",
-            Self::Voicemail => "voicemail",
-            Self::ScheduleCallback { .. } => "schedule_callback",
-        }
-    }
-}
+pub use agent_spec::calls::ToolCall;
 
 /// What a speech session produces.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
+use axum::response::IntoResponse;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -77,37 +78,54 @@ pub fn api() -> (Router<AppState>, OpenApi) {
     (router, doc)
 }
 
-/// The complete service: routes, fallbacks and layers, with state.
-pub fn service(state: AppState) -> Router {
+/// The complete service: routes, fallbacks and layers, with state. `pages` (the
+/// dashboard) is served beside the API; an unknown path then gets the dashboard's
+/// 404 page when a browser asks for HTML outside `/v1/`, and a JSON error otherwise.
+pub fn service(state: AppState, pages: Option<Router>) -> Router {
     let (router, doc) = api();
     let doc_json = health::OpenApiJson(Arc::new(doc.to_json().expect("OpenAPI document serializes")));
     let request_id = HeaderName::from_static("x-request-id");
-    router
-        .fallback(|| async { ApiError::RouteNotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::Extension(doc_json))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let request_id =
-                        req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-                    tracing::info_span!(
-                        "request",
-                        method = %req.method(),
-                        path = %req.uri().path(),
-                        request_id,
-                        tenant_id = tracing::field::Empty,
-                    )
-                })
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO))
-                // Failures are logged once, with their cause, by `ApiError`.
-                .on_failure(()),
-        )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
-        .with_state(state)
+    let has_pages = pages.is_some();
+    let mut app = router.with_state(state);
+    if let Some(pages) = pages {
+        app = app.merge(pages);
+    }
+    app.fallback(move |req: Request| async move {
+        if has_pages && wants_page(&req) { dashboard::not_found() } else { ApiError::RouteNotFound.into_response() }
+    })
+    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    .layer(axum::Extension(doc_json))
+    .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request| {
+                let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id,
+                    tenant_id = tracing::field::Empty,
+                )
+            })
+            .on_request(())
+            .on_response(DefaultOnResponse::new().level(Level::INFO))
+            // Failures are logged once, with their cause, by `ApiError`.
+            .on_failure(()),
+    )
+    .layer(PropagateRequestIdLayer::new(request_id.clone()))
+    .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+}
+
+/// A browser asking for a page (not an API client).
+fn wants_page(req: &Request) -> bool {
+    let path = req.uri().path();
+    let api = path == "/v1" || path.starts_with("/v1/") || path.starts_with("/health");
+    !api && req
+        .headers()
+        .get(axum::http::header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
 }
 
 #[derive(Clone, Copy)]

@@ -1,0 +1,244 @@
+//! The control-plane REST API as the dashboard uses it: every page and form goes
+//! through here with the signed-in tenant's key, so the API decides what the tenant
+//! may see and whether input is valid.
+//!
+//! [`ControlPlane`] reaches the API over HTTP (the standalone `dashboard` binary) or
+//! in process through the API's own router (when the control-plane binary mounts the
+//! dashboard): the same handlers, authentication and validation either way.
+
+use std::time::Duration;
+
+use agent_spec::api::{AgentPage, AgentResponse, CallPage, DeploymentPage, DeploymentResponse, ErrorBody};
+use agent_spec::calls::{CallMetadata, Transcript};
+use agent_spec::{AgentDraft, FieldError};
+use axum::body::Body;
+use axum::http::{Method, Request, Response, StatusCode, header};
+use futures::TryStreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use tower::ServiceExt;
+
+/// Largest JSON body the dashboard reads from the API (a page of 200 agents with
+/// large configurations stays well below this).
+const MAX_JSON_BYTES: usize = 64 * 1024 * 1024;
+
+/// How the dashboard reaches the API.
+#[derive(Clone)]
+pub struct ControlPlane {
+    transport: Transport,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Http { base: url::Url, client: reqwest::Client },
+    InProcess(axum::Router),
+}
+
+/// Why an API call did not give the dashboard what it asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiFailure {
+    /// The key is missing, wrong or revoked: the tenant must sign in again.
+    #[error("the API key was refused")]
+    Unauthorized,
+    /// No such agent or call for this tenant.
+    #[error("not found")]
+    NotFound,
+    /// The input was refused; every problem by field.
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// The agent changed since it was read.
+    #[error("{0}")]
+    Conflict(String),
+    /// The API answered with another error; `message` is the API's own.
+    #[error("the control plane answered {status}: {message}")]
+    Status { status: StatusCode, message: String },
+    /// The API could not be reached or answered nonsense.
+    #[error("the control plane could not be reached: {0}")]
+    Transport(String),
+}
+
+impl ControlPlane {
+    /// The API at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn http(base: url::Url) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("a reqwest client with timeouts builds");
+        Self { transport: Transport::Http { base, client } }
+    }
+
+    /// The API's own router, called without a network hop.
+    pub fn in_process(router: axum::Router) -> Self {
+        Self { transport: Transport::InProcess(router) }
+    }
+
+    /// The API as the tenant holding `key` sees it.
+    pub fn tenant(&self, key: SecretString) -> TenantApi {
+        TenantApi { control_plane: self.clone(), key }
+    }
+
+    async fn send(&self, request: Request<Body>) -> Result<Response<Body>, ApiFailure> {
+        match &self.transport {
+            Transport::InProcess(router) => {
+                Ok(router.clone().oneshot(request).await.unwrap_or_else(|never| match never {}))
+            }
+            Transport::Http { base, client } => {
+                let (parts, body) = request.into_parts();
+                let url = base
+                    .join(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+                    .map_err(|e| ApiFailure::Transport(e.to_string()))?;
+                let body = axum::body::to_bytes(body, MAX_JSON_BYTES)
+                    .await
+                    .map_err(|e| ApiFailure::Transport(e.to_string()))?;
+                let response = client
+                    .request(parts.method, url)
+                    .headers(parts.headers)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| ApiFailure::Transport(e.to_string()))?;
+                let mut out = Response::builder().status(response.status());
+                if let Some(headers) = out.headers_mut() {
+                    headers.extend(response.headers().clone());
+                }
+                let stream = response.bytes_stream().map_err(std::io::Error::other);
+                out.body(Body::from_stream(stream)).map_err(|e| ApiFailure::Transport(e.to_string()))
+            }
+        }
+    }
+}
+
+/// The API with one tenant's key.
+#[derive(Clone)]
+pub struct TenantApi {
+    control_plane: ControlPlane,
+    key: SecretString,
+}
+
+impl TenantApi {
+    fn request(&self, method: Method, path: &str) -> axum::http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.key.expose_secret()))
+            .header(header::ACCEPT, "application/json")
+    }
+
+    /// Sends a request; any status other than 2xx becomes an [`ApiFailure`].
+    async fn call(&self, request: Request<Body>) -> Result<Response<Body>, ApiFailure> {
+        let response = self.control_plane.send(request).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), MAX_JSON_BYTES).await.unwrap_or_default();
+        let detail = serde_json::from_slice::<ErrorBody>(&body).ok().map(|b| b.error);
+        Err(match (status, detail) {
+            (StatusCode::UNAUTHORIZED, _) => ApiFailure::Unauthorized,
+            (StatusCode::NOT_FOUND, _) => ApiFailure::NotFound,
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(d)) if !d.fields.is_empty() => ApiFailure::Invalid(d.fields),
+            (StatusCode::CONFLICT, Some(d)) => ApiFailure::Conflict(d.message),
+            (status, d) => ApiFailure::Status {
+                status,
+                message: d.map(|d| d.message).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()),
+            },
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(&self, request: Request<Body>) -> Result<T, ApiFailure> {
+        let response = self.call(request).await?;
+        let body = axum::body::to_bytes(response.into_body(), MAX_JSON_BYTES)
+            .await
+            .map_err(|e| ApiFailure::Transport(e.to_string()))?;
+        serde_json::from_slice(&body).map_err(|e| ApiFailure::Transport(format!("unexpected response: {e}")))
+    }
+
+    fn get(&self, path: &str) -> Request<Body> {
+        self.request(Method::GET, path).body(Body::empty()).expect("a GET request builds")
+    }
+
+    fn with_json(&self, builder: axum::http::request::Builder, body: &impl serde::Serialize) -> Request<Body> {
+        let bytes = serde_json::to_vec(body).expect("API request bodies serialize");
+        builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(bytes)).expect("a request builds")
+    }
+
+    /// One page of agents.
+    pub async fn list_agents(&self, cursor: Option<&str>, limit: u32) -> Result<AgentPage, ApiFailure> {
+        let mut path = format!("/v1/agents?limit={limit}");
+        if let Some(cursor) = cursor {
+            path.push_str("&cursor=");
+            path.push_str(&encode(cursor));
+        }
+        self.json(self.get(&path)).await
+    }
+
+    pub async fn get_agent(&self, id: &str) -> Result<AgentResponse, ApiFailure> {
+        self.json(self.get(&format!("/v1/agents/{}", encode(id)))).await
+    }
+
+    pub async fn create_agent(&self, draft: &AgentDraft) -> Result<AgentResponse, ApiFailure> {
+        self.json(self.with_json(self.request(Method::POST, "/v1/agents"), draft)).await
+    }
+
+    pub async fn update_agent(&self, id: &str, version: i64, draft: &AgentDraft) -> Result<AgentResponse, ApiFailure> {
+        let builder = self
+            .request(Method::PUT, &format!("/v1/agents/{}", encode(id)))
+            .header(header::IF_MATCH, format!("\"{version}\""));
+        self.json(self.with_json(builder, draft)).await
+    }
+
+    /// Deletes the agent if it is still `version`, tearing down its resources; with
+    /// `purge`, its calls' transcripts and recordings too.
+    pub async fn delete_agent(&self, id: &str, version: i64, purge: bool) -> Result<(), ApiFailure> {
+        let request = self
+            .request(Method::DELETE, &format!("/v1/agents/{}?purge_transcripts={purge}", encode(id)))
+            .header(header::IF_MATCH, format!("\"{version}\""))
+            .body(Body::empty())
+            .expect("a DELETE request builds");
+        self.call(request).await.map(drop)
+    }
+
+    pub async fn start_deployment(&self, id: &str) -> Result<DeploymentResponse, ApiFailure> {
+        let request = self
+            .request(Method::POST, &format!("/v1/agents/{}/deployments", encode(id)))
+            .body(Body::empty())
+            .expect("a POST request builds");
+        self.json(request).await
+    }
+
+    pub async fn list_deployments(&self, id: &str, limit: u32) -> Result<DeploymentPage, ApiFailure> {
+        self.json(self.get(&format!("/v1/agents/{}/deployments?limit={limit}", encode(id)))).await
+    }
+
+    pub async fn get_deployment(&self, id: &str, deployment: &str) -> Result<DeploymentResponse, ApiFailure> {
+        self.json(self.get(&format!("/v1/agents/{}/deployments/{}", encode(id), encode(deployment)))).await
+    }
+
+    pub async fn list_calls(&self, id: &str, cursor: Option<&str>, limit: u32) -> Result<CallPage, ApiFailure> {
+        let mut path = format!("/v1/agents/{}/calls?limit={limit}", encode(id));
+        if let Some(cursor) = cursor {
+            path.push_str("&cursor=");
+            path.push_str(&encode(cursor));
+        }
+        self.json(self.get(&path)).await
+    }
+
+    pub async fn transcript(&self, id: &str, call: &str) -> Result<Transcript, ApiFailure> {
+        self.json(self.get(&format!("/v1/agents/{}/calls/{}/transcript", encode(id), encode(call)))).await
+    }
+
+    pub async fn metadata(&self, id: &str, call: &str) -> Result<CallMetadata, ApiFailure> {
+        self.json(self.get(&format!("/v1/agents/{}/calls/{}/metadata", encode(id), encode(call)))).await
+    }
+
+    /// The recording as the API streams it (status, type and length included).
+    pub async fn recording(&self, id: &str, call: &str) -> Result<Response<Body>, ApiFailure> {
+        self.call(self.get(&format!("/v1/agents/{}/calls/{}/recording", encode(id), encode(call)))).await
+    }
+}
+
+/// Percent-encodes one path segment or query value.
+fn encode(raw: &str) -> String {
+    url::form_urlencoded::byte_serialize(raw.as_bytes()).collect()
+}
