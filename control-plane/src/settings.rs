@@ -328,6 +328,30 @@ mod tests {
     }
 
     #[test]
+    fn the_dashboard_is_on_by_default_and_its_settings_are_checked() {
+        let s = from(&[]).unwrap();
+        let dashboard = s.dashboard.expect("on by default");
+        assert_eq!(dashboard.session_lifetime, time::Duration::hours(12));
+        assert!(dashboard.session_key.is_none() && !dashboard.secure_cookies);
+        assert!(from(&[("TEMPOVOICE_DASHBOARD", "off")]).unwrap().dashboard.is_none());
+        let err = from(&[
+            ("TEMPOVOICE_DASHBOARD_SESSION_KEY", "short"),
+            ("TEMPOVOICE_DASHBOARD_SESSION_HOURS", "0"),
+            ("TEMPOVOICE_DASHBOARD_SECURE_COOKIES", "yes"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "TEMPOVOICE_DASHBOARD_SESSION_KEY",
+            "TEMPOVOICE_DASHBOARD_SESSION_HOURS",
+            "TEMPOVOICE_DASHBOARD_SECURE_COOKIES",
+        ] {
+            assert!(err.contains(name), "{name} in {err}");
+        }
+        assert!(from(&[("TEMPOVOICE_DASHBOARD", "maybe")]).unwrap_err().to_string().contains("on or off"));
+    }
+
+    #[test]
     fn defaults_run_locally() {
         let s = from(&[]).unwrap();
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");

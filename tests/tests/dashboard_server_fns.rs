@@ -153,6 +153,14 @@ async fn sign_in_sets_a_protected_expiring_cookie_and_pages_require_it() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("No agents yet"), "{}", page.body);
 
+    // Unknown pages get the dashboard's 404 page; unknown API routes stay JSON.
+    let missing = browser.get("/no/such/page").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("Page not found"));
+    let missing = browser.get("/v1/no/such/route").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("route_not_found"), "{}", missing.body);
+
     // A cookie that was changed is no session.
     let tampered = browser.cookie.clone().unwrap().replace('=', "=A");
     let forged = Browser { cookie: Some(tampered), ..Browser::new(&platform) };
@@ -427,5 +435,34 @@ async fn every_server_function_acts_on_the_signed_in_tenants_agents_only() {
     let (_, deployments) = platform.api_get(&format!("/v1/agents/{id}/deployments"), &owner_key).await;
     let latest = &deployments["deployments"][0];
     assert_eq!((latest["action"].as_str(), latest["purge_transcripts"].as_bool()), (Some("delete"), Some(true)));
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_dashboard_reaches_the_api_over_http() {
+    // The control plane without its own dashboard, and the dashboard alone in front
+    // of it, as the `dashboard` binary runs it.
+    let platform = Platform::start(&[("TEMPOVOICE_DASHBOARD", "off")]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    platform.create_agent(&key, agent_body("Front desk", "+14155550100")).await;
+    let api = dashboard::api::ControlPlane::http(url::Url::parse(&platform.url).unwrap());
+    let app = dashboard::Dashboard::new(api, &dashboard::DashboardSettings::default()).unwrap();
+    let router = dashboard::router(app).fallback(|| async { dashboard::not_found() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let mut browser = Browser { url: url.clone(), ..Browser::new(&platform) };
+    assert_eq!(browser.get("/").await.status, 302);
+    browser.sign_in(&key).await;
+    let page = browser.get("/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Front desk") && page.body.contains("+14155550100"), "{}", page.body);
+    assert_eq!(browser.get("/no/such/page").await.status, 404);
+    // The API itself answers pages with its JSON 404 when its dashboard is off.
+    let reply = Browser { url: platform.url.clone(), ..Browser::new(&platform) }.get("/").await;
+    assert_eq!(reply.status, 404);
+    assert!(reply.body.contains("route_not_found"), "{}", reply.body);
+    server.abort();
     platform.stop().await;
 }

@@ -139,7 +139,7 @@ pub fn AgentsPage() -> impl IntoView {
                 </div>
                 {notice(flash.as_ref())}
                 <form class="search" method="get" action="/" role="search">
-                    <label class="sr-only" for="q" style="position:absolute;left:-999px">"Search agents"</label>
+                    <label class="sr-only" for="q">"Search agents"</label>
                     <input type="search" id="q" name="q" value=q.clone() placeholder="Search by name, phone number or id"/>
                     <button type="submit" class="secondary">"Search"</button>
                     {(!q.is_empty()).then(|| view! { <a class="button secondary" href="/">"Clear"</a> })}
@@ -567,7 +567,7 @@ pub fn AgentPage() -> impl IntoView {
         let api = ctx.api()?;
         let agent = api.get_agent(&id).await.map_err(not_found("agent"))?;
         let deployment = match &agent.deployment {
-            Some(d) => Some(api.get_deployment(&id, &d.id.to_string()).await?),
+            Some(d) => Some(api.get_deployment(&id, d.id.as_ref()).await?),
             None => None,
         };
         let refresh = deployment.as_ref().filter(|d| !d.status.is_final()).map(|_| REFRESH_SECS);
@@ -882,8 +882,11 @@ pub fn CallPage() -> impl IntoView {
     let sid = param("sid");
     async_page(move |ctx| async move {
         let api = ctx.api()?;
-        let agent = api.get_agent(&id).await.map_err(not_found("agent"))?;
-        let metadata = match api.metadata(&id, &sid).await {
+        // The agent, the metadata and the transcript are independent reads.
+        let (agent, metadata, transcript) =
+            futures::join!(api.get_agent(&id), api.metadata(&id, &sid), api.transcript(&id, &sid));
+        let agent = agent.map_err(not_found("agent"))?;
+        let metadata = match metadata {
             Ok(m) => m,
             Err(ApiFailure::NotFound) => return Err(PageError::NotFound("call")),
             Err(ApiFailure::Status { status, .. }) if status.as_u16() == 422 => {
@@ -891,7 +894,7 @@ pub fn CallPage() -> impl IntoView {
             }
             Err(e) => return Err(e.into()),
         };
-        let transcript = match api.transcript(&id, &sid).await {
+        let transcript = match transcript {
             Ok(t) => Some(t),
             Err(ApiFailure::NotFound) => None,
             Err(e) => return Err(e.into()),
@@ -1013,6 +1016,9 @@ fn metadata_panel(m: &CallMetadata) -> AnyView {
             view! { <dt>{format!("Webhook {}", w.kind)}</dt><dd>{outcome}</dd> }
         })
         .collect_view();
+    let started = time::OffsetDateTime::parse(&m.started_at, &time::format_description::well_known::Rfc3339)
+        .map(when)
+        .unwrap_or_else(|_| m.started_at.clone().into_any());
     let errors = (!m.errors.is_empty()).then(|| view! { <dt>"Errors"</dt><dd>{m.errors.join(" · ")}</dd> });
     view! {
         <div class="panel">
@@ -1020,7 +1026,7 @@ fn metadata_panel(m: &CallMetadata) -> AnyView {
             <dl class="summary">
                 <dt>"From"</dt><dd class="mono">{m.from.clone().unwrap_or_else(|| "—".into())}</dd>
                 <dt>"To"</dt><dd class="mono">{m.to.clone().unwrap_or_else(|| "—".into())}</dd>
-                <dt>"Started"</dt><dd>{m.started_at.clone()}</dd>
+                <dt>"Started"</dt><dd>{started}</dd>
                 <dt>"Duration"</dt><dd>{duration(m.duration_secs)}</dd>
                 <dt>"Ended by"</dt><dd>{m.end_reason.replace('_', " ")}</dd>
                 <dt>"Turns"</dt><dd>{format!("{} caller · {} agent · {} interruptions", m.caller_turns, m.agent_turns, m.interruptions)}</dd>

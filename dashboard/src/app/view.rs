@@ -148,7 +148,11 @@ pub(crate) fn encode(raw: &str) -> String {
 pub(crate) fn input_id(path: &str) -> String {
     let mut id = String::from("f-");
     for c in path.chars() {
-        id.push(if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' });
+        if c.is_ascii_alphanumeric() || c == '_' {
+            id.push(c);
+        } else if !id.ends_with('-') {
+            id.push('-');
+        }
     }
     id.trim_end_matches('-').to_owned()
 }

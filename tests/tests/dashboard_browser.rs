@@ -1,0 +1,389 @@
+//! The dashboard in a real browser: headless Debian Chromium driven through
+//! chromedriver (WebDriver), against the control plane on 127.0.0.1 deploying into
+//! moto. A tenant signs in, submits the agent form with invalid fields (errors shown,
+//! input kept), fixes it, sees the agent listed and its deployment become active,
+//! copies its voice URL, opens a call whose artifacts are in the agent's bucket
+//! (transcript and audio player), deletes the agent and signs out.
+//!
+//! A screenshot of each page is written to `{CARGO_TARGET_TMPDIR}/dashboard-screenshots/`
+//! (or `TEMPOVOICE_SCREENSHOTS_DIR`).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agent_spec::calls::{CallMetadata, DtmfRecord, Role, ToolCall, ToolCallRecord, Transcript, Turn, WebhookDelivery};
+use common::{ACCOUNT_SID, AUTH_TOKEN, Platform};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const CALL_SID: &str = "CAfeedfacefeedfacefeedfacefeedface";
+
+/// chromedriver on a free loopback port, stopped on drop.
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+}
+
+impl ChromeDriver {
+    async fn start() -> ChromeDriver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
+            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver; scripts/test installs it)");
+        // Owned at once: dropping it (also on a panic below) stops the process.
+        let driver = ChromeDriver { child, port };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return driver;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not start listening on 127.0.0.1:{port}");
+    }
+
+    async fn browser(&self, profile: &std::path::Path) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-quic",
+                    "--disable-dev-shm-usage", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a chromium session")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = std::env::var("TEMPOVOICE_SCREENSHOTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn fill(browser: &Client, id: &str, text: &str) {
+    let input = browser.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("#{id}: {e}"));
+    input.clear().await.unwrap();
+    if !text.is_empty() {
+        input.send_keys(text).await.unwrap();
+    }
+}
+
+async fn value(browser: &Client, id: &str) -> String {
+    browser.find(Locator::Id(id)).await.unwrap().prop("value").await.unwrap().unwrap_or_default()
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+}
+
+/// A one-second stereo 8 kHz 16-bit WAV (a 440 Hz tone on the agent channel).
+fn wav() -> Vec<u8> {
+    let frames = 8000u32;
+    let data_len = frames * 4;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&(8000u32 * 4).to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..frames {
+        let agent = ((i as f32 * 440.0 * std::f32::consts::TAU / 8000.0).sin() * 8000.0) as i16;
+        out.extend_from_slice(&0i16.to_le_bytes());
+        out.extend_from_slice(&agent.to_le_bytes());
+    }
+    out
+}
+
+/// Writes a finished call into the agent's bucket, as the runtime does.
+async fn put_call(platform: &Platform, key: &str, agent_id: &str) {
+    let (_, agent) = platform.api_get(&format!("/v1/agents/{agent_id}"), key).await;
+    let deployment = agent["deployment"]["id"].as_str().unwrap();
+    let (_, deployment) = platform.api_get(&format!("/v1/agents/{agent_id}/deployments/{deployment}"), key).await;
+    let bucket = deployment["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "bucket")
+        .and_then(|r| r["name"].as_str())
+        .expect("the deployment made a bucket")
+        .to_owned();
+    let turn = |role, text: &str, start_ms, end_ms, interrupted, tool_calls| Turn {
+        role,
+        text: text.into(),
+        start_ms,
+        end_ms,
+        interrupted,
+        tool_calls,
+    };
+    let transcript = Transcript {
+        call_sid: CALL_SID.into(),
+        turns: vec![
+            turn(Role::Agent, "Hello, Rosa's Bakery, how can I help?", 0, 2_000, false, vec![]),
+            turn(Role::Caller, "What are your opening hours?", 2_500, 4_000, false, vec![]),
+            turn(Role::Agent, "We are open Tuesday to Sunday from seven", 4_600, 6_000, true, vec![]),
+            turn(Role::Caller, "Thank you, goodbye.", 6_200, 7_400, false, vec![]),
+            turn(
+                Role::Agent,
+                "Goodbye!",
+                8_000,
+                9_000,
+                false,
+                vec![ToolCallRecord { call: ToolCall::EndCall, result: "ok".into() }],
+            ),
+        ],
+        dtmf: vec![DtmfRecord { digit: "5".into(), at_ms: 5_100 }],
+    };
+    let metadata = CallMetadata {
+        call_sid: CALL_SID.into(),
+        stream_sid: "MZ0123456789abcdef0123456789abcdef".into(),
+        account_sid: ACCOUNT_SID.into(),
+        from: Some("+15550001234".into()),
+        to: Some("+14155550100".into()),
+        agent_id: agent_id.into(),
+        tenant_id: agent["tenant_id"].as_str().unwrap().into(),
+        agent_name: "Front desk".into(),
+        provider: "local".into(),
+        started_at: "2026-11-21T09:00:00Z".into(),
+        ended_at: "2026-11-21T09:00:09Z".into(),
+        duration_secs: 9.2,
+        end_reason: "end_call".into(),
+        turn_latency_ms: vec![600, 640],
+        caller_turns: 2,
+        agent_turns: 3,
+        interruptions: 1,
+        frames_in: 460,
+        frames_out: 300,
+        malformed_messages: 0,
+        recording: true,
+        voicemail: false,
+        webhooks: vec![WebhookDelivery {
+            kind: "transcript".into(),
+            url: "https://hooks.example.com/t".into(),
+            delivered: true,
+            attempts: 1,
+            error: None,
+        }],
+        errors: vec![],
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    for (file, body) in [
+        ("transcript.json", serde_json::to_vec(&transcript).unwrap()),
+        ("recording.wav", wav()),
+        ("metadata.json", serde_json::to_vec(&metadata).unwrap()),
+    ] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!("calls/{CALL_SID}/{file}"))
+            .body(body.into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {file}: {e:?}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser() {
+    let platform = Platform::start(&[]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let driver = ChromeDriver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+    let url = &platform.url;
+
+    // Sign in.
+    browser.goto(&format!("{url}/")).await.unwrap();
+    assert_eq!(browser.current_url().await.unwrap().path(), "/sign-in");
+    screenshot(&browser, "01-sign-in").await;
+    fill(&browser, "api-key", "tvk_wrong_wrong").await;
+    browser.find(Locator::Css("main button[type=submit]")).await.unwrap().click().await.unwrap();
+    let notice = browser.wait().for_element(Locator::Css(".notice.error")).await.unwrap();
+    assert!(notice.text().await.unwrap().contains("not accepted"));
+    fill(&browser, "api-key", &key).await;
+    browser.find(Locator::Css("main button[type=submit]")).await.unwrap().click().await.unwrap();
+    let empty = browser.wait().for_element(Locator::Css(".empty h2")).await.unwrap();
+    assert_eq!(empty.text().await.unwrap(), "No agents yet");
+    screenshot(&browser, "02-agents-empty").await;
+
+    // The form, first with invalid fields.
+    browser.find(Locator::LinkText("Create your first agent")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Id("f-name")).await.unwrap();
+    screenshot(&browser, "03-new-agent").await;
+    fill(&browser, "f-system_prompt", "You answer the phone for Rosa's Bakery. Be brief and warm.").await;
+    fill(&browser, "f-telephony-call_phone_number", "555 0100").await;
+    fill(&browser, "f-telephony-twilio_account_sid", ACCOUNT_SID).await;
+    fill(&browser, "f-secrets-twilio_auth_token", AUTH_TOKEN).await;
+    fill(&browser, "f-knowledge_base-0-title", "Opening hours").await;
+    fill(&browser, "f-knowledge_base-0-text", "We are open Tuesday to Sunday from seven to three.").await;
+    browser.find(Locator::Id("f-voice-provider")).await.unwrap().select_by_value("local").await.unwrap();
+    browser.find(Locator::Id("f-enable_recording")).await.unwrap().click().await.unwrap();
+    browser.find(Locator::Css("form.agent-form .actions button[type=submit]")).await.unwrap().click().await.unwrap();
+    let errors = browser.wait().for_element(Locator::Id("errors")).await.unwrap();
+    let errors = errors.text().await.unwrap();
+    assert!(errors.contains("Name: is required"), "{errors}");
+    assert!(errors.contains("Phone number: must be an E.164 number"), "{errors}");
+    assert!(text_of(&browser, "#f-name-error").await.contains("is required"));
+    assert!(text_of(&browser, "#f-telephony-call_phone_number-error").await.contains("E.164"));
+    assert_eq!(value(&browser, "f-telephony-call_phone_number").await, "555 0100", "input kept");
+    assert_eq!(value(&browser, "f-knowledge_base-0-title").await, "Opening hours");
+    assert!(value(&browser, "f-system_prompt").await.starts_with("You answer the phone"));
+    assert_eq!(value(&browser, "f-voice-provider").await, "local");
+    assert_eq!(value(&browser, "f-secrets-twilio_auth_token").await, "", "secrets are not written back");
+    assert!(text_of(&browser, "label[for=f-secrets-twilio_auth_token]").await.contains("entered, kept"));
+    screenshot(&browser, "04-form-errors").await;
+
+    // Fixed: created, and its deployment starts.
+    fill(&browser, "f-name", "Front desk").await;
+    fill(&browser, "f-telephony-call_phone_number", "+14155550100").await;
+    browser.find(Locator::Css("form.agent-form .actions button[type=submit]")).await.unwrap().click().await.unwrap();
+    let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap();
+    assert!(notice.text().await.unwrap().contains("Agent created"));
+    let agent_path = browser.current_url().await.unwrap().path().to_owned();
+    let agent_id = agent_path.strip_prefix("/agents/").unwrap().to_owned();
+    screenshot(&browser, "05-agent-deploying").await;
+
+    // The page refreshes itself until the deployment is active.
+    browser
+        .wait()
+        .at_most(Duration::from_secs(120))
+        .for_element(Locator::Css("#deployment .badge.active"))
+        .await
+        .expect("the deployment becomes active");
+    let steps = text_of(&browser, "#deployment .events").await;
+    assert!(steps.contains("bucket") && steps.contains("service"), "{steps}");
+    screenshot(&browser, "06-agent-active").await;
+
+    // Copy the voice URL.
+    let voice_url = value(&browser, "voice-url").await;
+    assert_eq!(voice_url, format!("https://voice.example.com/agent/{agent_id}/incoming-call"));
+    let session = browser.session_id().await.unwrap().unwrap();
+    let granted = platform
+        .http
+        .post(format!("http://127.0.0.1:{}/session/{session}/permissions", driver.port))
+        .json(&json!({"descriptor": {"name": "clipboard-read"}, "state": "granted"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(granted.status().is_success(), "grant clipboard-read: {}", granted.text().await.unwrap());
+    let copy = browser.find(Locator::Css("button[data-copy=voice-url]")).await.unwrap();
+    copy.click().await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("button[data-copy=voice-url].copied"))
+        .await
+        .expect("the button says it copied");
+    let pasted = browser
+        .execute_async("navigator.clipboard.readText().then(arguments[0], e => arguments[0]('error: ' + e))", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pasted, Value::String(voice_url.clone()), "the clipboard holds the voice URL");
+
+    // Listed.
+    browser.goto(&format!("{url}/")).await.unwrap();
+    let row = text_of(&browser, "tbody tr").await;
+    assert!(row.contains("Front desk") && row.contains("+14155550100") && row.contains("active"), "{row}");
+    screenshot(&browser, "07-agents").await;
+
+    // A call, read from the agent's bucket.
+    put_call(&platform, &key, &agent_id).await;
+    browser.find(Locator::LinkText("Calls")).await.unwrap().click().await.unwrap();
+    let call_row = browser.wait().for_element(Locator::Css("tbody tr")).await.unwrap().text().await.unwrap();
+    assert!(
+        call_row.contains("+15550001234") && call_row.contains("0:09") && call_row.contains("end call"),
+        "{call_row}"
+    );
+    screenshot(&browser, "08-calls").await;
+    browser.find(Locator::Css("tbody tr a")).await.unwrap().click().await.unwrap();
+    let conversation = browser.wait().for_element(Locator::Css(".conversation")).await.unwrap().text().await.unwrap();
+    for expected in [
+        "What are your opening hours?",
+        "We are open Tuesday to Sunday from seven",
+        "interrupted",
+        "Caller pressed 5",
+        "tool: end_call",
+        "Goodbye!",
+    ] {
+        assert!(conversation.contains(expected), "{expected} in {conversation}");
+    }
+    assert_eq!(browser.find_all(Locator::Css(".turn.agent")).await.unwrap().len(), 3);
+    assert_eq!(browser.find_all(Locator::Css(".turn.caller")).await.unwrap().len(), 2);
+    let duration = browser
+        .execute_async(
+            "const done = arguments[0]; const a = document.querySelector('audio');
+             if (a.readyState >= 1) { done(a.duration); return; }
+             a.addEventListener('loadedmetadata', () => done(a.duration));
+             a.addEventListener('error', () => done(-1));
+             a.load();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let duration = duration.as_f64().unwrap();
+    assert!((duration - 1.0).abs() < 0.05, "the player loaded the 1 s recording: {duration}");
+    let details = text_of(&browser, ".two > div:last-child").await;
+    assert!(details.contains("end call") && details.contains("median 640 ms"), "{details}");
+    screenshot(&browser, "09-call").await;
+    browser.set_window_size(390, 844).await.unwrap();
+    screenshot(&browser, "10-call-phone").await;
+    browser.set_window_size(1280, 1000).await.unwrap();
+
+    // Delete, purging call data.
+    browser.goto(&format!("{url}{agent_path}")).await.unwrap();
+    browser.find(Locator::LinkText("Delete")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Id("purge")).await.unwrap().click().await.unwrap();
+    screenshot(&browser, "11-delete").await;
+    browser.find(Locator::Css("button.danger")).await.unwrap().click().await.unwrap();
+    let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap();
+    assert!(notice.text().await.unwrap().contains("Agent deleted"));
+    assert!(browser.find(Locator::Css("tbody tr")).await.is_err(), "no agent listed");
+    screenshot(&browser, "12-deleted").await;
+    let (status, _) = platform.api_get(&format!("/v1/agents/{agent_id}"), &key).await;
+    assert_eq!(status, 404);
+
+    // Sign out.
+    browser.find(Locator::Css("header button[type=submit]")).await.unwrap().click().await.unwrap();
+    let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap();
+    assert_eq!(notice.text().await.unwrap(), "You are signed out.");
+    browser.goto(&format!("{url}/")).await.unwrap();
+    assert_eq!(browser.current_url().await.unwrap().path(), "/sign-in");
+
+    browser.close().await.unwrap();
+    platform.stop().await;
+}
