@@ -1,6 +1,15 @@
 // Progressive enhancements; every page works without this file.
 document.documentElement.classList.add("js");
 
+// After a failed save, move focus to the list of problems so it is read first.
+document.addEventListener("DOMContentLoaded", function () {
+  var errors = document.getElementById("errors");
+  if (errors) {
+    errors.setAttribute("tabindex", "-1");
+    errors.focus();
+  }
+});
+
 // Copy buttons: <button data-copy="input-id">.
 document.addEventListener("click", function (event) {
   var button = event.target.closest("[data-copy]");

@@ -466,3 +466,26 @@ async fn the_standalone_dashboard_reaches_the_api_over_http() {
     server.abort();
     platform.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_say_why_when_the_api_cannot_serve_them() {
+    // A control plane without AWS stores agents but cannot deploy them or read calls.
+    let platform = Platform::start(&[("TEMPOVOICE_DEPLOYER", "off")]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let agent = platform.create_agent(&key, agent_body("Front desk", "+14155550100")).await;
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let mut browser = Browser::new(&platform);
+    browser.sign_in(&key).await;
+
+    let page = browser.get(&format!("/agents/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("has not been deployed"), "{}", page.body);
+    let calls = browser.get(&format!("/agents/{id}/calls")).await;
+    assert_eq!(calls.status, 503);
+    assert!(calls.body.contains("no AWS access") || calls.body.contains("TEMPOVOICE_DEPLOYER"), "{}", calls.body);
+    let csrf = browser.csrf(&format!("/agents/{id}")).await;
+    let reply = browser.post("redeploy_agent", &[("csrf", &csrf), ("id", &id)]).await;
+    let page = browser.get(&reply.location).await;
+    assert!(page.body.contains("could not be deployed"), "{}", page.body);
+    platform.stop().await;
+}

@@ -86,14 +86,14 @@ pub fn service(state: AppState, pages: Option<Router>) -> Router {
     let doc_json = health::OpenApiJson(Arc::new(doc.to_json().expect("OpenAPI document serializes")));
     let request_id = HeaderName::from_static("x-request-id");
     let has_pages = pages.is_some();
-    let mut app = router.with_state(state);
+    // Set before `with_state`: it applies to the method routers registered so far.
+    let mut app = router.method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed }).with_state(state);
     if let Some(pages) = pages {
         app = app.merge(pages);
     }
     app.fallback(move |req: Request| async move {
         if has_pages && wants_page(&req) { dashboard::not_found() } else { ApiError::RouteNotFound.into_response() }
     })
-    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
     .layer(axum::Extension(doc_json))
     .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
     .layer(

@@ -92,7 +92,11 @@ async fn the_document_and_the_router_agree() {
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
     assert!(schemes.contains_key("api_key") && schemes.contains_key("admin_token"));
 
-    for path in ["/", "/v1", "/v1/agents/x/y", "/v1/tenants", "/v1/admin", "/openapi.json", "/v2/agents", "/agents"] {
+    // `/` and the page paths are the dashboard's; everything else is the API's.
+    let dashboard = app.request(Method::GET, "/", None).send().await.unwrap();
+    assert_eq!(dashboard.url().path(), "/sign-in", "the dashboard asks to sign in");
+    assert!(dashboard.text().await.unwrap().contains("<form action=\"/api/sign_in\""));
+    for path in ["/v1", "/v1/agents/x/y", "/v1/tenants", "/v1/admin", "/openapi.json", "/v2/agents", "/agents"] {
         let (status, code, ..) =
             error_of(app.request(Method::GET, path, Some(&tenant.key)).send().await.unwrap()).await;
         assert_eq!((status, code.as_str()), (404, "route_not_found"), "{path} is routed but undocumented");

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::actions::SignOut;
 use super::{PageError, RequestContext, errors_for};
+use crate::api::ApiFailure;
 use crate::assets::{CSS_URL, JS_URL};
 use crate::flash::{Flash, Level};
 
@@ -46,12 +47,21 @@ pub(crate) fn finish(ctx: &RequestContext, result: Result<Page, PageError>) -> A
             frame(ctx, Page { title: "Not found".into(), refresh: None, body: body.into_any() })
         }
         Err(PageError::Api(e)) => {
+            // The API's own words when it gave a reason (a 5xx reason is generic);
+            // otherwise the cause is logged here and the page stays general.
+            let (status, message) = match &e {
+                ApiFailure::Status { status, message } if *status == StatusCode::SERVICE_UNAVAILABLE => {
+                    (StatusCode::SERVICE_UNAVAILABLE, message.clone())
+                }
+                ApiFailure::Status { message, .. } => (StatusCode::BAD_GATEWAY, message.clone()),
+                _ => (StatusCode::BAD_GATEWAY, "The page could not be loaded. Try again in a moment.".to_owned()),
+            };
             tracing::error!(error = %e, path = %ctx.parts.uri.path(), "page could not be rendered");
-            ctx.response.set_status(StatusCode::BAD_GATEWAY);
+            ctx.response.set_status(status);
             let body = view! {
                 <div class="panel empty">
-                    <h1>"The control plane did not answer"</h1>
-                    <p>"The page could not be loaded. Try again in a moment."</p>
+                    <h1>"The control plane could not answer"</h1>
+                    <p>{message}</p>
                     <a class="button" href=ctx.here()>"Try again"</a>
                 </div>
             };
