@@ -489,3 +489,36 @@ async fn pages_say_why_when_the_api_cannot_serve_them() {
     assert!(page.body.contains("could not be deployed"), "{}", page.body);
     platform.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_deployment_shows_its_step_and_error_on_the_agent_page() {
+    // Agents are placed on a listener that does not exist: the listener rule fails.
+    let listener =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/gone/0123456789abcdef/0123456789abcdef";
+    let platform =
+        Platform::start(&[("TEMPOVOICE_LISTENERS", listener), ("TEMPOVOICE_DEPLOY_MAX_ATTEMPTS", "1")]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let agent = platform.create_agent(&key, agent_body("Front desk", "+14155550100")).await;
+    let id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!(platform.wait_deployed(&key, &id).await, "failed");
+    let (_, agent) = platform.api_get(&format!("/v1/agents/{id}"), &key).await;
+    let deployment = agent["deployment"]["id"].as_str().unwrap();
+    let (_, deployment) = platform.api_get(&format!("/v1/agents/{id}/deployments/{deployment}"), &key).await;
+    let error = &deployment["error"];
+
+    let mut browser = Browser::new(&platform);
+    browser.sign_in(&key).await;
+    let page = browser.get(&format!("/agents/{id}")).await.body;
+    assert!(page.contains(r#"<span class="badge failed">failed</span>"#), "{page}");
+    let step = error["step"].as_str().expect("the failed step");
+    assert!(page.contains(&format!("Failed at {step}")), "{step}: {page}");
+    assert!(page.contains(error["error_type"].as_str().unwrap()), "{page}");
+    assert!(!page.contains(r#"http-equiv="refresh""#), "a finished deployment does not refresh");
+    // Every event is listed, the failure included.
+    for event in deployment["events"].as_array().unwrap() {
+        let message = event["message"].as_str().unwrap();
+        let shown = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+        assert!(page.contains(message) || page.contains(&shown), "event {message:?} shown");
+    }
+    platform.stop().await;
+}
