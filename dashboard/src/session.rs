@@ -123,9 +123,10 @@ impl SessionKey {
     }
 }
 
-/// The `Set-Cookie` value that stores `sealed` until `expires_at`.
-pub fn set_cookie(sealed: &str, expires_at: OffsetDateTime, secure: bool) -> String {
-    let max_age = (expires_at - OffsetDateTime::now_utc()).whole_seconds().max(0);
+/// The `Set-Cookie` value that stores `sealed` for `lifetime` (the session's, which
+/// also expires inside the seal).
+pub fn set_cookie(sealed: &str, lifetime: time::Duration, secure: bool) -> String {
+    let max_age = lifetime.whole_seconds().max(0);
     let secure = if secure { "; Secure" } else { "" };
     format!("{COOKIE}={sealed}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }

@@ -143,7 +143,7 @@ async fn sign_in_sets_a_protected_expiring_cookie_and_pages_require_it() {
     let reply = browser.post("sign_in", &[("api_key", &key), ("next", "/agents/new")]).await;
     assert_eq!((reply.status, reply.location.as_str()), (302, "/agents/new"));
     let cookie = &reply.set_cookie;
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=7199"] {
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=7200"] {
         assert!(cookie.contains(attribute), "{attribute} in {cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain http on loopback: {cookie}");

@@ -62,7 +62,11 @@ pub async fn sign_in(api_key: String, next: String) -> Result<(), ServerFnError>
         Ok(_) => {
             let session = Session::new(SecretString::from(key), ctx.dashboard.session_lifetime);
             let sealed = ctx.dashboard.sessions.seal(&session);
-            ctx.set_cookie(session::set_cookie(&sealed, session.expires_at, ctx.dashboard.secure(&ctx.parts.headers)));
+            ctx.set_cookie(session::set_cookie(
+                &sealed,
+                ctx.dashboard.session_lifetime,
+                ctx.dashboard.secure(&ctx.parts.headers),
+            ));
             tracing::info!(key_id = session.key_id(), "signed in");
             let to = if super::pages::is_local_path(&next) { next } else { "/".to_owned() };
             ctx.redirect(&to);
