@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use agent_spec::api::{AgentPage, AgentResponse, CallPage, DeploymentPage, DeploymentResponse, ErrorBody};
+use agent_spec::api::{AgentPage, AgentResponse, CallPage, DeploymentResponse, ErrorBody};
 use agent_spec::calls::{CallMetadata, Transcript};
 use agent_spec::{AgentDraft, FieldError};
 use axum::body::Body;
@@ -205,10 +205,6 @@ impl TenantApi {
             .body(Body::empty())
             .expect("a POST request builds");
         self.json(request).await
-    }
-
-    pub async fn list_deployments(&self, id: &str, limit: u32) -> Result<DeploymentPage, ApiFailure> {
-        self.json(self.get(&format!("/v1/agents/{}/deployments?limit={limit}", encode(id)))).await
     }
 
     pub async fn get_deployment(&self, id: &str, deployment: &str) -> Result<DeploymentResponse, ApiFailure> {

@@ -228,7 +228,7 @@ pub fn NewAgentPage() -> impl IntoView {
     async_page(|ctx| async move {
         ctx.api()?;
         let flash = ctx.flash().filter(|f| !f.form.as_ref().is_some_and(AgentForm::is_edit));
-        let body = agent_form(None, flash);
+        let body = agent_form(&ctx, None, flash);
         Ok(Page { title: "New agent".into(), refresh: None, body })
     })
 }
@@ -241,7 +241,7 @@ pub fn EditAgentPage() -> impl IntoView {
         let agent = api.get_agent(&id).await.map_err(not_found("agent"))?;
         let flash = ctx.flash().filter(|f| f.form.as_ref().is_none_or(|f| f.id == id));
         let title = format!("Edit {}", agent.config.name);
-        let body = agent_form(Some(&agent), flash);
+        let body = agent_form(&ctx, Some(&agent), flash);
         Ok(Page { title, refresh: None, body })
     })
 }
@@ -311,8 +311,7 @@ fn field_anchor(path: &str) -> String {
     format!("#{}", input_id(base))
 }
 
-fn agent_form(agent: Option<&AgentResponse>, flash: Option<Flash>) -> AnyView {
-    let ctx = RequestContext::current();
+fn agent_form(ctx: &RequestContext, agent: Option<&AgentResponse>, flash: Option<Flash>) -> AnyView {
     let csrf = ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
     let flash = flash.unwrap_or_default();
     let mut form = match (&flash.form, agent) {
@@ -454,7 +453,7 @@ fn agent_form(agent: Option<&AgentResponse>, flash: Option<Flash>) -> AnyView {
             <fieldset id=input_id("knowledge_base")>
                 <legend>"Knowledge base"</legend>
                 <p class="hint">"Documents the agent answers from. Clear a document's title and text to remove it."</p>
-                {super::errors_for(e, "knowledge_base").into_iter().filter(|m| !m.starts_with("line")).map(|m| view! { <span class="error">{m}</span> }).collect_view()}
+                {e.iter().filter(|err| err.field == "knowledge_base").map(|err| view! { <span class="error">{err.reason.clone()}</span> }).collect_view()}
                 {documents}
                 <p>
                     <button type="submit" class="secondary" name="agent[add_document]" value="1">"Add another document"</button>
