@@ -93,8 +93,17 @@ impl App {
             );
         }
         let phrases = Phrases::for_agent(&config);
+        let started = std::time::Instant::now();
         let pipeline = LocalPipeline::new(&config, &settings.local).context("start the local speech pipeline")?;
-        pipeline.prewarm(&phrases.all()).await.context("synthesize the agent's standard phrases")?;
+        let loaded = started.elapsed();
+        let lines = phrases.all();
+        pipeline.prewarm(&lines).await.context("synthesize the agent's standard phrases")?;
+        tracing::info!(
+            load_ms = loaded.as_millis() as u64,
+            prewarm_ms = (started.elapsed() - loaded).as_millis() as u64,
+            phrases = lines.len(),
+            "local speech pipeline ready"
+        );
         let artifacts = Arc::new(ArtifactStore::new(
             peers.objects,
             settings.spool_dir.clone(),

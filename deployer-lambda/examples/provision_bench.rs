@@ -12,7 +12,7 @@
 //!
 //! Defaults: 5 agents per scenario, 50 ms, a fleet of 200 agents provisioned back to back.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/deployer/common.rs"]
 mod common;
 
 use std::sync::{Arc, Mutex};

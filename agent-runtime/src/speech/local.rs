@@ -7,6 +7,7 @@
 //! session is voice activity detection only; recognition runs on the blocking pool
 //! and synthesis in espeak-ng processes, so calls do not hold each other up.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::recognizer::{self, Recognizer, RecognizerError};
+use super::recognizer::{self, Dictionary, Recognizer, RecognizerError};
 use super::responder::Responder;
 use super::tts::Synthesizer;
 use super::vad::{TurnDetector, TurnEvent};
@@ -35,11 +36,17 @@ pub struct LocalSettings {
     pub work_dir: PathBuf,
 }
 
+struct AgentModels {
+    lm: PathBuf,
+    dict: PathBuf,
+}
+
 pub struct LocalPipeline {
     responder: Responder,
     tts: Synthesizer,
     recognizers: Mutex<Vec<Recognizer>>,
-    lm_path: Option<PathBuf>,
+    /// The agent's language model and pronouncing dictionary, with recognition on.
+    models: Option<AgentModels>,
     model_dir: PathBuf,
     end_of_turn: Duration,
 }
@@ -51,21 +58,28 @@ impl LocalPipeline {
         let mut pipeline = Self {
             tts: Synthesizer::new(settings.espeak.clone(), voice),
             recognizers: Mutex::new(Vec::new()),
-            lm_path: None,
+            models: None,
             model_dir: settings.model_dir.clone(),
             end_of_turn: settings.end_of_turn,
             responder,
         };
         if settings.recognition {
-            let known = recognizer::dictionary_words(&settings.model_dir)?;
-            let lm = recognizer::domain_language_model(&pipeline.responder.corpus(config), &known);
+            let dictionary = Dictionary::load(&settings.model_dir)?;
+            let known = dictionary.words();
+            let corpus = pipeline.responder.corpus(config);
+            let lm = recognizer::domain_language_model(&corpus, &known);
+            // The decoder's dictionary holds the language model's words only.
+            let vocabulary: BTreeSet<&str> =
+                corpus.iter().flatten().map(String::as_str).filter(|w| known.contains(w)).collect();
             std::fs::create_dir_all(&settings.work_dir)?;
-            let path = settings.work_dir.join("agent.lm");
-            std::fs::write(&path, lm)?;
+            let models =
+                AgentModels { lm: settings.work_dir.join("agent.lm"), dict: settings.work_dir.join("agent.dict") };
+            std::fs::write(&models.lm, lm)?;
+            std::fs::write(&models.dict, dictionary.subset(&vocabulary))?;
             // Load one decoder now: a broken model fails at start-up, not on a call.
-            let first = Recognizer::new(&settings.model_dir, &path)?;
+            let first = Recognizer::new(&settings.model_dir, &models.lm, &models.dict)?;
             pipeline.recognizers.lock().expect("recognizer pool lock").push(first);
-            pipeline.lm_path = Some(path);
+            pipeline.models = Some(models);
         }
         Ok(Arc::new(pipeline))
     }
@@ -96,11 +110,11 @@ impl LocalPipeline {
     }
 
     fn recognize(&self, samples: &[i16]) -> String {
-        let Some(lm) = &self.lm_path else { return String::new() };
+        let Some(models) = &self.models else { return String::new() };
         let pooled = self.recognizers.lock().expect("recognizer pool lock").pop();
         let mut decoder = match pooled {
             Some(d) => d,
-            None => match Recognizer::new(&self.model_dir, lm) {
+            None => match Recognizer::new(&self.model_dir, &models.lm, &models.dict) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "start a speech recognizer");
@@ -137,7 +151,7 @@ impl LocalSession {
         let generation = self.generation;
         self.tasks.spawn(
             async move {
-                let text = if pipeline.lm_path.is_some() {
+                let text = if pipeline.models.is_some() {
                     let p = Arc::clone(&pipeline);
                     tokio::task::spawn_blocking(move || p.recognize(&utterance)).await.unwrap_or_default()
                 } else {

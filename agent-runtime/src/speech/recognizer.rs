@@ -9,6 +9,12 @@
 //! the phrases that trigger its tools) by [`domain_language_model`]: on narrow-band
 //! telephone audio the general English model finds words nobody said, while a small
 //! model of what callers of this agent say keeps recognition on topic.
+//!
+//! The decoder's pronouncing dictionary is cut down to that model's words too
+//! ([`Dictionary::subset`]): PocketSphinx builds its search over every dictionary word
+//! when a decoder starts, which takes seconds for the whole CMUdict (about 135,000
+//! words) and a fraction of a second for an agent's few hundred. The search is the same
+//! either way, since the decoder can only hypothesize words the language model has.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
@@ -75,12 +81,11 @@ pub struct Recognizer {
 unsafe impl Send for Recognizer {}
 
 impl Recognizer {
-    /// A decoder with the acoustic model and dictionary under `model_dir` and the
-    /// language model at `lm` (ARPA text or binary).
-    pub fn new(model_dir: &Path, lm: &Path) -> Result<Self, RecognizerError> {
+    /// A decoder with the acoustic model under `model_dir`, the language model at `lm`
+    /// (ARPA text or binary) and the pronouncing dictionary at `dict`.
+    pub fn new(model_dir: &Path, lm: &Path, dict: &Path) -> Result<Self, RecognizerError> {
         let hmm = model_dir.join("en-us");
-        let dict = model_dir.join("cmudict-en-us.dict");
-        for p in [&hmm, &dict, &lm.to_path_buf()] {
+        for p in [&hmm, &dict.to_path_buf(), &lm.to_path_buf()] {
             if !p.exists() {
                 return Err(RecognizerError::MissingModel(p.clone()));
             }
@@ -148,28 +153,56 @@ impl Drop for Recognizer {
     }
 }
 
-/// The words a dictionary knows.
-pub fn dictionary_words(model_dir: &Path) -> Result<BTreeSet<String>, RecognizerError> {
-    let path = model_dir.join("cmudict-en-us.dict");
-    let text = std::fs::read_to_string(&path).map_err(|_| RecognizerError::MissingModel(path))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|w| !w.contains('('))
-        .map(str::to_owned)
-        .collect())
+/// The pronouncing dictionary that comes with the acoustic model (CMUdict).
+pub struct Dictionary {
+    text: String,
+}
+
+impl Dictionary {
+    pub const FILE: &str = "cmudict-en-us.dict";
+
+    pub fn load(model_dir: &Path) -> Result<Self, RecognizerError> {
+        let path = model_dir.join(Self::FILE);
+        let text = std::fs::read_to_string(&path).map_err(|_| RecognizerError::MissingModel(path))?;
+        Ok(Self { text })
+    }
+
+    /// The words it knows (alternate pronunciations, `word(2)`, are the same word).
+    pub fn words(&self) -> BTreeSet<&str> {
+        self.text.lines().filter_map(head_word).collect()
+    }
+
+    /// Its entries for the words of `vocabulary`, every pronunciation of each, in the
+    /// dictionary's own format.
+    pub fn subset(&self, vocabulary: &BTreeSet<&str>) -> String {
+        let mut out = String::new();
+        for line in self.text.lines() {
+            if head_word(line).is_some_and(|w| vocabulary.contains(w)) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// The word an entry is for: `hello HH AH L OW` and `hello(2) HH EH L OW` are both
+/// `hello`.
+fn head_word(entry: &str) -> Option<&str> {
+    let token = entry.split_whitespace().next()?;
+    Some(token.split_once('(').map_or(token, |(w, _)| w))
 }
 
 /// An ARPA bigram language model of `sentences` (lowercase words), with absolute
 /// discounting and back-off to unigrams. Words the dictionary does not know are left
 /// out.
-pub fn domain_language_model(sentences: &[Vec<String>], known: &BTreeSet<String>) -> String {
+pub fn domain_language_model(sentences: &[Vec<String>], known: &BTreeSet<&str>) -> String {
     const DISCOUNT: f64 = 0.5;
     let mut unigrams: BTreeMap<&str, f64> = BTreeMap::new();
     let mut bigrams: BTreeMap<(&str, &str), f64> = BTreeMap::new();
     for sentence in sentences {
         let words: Vec<&str> = std::iter::once("<s>")
-            .chain(sentence.iter().map(String::as_str).filter(|w| known.contains(*w)))
+            .chain(sentence.iter().map(String::as_str).filter(|w| known.contains(w)))
             .chain(std::iter::once("</s>"))
             .collect();
         if words.len() <= 2 {
@@ -203,4 +236,32 @@ pub fn domain_language_model(sentences: &[Vec<String>], known: &BTreeSet<String>
     }
     out.push_str("\n\\end\\\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CMUDICT: &str =
+        "hello HH AH L OW\nhello(2) HH EH L OW\nhelp HH EH L P\nhours AW ER Z\nhours(2) AW R Z\nopen OW P AH N\n";
+
+    #[test]
+    fn a_subset_keeps_every_pronunciation_of_the_words_asked_for_and_nothing_else() {
+        let dictionary = Dictionary { text: CMUDICT.to_owned() };
+        assert_eq!(dictionary.words(), BTreeSet::from(["hello", "help", "hours", "open"]));
+        let subset = dictionary.subset(&BTreeSet::from(["hello", "hours", "unknown"]));
+        assert_eq!(subset, "hello HH AH L OW\nhello(2) HH EH L OW\nhours AW ER Z\nhours(2) AW R Z\n");
+        assert_eq!(dictionary.subset(&BTreeSet::new()), "");
+    }
+
+    #[test]
+    fn the_language_model_leaves_out_words_the_dictionary_does_not_know() {
+        let known = BTreeSet::from(["hello", "hours", "open"]);
+        let sentences =
+            vec![vec!["hello".to_owned(), "zyzzyva".to_owned(), "open".to_owned()], vec!["zyzzyva".to_owned()]];
+        let lm = domain_language_model(&sentences, &known);
+        assert!(lm.contains("ngram 1=4\n"), "<s>, </s>, hello, open: {lm}");
+        assert!(lm.contains(" hello open\n"), "{lm}");
+        assert!(!lm.contains("zyzzyva"), "{lm}");
+    }
 }

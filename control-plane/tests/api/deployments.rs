@@ -15,31 +15,12 @@ use deployer_lambda::event::DeployerEvent;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestTenant, agent_body, error_of, random_token};
+use crate::helpers::{TestApp, TestTenant, agent_body, error_of};
 
-/// A fresh AWS base on moto, as settings variables (unique names per test).
+/// A fresh AWS base on moto, as settings variables (unique names per test), made by
+/// `scripts/bootstrap-local` as the README's run command makes it.
 pub fn aws_base(listeners: usize, capacity: u32) -> HashMap<String, String> {
-    std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL must name a moto server (scripts/test starts one)");
-    let python = std::env::var("TEMPOVOICE_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/tempovoice/venv/bin/python", std::env::var("HOME").unwrap_or_default()));
-    let dir = tempfile::tempdir().unwrap();
-    let env_file = dir.path().join("aws.env");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/bootstrap-local");
-    let prefix = format!("t{}", random_token(8));
-    let out = std::process::Command::new(&python)
-        .arg(script)
-        .args(["--env-file", env_file.to_str().unwrap(), "--prefix", &prefix])
-        .args(["--listeners", &listeners.to_string(), "--capacity", &capacity.to_string()])
-        .output()
-        .expect("run scripts/bootstrap-local");
-    assert!(out.status.success(), "bootstrap-local failed: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read_to_string(&env_file)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    test_support::aws_base('t', &test_support::BaseOptions { listeners, capacity, ..Default::default() })
 }
 
 /// Settings for an app deploying in process onto `base`.

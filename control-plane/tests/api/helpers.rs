@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use base64::Engine;
 use control_plane::App;
 use control_plane::settings::{LogFormat, Settings};
-use rand::Rng;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -54,11 +53,7 @@ pub fn captured_logs() -> String {
     String::from_utf8_lossy(&logs().0.lock().expect("log buffer lock")).into_owned()
 }
 
-pub fn random_token(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    (0..len).map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())])).collect()
-}
+pub use test_support::random_token;
 
 pub struct TestApp {
     pub addr: SocketAddr,

@@ -29,13 +29,6 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
-fn cargo_lambda() -> PathBuf {
-    match std::env::var_os("TEMPOVOICE_CARGO_LAMBDA") {
-        Some(p) => p.into(),
-        None => Path::new(&std::env::var("HOME").unwrap()).join(".cache/tempovoice/venv/bin/cargo-lambda"),
-    }
-}
-
 /// The deployer binary next to this test's own target directory, built if missing.
 fn deployer_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -89,7 +82,7 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
     // The Lambda runtime and Invoke APIs, without cargo-lambda building the function:
     // the binary built with the workspace is run against them below.
     let mut watch = Running(
-        Command::new(cargo_lambda())
+        Command::new(test_support::cargo_lambda())
             .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &port.to_string()])
             .current_dir(workspace_root())

@@ -8,7 +8,7 @@
 //! A screenshot of each page is written to `{CARGO_TARGET_TMPDIR}/dashboard-screenshots/`
 //! (or `TEMPOVOICE_SCREENSHOTS_DIR`).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

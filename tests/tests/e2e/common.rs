@@ -14,35 +14,16 @@ use tokio_util::sync::CancellationToken;
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
-pub fn python() -> String {
-    std::env::var("TEMPOVOICE_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/tempovoice/venv/bin/python", std::env::var("HOME").unwrap_or_default()))
-}
+pub use test_support::python;
 
-/// Eight random lowercase letters (unique names in the shared moto).
+/// Eight random lowercase letters and digits (unique names in the shared moto).
 pub fn token() -> String {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..8).map(|_| char::from(b'a' + rng.gen_range(0..26))).collect()
+    test_support::random_token(8)
 }
 
 /// The shared AWS base in moto, as `scripts/bootstrap-local` makes it.
-pub fn aws_base(dir: &std::path::Path) -> HashMap<String, String> {
-    std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL must name a moto server (scripts/test starts one)");
-    let env_file = dir.join("aws.env");
-    let out = std::process::Command::new(python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/bootstrap-local"))
-        .args(["--env-file", env_file.to_str().unwrap(), "--prefix", &format!("e{}", token())])
-        .output()
-        .expect("run scripts/bootstrap-local");
-    assert!(out.status.success(), "bootstrap-local: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read_to_string(&env_file)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+pub fn aws_base() -> HashMap<String, String> {
+    test_support::aws_base('e', &test_support::BaseOptions::default())
 }
 
 /// A running control plane and what the tests need to reach it.
@@ -60,7 +41,7 @@ impl Platform {
     /// Starts the control plane; `extra` settings override the defaults.
     pub async fn start(extra: &[(&str, &str)]) -> Platform {
         let dir = tempfile::tempdir().unwrap();
-        let base = aws_base(dir.path());
+        let base = aws_base();
         let admin = format!("admin-{}{}", token(), "x".repeat(32));
         let mut vars: HashMap<String, String> = base.clone();
         for (k, v) in [

@@ -1,18 +1,13 @@
 //! The voice webhook and the stream upgrade, signed by Twilio's own library (the
 //! official `twilio` Python package), and what the runtime refuses.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
 use common::*;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-fn python() -> String {
-    std::env::var("TEMPOVOICE_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/tempovoice/venv/bin/python", std::env::var("HOME").unwrap_or_default()))
-}
 
 /// `X-Twilio-Signature` for (url, params), computed by the `twilio` library.
 fn twilio_sign(url: &str, params: &[(&str, &str)]) -> String {
@@ -23,7 +18,7 @@ c = json.loads(sys.argv[2])
 print(RequestValidator(sys.argv[1]).compute_signature(c["url"], dict(c["params"])))
 "#;
     let input = json!({"url": url, "params": params});
-    let out = Command::new(python())
+    let out = Command::new(test_support::python())
         .args(["-c", script, AUTH_TOKEN, &input.to_string()])
         .output()
         .expect("python with the twilio library (scripts/test installs it)");

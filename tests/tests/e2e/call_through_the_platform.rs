@@ -11,7 +11,7 @@ use std::time::Duration;
 use agent_runtime::callsim::{Ending, Step, TwilioSim};
 use serde_json::Value;
 
-mod common;
+use crate::common;
 
 use common::{ACCOUNT_SID, AUTH_TOKEN, Platform, agent_body, python};
 
@@ -20,7 +20,13 @@ use common::{ACCOUNT_SID, AUTH_TOKEN, Platform, agent_body, python};
 fn agent_environment(base: &HashMap<String, String>, agent_id: &str) -> BTreeMap<String, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/agent-env");
     let out = std::process::Command::new("bash")
-        .args(["-c", r#"set -euo pipefail; set -a; eval "$("$0" "$1" "$2")"; env -0"#, &python(), script, agent_id])
+        .args([
+            "-c",
+            r#"set -euo pipefail; set -a; eval "$("$0" "$1" "$2")"; env -0"#,
+            python().to_str().expect("UTF-8 path"),
+            script,
+            agent_id,
+        ])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(base.iter().filter(|(k, _)| k.starts_with("AWS_") || k.as_str() == "TEMPOVOICE_PREFIX"))

@@ -3,7 +3,7 @@
 //! the start (slow, and the call does not wait), a callback request to the Make.com
 //! endpoint (failing: recorded, not fatal), and the transcript at the end.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! What must not lose a call or its artifacts: S3 outages, shutdown with live calls,
 //! and a misbehaving stream.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

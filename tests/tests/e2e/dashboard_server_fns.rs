@@ -4,7 +4,7 @@
 //! on the signed-in tenant's agents, and sends invalid input back to the form with
 //! every error and the entered values.
 
-mod common;
+use crate::common;
 
 use common::{AUTH_TOKEN, Platform, agent_body};
 use serde_json::Value;

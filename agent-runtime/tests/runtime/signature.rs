@@ -33,11 +33,6 @@ fn cases() -> Vec<(String, Vec<(String, String)>)> {
     ]
 }
 
-fn python() -> String {
-    std::env::var("TEMPOVOICE_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/tempovoice/venv/bin/python", std::env::var("HOME").unwrap_or_default()))
-}
-
 /// Twilio's signatures for `cases()`, from the `twilio` library.
 fn twilio_signatures(cases: &[(String, Vec<(String, String)>)]) -> Vec<String> {
     let input: Vec<Value> = cases
@@ -51,7 +46,7 @@ cases = json.load(sys.stdin)
 v = RequestValidator(sys.argv[1])
 print(json.dumps([v.compute_signature(c["url"], dict(c["params"])) for c in cases]))
 "#;
-    let mut child = Command::new(python())
+    let mut child = Command::new(test_support::python())
         .args(["-c", script, TOKEN])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

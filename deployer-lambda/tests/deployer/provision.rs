@@ -2,7 +2,7 @@
 //! zero mutating calls on a repeated deploy, only a new revision and a service
 //! update on a config change, and nothing left behind by delete.
 
-mod common;
+use crate::common;
 
 use agent_spec::{AgentId, TenantId};
 use common::*;

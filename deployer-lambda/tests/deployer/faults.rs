@@ -2,7 +2,7 @@
 //! deploy converges to the full set; a delete after a half-way failure leaves
 //! nothing of the agent behind (every resource type is listed to check).
 
-mod common;
+use crate::common;
 
 use agent_spec::{AgentId, TenantId};
 use common::*;

@@ -1,6 +1,6 @@
 //! `status` and `rollout` against moto server.
 
-mod common;
+use crate::common;
 
 use agent_spec::{AgentId, TenantId};
 use common::*;

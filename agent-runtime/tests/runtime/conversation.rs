@@ -1,7 +1,7 @@
 //! Conversation behaviour end to end through the call simulator: barge-in, idle
 //! prompts, limits, guardrails, transfer and voicemail.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Validation table: each field's bad values are refused with an error that names
 //! the field, and all problems are reported at once.
 
-mod common;
+use crate::common;
 
 use common::valid_draft;
 

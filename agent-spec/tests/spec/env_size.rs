@@ -1,7 +1,7 @@
 //! The encoded environment stays well inside the ECS 64 KiB task-definition limit:
 //! a config over the budget is refused at validation, naming the field to shorten.
 
-mod common;
+use crate::common;
 
 use common::valid_draft;
 

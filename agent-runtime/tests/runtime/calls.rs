@@ -1,6 +1,6 @@
 //! Whole calls through the call simulator against the runtime, with S3 on moto.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

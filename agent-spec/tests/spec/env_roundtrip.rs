@@ -1,7 +1,7 @@
 //! `from_env(to_env(spec)) == spec` for every valid spec, and `from_env` names
 //! every missing or invalid variable.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! same agent end with one set of resources; deploys of different agents never share
 //! a priority; a priority held by someone else's rule is refused by name, never taken.
 
-mod common;
+use crate::common;
 
 use agent_spec::{AgentId, TenantId};
 use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, RuleCondition};

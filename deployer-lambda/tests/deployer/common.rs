@@ -1,0 +1,120 @@
+//! Test base on moto server: what Terraform makes in AWS (VPC, subnets, security
+//! group, ALB with a listener, ECS cluster, ECR repository holding a runtime image
+//! tag, roles, log group), made by `scripts/bootstrap-local` fresh under a unique
+//! prefix for each test, so tests can share one moto server. The server is at
+//! AWS_ENDPOINT_URL (scripts/test starts it on 127.0.0.1).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use agent_spec::draft::{AgentDraft, SecretsDraft, TelephonyDraft};
+use agent_spec::secrets::SecretPatch;
+use agent_spec::{AgentConfig, AgentId, TenantId};
+use aws_config::BehaviorVersion;
+use deployer_lambda::{AwsClients, CallRecorder, DeployRequest, DeployerSettings, Placement};
+use test_support::BaseOptions;
+
+pub const REGION: &str = "us-east-1";
+pub const IMAGE_TAG: &str = "v1";
+/// The test agents' Twilio auth token (distinct from every other test value).
+pub const TOKEN: &str = "f00dfeedf00dfeedf00dfeedf00dfeed";
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", test_support::random_token(8))
+}
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(test_support::aws_endpoint())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await
+}
+
+pub struct Base {
+    pub sdk: aws_config::SdkConfig,
+    pub clients: AwsClients,
+    pub recorder: CallRecorder,
+    pub settings: DeployerSettings,
+    pub listener_arn: String,
+    pub subnets: Vec<String>,
+    pub security_group: String,
+}
+
+/// Builds a fresh base and the deployer's clients (with a call recorder) and settings.
+pub async fn base() -> Base {
+    base_with(|_| {}).await
+}
+
+/// The same, with extra or changed deployer settings.
+pub async fn base_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> Base {
+    let sdk = sdk_config().await;
+    let options = BaseOptions { image_tag: IMAGE_TAG.into(), ..BaseOptions::default() };
+    let mut map = tokio::task::spawn_blocking(move || test_support::aws_base('d', &options)).await.unwrap();
+    // bootstrap-local turns the TLS-only bucket policy off for the platform on moto
+    // (moto evaluates Deny statements without their conditions); the deployer's own
+    // tests check the policy it writes, so they keep the production default.
+    map.remove("TEMPOVOICE_TRANSCRIPTS_TLS_ONLY");
+    let listener_arn = map["TEMPOVOICE_LISTENERS"].split_once('=').map(|(arn, _)| arn.to_owned()).unwrap();
+    let subnets = map["TEMPOVOICE_SUBNETS"].split(',').map(str::to_owned).collect();
+    let security_group = map["TEMPOVOICE_SECURITY_GROUPS"].clone();
+    adjust(&mut map);
+    let settings = DeployerSettings::from_map(REGION, &map).unwrap();
+    let recorder = CallRecorder::new();
+    let clients = AwsClients::new(&sdk, Some(recorder.clone()));
+    Base { sdk, clients, recorder, settings, listener_arn, subnets, security_group }
+}
+
+/// Pushes a minimal image manifest under `tag`.
+pub async fn push_image(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) {
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
+                   "digest": format!("sha256:{}", "a".repeat(64))},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654,
+                    "digest": format!("sha256:{}", "b".repeat(64))}]
+    });
+    ecr.put_image()
+        .repository_name(repository)
+        .image_manifest(manifest.to_string())
+        .image_tag(tag)
+        .send()
+        .await
+        .unwrap();
+}
+
+pub fn config() -> AgentConfig {
+    agent_draft().validate(None).unwrap().0
+}
+
+pub fn agent_draft() -> AgentDraft {
+    AgentDraft {
+        name: "Front desk".into(),
+        system_prompt: "You answer calls for Rosa's Bakery.".into(),
+        telephony: TelephonyDraft {
+            call_phone_number: "+14155550100".into(),
+            twilio_account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+            ..Default::default()
+        },
+        secrets: secrets(TOKEN),
+        ..Default::default()
+    }
+}
+
+pub fn secrets(token: &str) -> SecretsDraft {
+    SecretsDraft { twilio_auth_token: SecretPatch::set(token), ..Default::default() }
+}
+
+pub fn request(base: &Base, agent: &AgentId, tenant: &TenantId, priority: u32) -> DeployRequest {
+    DeployRequest {
+        agent_id: agent.clone(),
+        tenant_id: tenant.clone(),
+        config: config(),
+        secrets: secrets(TOKEN),
+        placement: Placement { listener_arn: base.listener_arn.clone(), priority },
+        image_tag: None,
+    }
+}
