@@ -8,6 +8,9 @@ use agent_spec::{AgentConfig, AgentId, AgentSecrets, DeploymentId, TenantId};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
 use super::{Store, StoreError};
 use crate::db::{from_ms, now_ms};
 
@@ -95,7 +98,6 @@ fn status_from_bits(bits: i64) -> SecretsStatus {
 const COLUMNS: &str = "id, tenant_id, config, secrets_set, version, created_at, updated_at";
 
 /// An `agents` row as selected by [`COLUMNS`].
-#[derive(sqlx::FromRow)]
 struct Row {
     id: String,
     tenant_id: String,
@@ -106,6 +108,20 @@ struct Row {
     updated_at: i64,
 }
 
+impl sqlx::FromRow<'_, AnyRow> for Row {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            config: row.try_get("config")?,
+            secrets_set: row.try_get("secrets_set")?,
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
 /// What reads that show the agent select: its row and its latest deployment, joined
 /// in the same query (one round trip for `GET /v1/agents/{id}` and each list page).
 const SHOWN_COLUMNS: &str = "a.id, a.tenant_id, a.config, a.secrets_set, a.version, a.created_at, a.updated_at, \
@@ -114,14 +130,24 @@ const SHOWN_COLUMNS: &str = "a.id, a.tenant_id, a.config, a.secrets_set, a.versi
 const SHOWN_FROM: &str = "agents a LEFT JOIN deployments d ON d.id = (SELECT l.id FROM deployments l \
                           WHERE l.agent_id = a.id ORDER BY l.created_at DESC, l.id DESC LIMIT 1)";
 
-#[derive(sqlx::FromRow)]
 struct ShownRow {
-    #[sqlx(flatten)]
     row: Row,
     dep_id: Option<String>,
     dep_action: Option<String>,
     dep_status: Option<String>,
     dep_updated_at: Option<i64>,
+}
+
+impl sqlx::FromRow<'_, AnyRow> for ShownRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            row: Row::from_row(row)?,
+            dep_id: row.try_get("dep_id")?,
+            dep_action: row.try_get("dep_action")?,
+            dep_status: row.try_get("dep_status")?,
+            dep_updated_at: row.try_get("dep_updated_at")?,
+        })
+    }
 }
 
 fn decode_shown(shown: ShownRow) -> Result<StoredAgent, StoreError> {
@@ -141,11 +167,15 @@ fn decode_shown(shown: ShownRow) -> Result<StoredAgent, StoreError> {
 }
 
 /// A row with its sealed secrets.
-#[derive(sqlx::FromRow)]
 struct SealedRow {
-    #[sqlx(flatten)]
     row: Row,
     secrets: Vec<u8>,
+}
+
+impl sqlx::FromRow<'_, AnyRow> for SealedRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self { row: Row::from_row(row)?, secrets: row.try_get("secrets")? })
+    }
 }
 
 /// Re-validates a stored row: ids, and the config through `AgentConfig`'s own types.

@@ -14,6 +14,9 @@ use agent_spec::{AgentId, DeploymentId, TenantId};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
 use super::{Store, StoreError};
 use crate::db::{from_ms, now_ms};
 
@@ -37,7 +40,6 @@ pub(crate) fn parse_action(raw: &str) -> Option<DeploymentAction> {
 const COLUMNS: &str = "id, tenant_id, agent_id, action, status, agent_version, deployed_version, purge_transcripts, \
                        attempts, error, resources, created_at, updated_at, finished_at";
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: String,
     tenant_id: String,
@@ -53,6 +55,27 @@ struct Row {
     created_at: i64,
     updated_at: i64,
     finished_at: Option<i64>,
+}
+
+impl sqlx::FromRow<'_, AnyRow> for Row {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            agent_id: row.try_get("agent_id")?,
+            action: row.try_get("action")?,
+            status: row.try_get("status")?,
+            agent_version: row.try_get("agent_version")?,
+            deployed_version: row.try_get("deployed_version")?,
+            purge_transcripts: row.try_get("purge_transcripts")?,
+            attempts: row.try_get("attempts")?,
+            error: row.try_get("error")?,
+            resources: row.try_get("resources")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
 }
 
 /// A deployment as stored (without its events).
