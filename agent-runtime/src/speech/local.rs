@@ -67,10 +67,11 @@ impl LocalPipeline {
             let dictionary = Dictionary::load(&settings.model_dir)?;
             let known = dictionary.words();
             let corpus = pipeline.responder.corpus(config);
-            let lm = recognizer::domain_language_model(&corpus, &known);
-            // The decoder's dictionary holds the language model's words only.
+            // The agent's words the dictionary knows: the language model's vocabulary,
+            // and all the decoder's dictionary holds.
             let vocabulary: BTreeSet<&str> =
                 corpus.iter().flatten().map(String::as_str).filter(|w| known.contains(w)).collect();
+            let lm = recognizer::domain_language_model(&corpus, &vocabulary);
             std::fs::create_dir_all(&settings.work_dir)?;
             let models =
                 AgentModels { lm: settings.work_dir.join("agent.lm"), dict: settings.work_dir.join("agent.dict") };
