@@ -1,19 +1,61 @@
 //! The AWS clients, built once (at Lambda cold start) from one `aws-config`
-//! `SdkConfig`. `AWS_ENDPOINT_URL` points them all at moto locally; S3 then uses
-//! path-style addressing, since bucket subdomains of 127.0.0.1 do not resolve.
+//! `SdkConfig`, with an explicit retry policy and timeouts. `AWS_ENDPOINT_URL`
+//! points them all at moto locally; S3 then uses path-style addressing, since
+//! bucket subdomains of 127.0.0.1 do not resolve.
 //!
 //! [`CallRecorder`] is an SDK interceptor that records every operation (service and
-//! name) and can fail a named one: tests count mutating calls with it and inject
-//! faults at each step.
+//! name). Tests count mutating calls with it, fail a named operation outright, and
+//! inject the transient errors AWS really answers ([`crate::faults`]): those are
+//! answered on the wire, without the request reaching the server, so the SDK's own
+//! retry classification and the deployer's handling both see exactly what AWS would
+//! send.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+
+use crate::faults::{FAULT_HEADER, Fault, FaultClient};
+
+/// Attempts per AWS call, the first included, in the SDK's standard retry mode:
+/// throttling, 5xx answers, timeouts and connection failures are retried with
+/// exponential back-off and full jitter, within the SDK's retry quota. (Adaptive
+/// mode was measured too: its client-side rate limiter, shared by every call to a
+/// service, stretched a deploy that met two throttles from seconds to over a
+/// minute.) What still fails after the last attempt reaches the deployer's own
+/// handling (see `docs/deployer.md`).
+pub const MAX_ATTEMPTS: u32 = 6;
+/// First back-off (doubling, with full jitter) and the longest one.
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(20);
+/// TCP connect, one attempt, and one operation with all its retries.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF)
+}
+
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
 
 #[derive(Clone, Debug)]
 pub struct AwsClients {
@@ -27,23 +69,39 @@ pub struct AwsClients {
 impl AwsClients {
     pub fn new(sdk: &aws_config::SdkConfig, recorder: Option<CallRecorder>) -> Self {
         let local = sdk.endpoint_url().is_some();
+        // With a recorder, the HTTP client is wrapped so injected faults are answered
+        // on the wire; the SDK's default client when the config names none.
+        let http_client = match &recorder {
+            Some(r) => {
+                let inner = sdk.http_client().unwrap_or_else(|| {
+                    use aws_smithy_http_client::tls;
+                    aws_smithy_http_client::Builder::new()
+                        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+                        .build_https()
+                });
+                Some(FaultClient::shared(inner, r.clone()))
+            }
+            None => sdk.http_client(),
+        };
         macro_rules! client {
-            ($krate:ident) => {{
-                let mut config = $krate::config::Builder::from(sdk);
+            ($krate:ident $(, $extra:ident($arg:expr))*) => {{
+                let mut config = $krate::config::Builder::from(sdk)
+                    .retry_config(retry_config())
+                    .timeout_config(timeout_config())
+                    $(.$extra($arg))*;
+                if let Some(c) = &http_client {
+                    config = config.http_client(c.clone());
+                }
                 if let Some(r) = &recorder {
                     config = config.interceptor(r.clone());
                 }
                 $krate::Client::from_conf(config.build())
             }};
         }
-        let mut s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(local);
-        if let Some(r) = &recorder {
-            s3 = s3.interceptor(r.clone());
-        }
         Self {
             ecs: client!(aws_sdk_ecs),
             elb: client!(aws_sdk_elasticloadbalancingv2),
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            s3: client!(aws_sdk_s3, force_path_style(local)),
             ecr: client!(aws_sdk_ecr),
             secrets: client!(aws_sdk_secretsmanager),
         }
@@ -66,23 +124,36 @@ impl Call {
 }
 
 #[derive(Debug, Default)]
-struct RecorderState {
+pub(crate) struct RecorderState {
     calls: Vec<Call>,
     fail_operation: Option<String>,
+    pub(crate) faults: Vec<Fault>,
+    /// Faults answered so far, by operation.
+    pub(crate) injected: Vec<Call>,
+    /// Answers decided by the interceptor, for the fault client to send.
+    pub(crate) answers: crate::faults::Answers,
+    /// State of the generator that decides probabilistic faults (xorshift).
+    pub(crate) rng: u64,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct CallRecorder {
-    state: Arc<Mutex<RecorderState>>,
+    pub(crate) state: Arc<Mutex<RecorderState>>,
 }
 
 impl CallRecorder {
     pub fn new() -> Self {
-        Self::default()
+        let recorder = Self::default();
+        recorder.lock().rng = 0x9E37_79B9_7F4A_7C15;
+        recorder
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, RecorderState> {
+        self.state.lock().expect("recorder lock")
     }
 
     pub fn calls(&self) -> Vec<Call> {
-        self.state.lock().expect("recorder lock").calls.clone()
+        self.lock().calls.clone()
     }
 
     pub fn mutating_calls(&self) -> Vec<Call> {
@@ -90,12 +161,30 @@ impl CallRecorder {
     }
 
     pub fn clear(&self) {
-        self.state.lock().expect("recorder lock").calls.clear();
+        self.lock().calls.clear();
     }
 
-    /// Makes every call of `operation` (e.g. `CreateTargetGroup`) fail until cleared.
+    /// Makes every call of `operation` (e.g. `CreateTargetGroup`) fail until cleared,
+    /// before it is sent, with an error that is not AWS's.
     pub fn fail(&self, operation: Option<&str>) {
-        self.state.lock().expect("recorder lock").fail_operation = operation.map(str::to_owned);
+        self.lock().fail_operation = operation.map(str::to_owned);
+    }
+
+    /// Answers matching attempts with a transient AWS error (see [`Fault`]).
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// Drops every injected fault, and returns the attempts they answered.
+    pub fn clear_faults(&self) -> Vec<Call> {
+        let mut state = self.lock();
+        state.faults.clear();
+        std::mem::take(&mut state.injected)
+    }
+
+    /// The attempts answered with an injected fault so far.
+    pub fn injected(&self) -> Vec<Call> {
+        self.lock().injected.clone()
     }
 }
 
@@ -110,6 +199,7 @@ impl Intercept for CallRecorder {
 
     // Not `read_before_execution`: for interceptors on the client config, that runs
     // before the operation's own configuration (and its `Metadata`) is applied.
+    // Once per operation, however often the SDK retries it.
     fn read_before_serialization(
         &self,
         _: &BeforeSerializationInterceptorContextRef<'_>,
@@ -117,10 +207,26 @@ impl Intercept for CallRecorder {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let Some(meta) = cfg.load::<Metadata>() else { return Ok(()) };
-        let mut state = self.state.lock().expect("recorder lock");
+        let mut state = self.lock();
         state.calls.push(Call { service: meta.service().to_owned(), operation: meta.name().to_owned() });
         if state.fail_operation.as_deref() == Some(meta.name()) {
             return Err(Box::new(InjectedFailure(meta.name().to_owned())));
+        }
+        Ok(())
+    }
+
+    // Once per attempt: a fault that matches marks the request, and the fault
+    // client answers it in AWS's wire format instead of sending it.
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(meta) = cfg.load::<Metadata>() else { return Ok(()) };
+        let call = Call { service: meta.service().to_owned(), operation: meta.name().to_owned() };
+        if let Some(answer) = crate::faults::decide(&mut self.lock(), &call) {
+            context.request_mut().headers_mut().insert(FAULT_HEADER, answer.to_string());
         }
         Ok(())
     }

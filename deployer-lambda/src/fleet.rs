@@ -15,6 +15,9 @@ use crate::settings::DeployerSettings;
 
 /// How many agents a rollout updates at once.
 const ROLLOUT_CONCURRENCY: usize = 8;
+/// Attempts per agent in a rollout, and the first pause between them (doubling).
+const ROLLOUT_ATTEMPTS: u32 = 3;
+const ROLLOUT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +75,9 @@ pub async fn status(
     };
     let bucket_exists = async {
         match clients.s3.head_bucket().bucket(&names.bucket).send().await {
-            Ok(_) => Ok(present(ResourceKind::Bucket, &names.bucket, Some(bucket::arn(&names.bucket)))),
+            Ok(_) => {
+                Ok(present(ResourceKind::Bucket, &names.bucket, Some(bucket::arn(settings.partition, &names.bucket))))
+            }
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
                 Ok(absent(ResourceKind::Bucket, &names.bucket))
             }
@@ -158,7 +163,9 @@ pub struct AgentRollout {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RolloutReport {
+    /// The image agents now run, pinned by digest (`…@sha256:…`).
     pub image: String,
+    pub digest: String,
     pub agents: Vec<AgentRollout>,
 }
 
@@ -212,9 +219,7 @@ pub async fn rollout(
     settings: &DeployerSettings,
     req: RolloutRequest,
 ) -> Result<RolloutReport, DeployError> {
-    let image =
-        crate::provision::runtime_image(clients, &settings.region, &settings.runtime_repository, &req.image_tag)
-            .await?;
+    let image = crate::provision::runtime_image(clients, settings, &req.image_tag).await?;
     let services = match &req.agents {
         Some(agents) => agents.iter().map(|a| AgentNames::new(&settings.prefix, a).service).collect(),
         None => agent_services(clients, settings).await?,
@@ -226,7 +231,7 @@ pub async fn rollout(
             let prefix = prefix.clone();
             async move {
                 let agent_id = name.strip_prefix(&prefix).unwrap_or(&name).to_owned();
-                match roll_one(clients, settings, &name, &image).await {
+                match roll_with_retries(clients, settings, &name, &image.uri).await {
                     Ok((action, arn)) => AgentRollout { agent_id, action, task_definition_arn: arn, error: None },
                     Err(e) => AgentRollout {
                         agent_id,
@@ -242,7 +247,31 @@ pub async fn rollout(
         .await;
     let mut agents = results;
     agents.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
-    Ok(RolloutReport { image, agents })
+    Ok(RolloutReport { image: image.uri, digest: image.digest, agents })
+}
+
+/// One agent's roll, tried again after a retryable failure (AWS throttling what the
+/// SDK's own retries did not absorb): a fleet rollout should not leave an agent
+/// behind for a transient answer.
+async fn roll_with_retries(
+    clients: &AwsClients,
+    settings: &DeployerSettings,
+    service_name: &str,
+    image: &str,
+) -> Result<(RolloutAction, Option<String>), DeployError> {
+    let mut delay = ROLLOUT_RETRY_DELAY;
+    let mut attempt = 1;
+    loop {
+        match roll_one(clients, settings, service_name, image).await {
+            Err(e) if e.retryable && attempt < ROLLOUT_ATTEMPTS => {
+                tracing::info!(service = service_name, attempt, error = %e, "rollout of one agent failed: retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn roll_one(

@@ -12,12 +12,16 @@
 //! - [`resources`]: one module per resource; each reads before it writes.
 //! - [`naming`]: deterministic names and tags within AWS limits.
 //! - [`settings`]: the shared AWS base (cluster, network, roles, image repository).
-//! - [`aws`]: the SDK clients, and the call recorder used to count calls and inject faults.
+//! - [`aws`]: the SDK clients (retries, timeouts), and the call recorder used to count calls.
+//! - [`faults`]: AWS's transient errors, injected on the wire for tests and benchmarks.
+//! - [`consistency`]: waiting out AWS's eventual consistency, bounded.
 //! - [`error`] and [`report`]: what failed (step, AWS code, retryable) and what was done.
 
 pub mod aws;
+pub mod consistency;
 pub mod error;
 pub mod event;
+pub mod faults;
 pub mod fleet;
 pub mod naming;
 pub mod provision;

@@ -77,6 +77,9 @@ pub struct DeleteRequest {
 pub struct AgentReport {
     pub agent_id: AgentId,
     pub resources: Vec<ResourceReport>,
+    /// The runtime image the agent's task definition runs (`…@sha256:…`), on deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// Environment variables the deployer adds to the agent's own.
@@ -106,15 +109,32 @@ fn validate(req: &DeployRequest) -> Result<AgentSpec, DeployError> {
     Ok(AgentSpec { agent_id: req.agent_id.clone(), tenant_id: req.tenant_id.clone(), config, secrets })
 }
 
-/// The runtime image URI for `tag`, after checking that the tag exists. One call:
-/// the registry id in the answer gives the URI.
+/// A runtime image, pinned: the tag it was found by and the digest it had then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeImage {
+    /// `{registry}.dkr.ecr.{region}.{domain}/{repository}@sha256:…`: what task
+    /// definitions run, so a tag moved later changes nothing until a rollout.
+    pub uri: String,
+    pub tag: Option<String>,
+    pub digest: String,
+}
+
+impl RuntimeImage {
+    /// The digest of a pinned image URI (`…@sha256:…`), if it is one.
+    pub fn digest_of(uri: &str) -> Option<&str> {
+        uri.rsplit_once('@').map(|(_, d)| d).filter(|d| d.starts_with("sha256:"))
+    }
+}
+
+/// Resolves `tag` to its digest in ECR: one DescribeImages call, whose answer also
+/// names the registry.
 pub async fn runtime_image(
     clients: &AwsClients,
-    region: &str,
-    repository: &str,
+    settings: &DeployerSettings,
     tag: &str,
-) -> Result<String, DeployError> {
+) -> Result<RuntimeImage, DeployError> {
     const STEP: Step = Step::RuntimeImage;
+    let repository = &settings.runtime_repository;
     let found = clients
         .ecr
         .describe_images()
@@ -126,7 +146,19 @@ pub async fn runtime_image(
         Ok(out) => {
             let image = out.image_details().first().ok_or_else(|| image_missing(repository, tag))?;
             let registry = image.registry_id().unwrap_or_default();
-            Ok(format!("{registry}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"))
+            let digest = image
+                .image_digest()
+                .filter(|d| d.starts_with("sha256:"))
+                .ok_or_else(|| {
+                    DeployError::new(STEP, None, format!("ECR gave no digest for {repository}:{tag}"), true)
+                })?
+                .to_owned();
+            let (region, domain) = (&settings.region, settings.partition.dns_suffix());
+            Ok(RuntimeImage {
+                uri: format!("{registry}.dkr.ecr.{region}.{domain}/{repository}@{digest}"),
+                tag: Some(tag.to_owned()),
+                digest,
+            })
         }
         Err(e) if code_of(&e) == Some("ImageNotFoundException") => Err(image_missing(repository, tag)),
         Err(e) if code_of(&e) == Some("RepositoryNotFoundException") => Err(DeployError::new(
@@ -154,8 +186,12 @@ pub async fn deploy(
     req: DeployRequest,
 ) -> Result<AgentReport, DeployError> {
     let spec = validate(&req)?;
+    if let Some(tag) = &req.image_tag {
+        check_image_tag(tag)?;
+    }
+    // Without a tag, an agent already deployed keeps the image it runs; a new one
+    // gets the default tag's image.
     let tag = req.image_tag.clone().unwrap_or_else(|| settings.default_image_tag.clone());
-    check_image_tag(&tag)?;
     let names = AgentNames::new(&settings.prefix, &spec.agent_id);
     let tags = names.tags(&spec.tenant_id);
     let env = spec.to_env();
@@ -178,11 +214,7 @@ pub async fn deploy(
     let ((image, bucket_existed), ((secret_found, tg_found), (td_found, (rules_found, service_found)))) =
         Box::pin(both(
             seq,
-            both(
-                seq,
-                runtime_image(clients, &settings.region, &settings.runtime_repository, &tag),
-                bucket::exists(&clients.s3, &names.bucket),
-            ),
+            both(seq, runtime_image(clients, settings, &tag), bucket::exists(&clients.s3, &names.bucket)),
             both(
                 seq,
                 both(
@@ -202,25 +234,34 @@ pub async fn deploy(
             ),
         ))
         .await;
-    let image = image?;
     let (bucket_existed, secret_found, tg_found) = (bucket_existed?, secret_found?, tg_found?);
     let (td_found, rules_found, service_found) = (td_found?, rules_found?, service_found?);
+    let current_image = td_found
+        .as_ref()
+        .and_then(task_definition::image_of)
+        .filter(|uri| RuntimeImage::digest_of(uri).is_some())
+        .map(str::to_owned);
+    let image = match (&req.image_tag, current_image) {
+        (None, Some(current)) => current,
+        _ => image?.uri,
+    };
 
     // Apply, each step as soon as what it needs exists: the secret's ARN for the task
     // definition, the target group's ARN for the rule; both for the service. Every
     // branch runs to its end before the first error is reported, so one failing step
     // does not cut another off mid-way.
-    let bucket = bucket::converge(
-        &clients.s3,
-        &names.bucket,
-        &settings.region,
-        &settings.lifecycle,
-        settings.tls_only_policy,
-        &tags,
-        bucket_existed,
-    );
+    let bucket_desired = bucket::Desired {
+        bucket: &names.bucket,
+        region: &settings.region,
+        partition: settings.partition,
+        lifecycle: &settings.lifecycle,
+        tls_only: settings.tls_only_policy,
+        tags: &tags,
+    };
+    let bucket = bucket::converge(&clients.s3, &bucket_desired, bucket_existed);
     let secret_then_task_definition = async {
-        let secret = secret::converge(&clients.secrets, &names.secret, &secret_value, &tags, secret_found).await?;
+        let (secret, version) =
+            secret::converge(&clients.secrets, &names.secret, &secret_value, &tags, secret_found).await?;
         let secret_arn =
             secret.arn.clone().ok_or_else(|| DeployError::new(Step::Secret, None, "secret has no ARN", true))?;
         let mut environment: BTreeMap<String, String> =
@@ -229,9 +270,15 @@ pub async fn deploy(
         environment.insert(deployment_vars::S3_BUCKET_REGION.to_owned(), settings.region.clone());
         let td_desired = task_definition::Desired {
             family: names.family.clone(),
-            image,
+            image: image.clone(),
             environment,
-            secrets: env.secrets.keys().map(|k| ((*k).to_owned(), format!("{secret_arn}:{k}::"))).collect(),
+            // Pinned to the version just written: a rollback to an older revision
+            // runs with the secrets it was deployed with.
+            secrets: env
+                .secrets
+                .keys()
+                .map(|k| ((*k).to_owned(), secret::value_from(&secret_arn, k, &version)))
+                .collect(),
             cpu: spec.config.sizing.cpu,
             memory_mib: spec.config.sizing.memory_mib,
             execution_role_arn: settings.execution_role_arn.clone(),
@@ -265,6 +312,7 @@ pub async fn deploy(
     let (bucket, (secret_td, tg_rule)) =
         both(seq, bucket, both(seq, secret_then_task_definition, target_group_then_rule)).await;
     let (bucket, (secret, task_definition), (target_group, rule, tg_arn)) = (bucket?, secret_td?, tg_rule?);
+    let image_uri = image;
     let td_arn = task_definition
         .arn
         .clone()
@@ -283,6 +331,7 @@ pub async fn deploy(
             subnets: &settings.subnets,
             security_groups: &settings.security_groups,
             tags: &tags,
+            drain_wait: settings.service_drain_wait,
         },
         service_found,
     ))
@@ -291,6 +340,7 @@ pub async fn deploy(
     Ok(AgentReport {
         agent_id: spec.agent_id,
         resources: vec![bucket, secret, target_group, task_definition, rule, service],
+        image: Some(image_uri),
     })
 }
 
@@ -439,6 +489,6 @@ pub(crate) async fn teardown(
         }
     });
 
-    resources.push(bucket::retire_or_purge(&clients.s3, &names.bucket, purge_transcripts).await?);
-    Ok(AgentReport { agent_id: agent.clone(), resources })
+    resources.push(bucket::retire_or_purge(&clients.s3, settings.partition, &names.bucket, purge_transcripts).await?);
+    Ok(AgentReport { agent_id: agent.clone(), resources, image: None })
 }

@@ -1,30 +1,41 @@
 //! The agent's transcript bucket: versioning on, all public access blocked, default
-//! encryption, a policy that denies any request not made over TLS, and the
-//! lifecycle (Standard-IA, then Glacier, then expiry). Each setting is read first
-//! and written only when it differs.
+//! encryption, a policy that denies any request not made over TLS, and a lifecycle
+//! that really deletes (Standard-IA, then Glacier, then expiry; noncurrent versions,
+//! expired delete markers and incomplete multipart uploads removed too). Each
+//! setting is read first and written only when it differs; the writes to a bucket
+//! just created wait out S3's "not yet" answers ([`crate::consistency`]).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
-    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    Tag, Tagging, Transition, TransitionStorageClass, VersioningConfiguration,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
+    CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+    NoncurrentVersionExpiration, PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, Transition, TransitionStorageClass,
+    VersioningConfiguration,
 };
 use serde_json::json;
 
+use crate::consistency::{SETTLE, bucket_settling, settle};
 use crate::error::{DeployError, Step, code_of};
 use crate::report::{ResourceAction, ResourceKind, ResourceReport, outcome};
-use crate::settings::Lifecycle;
+use crate::settings::{Lifecycle, Partition};
 
 const STEP: Step = Step::Bucket;
+/// The rule for objects: transitions, expiry, noncurrent versions, multipart uploads.
 pub const LIFECYCLE_RULE_ID: &str = "tempovoice-transcripts";
+/// The rule removing delete markers left with no version behind them (S3 does not
+/// allow it in a rule that also expires after a number of days).
+pub const DELETE_MARKER_RULE_ID: &str = "tempovoice-delete-markers";
+/// Days after which an upload that was started and never completed is aborted.
+pub const ABORT_MULTIPART_DAYS: i32 = 7;
 
-pub fn arn(bucket: &str) -> String {
-    format!("arn:aws:s3:::{bucket}")
+pub fn arn(partition: Partition, bucket: &str) -> String {
+    format!("arn:{}:s3:::{bucket}", partition.id())
 }
 
 /// The policy: deny every request that does not use TLS.
-pub fn tls_only_policy(bucket: &str) -> serde_json::Value {
+pub fn tls_only_policy(partition: Partition, bucket: &str) -> serde_json::Value {
+    let arn = arn(partition, bucket);
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -32,17 +43,24 @@ pub fn tls_only_policy(bucket: &str) -> serde_json::Value {
             "Effect": "Deny",
             "Principal": "*",
             "Action": "s3:*",
-            "Resource": [arn(bucket), format!("{}/*", arn(bucket))],
+            "Resource": [arn, format!("{arn}/*")],
             "Condition": { "Bool": { "aws:SecureTransport": "false" } }
         }]
     })
 }
 
-fn lifecycle_rule(l: &Lifecycle) -> LifecycleRule {
-    LifecycleRule::builder()
+fn whole_bucket() -> LifecycleRuleFilter {
+    LifecycleRuleFilter::builder().prefix("").build()
+}
+
+/// The two rules. On a versioned bucket, expiring the current version only adds a
+/// delete marker: the data goes when the noncurrent version expires, and the
+/// marker left alone is removed by the second rule.
+pub fn lifecycle_rules(l: &Lifecycle) -> Vec<LifecycleRule> {
+    let objects = LifecycleRule::builder()
         .id(LIFECYCLE_RULE_ID)
         .status(ExpirationStatus::Enabled)
-        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .filter(whole_bucket())
         .transitions(
             Transition::builder()
                 .days(l.infrequent_access_days)
@@ -51,21 +69,45 @@ fn lifecycle_rule(l: &Lifecycle) -> LifecycleRule {
         )
         .transitions(Transition::builder().days(l.glacier_days).storage_class(TransitionStorageClass::Glacier).build())
         .expiration(LifecycleExpiration::builder().days(l.expire_days).build())
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder().noncurrent_days(l.noncurrent_days).build(),
+        )
+        .abort_incomplete_multipart_upload(
+            AbortIncompleteMultipartUpload::builder().days_after_initiation(ABORT_MULTIPART_DAYS).build(),
+        )
         .build()
-        .expect("lifecycle rule has a status")
+        .expect("lifecycle rule has a status");
+    let markers = LifecycleRule::builder()
+        .id(DELETE_MARKER_RULE_ID)
+        .status(ExpirationStatus::Enabled)
+        .filter(whole_bucket())
+        .expiration(LifecycleExpiration::builder().expired_object_delete_marker(true).build())
+        .build()
+        .expect("lifecycle rule has a status");
+    vec![objects, markers]
 }
 
-/// Whether `rules` holds our rule with the configured days.
+/// Whether `rules` are exactly our two rules with the configured days.
 fn lifecycle_matches(rules: &[LifecycleRule], l: &Lifecycle) -> bool {
-    rules.iter().any(|r| {
+    let objects = rules.iter().find(|r| r.id() == Some(LIFECYCLE_RULE_ID));
+    let markers = rules.iter().find(|r| r.id() == Some(DELETE_MARKER_RULE_ID));
+    let objects_ok = objects.is_some_and(|r| {
         let transitions: Vec<(Option<i32>, Option<&TransitionStorageClass>)> =
             r.transitions().iter().map(|t| (t.days(), t.storage_class())).collect();
-        r.id() == Some(LIFECYCLE_RULE_ID)
-            && r.status() == &ExpirationStatus::Enabled
+        r.status() == &ExpirationStatus::Enabled
+            && transitions.len() == 2
             && transitions.contains(&(Some(l.infrequent_access_days), Some(&TransitionStorageClass::StandardIa)))
             && transitions.contains(&(Some(l.glacier_days), Some(&TransitionStorageClass::Glacier)))
             && r.expiration().and_then(|e| e.days()) == Some(l.expire_days)
-    })
+            && r.noncurrent_version_expiration().and_then(|n| n.noncurrent_days()) == Some(l.noncurrent_days)
+            && r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation())
+                == Some(ABORT_MULTIPART_DAYS)
+    });
+    let markers_ok = markers.is_some_and(|r| {
+        r.status() == &ExpirationStatus::Enabled
+            && r.expiration().and_then(|e| e.expired_object_delete_marker()) == Some(true)
+    });
+    objects_ok && markers_ok && rules.len() == 2
 }
 
 /// What the bucket has now.
@@ -79,22 +121,39 @@ struct Observed {
     tags: Vec<(String, String)>,
 }
 
-/// Whether the bucket exists (and is ours): the observe-phase read.
+/// Whether the bucket exists (and this account can use it): the observe-phase read.
+/// HeadBucket answers with a status and no body, so the status is all there is to say.
 pub async fn exists(s3: &Client, bucket: &str) -> Result<bool, DeployError> {
-    match s3.head_bucket().bucket(bucket).send().await {
-        Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Err(DeployError::new(
+    let err = match s3.head_bucket().bucket(bucket).send().await {
+        Ok(_) => return Ok(true),
+        Err(e) => e,
+    };
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let region = err.raw_response().and_then(|r| r.headers().get("x-amz-bucket-region")).map(str::to_owned);
+    match status {
+        Some(404) => Ok(false),
+        _ if err.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+        Some(403) => Err(DeployError::new(
             STEP,
             Some("Forbidden"),
             format!(
-                "bucket {bucket} exists but belongs to another account (bucket names are global): \
-                 choose another TEMPOVOICE_PREFIX"
+                "HeadBucket on {bucket} was refused (403). Either the deployer's role lacks s3:ListBucket on \
+                 arn:*:s3:::{bucket}, or the bucket belongs to another account (bucket names are global; \
+                 then choose another TEMPOVOICE_PREFIX)"
             ),
             false,
         )),
-        Err(e) => Err(DeployError::aws(STEP, e)),
+        Some(301) => Err(DeployError::new(
+            STEP,
+            Some("PermanentRedirect"),
+            format!(
+                "bucket {bucket} already exists in region {}, not in this deployer's region. Bucket names are \
+                 global: delete that bucket, or choose another TEMPOVOICE_PREFIX",
+                region.as_deref().unwrap_or("(not given)")
+            ),
+            false,
+        )),
+        _ => Err(DeployError::aws(STEP, err)),
     }
 }
 
@@ -145,15 +204,31 @@ async fn observe(s3: &Client, bucket: &str, lifecycle: &Lifecycle) -> Result<Obs
 
 /// Makes the bucket exist with every setting; writes only what differs. `existed`
 /// is what [`exists`] answered.
-pub async fn converge(
-    s3: &Client,
-    bucket: &str,
-    region: &str,
-    lifecycle: &Lifecycle,
-    tls_only: bool,
-    tags: &[(&'static str, String)],
-    existed: bool,
-) -> Result<ResourceReport, DeployError> {
+pub struct Desired<'a> {
+    pub bucket: &'a str,
+    pub region: &'a str,
+    pub partition: Partition,
+    pub lifecycle: &'a Lifecycle,
+    pub tls_only: bool,
+    pub tags: &'a [(&'static str, String)],
+}
+
+/// One configuration write (a fluent builder), retried while S3 answers "not yet".
+macro_rules! settled_write {
+    ($req:expr) => {{
+        let req = $req;
+        Box::pin(async move {
+            settle(SETTLE, bucket_settling, || {
+                let req = req.clone();
+                async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }
+            })
+            .await
+        }) as futures::future::BoxFuture<'static, Result<(), DeployError>>
+    }};
+}
+
+pub async fn converge(s3: &Client, d: &Desired<'_>, existed: bool) -> Result<ResourceReport, DeployError> {
+    let Desired { bucket, region, partition, lifecycle, tls_only, tags } = *d;
     let observed = if existed {
         observe(s3, bucket, lifecycle).await?
     } else {
@@ -165,12 +240,19 @@ pub async fn converge(
                     .build(),
             );
         }
-        match create.send().await {
-            Ok(_) => {}
-            // Made by an earlier, interrupted deploy of ours between the check and now.
-            Err(e) if code_of(&e) == Some("BucketAlreadyOwnedByYou") => {}
-            Err(e) => return Err(DeployError::aws(STEP, e)),
-        }
+        // OperationAborted: the name was just released by a delete, or is being created.
+        settle(SETTLE, bucket_settling, || {
+            let create = create.clone();
+            async move {
+                match create.send().await {
+                    Ok(_) => Ok(()),
+                    // Made by an earlier, interrupted deploy of ours between the check and now.
+                    Err(e) if code_of(&e) == Some("BucketAlreadyOwnedByYou") => Ok(()),
+                    Err(e) => Err(DeployError::aws(STEP, e)),
+                }
+            }
+        })
+        .await?;
         Observed::default()
     };
 
@@ -181,8 +263,7 @@ pub async fn converge(
         let req = s3.put_bucket_versioning().bucket(bucket).versioning_configuration(
             VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
         );
-        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) })
-            as futures::future::BoxFuture<'static, Result<(), DeployError>>);
+        writes.push(settled_write!(req));
     }
     if !observed.public_access_blocked {
         changes.push("public access block".to_owned());
@@ -194,7 +275,7 @@ pub async fn converge(
                 .restrict_public_buckets(true)
                 .build(),
         );
-        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
+        writes.push(settled_write!(req));
     }
     if !observed.encrypted {
         changes.push("default encryption".to_owned());
@@ -208,20 +289,22 @@ pub async fn converge(
             .build();
         let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().expect("rules are set");
         let req = s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(config);
-        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
+        writes.push(settled_write!(req));
     }
-    let policy = tls_only_policy(bucket);
+    let policy = tls_only_policy(partition, bucket);
     if tls_only && observed.policy.as_ref() != Some(&policy) {
         changes.push("TLS-only policy".to_owned());
         let req = s3.put_bucket_policy().bucket(bucket).policy(policy.to_string());
-        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
+        writes.push(settled_write!(req));
     }
     if !observed.lifecycle_ok {
         changes.push("lifecycle".to_owned());
-        let config =
-            BucketLifecycleConfiguration::builder().rules(lifecycle_rule(lifecycle)).build().expect("rules set");
+        let config = BucketLifecycleConfiguration::builder()
+            .set_rules(Some(lifecycle_rules(lifecycle)))
+            .build()
+            .expect("rules set");
         let req = s3.put_bucket_lifecycle_configuration().bucket(bucket).lifecycle_configuration(config);
-        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
+        writes.push(settled_write!(req));
     }
     let missing_tags = tags.iter().any(|(k, v)| !observed.tags.iter().any(|(ek, ev)| ek == k && ev == v));
     if missing_tags {
@@ -236,33 +319,35 @@ pub async fn converge(
             .put_bucket_tagging()
             .bucket(bucket)
             .tagging(Tagging::builder().set_tag_set(Some(tag_set)).build().expect("tag set"));
-        writes.push(Box::pin(async move { req.send().await.map(drop).map_err(|e| DeployError::aws(STEP, e)) }));
+        writes.push(settled_write!(req));
     }
     // All writes run to the end; the first error is reported.
     futures::future::join_all(writes).await.into_iter().collect::<Result<Vec<()>, _>>()?;
 
     let action = outcome(existed, &changes);
-    let report = ResourceReport::new(ResourceKind::Bucket, bucket, Some(arn(bucket)), action);
+    let report = ResourceReport::new(ResourceKind::Bucket, bucket, Some(arn(partition, bucket)), action);
     Ok(if action == ResourceAction::Updated { report.with_changes(changes) } else { report })
 }
 
 /// On agent delete: keep the bucket and tag it retired (the default: it holds
 /// customer data), or, when `purge`, delete every object version and delete marker
 /// and then the bucket.
-pub async fn retire_or_purge(s3: &Client, bucket: &str, purge: bool) -> Result<ResourceReport, DeployError> {
-    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+pub async fn retire_or_purge(
+    s3: &Client,
+    partition: Partition,
+    bucket: &str,
+    purge: bool,
+) -> Result<ResourceReport, DeployError> {
     if !exists(s3, bucket).await? {
         return Ok(ResourceReport::new(ResourceKind::Bucket, bucket, None, ResourceAction::Absent));
     }
     if !purge {
-        let current = match s3.get_bucket_tagging().bucket(bucket).send().await {
-            Ok(out) => out.tag_set().to_vec(),
-            Err(e) if code_of(&e).is_some_and(|c| c.starts_with("NoSuchTagSet")) => Vec::new(),
-            Err(e) => return Err(DeployError::aws(STEP, e)),
-        };
+        let current = tags(s3, bucket).await?;
         if !current.iter().any(|t| t.key() == crate::naming::tags::RETIRED) {
             let mut tags = current;
-            tags.push(Tag::builder().key(crate::naming::tags::RETIRED).value("true").build().expect("key and value"));
+            let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+            let when = now.fmt(aws_smithy_types::date_time::Format::DateTime).expect("now formats");
+            tags.push(Tag::builder().key(crate::naming::tags::RETIRED).value(when).build().expect("key and value"));
             s3.put_bucket_tagging()
                 .bucket(bucket)
                 .tagging(Tagging::builder().set_tag_set(Some(tags)).build().expect("tag set"))
@@ -270,9 +355,39 @@ pub async fn retire_or_purge(s3: &Client, bucket: &str, purge: bool) -> Result<R
                 .await
                 .map_err(|e| DeployError::aws(STEP, e))?;
         }
-        return Ok(ResourceReport::new(ResourceKind::Bucket, bucket, Some(arn(bucket)), ResourceAction::Retained));
+        return Ok(ResourceReport::new(
+            ResourceKind::Bucket,
+            bucket,
+            Some(arn(partition, bucket)),
+            ResourceAction::Retained,
+        ));
     }
+    purge_bucket(s3, bucket).await?;
+    Ok(ResourceReport::new(ResourceKind::Bucket, bucket, Some(arn(partition, bucket)), ResourceAction::Deleted))
+}
 
+/// When the bucket was retired, from its tags: `None` if it is not retired. A
+/// retired tag whose value is not a time (written by hand) counts as retired now.
+pub fn retired_at(tags: &[Tag]) -> Option<aws_smithy_types::DateTime> {
+    let value = tags.iter().find(|t| t.key() == crate::naming::tags::RETIRED)?.value();
+    Some(
+        aws_smithy_types::DateTime::from_str(value, aws_smithy_types::date_time::Format::DateTime)
+            .unwrap_or_else(|_| aws_smithy_types::DateTime::from(std::time::SystemTime::now())),
+    )
+}
+
+/// The bucket's tags (none when it has no tag set).
+pub async fn tags(s3: &Client, bucket: &str) -> Result<Vec<Tag>, DeployError> {
+    match s3.get_bucket_tagging().bucket(bucket).send().await {
+        Ok(t) => Ok(t.tag_set().to_vec()),
+        Err(e) if code_of(&e).is_some_and(|c| c.starts_with("NoSuchTagSet")) => Ok(Vec::new()),
+        Err(e) => Err(DeployError::aws(STEP, e)),
+    }
+}
+
+/// Deletes every object version and delete marker, then the bucket.
+pub async fn purge_bucket(s3: &Client, bucket: &str) -> Result<(), DeployError> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
     let mut key_marker = None;
     let mut version_marker = None;
     loop {
@@ -309,5 +424,5 @@ pub async fn retire_or_purge(s3: &Client, bucket: &str, purge: bool) -> Result<R
         version_marker = page.next_version_id_marker().map(str::to_owned);
     }
     s3.delete_bucket().bucket(bucket).send().await.map_err(|e| DeployError::aws(STEP, e))?;
-    Ok(ResourceReport::new(ResourceKind::Bucket, bucket, Some(arn(bucket)), ResourceAction::Deleted))
+    Ok(())
 }

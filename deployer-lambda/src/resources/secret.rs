@@ -1,7 +1,9 @@
 //! The agent's Secrets Manager secret: one JSON object whose keys are the runtime's
 //! secret variable names (`TWILIO_AUTH_TOKEN`, …). The task definition references
-//! each key with `valueFrom: "{arn}:{KEY}::"`, so secrets never appear in plain
-//! environment. The value is compared before it is written.
+//! each key of one version, `valueFrom: "{arn}:{KEY}::{versionId}"`, so secrets never
+//! appear in plain environment, and a task definition always runs with the values
+//! it was deployed with (a circuit-breaker rollback included). The value is compared
+//! before it is written.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,7 @@ use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::types::Tag;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::consistency::{SETTLE, secret_restoring, settle};
 use crate::error::{DeployError, Step, code_of};
 use crate::report::{ResourceAction, ResourceKind, ResourceReport, outcome};
 
@@ -34,15 +37,21 @@ pub async fn describe(sm: &Client, name: &str) -> Result<Option<DescribeSecretOu
     }
 }
 
-/// Makes the secret exist with `value`; returns its report (with the ARN).
-/// `described` is what [`describe`] answered.
+/// The `valueFrom` of one key of one version of the secret.
+pub fn value_from(secret_arn: &str, key: &str, version_id: &str) -> String {
+    format!("{secret_arn}:{key}::{version_id}")
+}
+
+/// Makes the secret exist with `value`; returns its report (with the ARN) and the
+/// version holding `value`. `described` is what [`describe`] answered.
 pub async fn converge(
     sm: &Client,
     name: &str,
     value: &SecretString,
     tags: &[(&'static str, String)],
     described: Option<DescribeSecretOutput>,
-) -> Result<ResourceReport, DeployError> {
+) -> Result<(ResourceReport, String), DeployError> {
+    let no_version = || DeployError::new(STEP, None, format!("Secrets Manager named no version of {name}"), true);
     let Some(described) = described else {
         let out = sm
             .create_secret()
@@ -53,12 +62,10 @@ pub async fn converge(
             .send()
             .await
             .map_err(|e| DeployError::aws(STEP, e))?;
-        return Ok(ResourceReport::new(
-            ResourceKind::Secret,
-            name,
-            out.arn().map(str::to_owned),
-            ResourceAction::Created,
-        ));
+        let version = out.version_id().ok_or_else(no_version)?.to_owned();
+        let report =
+            ResourceReport::new(ResourceKind::Secret, name, out.arn().map(str::to_owned), ResourceAction::Created);
+        return Ok((report, version));
     };
 
     let arn = described.arn().map(str::to_owned);
@@ -68,7 +75,12 @@ pub async fn converge(
         sm.restore_secret().secret_id(name).send().await.map_err(|e| DeployError::aws(STEP, e))?;
         changes.push("restored".to_owned());
     }
-    let current = sm.get_secret_value().secret_id(name).send().await.map_err(|e| DeployError::aws(STEP, e))?;
+    // Right after a restore, Secrets Manager may still see the secret as deleted.
+    let current = settle(SETTLE, secret_restoring, || async {
+        sm.get_secret_value().secret_id(name).send().await.map_err(|e| DeployError::aws(STEP, e))
+    })
+    .await?;
+    let mut version = current.version_id().ok_or_else(no_version)?.to_owned();
     let same = match current.secret_string() {
         Some(s) => {
             serde_json::from_str::<serde_json::Value>(s).ok()
@@ -77,12 +89,16 @@ pub async fn converge(
         None => false,
     };
     if !same {
-        sm.put_secret_value()
-            .secret_id(name)
-            .secret_string(value.expose_secret())
-            .send()
-            .await
-            .map_err(|e| DeployError::aws(STEP, e))?;
+        let put = settle(SETTLE, secret_restoring, || async {
+            sm.put_secret_value()
+                .secret_id(name)
+                .secret_string(value.expose_secret())
+                .send()
+                .await
+                .map_err(|e| DeployError::aws(STEP, e))
+        })
+        .await?;
+        version = put.version_id().ok_or_else(no_version)?.to_owned();
         changes.push("value".to_owned());
     }
     let missing: Vec<Tag> = tags
@@ -91,14 +107,17 @@ pub async fn converge(
         .map(|(k, v)| tag(k, v))
         .collect();
     if !missing.is_empty() {
-        sm.tag_resource()
-            .secret_id(name)
-            .set_tags(Some(missing))
-            .send()
-            .await
-            .map_err(|e| DeployError::aws(STEP, e))?;
+        settle(SETTLE, secret_restoring, || async {
+            sm.tag_resource()
+                .secret_id(name)
+                .set_tags(Some(missing.clone()))
+                .send()
+                .await
+                .map_err(|e| DeployError::aws(STEP, e))
+        })
+        .await?;
         changes.push("tags".to_owned());
     }
     let action = outcome(true, &changes);
-    Ok(ResourceReport::new(ResourceKind::Secret, name, arn, action).with_changes(changes))
+    Ok((ResourceReport::new(ResourceKind::Secret, name, arn, action).with_changes(changes), version))
 }

@@ -8,6 +8,9 @@ use aws_sdk_ecs::types::{
     NetworkConfiguration, PropagateTags, Service, Tag,
 };
 
+use std::time::Duration;
+
+use crate::consistency::{SETTLE, service_draining, settle, target_group_not_associated};
 use crate::error::{DeployError, Step};
 use crate::naming::CONTAINER_NAME;
 use crate::report::{ResourceKind, ResourceReport, outcome};
@@ -25,6 +28,18 @@ pub struct Desired<'a> {
     pub subnets: &'a [String],
     pub security_groups: &'a [String],
     pub tags: &'a [(&'static str, String)],
+    /// Longest wait for a deleted service of the same name to finish draining.
+    pub drain_wait: Duration,
+}
+
+impl Desired<'_> {
+    fn load_balancer(&self) -> LoadBalancer {
+        LoadBalancer::builder()
+            .target_group_arn(self.target_group_arn)
+            .container_name(CONTAINER_NAME)
+            .container_port(self.port)
+            .build()
+    }
 }
 
 fn deployment_configuration() -> DeploymentConfiguration {
@@ -58,6 +73,12 @@ pub async fn converge(ecs: &Client, d: &Desired<'_>, existing: Option<Service>) 
                 update = update.desired_count(d.desired_count as i32);
                 changes.push(format!("desired count {}", d.desired_count));
             }
+            // The service must be behind the agent's own target group, on the runtime
+            // port, and nothing else (a replaced target group, a changed port).
+            if service.load_balancers() != [d.load_balancer()] {
+                update = update.load_balancers(d.load_balancer());
+                changes.push("load balancer".to_owned());
+            }
             if !changes.is_empty() {
                 update
                     .deployment_configuration(deployment_configuration())
@@ -87,7 +108,7 @@ pub async fn converge(ecs: &Client, d: &Desired<'_>, existing: Option<Service>) 
                 .into_iter()
                 .rev()
                 .collect();
-            let out = ecs
+            let create = ecs
                 .create_service()
                 .cluster(d.cluster)
                 .service_name(d.name)
@@ -95,25 +116,71 @@ pub async fn converge(ecs: &Client, d: &Desired<'_>, existing: Option<Service>) 
                 .desired_count(d.desired_count as i32)
                 .launch_type(LaunchType::Fargate)
                 .network_configuration(network)
-                .load_balancers(
-                    LoadBalancer::builder()
-                        .target_group_arn(d.target_group_arn)
-                        .container_name(CONTAINER_NAME)
-                        .container_port(d.port)
-                        .build(),
-                )
+                .load_balancers(d.load_balancer())
                 .health_check_grace_period_seconds(HEALTH_CHECK_GRACE_SECS)
                 .deployment_configuration(deployment_configuration())
                 .propagate_tags(PropagateTags::Service)
                 .enable_ecs_managed_tags(true)
                 .client_token(token)
-                .set_tags(Some(d.tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect()))
-                .send()
-                .await
-                .map_err(|e| DeployError::aws(STEP, e))?;
+                .set_tags(Some(d.tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect()));
+            let out = create_after_drain(ecs, d, || {
+                let create = create.clone();
+                async move { create.send().await.map_err(|e| DeployError::aws(STEP, e)) }
+            })
+            .await?;
             out.service().and_then(|s| s.service_arn()).map(str::to_owned)
         }
     };
     let action = outcome(existed, &changes);
     Ok(ResourceReport::new(ResourceKind::Service, d.name, arn, action).with_changes(changes))
+}
+
+/// Runs CreateService: retried while ECS does not yet see the target group attached
+/// to the load balancer (the rule was just created), and, while a deleted service of
+/// the same name is still DRAINING, waited for up to `d.drain_wait` (it can drain as
+/// long as the target group's deregistration delay). Past that, a retryable error
+/// says what is being waited for.
+async fn create_after_drain<T, Fut>(ecs: &Client, d: &Desired<'_>, create: impl Fn() -> Fut) -> Result<T, DeployError>
+where
+    Fut: Future<Output = Result<T, DeployError>>,
+{
+    let started = tokio::time::Instant::now();
+    let poll = (d.drain_wait / 12).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        match settle(SETTLE, target_group_not_associated, &create).await {
+            Err(e) if service_draining(&e) => {
+                if started.elapsed() >= d.drain_wait {
+                    return Err(DeployError::new(
+                        STEP,
+                        e.code.as_deref(),
+                        format!(
+                            "the agent's previous service {} was deleted and is still draining after {} s: ECS \
+                             keeps it until its tasks have stopped, which can take as long as the target \
+                             group's deregistration delay. The deploy can be retried; it creates the service \
+                             once the old one is INACTIVE",
+                            d.name,
+                            started.elapsed().as_secs()
+                        ),
+                        true,
+                    ));
+                }
+                tracing::info!(service = d.name, "a deleted service of this name is still draining: waiting");
+                tokio::time::sleep(poll).await;
+                // Nothing to do until ECS reports it gone: look, then try again.
+                while started.elapsed() < d.drain_wait
+                    && status(ecs, d.cluster, d.name).await?.as_deref() == Some("DRAINING")
+                {
+                    tokio::time::sleep(poll).await;
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The service's status (`ACTIVE`, `DRAINING`, `INACTIVE`), if ECS knows it.
+pub async fn status(ecs: &Client, cluster: &str, name: &str) -> Result<Option<String>, DeployError> {
+    let out =
+        ecs.describe_services().cluster(cluster).services(name).send().await.map_err(|e| DeployError::aws(STEP, e))?;
+    Ok(out.services().iter().find_map(|s| s.status()).map(str::to_owned))
 }

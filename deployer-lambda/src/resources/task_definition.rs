@@ -97,6 +97,11 @@ impl Desired {
     }
 }
 
+/// The image the runtime container of `td` runs.
+pub fn image_of(td: &TaskDefinition) -> Option<&str> {
+    td.container_definitions().iter().find(|c| c.name() == Some(CONTAINER_NAME)).and_then(|c| c.image())
+}
+
 /// The latest ACTIVE revision of `family`, if any (a family whose revisions were all
 /// deregistered has none).
 pub async fn latest(ecs: &Client, family: &str) -> Result<Option<TaskDefinition>, DeployError> {

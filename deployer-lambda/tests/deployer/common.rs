@@ -67,15 +67,18 @@ pub async fn base_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> Bas
     Base { sdk, clients, recorder, settings, listener_arn, subnets, security_group }
 }
 
-/// Pushes a minimal image manifest under `tag`.
-pub async fn push_image(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) {
+/// Pushes a minimal image manifest under `tag`; its digest differs from every other
+/// tag's (moto derives it from the layer digests, made here from the tag). Returns
+/// the digest.
+pub async fn push_image(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) -> String {
+    let layer_digest: String = tag.bytes().cycle().take(32).map(|b| format!("{b:02x}")).collect();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
                    "digest": format!("sha256:{}", "a".repeat(64))},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654,
-                    "digest": format!("sha256:{}", "b".repeat(64))}]
+                    "digest": format!("sha256:{layer_digest}")}]
     });
     ecr.put_image()
         .repository_name(repository)
@@ -83,7 +86,12 @@ pub async fn push_image(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) 
         .image_tag(tag)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+        .image()
+        .and_then(|i| i.image_id())
+        .and_then(|i| i.image_digest())
+        .expect("ECR names the digest")
+        .to_owned()
 }
 
 pub fn config() -> AgentConfig {

@@ -1,14 +1,22 @@
 //! Fault injection at every provisioning step: the error names the step; the next
 //! deploy converges to the full set; a delete after a half-way failure leaves
 //! nothing of the agent behind (every resource type is listed to check).
+//!
+//! Then AWS as it really is: its transient answers (throttling, 5xx, S3's
+//! OperationAborted and NoSuchBucket after create, a service still draining, a
+//! target group not yet associated, a secret just restored) injected on the wire,
+//! once, several times, or at a rate across a 50-agent fleet.
 
 use crate::common;
 
 use agent_spec::{AgentId, TenantId};
 use common::*;
+use deployer_lambda::faults::{Fault, Transient};
+use deployer_lambda::fleet::{RolloutAction, RolloutRequest, rollout};
 use deployer_lambda::naming::AgentNames;
-use deployer_lambda::report::ResourceAction;
+use deployer_lambda::report::{ResourceAction, ResourceKind};
 use deployer_lambda::{DeleteRequest, Step, delete, deploy};
+use futures::StreamExt;
 
 /// Every mutating operation of a fresh deploy, and the step it belongs to.
 const STEPS: &[(&str, Step)] = &[
@@ -127,5 +135,182 @@ async fn delete_right_after_a_half_way_failure_removes_what_exists() {
         let report = delete(&base.clients, &base.settings, req).await.unwrap();
         assert!(report.resources.iter().any(|r| r.action == ResourceAction::Absent), "{operation}: {report:#?}");
         assert_eq!(leftovers(&base, &names).await, Vec::<String>::new(), "after a failed {operation}");
+    }
+}
+
+/// A transient answer at each step, injected on the wire as AWS sends it, and how
+/// many attempts in a row get it. Throttling and 5xx are retried by the SDK; the
+/// others are waited out by the deployer.
+const TRANSIENTS: &[(&str, Transient, u32)] = &[
+    ("DescribeImages", Transient::Throttling, 2),
+    ("CreateBucket", Transient::OperationAborted, 2),
+    ("PutBucketVersioning", Transient::NoSuchBucket, 2),
+    ("PutBucketLifecycleConfiguration", Transient::OperationAborted, 3),
+    ("PutBucketPolicy", Transient::Throttling, 2),
+    ("CreateSecret", Transient::Throttling, 2),
+    ("CreateTargetGroup", Transient::ServerError, 2),
+    ("ModifyTargetGroupAttributes", Transient::Unavailable, 1),
+    ("RegisterTaskDefinition", Transient::Throttling, 3),
+    ("CreateRule", Transient::Throttling, 2),
+    ("CreateService", Transient::TargetGroupNotAssociated, 2),
+    ("CreateService", Transient::Throttling, 2),
+];
+
+async fn purge(base: &Base, agent: &AgentId, tenant: &TenantId) {
+    let req = DeleteRequest {
+        agent_id: agent.clone(),
+        tenant_id: tenant.clone(),
+        listener_arn: Some(base.listener_arn.clone()),
+        purge_transcripts: true,
+    };
+    delete(&base.clients, &base.settings, req).await.unwrap();
+}
+
+#[tokio::test]
+async fn transient_answers_at_each_step_are_waited_out_and_the_deploy_converges() {
+    let base = base().await;
+    for (i, (operation, error, times)) in TRANSIENTS.iter().enumerate() {
+        let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+        let names = AgentNames::new(&base.settings.prefix, &agent);
+        base.recorder.inject(Fault::times(operation, *error, *times));
+        let report = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 300 + i as u32))
+            .await
+            .unwrap_or_else(|e| panic!("{operation} answering {error:?} ×{times}: {e}"));
+        let injected = base.recorder.clear_faults();
+        assert_eq!(injected.len(), *times as usize, "{operation}: every injected answer was sent");
+        assert!(report.resources.iter().all(|r| r.action == ResourceAction::Created), "{operation}: {report:#?}");
+
+        base.recorder.clear();
+        deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 300 + i as u32)).await.unwrap();
+        assert_eq!(
+            base.recorder.mutating_calls(),
+            [],
+            "after {operation} answering {error:?}, converge was not complete"
+        );
+        purge(&base, &agent, &tenant).await;
+        assert_eq!(leftovers(&base, &names).await, Vec::<String>::new(), "after {operation}");
+    }
+}
+
+#[tokio::test]
+async fn a_transient_answer_that_does_not_end_fails_retryably_and_names_the_step() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    // Throttling past the SDK's attempts: retryable, with the service's code.
+    base.recorder.inject(Fault::times("CreateTargetGroup", Transient::Throttling, 100));
+    let err = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 400)).await.unwrap_err();
+    let injected = base.recorder.clear_faults();
+    assert_eq!(injected.len(), deployer_lambda::aws::MAX_ATTEMPTS as usize, "the SDK made its attempts");
+    assert_eq!((err.step, err.code.as_deref(), err.retryable), (Step::TargetGroup, Some("Throttling"), true));
+    assert_eq!(err.error_type(), "Retryable.target_group.Throttling");
+    // And the next deploy finishes.
+    deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 400)).await.unwrap();
+    purge(&base, &agent, &tenant).await;
+}
+
+#[tokio::test]
+async fn a_secret_just_restored_is_waited_for() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 410)).await.unwrap();
+    let req = DeleteRequest {
+        agent_id: agent.clone(),
+        tenant_id: tenant.clone(),
+        listener_arn: Some(base.listener_arn.clone()),
+        purge_transcripts: false,
+    };
+    delete(&base.clients, &base.settings, req).await.unwrap();
+
+    base.recorder.inject(Fault::times("GetSecretValue", Transient::SecretScheduledForDeletion, 2));
+    let report = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 410)).await.unwrap();
+    assert_eq!(base.recorder.clear_faults().len(), 2);
+    let secret = report.resources.iter().find(|r| r.kind == ResourceKind::Secret).unwrap();
+    assert!(secret.changes.contains(&"restored".to_owned()), "{secret:?}");
+    purge(&base, &agent, &tenant).await;
+}
+
+#[tokio::test]
+async fn a_redeploy_right_after_a_delete_waits_for_the_old_service_to_drain_within_a_bound() {
+    let base = base_with(|s| {
+        s.insert("TEMPOVOICE_SERVICE_DRAIN_WAIT_SECS".into(), "3".into());
+    })
+    .await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 420)).await.unwrap();
+    let req = DeleteRequest {
+        agent_id: agent.clone(),
+        tenant_id: tenant.clone(),
+        listener_arn: Some(base.listener_arn.clone()),
+        purge_transcripts: false,
+    };
+    delete(&base.clients, &base.settings, req.clone()).await.unwrap();
+
+    // ECS answers CreateService twice with "still Draining", then takes it.
+    base.recorder.inject(Fault::times("CreateService", Transient::ServiceDraining, 2));
+    let report = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 420)).await.unwrap();
+    assert_eq!(base.recorder.clear_faults().len(), 2);
+    let service = report.resources.iter().find(|r| r.kind == ResourceKind::Service).unwrap();
+    assert_eq!(service.action, ResourceAction::Created);
+
+    // A service that keeps draining: the wait ends at the bound with a clear, retryable error.
+    delete(&base.clients, &base.settings, req).await.unwrap();
+    base.recorder.inject(Fault::times("CreateService", Transient::ServiceDraining, 10_000));
+    let started = std::time::Instant::now();
+    let err = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 420)).await.unwrap_err();
+    let waited = started.elapsed();
+    base.recorder.clear_faults();
+    assert_eq!((err.step, err.retryable), (Step::Service, true), "{err}");
+    assert!(err.message.contains("still draining") && err.message.contains("deregistration delay"), "{err}");
+    assert!(waited >= std::time::Duration::from_secs(3), "it waited {waited:?}");
+    purge(&base, &agent, &tenant).await;
+}
+
+#[tokio::test]
+async fn fifty_agents_deploy_roll_out_and_delete_under_throttling_with_no_failure_or_leftover() {
+    const AGENTS: usize = 50;
+    let base = base().await;
+    let tenant = TenantId::generate();
+    let agents: Vec<AgentId> = (0..AGENTS).map(|_| AgentId::generate()).collect();
+    // 10 % of all attempts throttled, 2 % answered with a 500, across every service.
+    base.recorder.inject(Fault::rate(None, Transient::Throttling, 0.10));
+    base.recorder.inject(Fault::rate(None, Transient::ServerError, 0.02));
+
+    let deployed = futures::stream::iter(agents.iter().enumerate())
+        .map(|(i, agent)| deploy(&base.clients, &base.settings, request(&base, agent, &tenant, 500 + i as u32)))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let failed: Vec<String> = deployed.iter().filter_map(|r| r.as_ref().err()).map(ToString::to_string).collect();
+    assert_eq!(failed, Vec::<String>::new(), "deploys failed under throttling");
+
+    let ecr = aws_sdk_ecr::Client::new(&base.sdk);
+    push_image(&ecr, &base.settings.runtime_repository, "v2").await;
+    let report =
+        rollout(&base.clients, &base.settings, RolloutRequest { image_tag: "v2".into(), agents: Some(agents.clone()) })
+            .await
+            .unwrap();
+    let not_updated: Vec<_> = report.agents.iter().filter(|a| a.action != RolloutAction::Updated).collect();
+    assert_eq!(not_updated, Vec::<&deployer_lambda::fleet::AgentRollout>::new());
+
+    let deleted = futures::stream::iter(agents.iter())
+        .map(|agent| {
+            let req = DeleteRequest {
+                agent_id: agent.clone(),
+                tenant_id: tenant.clone(),
+                listener_arn: Some(base.listener_arn.clone()),
+                purge_transcripts: true,
+            };
+            delete(&base.clients, &base.settings, req)
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let failed: Vec<String> = deleted.iter().filter_map(|r| r.as_ref().err()).map(ToString::to_string).collect();
+    assert_eq!(failed, Vec::<String>::new(), "deletes failed under throttling");
+    let injected = base.recorder.clear_faults();
+    assert!(injected.len() >= 100, "the faults were answered: {}", injected.len());
+    for agent in &agents {
+        let names = AgentNames::new(&base.settings.prefix, agent);
+        assert_eq!(leftovers(&base, &names).await, Vec::<String>::new());
     }
 }

@@ -53,7 +53,7 @@ async fn rollout_moves_every_agent_onto_the_new_image_once() {
         deploy(&base.clients, &base.settings, request(&base, agent, &tenant, 20 + i as u32)).await.unwrap();
     }
     let ecr = aws_sdk_ecr::Client::new(&base.sdk);
-    push_image(&ecr, &base.settings.runtime_repository, "v2").await;
+    let v2 = push_image(&ecr, &base.settings.runtime_repository, "v2").await;
 
     // A tag that does not exist changes nothing.
     let err = rollout(&base.clients, &base.settings, RolloutRequest { image_tag: "v9".into(), agents: None })
@@ -64,7 +64,8 @@ async fn rollout_moves_every_agent_onto_the_new_image_once() {
     base.recorder.clear();
     let report =
         rollout(&base.clients, &base.settings, RolloutRequest { image_tag: "v2".into(), agents: None }).await.unwrap();
-    assert!(report.image.ends_with(":v2"));
+    assert!(report.image.ends_with(&format!("@{v2}")), "pinned by digest: {}", report.image);
+    assert_eq!(report.digest, v2);
     assert_eq!(report.agents.len(), 3);
     assert!(report.agents.iter().all(|a| a.action == RolloutAction::Updated), "{report:#?}");
     let ops: Vec<String> = base.recorder.mutating_calls().into_iter().map(|c| c.operation).collect();
@@ -81,7 +82,7 @@ async fn rollout_moves_every_agent_onto_the_new_image_once() {
         let td_arn = svc.services()[0].task_definition().unwrap().to_owned();
         let td = ecs.describe_task_definition().task_definition(&td_arn).send().await.unwrap();
         let container = &td.task_definition().unwrap().container_definitions()[0];
-        assert!(container.image().unwrap().ends_with(":v2"));
+        assert_eq!(container.image(), Some(report.image.as_str()));
         assert!(
             container
                 .environment()

@@ -39,12 +39,24 @@ async fn deploy_creates_every_resource_with_the_right_settings() {
     assert!(!encryption.server_side_encryption_configuration().unwrap().rules().is_empty());
     let policy = s3.get_bucket_policy().bucket(&names.bucket).send().await.unwrap();
     let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
-    assert_eq!(policy, bucket::tls_only_policy(&names.bucket));
+    assert_eq!(policy, bucket::tls_only_policy(base.settings.partition, &names.bucket));
+    // Retention that deletes on a versioned bucket: current versions transition and
+    // expire, noncurrent versions expire after that, lone delete markers and
+    // abandoned multipart uploads are removed.
     let lifecycle = s3.get_bucket_lifecycle_configuration().bucket(&names.bucket).send().await.unwrap();
+    assert_eq!(lifecycle.rules().len(), 2, "{lifecycle:#?}");
     let rule = lifecycle.rules().iter().find(|r| r.id() == Some(bucket::LIFECYCLE_RULE_ID)).unwrap();
     let days: Vec<Option<i32>> = rule.transitions().iter().map(|t| t.days()).collect();
     assert_eq!(days, [Some(30), Some(90)]);
     assert_eq!(rule.expiration().and_then(|e| e.days()), Some(365));
+    assert_eq!(rule.noncurrent_version_expiration().and_then(|n| n.noncurrent_days()), Some(30));
+    assert_eq!(
+        rule.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()),
+        Some(bucket::ABORT_MULTIPART_DAYS)
+    );
+    let markers = lifecycle.rules().iter().find(|r| r.id() == Some(bucket::DELETE_MARKER_RULE_ID)).unwrap();
+    assert_eq!(markers.expiration().and_then(|e| e.expired_object_delete_marker()), Some(true));
+    assert_eq!(markers.expiration().and_then(|e| e.days()), None, "S3 refuses days beside the marker flag");
     let bucket_tags = s3.get_bucket_tagging().bucket(&names.bucket).send().await.unwrap();
     assert!(bucket_tags.tag_set().iter().any(|t| t.key() == tags::AGENT && t.value() == agent.as_str()));
     assert!(bucket_tags.tag_set().iter().any(|t| t.key() == tags::TENANT && t.value() == tenant.as_str()));
@@ -61,14 +73,35 @@ async fn deploy_creates_every_resource_with_the_right_settings() {
     let td = td.task_definition().unwrap();
     assert_eq!((td.cpu(), td.memory()), (Some("256"), Some("512")));
     let container = &td.container_definitions()[0];
-    assert!(container.image().unwrap().ends_with(&format!("/{}:{IMAGE_TAG}", base.settings.runtime_repository)));
+    // Pinned by digest: the tag's digest at deploy time, in the report too.
+    let ecr = aws_sdk_ecr::Client::new(&base.sdk);
+    let described = ecr
+        .describe_images()
+        .repository_name(&base.settings.runtime_repository)
+        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(IMAGE_TAG).build())
+        .send()
+        .await
+        .unwrap();
+    let digest = described.image_details()[0].image_digest().unwrap();
+    let pinned = format!("/{}@{digest}", base.settings.runtime_repository);
+    assert!(container.image().unwrap().ends_with(&pinned), "{:?}", container.image());
+    assert_eq!(report.image.as_deref(), container.image());
     let env: Vec<(&str, &str)> =
         container.environment().iter().map(|kv| (kv.name().unwrap(), kv.value().unwrap())).collect();
     assert!(env.contains(&("AGENT_ID", agent.as_str())));
     assert!(env.contains(&("S3_BUCKET_NAME", names.bucket.as_str())));
     assert!(!env.iter().any(|(k, v)| *k == "TWILIO_AUTH_TOKEN" || v.contains(TOKEN)));
+    // Each secret reference is pinned to the version the deploy wrote.
+    let version = sm.describe_secret().secret_id(&names.secret).send().await.unwrap();
+    let current = version
+        .version_ids_to_stages()
+        .unwrap()
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+        .map(|(id, _)| id.clone())
+        .unwrap();
     let refs: Vec<(&str, &str)> = container.secrets().iter().map(|s| (s.name(), s.value_from())).collect();
-    assert_eq!(refs, [("TWILIO_AUTH_TOKEN", format!("{secret_arn}:TWILIO_AUTH_TOKEN::").as_str())]);
+    assert_eq!(refs, [("TWILIO_AUTH_TOKEN", format!("{secret_arn}:TWILIO_AUTH_TOKEN::{current}").as_str())]);
     assert_eq!(container.stop_timeout(), Some(120));
     assert_eq!(container.port_mappings()[0].container_port(), Some(8080));
 
@@ -139,6 +172,74 @@ async fn deploying_again_makes_no_mutating_call_and_a_change_only_rolls_the_serv
     assert_eq!(action_of(&report, ResourceKind::TaskDefinition), ResourceAction::Updated);
     assert_eq!(action_of(&report, ResourceKind::Service), ResourceAction::Updated);
     assert_eq!(action_of(&report, ResourceKind::Bucket), ResourceAction::Unchanged);
+}
+
+#[tokio::test]
+async fn images_are_pinned_by_digest_and_a_config_edit_keeps_the_running_image() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    let ecr = aws_sdk_ecr::Client::new(&base.sdk);
+    let repo = base.settings.runtime_repository.clone();
+    let v2 = push_image(&ecr, &repo, "v2").await;
+    let mut req = request(&base, &agent, &tenant, 5);
+    req.image_tag = Some("v2".into());
+    let first = deploy(&base.clients, &base.settings, req).await.unwrap();
+    assert!(first.image.as_deref().unwrap().ends_with(&format!("/{repo}@{v2}")), "{first:#?}");
+
+    // The tag moves to another image: nothing changes until a deploy asks for it.
+    let moved = push_image(&ecr, &repo, "v2-moved").await;
+    ecr.batch_delete_image()
+        .repository_name(&repo)
+        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("v2").build())
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(moved, v2);
+
+    // A config edit names no tag: the agent keeps the image it runs (not the
+    // default tag's), even though the tag it came from is gone.
+    base.recorder.clear();
+    let mut edit = request(&base, &agent, &tenant, 5);
+    edit.config.system_prompt = "You answer calls for Rosa's Bakery. Be brief.".into();
+    let edited = deploy(&base.clients, &base.settings, edit).await.unwrap();
+    assert_eq!(edited.image, first.image, "a config edit changed the image");
+    let ops: Vec<String> = base.recorder.mutating_calls().into_iter().map(|c| c.operation).collect();
+    assert_eq!(ops, ["RegisterTaskDefinition", "UpdateService"]);
+
+    // A deploy naming the default tag moves it there.
+    let mut back = request(&base, &agent, &tenant, 5);
+    back.image_tag = Some(IMAGE_TAG.into());
+    let reset = deploy(&base.clients, &base.settings, back).await.unwrap();
+    assert!(reset.image.as_deref().unwrap().contains("@sha256:"));
+    assert_ne!(reset.image, first.image);
+}
+
+#[tokio::test]
+async fn a_changed_secret_is_pinned_by_its_new_version() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 6)).await.unwrap();
+    let names = AgentNames::new(&base.settings.prefix, &agent);
+    let ecs = aws_sdk_ecs::Client::new(&base.sdk);
+    let value_from = async || {
+        let td = ecs.describe_task_definition().task_definition(&names.family).send().await.unwrap();
+        td.task_definition().unwrap().container_definitions()[0].secrets()[0].value_from().to_owned()
+    };
+    let before = value_from().await;
+
+    base.recorder.clear();
+    let mut req = request(&base, &agent, &tenant, 6);
+    req.secrets = secrets("0123456789abcdef0123456789abcdef");
+    deploy(&base.clients, &base.settings, req).await.unwrap();
+    let ops: Vec<String> = base.recorder.mutating_calls().into_iter().map(|c| c.operation).collect();
+    assert_eq!(ops, ["PutSecretValue", "RegisterTaskDefinition", "UpdateService"]);
+    let after = value_from().await;
+    assert_ne!(before, after);
+    let (arn_key, version) = after.rsplit_once("::").unwrap();
+    assert!(arn_key.ends_with(":TWILIO_AUTH_TOKEN") && !version.is_empty(), "{after}");
+    let sm = aws_sdk_secretsmanager::Client::new(&base.sdk);
+    let pinned = sm.get_secret_value().secret_id(&names.secret).version_id(version).send().await.unwrap();
+    assert!(pinned.secret_string().unwrap().contains("0123456789abcdef0123456789abcdef"));
 }
 
 #[tokio::test]
