@@ -64,6 +64,7 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub iam: aws_sdk_iam::Client,
 }
 
 impl AwsClients {
@@ -104,6 +105,7 @@ impl AwsClients {
             s3: client!(aws_sdk_s3, force_path_style(local)),
             ecr: client!(aws_sdk_ecr),
             secrets: client!(aws_sdk_secretsmanager),
+            iam: client!(aws_sdk_iam),
         }
     }
 }

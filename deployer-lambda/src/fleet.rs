@@ -10,7 +10,7 @@ use crate::aws::AwsClients;
 use crate::error::{DeployError, Step, code_of};
 use crate::naming::{AgentNames, CONTAINER_NAME};
 use crate::report::{ResourceAction, ResourceKind, ResourceReport};
-use crate::resources::{bucket, listener_rule, service, target_group, task_definition};
+use crate::resources::{bucket, listener_rule, service, target_group, task_definition, task_role};
 use crate::settings::DeployerSettings;
 
 /// How many agents a rollout updates at once.
@@ -84,9 +84,17 @@ pub async fn status(
             Err(e) => Err(DeployError::aws(Step::Bucket, e)),
         }
     };
-    let (bucket, secret, tg, td, rule, svc) = tokio::try_join!(
+    let role = async {
+        let observed = task_role::observe(&clients.iam, &names.task_role).await?;
+        Ok(match observed.role {
+            Some(r) => present(ResourceKind::TaskRole, &names.task_role, Some(r.arn().to_owned())),
+            None => absent(ResourceKind::TaskRole, &names.task_role),
+        })
+    };
+    let (bucket, secret, role, tg, td, rule, svc) = tokio::try_join!(
         bucket_exists,
         secret,
+        role,
         target_group::find(&clients.elb, &names.target_group),
         task_definition::latest(&clients.ecs, &names.family),
         listener_rule::find(&clients.elb, &req.listener_arn, &names.path_pattern),
@@ -95,6 +103,7 @@ pub async fn status(
     let resources = vec![
         bucket,
         secret,
+        role,
         match tg {
             Some(tg) => {
                 present(ResourceKind::TargetGroup, &names.target_group, tg.target_group_arn().map(str::to_owned))

@@ -29,6 +29,8 @@ pub struct AgentNames {
     /// Task definition family and ECS service: `{prefix}-agent-{agentId}`.
     pub family: String,
     pub service: String,
+    /// The agent's own IAM task role (≤ 64): `{prefix}-agent-{agentId}`.
+    pub task_role: String,
     /// Target group (≤ 32): `{prefix}-{agentId}`.
     pub target_group: String,
     /// The listener rule's path pattern.
@@ -44,6 +46,7 @@ impl AgentNames {
             secret: format!("{prefix}/agents/{agent}"),
             family: format!("{prefix}-agent-{agent}"),
             service: format!("{prefix}-agent-{agent}"),
+            task_role: format!("{prefix}-agent-{agent}"),
             target_group: format!("{prefix}-{agent}"),
             path_pattern: format!("/agent/{agent}/*"),
         }
@@ -74,6 +77,7 @@ mod tests {
         assert!(names.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
         assert!(names.family.len() <= 255 && names.service.len() <= 255);
         assert!(names.secret.len() <= 512);
+        assert!(names.task_role.len() <= 64);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::aws::AwsClients;
 use crate::error::{DeployError, Step, code_of};
 use crate::naming::AgentNames;
 use crate::report::{ResourceAction, ResourceKind, ResourceReport};
-use crate::resources::{bucket, listener_rule, secret, service, target_group, task_definition};
+use crate::resources::{bucket, listener_rule, secret, service, target_group, task_definition, task_role};
 use crate::settings::DeployerSettings;
 
 /// Where the agent's listener rule goes: assigned by the control plane.
@@ -211,7 +211,7 @@ pub async fn deploy(
     // Observe: every read that needs nothing from another step, in one round trip.
     // The image check is among them, and nothing is written before it passed.
     let rule_listener = &req.placement.listener_arn;
-    let ((image, bucket_existed), ((secret_found, tg_found), (td_found, (rules_found, service_found)))) =
+    let ((image, bucket_existed), ((secret_found, tg_found), (td_found, (rules_found, (service_found, role_found))))) =
         Box::pin(both(
             seq,
             both(seq, runtime_image(clients, settings, &tag), bucket::exists(&clients.s3, &names.bucket)),
@@ -228,14 +228,18 @@ pub async fn deploy(
                     both(
                         seq,
                         listener_rule::rules(&clients.elb, rule_listener),
-                        service::find(&clients.ecs, &settings.cluster, &names.service),
+                        both(
+                            seq,
+                            service::find(&clients.ecs, &settings.cluster, &names.service),
+                            task_role::observe(&clients.iam, &names.task_role),
+                        ),
                     ),
                 ),
             ),
         ))
         .await;
     let (bucket_existed, secret_found, tg_found) = (bucket_existed?, secret_found?, tg_found?);
-    let (td_found, rules_found, service_found) = (td_found?, rules_found?, service_found?);
+    let (td_found, rules_found, service_found, role_found) = (td_found?, rules_found?, service_found?, role_found?);
     let current_image = td_found
         .as_ref()
         .and_then(task_definition::image_of)
@@ -259,9 +263,30 @@ pub async fn deploy(
         tags: &tags,
     };
     let bucket = bucket::converge(&clients.s3, &bucket_desired, bucket_existed);
-    let secret_then_task_definition = async {
-        let (secret, version) =
-            secret::converge(&clients.secrets, &names.secret, &secret_value, &tags, secret_found).await?;
+    let model = (spec.config.voice.provider == agent_spec::config::SpeechProvider::NovaSonic).then(|| {
+        task_role::BedrockModel {
+            region: spec.config.integrations.aws_region.as_str().to_owned(),
+            model_id: spec.config.voice.model.as_str().to_owned(),
+        }
+    });
+    let role_desired = task_role::Desired {
+        name: &names.task_role,
+        path: task_role::path(&settings.prefix),
+        trust: task_role::trust_policy(&settings.account),
+        policy: task_role::permissions_policy(settings.partition, &names.bucket, model.as_ref()),
+        boundary_arn: &settings.task_role_boundary_arn,
+        tags: &tags,
+    };
+    // The secret's version and the role's ARN, then the task definition beside the
+    // role's policy.
+    let secret_and_role_then_task_definition = async {
+        let (secret, role) = both(
+            seq,
+            secret::converge(&clients.secrets, &names.secret, &secret_value, &tags, secret_found),
+            task_role::ensure(&clients.iam, &role_desired, &role_found),
+        )
+        .await;
+        let ((secret, version), role) = (secret?, role?);
         let secret_arn =
             secret.arn.clone().ok_or_else(|| DeployError::new(Step::Secret, None, "secret has no ARN", true))?;
         let mut environment: BTreeMap<String, String> =
@@ -282,14 +307,19 @@ pub async fn deploy(
             cpu: spec.config.sizing.cpu,
             memory_mib: spec.config.sizing.memory_mib,
             execution_role_arn: settings.execution_role_arn.clone(),
-            task_role_arn: settings.task_role_arn.clone(),
+            task_role_arn: role.arn.clone(),
             port: settings.container_port,
             log_group: settings.log_group.clone(),
             region: settings.region.clone(),
             stream_prefix: spec.agent_id.to_string(),
         };
-        let task_definition = task_definition::converge(&clients.ecs, &td_desired, &tags, td_found).await?;
-        Ok::<_, DeployError>((secret, task_definition))
+        let (task_definition, role) = both(
+            seq,
+            task_definition::converge(&clients.ecs, &td_desired, &tags, td_found),
+            task_role::put_policy(&clients.iam, &role_desired, &role_found, role),
+        )
+        .await;
+        Ok::<_, DeployError>((secret, role?, task_definition?))
     };
     let target_group_then_rule = async {
         let ensured = target_group::ensure(&clients.elb, &tg_desired, tg_found).await?;
@@ -310,8 +340,8 @@ pub async fn deploy(
         Ok::<_, DeployError>((target_group?, rule?, tg_arn))
     };
     let (bucket, (secret_td, tg_rule)) =
-        both(seq, bucket, both(seq, secret_then_task_definition, target_group_then_rule)).await;
-    let (bucket, (secret, task_definition), (target_group, rule, tg_arn)) = (bucket?, secret_td?, tg_rule?);
+        both(seq, bucket, both(seq, secret_and_role_then_task_definition, target_group_then_rule)).await;
+    let (bucket, (secret, role, task_definition), (target_group, rule, tg_arn)) = (bucket?, secret_td?, tg_rule?);
     let image_uri = image;
     let td_arn = task_definition
         .arn
@@ -339,7 +369,7 @@ pub async fn deploy(
     tracing::info!(agent_id = %spec.agent_id, tenant_id = %spec.tenant_id, "agent deployed");
     Ok(AgentReport {
         agent_id: spec.agent_id,
-        resources: vec![bucket, secret, target_group, task_definition, rule, service],
+        resources: vec![bucket, secret, role, target_group, task_definition, rule, service],
         image: Some(image_uri),
     })
 }
@@ -462,6 +492,9 @@ pub(crate) async fn teardown(
         revisions.last().cloned(),
         if revisions.is_empty() { ResourceAction::Absent } else { ResourceAction::Deleted },
     ));
+
+    // The role, once no task runs with it.
+    resources.push(task_role::remove(&clients.iam, &names.task_role).await?);
 
     // The secret, with the default 7-day recovery window: a redeploy restores it.
     resources.push(match clients.secrets.describe_secret().secret_id(&names.secret).send().await {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 pub enum ResourceKind {
     Bucket,
     Secret,
+    TaskRole,
     TargetGroup,
     TaskDefinition,
     ListenerRule,

@@ -11,7 +11,7 @@
 //! | `TEMPOVOICE_SUBNETS` | required | private subnets for tasks, comma-separated |
 //! | `TEMPOVOICE_SECURITY_GROUPS` | required | security groups for tasks, comma-separated |
 //! | `TEMPOVOICE_EXECUTION_ROLE_ARN` | required | ECS task execution role (pulls the image, reads the secret) |
-//! | `TEMPOVOICE_TASK_ROLE_ARN` | required | the runtime's own role (S3, Bedrock) |
+//! | `TEMPOVOICE_TASK_ROLE_BOUNDARY_ARN` | required | managed policy every agent's own task role is created under (its permission boundary) |
 //! | `TEMPOVOICE_RUNTIME_REPOSITORY` | `tempovoice-agent-runtime` | ECR repository of the runtime image |
 //! | `TEMPOVOICE_RUNTIME_IMAGE_TAG` | `latest` | image tag used when a deploy names none |
 //! | `TEMPOVOICE_CONTAINER_PORT` | `8080` | port the runtime listens on |
@@ -91,7 +91,10 @@ pub struct DeployerSettings {
     pub subnets: Vec<String>,
     pub security_groups: Vec<String>,
     pub execution_role_arn: String,
-    pub task_role_arn: String,
+    /// The permission boundary of every agent's task role.
+    pub task_role_boundary_arn: String,
+    /// The AWS account, from the execution role's ARN.
+    pub account: String,
     pub runtime_repository: String,
     pub default_image_tag: String,
     pub container_port: i32,
@@ -165,7 +168,18 @@ impl DeployerSettings {
         let subnets = required("TEMPOVOICE_SUBNETS");
         let security_groups = required("TEMPOVOICE_SECURITY_GROUPS");
         let execution_role_arn = required("TEMPOVOICE_EXECUTION_ROLE_ARN");
-        let task_role_arn = required("TEMPOVOICE_TASK_ROLE_ARN");
+        let task_role_boundary_arn = required("TEMPOVOICE_TASK_ROLE_BOUNDARY_ARN");
+        // arn:{partition}:iam::{account}:role/{name}
+        let account = execution_role_arn.split(':').nth(4).unwrap_or_default().to_owned();
+        if !execution_role_arn.is_empty()
+            && (!execution_role_arn.starts_with("arn:")
+                || account.len() != 12
+                || !account.bytes().all(|b| b.is_ascii_digit()))
+        {
+            errors.push(
+                "TEMPOVOICE_EXECUTION_ROLE_ARN must be an IAM role ARN (arn:aws:iam::123456789012:role/…)".into(),
+            );
+        }
         let list = |v: String| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
 
         let prefix = get("TEMPOVOICE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.into());
@@ -226,7 +240,8 @@ impl DeployerSettings {
             subnets: list(subnets),
             security_groups: list(security_groups),
             execution_role_arn,
-            task_role_arn,
+            task_role_boundary_arn,
+            account,
             runtime_repository: get("TEMPOVOICE_RUNTIME_REPOSITORY")
                 .unwrap_or_else(|| "tempovoice-agent-runtime".into()),
             default_image_tag: get("TEMPOVOICE_RUNTIME_IMAGE_TAG").unwrap_or_else(|| "latest".into()),
@@ -257,7 +272,7 @@ mod tests {
             ("TEMPOVOICE_SUBNETS", "subnet-1,subnet-2"),
             ("TEMPOVOICE_SECURITY_GROUPS", "sg-1"),
             ("TEMPOVOICE_EXECUTION_ROLE_ARN", "arn:aws:iam::123456789012:role/exec"),
-            ("TEMPOVOICE_TASK_ROLE_ARN", "arn:aws:iam::123456789012:role/task"),
+            ("TEMPOVOICE_TASK_ROLE_BOUNDARY_ARN", "arn:aws:iam::123456789012:policy/boundary"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

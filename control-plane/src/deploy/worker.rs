@@ -326,6 +326,7 @@ fn kind_name(r: &ResourceReport) -> &'static str {
     match r.kind {
         K::Bucket => "bucket",
         K::Secret => "secret",
+        K::TaskRole => "task_role",
         K::TargetGroup => "target_group",
         K::TaskDefinition => "task_definition",
         K::ListenerRule => "listener_rule",

@@ -105,7 +105,7 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     assert_eq!(done["deployed_version"], 1);
     assert_eq!(done["attempts"], 1);
     let actions = resource_actions(&done);
-    assert_eq!(actions.len(), 6, "{actions:?}");
+    assert_eq!(actions.len(), 7, "{actions:?}");
     assert!(actions.values().all(|a| a == "created"), "{actions:?}");
     for r in done["resources"].as_array().unwrap() {
         assert!(r["arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:")), "{r}");
@@ -113,7 +113,7 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     let kinds: Vec<&str> = done["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"queued"));
     assert_eq!(kinds.last(), Some(&"succeeded"));
-    assert_eq!(kinds.iter().filter(|k| **k == "resource").count(), 6, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "resource").count(), 7, "{kinds:?}");
     let (_, shown) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
     assert_eq!(shown["deployment"]["status"], "active");
 
@@ -144,7 +144,7 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     let actions = resource_actions(&done);
     assert_eq!(actions["task_definition"], "updated");
     assert_eq!(actions["service"], "updated");
-    for kind in ["bucket", "secret", "target_group", "listener_rule"] {
+    for kind in ["bucket", "secret", "task_role", "target_group", "listener_rule"] {
         assert_eq!(actions[kind], "unchanged", "{kind}: {actions:?}");
     }
 
@@ -184,7 +184,7 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     assert_eq!(done["status"], "deleted", "{done:#}");
     let actions = resource_actions(&done);
     assert_eq!(actions["bucket"], "retained");
-    for kind in ["secret", "target_group", "task_definition", "listener_rule", "service"] {
+    for kind in ["secret", "task_role", "target_group", "task_definition", "listener_rule", "service"] {
         assert_eq!(actions[kind], "deleted", "{kind}: {actions:?}");
     }
     let (status, _) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
@@ -379,7 +379,7 @@ async fn deployments_survive_a_restart_and_a_crash() {
     assert_eq!(done["status"], "active", "{done:#}");
     // The handed-back attempt is not counted: the crashed one and the last one are.
     assert_eq!(done["attempts"], 2, "{done:#}");
-    assert_eq!(resource_actions(&done).len(), 6);
+    assert_eq!(resource_actions(&done).len(), 7);
 }
 
 #[tokio::test]

@@ -7,3 +7,4 @@ pub mod secret;
 pub mod service;
 pub mod target_group;
 pub mod task_definition;
+pub mod task_role;

@@ -28,6 +28,8 @@ const STEPS: &[(&str, Step)] = &[
     ("PutBucketLifecycleConfiguration", Step::Bucket),
     ("PutBucketTagging", Step::Bucket),
     ("CreateSecret", Step::Secret),
+    ("CreateRole", Step::TaskRole),
+    ("PutRolePolicy", Step::TaskRole),
     ("CreateTargetGroup", Step::TargetGroup),
     ("ModifyTargetGroupAttributes", Step::TargetGroup),
     ("RegisterTaskDefinition", Step::TaskDefinition),
@@ -61,6 +63,10 @@ async fn leftovers(base: &Base, names: &AgentNames) -> Vec<String> {
         if rule.conditions().iter().flat_map(|c| c.values()).any(|v| v == &names.path_pattern) {
             left.push(format!("rule {}", names.path_pattern));
         }
+    }
+    let iam = aws_sdk_iam::Client::new(sdk);
+    if iam.get_role().role_name(&names.task_role).send().await.is_ok() {
+        left.push(format!("task role {}", names.task_role));
     }
     let ecs = aws_sdk_ecs::Client::new(sdk);
     let families = ecs.list_task_definitions().family_prefix(&names.family).send().await.unwrap();
@@ -96,7 +102,7 @@ async fn a_failure_at_each_step_is_named_then_converged_then_fully_deleted() {
         let report = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, priority))
             .await
             .unwrap_or_else(|e| panic!("deploy after a failed {operation}: {e}"));
-        assert_eq!(report.resources.len(), 6);
+        assert_eq!(report.resources.len(), 7);
         assert!(report.resources.iter().all(|r| r.arn.is_some()), "after {operation}: {report:#?}");
         // And again: nothing left to do.
         base.recorder.clear();
@@ -148,6 +154,8 @@ const TRANSIENTS: &[(&str, Transient, u32)] = &[
     ("PutBucketLifecycleConfiguration", Transient::OperationAborted, 3),
     ("PutBucketPolicy", Transient::Throttling, 2),
     ("CreateSecret", Transient::Throttling, 2),
+    ("CreateRole", Transient::Throttling, 2),
+    ("PutRolePolicy", Transient::ServerError, 1),
     ("CreateTargetGroup", Transient::ServerError, 2),
     ("ModifyTargetGroupAttributes", Transient::Unavailable, 1),
     ("RegisterTaskDefinition", Transient::Throttling, 3),

@@ -8,7 +8,7 @@ use agent_spec::{AgentId, TenantId};
 use common::*;
 use deployer_lambda::naming::{AgentNames, tags};
 use deployer_lambda::report::{ResourceAction, ResourceKind};
-use deployer_lambda::resources::bucket;
+use deployer_lambda::resources::{bucket, task_role};
 use deployer_lambda::{DeleteRequest, Step, delete, deploy};
 
 fn action_of(report: &deployer_lambda::AgentReport, kind: ResourceKind) -> ResourceAction {
@@ -20,7 +20,7 @@ async fn deploy_creates_every_resource_with_the_right_settings() {
     let base = base().await;
     let (agent, tenant) = (AgentId::generate(), TenantId::generate());
     let report = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 7)).await.unwrap();
-    assert_eq!(report.resources.len(), 6);
+    assert_eq!(report.resources.len(), 7);
     assert!(report.resources.iter().all(|r| r.action == ResourceAction::Created), "{report:#?}");
     assert!(report.resources.iter().all(|r| r.arn.is_some()), "{report:#?}");
     let names = AgentNames::new(&base.settings.prefix, &agent);
@@ -104,6 +104,40 @@ async fn deploy_creates_every_resource_with_the_right_settings() {
     assert_eq!(refs, [("TWILIO_AUTH_TOKEN", format!("{secret_arn}:TWILIO_AUTH_TOKEN::{current}").as_str())]);
     assert_eq!(container.stop_timeout(), Some(120));
     assert_eq!(container.port_mappings()[0].container_port(), Some(8080));
+
+    // The agent's own task role: ECS tasks of this account only, under the boundary,
+    // allowed its own bucket's calls/ and nothing of any other bucket.
+    let iam = aws_sdk_iam::Client::new(&base.sdk);
+    let role = iam.get_role().role_name(&names.task_role).send().await.unwrap();
+    let role = role.role().unwrap();
+    assert_eq!(td.task_role_arn(), Some(role.arn()));
+    assert_eq!(role.path(), format!("/tempovoice/{}/", base.settings.prefix));
+    assert_eq!(
+        role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
+        Some(base.settings.task_role_boundary_arn.as_str())
+    );
+    let trust = task_role::decode_document(role.assume_role_policy_document().unwrap()).unwrap();
+    assert_eq!(trust["Statement"][0]["Principal"]["Service"], "ecs-tasks.amazonaws.com");
+    assert_eq!(trust["Statement"][0]["Condition"]["StringEquals"]["aws:SourceAccount"], base.settings.account);
+    let inline = iam.get_role_policy().role_name(&names.task_role).policy_name(task_role::POLICY_NAME).send().await;
+    let inline = task_role::decode_document(inline.unwrap().policy_document()).unwrap();
+    let resources: Vec<String> = inline["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| match &s["Resource"] {
+            serde_json::Value::Array(a) => a.iter().map(|r| r.as_str().unwrap().to_owned()).collect(),
+            r => vec![r.as_str().unwrap().to_owned()],
+        })
+        .collect();
+    let buckets: Vec<&String> = resources.iter().filter(|r| r.starts_with("arn:aws:s3:")).collect();
+    assert_eq!(buckets, [&format!("arn:aws:s3:::{}/calls/*", names.bucket)], "only its own bucket: {inline:#}");
+    assert!(resources.iter().all(|r| !r.contains(":s3:::*") && r != "*"), "no wildcard bucket: {inline:#}");
+    let model = format!("foundation-model/{}", config().voice.model.as_str());
+    let bedrock: Vec<&String> = resources.iter().filter(|r| r.contains(":bedrock:")).collect();
+    assert_eq!(bedrock.len(), 1, "{inline:#}");
+    assert!(bedrock[0].ends_with(&model), "its own model only: {inline:#}");
+    assert!(role.tags().iter().any(|t| t.key() == tags::AGENT && t.value() == agent.as_str()));
 
     // Target group: ip targets, health check, deregistration delay from the call limit.
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&base.sdk);
@@ -292,6 +326,7 @@ async fn delete_removes_everything_and_keeps_or_purges_the_transcripts() {
         ResourceKind::TargetGroup,
         ResourceKind::TaskDefinition,
         ResourceKind::Secret,
+        ResourceKind::TaskRole,
     ] {
         assert_eq!(action_of(&report, kind), ResourceAction::Deleted, "{kind:?}");
     }
