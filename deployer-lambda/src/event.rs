@@ -8,6 +8,7 @@
 //! {"version": 1, "action": "status", "agent_id": "…", "tenant_id": "…", "listener_arn": "…"}
 //! {"version": 1, "action": "rollout", "image_tag": "2026-11-21.3", "agents": ["…"]}
 //! {"version": 1, "action": "sweep", "known_agents": ["…"], "listener_arns": ["…"], "delete": false}
+//! {"version": 1, "action": "health", "agent_id": "…", "tenant_id": "…", "task_definition_arn": "…"}
 //! ```
 //!
 //! The response lists every resource with its ARN and what was done. Errors are
@@ -29,6 +30,7 @@ pub enum Action {
     Status(StatusRequest),
     Rollout(RolloutRequest),
     Sweep(SweepRequest),
+    Health(crate::health::HealthRequest),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +56,7 @@ pub enum Outcome {
     Status(AgentStatus),
     Rollout(RolloutReport),
     Sweep(SweepReport),
+    Health(crate::health::RolloutHealth),
 }
 
 #[cfg(test)]

@@ -63,7 +63,18 @@ pub enum Times {
     Rate(f64),
 }
 
-/// Answers matching attempts with a [`Transient`] error.
+/// What an injected answer says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Injected {
+    /// AWS's error, in the service's wire format.
+    Error(Transient),
+    /// A successful answer with this body, in the service's wire format (JSON for
+    /// ECS, the query protocol's XML for ELB): a state moto cannot reach, such as an
+    /// ECS deployment in progress or a healthy target.
+    Reply(String),
+}
+
+/// Answers matching attempts with an [`Injected`] answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
     /// The operation (`CreateBucket`); every operation when `None`.
@@ -71,14 +82,29 @@ pub struct Fault {
     /// The service (`S3`, `ECS`, `Elastic Load Balancing v2`, `Secrets Manager`,
     /// `ECR`, `IAM`); every service when `None`.
     pub service: Option<String>,
-    pub error: Transient,
+    pub answer: Injected,
     pub times: Times,
 }
 
 impl Fault {
     /// The next `n` attempts of `operation` fail with `error`.
     pub fn times(operation: &str, error: Transient, n: u32) -> Self {
-        Self { operation: Some(operation.to_owned()), service: None, error, times: Times::Count(n) }
+        Self {
+            operation: Some(operation.to_owned()),
+            service: None,
+            answer: Injected::Error(error),
+            times: Times::Count(n),
+        }
+    }
+
+    /// The next `n` attempts of `operation` succeed with `body`.
+    pub fn reply(operation: &str, body: impl Into<String>, n: u32) -> Self {
+        Self {
+            operation: Some(operation.to_owned()),
+            service: None,
+            answer: Injected::Reply(body.into()),
+            times: Times::Count(n),
+        }
     }
 
     /// The next attempt of `operation` fails with `error`.
@@ -89,7 +115,12 @@ impl Fault {
     /// Every attempt of any operation (of `service`, if given) fails with `error`
     /// with probability `rate`.
     pub fn rate(service: Option<&str>, error: Transient, rate: f64) -> Self {
-        Self { operation: None, service: service.map(str::to_owned), error, times: Times::Rate(rate) }
+        Self {
+            operation: None,
+            service: service.map(str::to_owned),
+            answer: Injected::Error(error),
+            times: Times::Rate(rate),
+        }
     }
 
     fn matches(&self, call: &Call) -> bool {
@@ -216,14 +247,26 @@ pub(crate) fn decide(state: &mut RecorderState, call: &Call) -> Option<u64> {
             }
         };
         if hit {
-            chosen = Some(state.faults[i].error);
+            chosen = Some(state.faults[i].answer.clone());
             break;
         }
     }
-    let error = chosen?;
+    let injected = chosen?;
     state.injected.push(call.clone());
     let id = state.injected.len() as u64;
-    state.answers.insert(id, answer(error, &call.service, id));
+    let reply = match injected {
+        Injected::Error(error) => answer(error, &call.service, id),
+        Injected::Reply(body) => Answer {
+            status: 200,
+            content_type: match protocol(&call.service) {
+                Protocol::Json => "application/x-amz-json-1.1",
+                Protocol::Query => "text/xml",
+                Protocol::RestXml => "application/xml",
+            },
+            body,
+        },
+    };
+    state.answers.insert(id, reply);
     Some(id)
 }
 

@@ -7,6 +7,7 @@
 //! - [`event`]: the versioned JSON contract of the Lambda (`deploy`, `delete`).
 //! - [`fleet`]: `status` of one agent, `rollout` of a new runtime image to all agents,
 //!   and `sweep` of resources whose agent no longer exists.
+//! - [`health`]: how a deployed revision's rollout is going (ECS rollout state, healthy targets).
 //! - [`provision`]: the orchestration: validate, then converge each resource in
 //!   dependency layers (independent steps concurrently); delete in reverse.
 //! - [`resources`]: one module per resource; each reads before it writes.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod event;
 pub mod faults;
 pub mod fleet;
+pub mod health;
 pub mod naming;
 pub mod provision;
 pub mod report;
@@ -53,6 +55,7 @@ pub async fn handle(
         event::Action::Status(req) => event::Outcome::Status(fleet::status(clients, settings, req).await?),
         event::Action::Rollout(req) => event::Outcome::Rollout(fleet::rollout(clients, settings, req).await?),
         event::Action::Sweep(req) => event::Outcome::Sweep(fleet::sweep(clients, settings, req).await?),
+        event::Action::Health(req) => event::Outcome::Health(health::health(clients, settings, req).await?),
     };
     Ok(event::DeployerResponse { version: event::EVENT_VERSION, outcome })
 }

@@ -7,4 +7,5 @@ mod common;
 mod concurrency;
 mod faults;
 mod fleet;
+mod health;
 mod provision;
