@@ -135,14 +135,18 @@ pub enum DeploymentAction {
     Delete,
 }
 
-/// Where a deployment is. A `deploy` goes `pending` → `provisioning` → `active`
-/// (or `failed`); a `delete` goes `pending` → `deleting` → `deleted` (or `failed`).
+/// Where a deployment is. A `deploy` goes `pending` → `provisioning` → `rolling_out`
+/// → `active` (or `failed`): `rolling_out` once AWS accepted every change, until ECS
+/// reports the service deployment complete and the target group has healthy
+/// targets; `failed` if the circuit breaker rolls it back or it does not get healthy
+/// in time. A `delete` goes `pending` → `deleting` → `deleted` (or `failed`).
 /// A retryable failure sends it back to `pending` until its attempts run out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentStatus {
     Pending,
     Provisioning,
+    RollingOut,
     Active,
     Failed,
     Deleting,
@@ -154,6 +158,7 @@ impl DeploymentStatus {
         match self {
             Self::Pending => "pending",
             Self::Provisioning => "provisioning",
+            Self::RollingOut => "rolling_out",
             Self::Active => "active",
             Self::Failed => "failed",
             Self::Deleting => "deleting",
@@ -165,6 +170,7 @@ impl DeploymentStatus {
         Some(match raw {
             "pending" => Self::Pending,
             "provisioning" => Self::Provisioning,
+            "rolling_out" => Self::RollingOut,
             "active" => Self::Active,
             "failed" => Self::Failed,
             "deleting" => Self::Deleting,

@@ -17,11 +17,13 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tenants_keys_agents", include_str!("../migrations/sqlite/0001_tenants_keys_agents.sql")),
     (2, "placements", include_str!("../migrations/sqlite/0002_placements.sql")),
     (3, "deployments", include_str!("../migrations/sqlite/0003_deployments.sql")),
+    (4, "rollout_watch", include_str!("../migrations/sqlite/0004_rollout_watch.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tenants_keys_agents", include_str!("../migrations/postgres/0001_tenants_keys_agents.sql")),
     (2, "placements", include_str!("../migrations/postgres/0002_placements.sql")),
     (3, "deployments", include_str!("../migrations/postgres/0003_deployments.sql")),
+    (4, "rollout_watch", include_str!("../migrations/postgres/0004_rollout_watch.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,9 @@
 //! | `TEMPOVOICE_DEPLOY_LEASE_SECS` | `120` | how long a worker holds a deployment without renewing; a crashed replica's deployments resume after it |
 //! | `TEMPOVOICE_DEPLOY_MAX_ATTEMPTS` | `5` | attempts at a deployment failing with retryable errors |
 //! | `TEMPOVOICE_DEPLOY_RETRY_SECS` | `10` | back-off before the second attempt, doubling after (at most 10 minutes) |
+//! | `TEMPOVOICE_ROLLOUT_CHECK` | `ecs` | `ecs`: a deploy is `rolling_out` until ECS reports the service deployment COMPLETED and the target group has healthy targets; `off`: `active` as soon as AWS accepted the changes (only where no task runs, as on moto; the deployment's events say so) |
+//! | `TEMPOVOICE_ROLLOUT_TIMEOUT_SECS` | `900` | a rollout not healthy by then fails |
+//! | `TEMPOVOICE_ROLLOUT_POLL_SECS` | `15` | how often a rolling-out deployment is looked at |
 //! | `AWS_REGION` | `us-east-1` | region of the deployer's and the transcript buckets' AWS calls |
 //! | `AWS_ENDPOINT_URL` | none | AWS endpoint (a local moto server) |
 //! | `AWS_ENDPOINT_URL_LAMBDA` | none | Lambda API endpoint, when it differs (a local Lambda emulator) |
@@ -83,6 +86,10 @@ pub struct DeploySettings {
     pub lease: Duration,
     pub max_attempts: i64,
     pub retry_base: Duration,
+    /// Whether a deploy waits for ECS to report the rollout healthy.
+    pub rollout_check: bool,
+    pub rollout_timeout: Duration,
+    pub rollout_poll: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,9 +260,23 @@ impl Settings {
             lease: Duration::from_secs(number("TEMPOVOICE_DEPLOY_LEASE_SECS", 120, 5..=3600)),
             max_attempts: number("TEMPOVOICE_DEPLOY_MAX_ATTEMPTS", 5, 1..=100) as i64,
             retry_base: Duration::from_secs(number("TEMPOVOICE_DEPLOY_RETRY_SECS", 10, 0..=600)),
+            rollout_check: true,
+            rollout_timeout: Duration::from_secs(number("TEMPOVOICE_ROLLOUT_TIMEOUT_SECS", 900, 10..=86_400)),
+            rollout_poll: Duration::from_secs(number("TEMPOVOICE_ROLLOUT_POLL_SECS", 15, 1..=300)),
         };
         let session_hours =
             number("TEMPOVOICE_DASHBOARD_SESSION_HOURS", dashboard::DEFAULT_SESSION_HOURS as u64, 1..=720);
+        let deploy = DeploySettings {
+            rollout_check: match get("TEMPOVOICE_ROLLOUT_CHECK").as_deref() {
+                None | Some("ecs") => true,
+                Some("off") => false,
+                Some(other) => {
+                    errors.push(format!("TEMPOVOICE_ROLLOUT_CHECK must be ecs or off; got {other:?}"));
+                    true
+                }
+            },
+            ..deploy
+        };
         let public_host = get("TEMPOVOICE_PUBLIC_HOST");
         if let Some(Err(e)) = public_host.as_deref().map(check_public_host) {
             errors.push(e);

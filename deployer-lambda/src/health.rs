@@ -74,6 +74,11 @@ pub async fn health(
     };
     let ours = svc.deployments().iter().find(|d| d.task_definition() == Some(req.task_definition_arn.as_str()));
     let Some(ours) = ours else {
+        if svc.task_definition() == Some(req.task_definition_arn.as_str()) {
+            // The service runs it, but ECS lists no deployment of it (yet).
+            let reason = "the service runs this revision, but ECS lists no deployment of it yet".to_owned();
+            return Ok(report(Stage::RollingOut, None, Some(reason), (svc.desired_count(), svc.running_count(), 0)));
+        }
         let now = svc.task_definition().unwrap_or("another revision");
         let reason = format!(
             "ECS no longer runs {}: the service runs {now} (rolled back by the circuit breaker, or replaced by a \

@@ -9,13 +9,18 @@
 //!   attempts run out; others fail at once, with the deployer's step and AWS code.
 //! - A deploy gets (or keeps) the agent's listener slot first; a delete frees the
 //!   slot only once the teardown succeeded.
+//! - A deploy AWS accepted is `rolling_out`: it is looked at every poll interval
+//!   (the deployer's `health`) until ECS reports the rollout complete with healthy
+//!   targets (`active`), the circuit breaker fails it, or the rollout timeout passes
+//!   (`failed`, with ECS's reason).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_spec::api::{DeployedResource, DeploymentAction, DeploymentError};
+use agent_spec::api::{DeployedResource, DeploymentAction, DeploymentError, DeploymentStatus};
 use agent_spec::draft::SecretsDraft;
 use deployer_lambda::event::{Action, DeployerEvent, EVENT_VERSION, Outcome};
+use deployer_lambda::health::{HealthRequest, Stage};
 use deployer_lambda::provision::{DeleteRequest, DeployRequest, Placement as DeployPlacement};
 use deployer_lambda::report::ResourceReport;
 use tokio::sync::Notify;
@@ -157,6 +162,9 @@ impl Workers {
 
     /// Runs the deployment once and says how it ended (recording its events).
     async fn attempt(&self, d: &Deployment) -> Completion {
+        if d.status == DeploymentStatus::RollingOut {
+            return self.watch(d).await;
+        }
         let started = match d.action {
             DeploymentAction::Deploy => format!("provisioning (attempt {})", d.attempts),
             DeploymentAction::Delete => format!("deleting (attempt {})", d.attempts),
@@ -176,13 +184,31 @@ impl Workers {
                     }
                     self.event(d, "resource", Some(kind_name(r)), message).await;
                 }
+                let resources: Vec<DeployedResource> = reports.iter().map(resource).collect();
+                if d.action == DeploymentAction::Deploy && self.policy().rollout_check {
+                    let timeout = self.policy().rollout_timeout;
+                    let message = format!(
+                        "AWS accepted every change; waiting for ECS to report the rollout complete with healthy \
+                         targets (at most {} s)",
+                        timeout.as_secs()
+                    );
+                    self.event(d, "rolling_out", None, message).await;
+                    tracing::info!(deployment_id = %d.id, agent_id = %d.agent_id, "deployment rolling out");
+                    let now = now_ms();
+                    return Completion::RollingOut {
+                        deployed_version,
+                        resources,
+                        not_before: now + self.policy().rollout_poll.as_millis() as i64,
+                        deadline: now + timeout.as_millis() as i64,
+                    };
+                }
                 let done = match d.action {
-                    DeploymentAction::Deploy => "active",
+                    DeploymentAction::Deploy => "active (rollout not checked: TEMPOVOICE_ROLLOUT_CHECK=off)",
                     DeploymentAction::Delete => "deleted",
                 };
                 self.event(d, "succeeded", None, done.to_owned()).await;
                 tracing::info!(deployment_id = %d.id, agent_id = %d.agent_id, "deployment {done}");
-                Completion::Succeeded { deployed_version, resources: reports.iter().map(resource).collect() }
+                Completion::Succeeded { deployed_version, resources }
             }
             Err(error) if error.retryable && d.attempts < self.policy().max_attempts => {
                 let backoff = backoff(self.policy().retry_base, d.attempts);
@@ -203,6 +229,80 @@ impl Workers {
                 self.event(d, "failed", error.step.as_deref(), error.message.clone()).await;
                 Completion::Failed(error)
             }
+        }
+    }
+
+    /// One look at a rolling-out deployment: final when ECS says so or the deadline
+    /// passed; otherwise looked at again after the poll interval.
+    async fn watch(&self, d: &Deployment) -> Completion {
+        let now = now_ms();
+        let deadline = d.rollout_deadline.unwrap_or(now);
+        let again = Completion::Watch { not_before: now + self.policy().rollout_poll.as_millis() as i64 };
+        let Some(td) = d.resources.iter().find(|r| r.kind == "task_definition").and_then(|r| r.arn.clone()) else {
+            let error = control_error(false, "no_task_definition", "the deployment recorded no task definition");
+            self.event(d, "failed", Some("rollout"), error.message.clone()).await;
+            return Completion::Failed(error);
+        };
+        let event = DeployerEvent {
+            version: EVENT_VERSION,
+            action: Action::Health(HealthRequest {
+                agent_id: d.agent_id.clone(),
+                tenant_id: d.tenant_id.clone(),
+                task_definition_arn: td,
+            }),
+        };
+        let health = match self.deployer.invoke(event).await.map(|r| r.outcome) {
+            Ok(Outcome::Health(h)) => h,
+            Ok(other) => return Completion::Failed(unexpected(&other)),
+            // AWS throttled the look, say: look again, within the deadline.
+            Err(e) if e.retryable && now < deadline => {
+                tracing::warn!(deployment_id = %d.id, error = %e.message, "could not look at the rollout; looking again");
+                return again;
+            }
+            Err(e) => {
+                self.event(d, "failed", e.step.as_deref(), e.message.clone()).await;
+                return Completion::Failed(e);
+            }
+        };
+        let reason = health.reason.clone().unwrap_or_default();
+        match health.stage {
+            Stage::Healthy => {
+                let message =
+                    format!("active: ECS reports the rollout complete; {} healthy target(s)", health.healthy_targets);
+                self.event(d, "succeeded", None, message).await;
+                tracing::info!(deployment_id = %d.id, agent_id = %d.agent_id, "deployment active");
+                Completion::Succeeded { deployed_version: d.deployed_version, resources: d.resources.clone() }
+            }
+            Stage::Failed => {
+                let code = health.rollout_state.clone().unwrap_or_else(|| "NotRunning".into());
+                let error = DeploymentError {
+                    error_type: format!("NonRetryable.rollout.{code}"),
+                    step: Some("rollout".into()),
+                    code: Some(code),
+                    message: format!("the rollout failed: {reason}"),
+                    retryable: false,
+                };
+                tracing::warn!(deployment_id = %d.id, agent_id = %d.agent_id, error = %error.message, "rollout failed");
+                self.event(d, "failed", Some("rollout"), error.message.clone()).await;
+                Completion::Failed(error)
+            }
+            Stage::RollingOut if now >= deadline => {
+                let error = DeploymentError {
+                    error_type: "NonRetryable.rollout.RolloutTimeout".into(),
+                    step: Some("rollout".into()),
+                    code: Some("RolloutTimeout".into()),
+                    message: format!(
+                        "the service was not healthy within the rollout timeout of {} s \
+                         (TEMPOVOICE_ROLLOUT_TIMEOUT_SECS): {reason}",
+                        self.policy().rollout_timeout.as_secs()
+                    ),
+                    retryable: false,
+                };
+                tracing::warn!(deployment_id = %d.id, agent_id = %d.agent_id, error = %error.message, "rollout timed out");
+                self.event(d, "failed", Some("rollout"), error.message.clone()).await;
+                Completion::Failed(error)
+            }
+            Stage::RollingOut => again,
         }
     }
 

@@ -20,7 +20,7 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreError};
 use crate::db::{from_ms, now_ms};
 
-const UNFINISHED: &str = "('pending', 'provisioning', 'deleting')";
+const UNFINISHED: &str = "('pending', 'provisioning', 'rolling_out', 'deleting')";
 
 fn action_str(action: DeploymentAction) -> &'static str {
     match action {
@@ -38,7 +38,7 @@ pub(crate) fn parse_action(raw: &str) -> Option<DeploymentAction> {
 }
 
 const COLUMNS: &str = "id, tenant_id, agent_id, action, status, agent_version, deployed_version, purge_transcripts, \
-                       attempts, error, resources, created_at, updated_at, finished_at";
+                       attempts, error, resources, created_at, updated_at, finished_at, rollout_deadline";
 
 struct Row {
     id: String,
@@ -55,6 +55,7 @@ struct Row {
     created_at: i64,
     updated_at: i64,
     finished_at: Option<i64>,
+    rollout_deadline: Option<i64>,
 }
 
 impl sqlx::FromRow<'_, AnyRow> for Row {
@@ -74,6 +75,7 @@ impl sqlx::FromRow<'_, AnyRow> for Row {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             finished_at: row.try_get("finished_at")?,
+            rollout_deadline: row.try_get("rollout_deadline")?,
         })
     }
 }
@@ -95,6 +97,8 @@ pub struct Deployment {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// While `rolling_out`: when the watch gives up (ms).
+    pub rollout_deadline: Option<i64>,
 }
 
 impl Deployment {
@@ -151,6 +155,7 @@ fn decode(row: Row) -> Result<Deployment, StoreError> {
         created_at: row.created_at,
         updated_at: row.updated_at,
         finished_at: row.finished_at,
+        rollout_deadline: row.rollout_deadline,
     })
 }
 
@@ -189,6 +194,11 @@ pub enum Completion {
     Failed(DeploymentError),
     /// Failed, worth another attempt at `not_before`.
     Retry { error: DeploymentError, not_before: i64 },
+    /// AWS accepted every change: `rolling_out`, looked at again at `not_before`
+    /// until ECS reports it healthy or `deadline` passes.
+    RollingOut { deployed_version: Option<i64>, resources: Vec<DeployedResource>, not_before: i64, deadline: i64 },
+    /// Still rolling out: look again at `not_before`.
+    Watch { not_before: i64 },
 }
 
 impl Store {
@@ -228,12 +238,15 @@ impl Store {
                     error_type: "Superseded".into(),
                     step: None,
                     code: None,
-                    message: "the agent was deleted before this deployment ran".into(),
+                    message: "the agent was deleted before this deployment ran or finished rolling out".into(),
                     retryable: false,
                 };
+                // Pending deploys, and the watch of one rolling out: the delete ends them.
                 sqlx::query(
-                    "UPDATE deployments SET status = 'failed', error = $1, updated_at = $2, finished_at = $2 \
-                     WHERE tenant_id = $3 AND agent_id = $4 AND action = 'deploy' AND status = 'pending'",
+                    "UPDATE deployments SET status = 'failed', error = $1, updated_at = $2, finished_at = $2, \
+                     lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE tenant_id = $3 AND agent_id = $4 AND action = 'deploy' \
+                     AND status IN ('pending', 'rolling_out')",
                 )
                 .bind(serde_json::to_string(&superseded).expect("error serializes"))
                 .bind(now)
@@ -272,16 +285,24 @@ impl Store {
     /// Per agent, only the oldest unfinished deployment is eligible.
     pub async fn claim_deployment(&self, owner: &str, lease_until: i64) -> Result<Option<Deployment>, StoreError> {
         let now = now_ms();
+        // A rolling-out deployment is due to be looked at when its time has come and
+        // no worker holds it (or the one that did died).
         const DUE: &str = "((status = 'pending' AND not_before <= $3) \
-                           OR (status IN ('provisioning', 'deleting') AND lease_expires_at < $3))";
+                           OR (status IN ('provisioning', 'deleting') AND lease_expires_at < $3) \
+                           OR (status = 'rolling_out' AND not_before <= $3 \
+                               AND (lease_expires_at IS NULL OR lease_expires_at < $3)))";
         const D_DUE: &str = "((d.status = 'pending' AND d.not_before <= $3) \
-                             OR (d.status IN ('provisioning', 'deleting') AND d.lease_expires_at < $3))";
+                             OR (d.status IN ('provisioning', 'deleting') AND d.lease_expires_at < $3) \
+                             OR (d.status = 'rolling_out' AND d.not_before <= $3 \
+                                 AND (d.lease_expires_at IS NULL OR d.lease_expires_at < $3)))";
         // The outer condition repeats the inner one: under PostgreSQL's read committed,
         // a worker that lost the race re-checks the row it waited for and updates nothing.
         let row: Option<Row> = sqlx::query_as(&format!(
             "UPDATE deployments SET \
-                 status = CASE WHEN action = 'delete' THEN 'deleting' ELSE 'provisioning' END, \
-                 lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, updated_at = $3 \
+                 status = CASE WHEN status = 'rolling_out' THEN 'rolling_out' \
+                               WHEN action = 'delete' THEN 'deleting' ELSE 'provisioning' END, \
+                 attempts = attempts + CASE WHEN status = 'rolling_out' THEN 0 ELSE 1 END, \
+                 lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
              WHERE id = (SELECT d.id FROM deployments d WHERE {D_DUE} \
                  AND NOT EXISTS (SELECT 1 FROM deployments e WHERE e.agent_id = d.agent_id \
                      AND e.status IN {UNFINISHED} \
@@ -324,6 +345,7 @@ impl Store {
         completion: Completion,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
+        let mut deadline = deployment.rollout_deadline;
         let (status, not_before, error, resources, deployed_version, finished_at) = match completion {
             Completion::Succeeded { deployed_version, resources } => {
                 let status = match deployment.action {
@@ -336,11 +358,17 @@ impl Store {
             Completion::Retry { error, not_before } => {
                 (DeploymentStatus::Pending, not_before, Some(error), None, None, None)
             }
+            Completion::RollingOut { deployed_version, resources, not_before, deadline: until } => {
+                deadline = Some(until);
+                (DeploymentStatus::RollingOut, not_before, None, Some(resources), deployed_version, None)
+            }
+            Completion::Watch { not_before } => (DeploymentStatus::RollingOut, not_before, None, None, None, None),
         };
         let done = sqlx::query(&format!(
             "UPDATE deployments SET status = $1, not_before = $2, error = $3, \
                  resources = COALESCE($4, resources), deployed_version = COALESCE($5, deployed_version), \
-                 finished_at = $6, updated_at = $7, lease_owner = NULL, lease_expires_at = NULL \
+                 finished_at = $6, updated_at = $7, lease_owner = NULL, lease_expires_at = NULL, \
+                 rollout_deadline = $10 \
              WHERE id = $8 AND lease_owner = $9 AND status IN {UNFINISHED}"
         ))
         .bind(status.as_str())
@@ -352,6 +380,7 @@ impl Store {
         .bind(now)
         .bind(deployment.id.as_str())
         .bind(owner)
+        .bind(deadline)
         .execute(&self.db.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -361,8 +390,10 @@ impl Store {
     /// due at once, and the interrupted attempt not counted.
     pub async fn release_deployment(&self, id: &DeploymentId, owner: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(&format!(
-            "UPDATE deployments SET status = 'pending', not_before = $1, updated_at = $1, \
-                 attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL \
+            "UPDATE deployments SET not_before = $1, updated_at = $1, \
+                 status = CASE WHEN status = 'rolling_out' THEN 'rolling_out' ELSE 'pending' END, \
+                 attempts = attempts - CASE WHEN status = 'rolling_out' THEN 0 ELSE 1 END, \
+                 lease_owner = NULL, lease_expires_at = NULL \
              WHERE id = $2 AND lease_owner = $3 AND status IN {UNFINISHED}"
         ))
         .bind(now_ms())

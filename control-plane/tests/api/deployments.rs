@@ -544,3 +544,95 @@ async fn unreachable_aws_fails_deployments_after_their_attempts_and_calls_with_5
     .await;
     assert_eq!((status, code.as_str()), (502, "upstream"));
 }
+
+/// Polls the deployment until it has `status`; panics after 60 s.
+async fn wait_status(app: &TestApp, tenant: &TestTenant, agent: &str, deployment: &str, status: &str) -> Value {
+    let path = format!("/v1/agents/{agent}/deployments/{deployment}");
+    for _ in 0..600 {
+        let (_, body) = get_json(app, tenant, &path).await;
+        if body["status"] == status {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("deployment {deployment} never reached {status}");
+}
+
+#[tokio::test]
+async fn a_deploy_rolls_out_until_ecs_reports_it_healthy_and_fails_when_it_never_is() {
+    use deployer_lambda::CallRecorder;
+    use deployer_lambda::faults::Fault;
+
+    let base = aws_base(1, 95);
+    let recorder = CallRecorder::new();
+    let clients = deployer_lambda::AwsClients::new(&sdk().await, Some(recorder.clone()));
+    let settings = DeployerSettings::from_map("us-east-1", &base).unwrap();
+    let deployer: Arc<dyn Deployer> = Arc::new(InProcessDeployer::with_clients(clients, settings));
+    let vars = |v: &mut HashMap<String, String>| {
+        deploying(&base)(v);
+        v.insert("TEMPOVOICE_ROLLOUT_CHECK".into(), "ecs".into());
+        v.insert("TEMPOVOICE_ROLLOUT_POLL_SECS".into(), "1".into());
+        v.insert("TEMPOVOICE_ROLLOUT_TIMEOUT_SECS".into(), "10".into());
+    };
+    let app = spawn_with_deployer(vars, deployer).await;
+    let tenant = app.new_tenant("t").await;
+    let res = app.create_agent(&tenant, &agent_body("Front desk")).await;
+    assert_eq!(res.status(), 202);
+    let agent: Value = res.json().await.unwrap();
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let first = agent["deployment"]["id"].as_str().unwrap().to_owned();
+
+    // AWS accepted everything; moto reports no rollout state, so it stays rolling out.
+    let rolling = wait_status(&app, &tenant, &id, &first, "rolling_out").await;
+    let (_, shown) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
+    assert_eq!(shown["deployment"]["status"], "rolling_out");
+    let arn = |kind: &str| {
+        rolling["resources"].as_array().unwrap().iter().find(|r| r["kind"] == kind).unwrap()["arn"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let td = arn("task_definition");
+
+    // ECS completes the rollout and the target is healthy: active.
+    let services = json!({"services": [{
+        "serviceArn": arn("service"), "serviceName": "svc", "status": "ACTIVE",
+        "desiredCount": 1, "runningCount": 1, "pendingCount": 0, "taskDefinition": td,
+        "loadBalancers": [{"targetGroupArn": arn("target_group"), "containerName": "agent-runtime", "containerPort": 8080}],
+        "deployments": [{"id": "ecs-svc/1", "status": "PRIMARY", "taskDefinition": td, "desiredCount": 1,
+                          "runningCount": 1, "pendingCount": 0, "rolloutState": "COMPLETED",
+                          "rolloutStateReason": "ECS deployment ecs-svc/1 completed."}]
+    }], "failures": []});
+    let targets = "<DescribeTargetHealthResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\">\
+        <DescribeTargetHealthResult><TargetHealthDescriptions><member><Target><Id>10.0.1.9</Id><Port>8080</Port></Target>\
+        <TargetHealth><State>healthy</State></TargetHealth></member></TargetHealthDescriptions>\
+        </DescribeTargetHealthResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>\
+        </DescribeTargetHealthResponse>";
+    recorder.inject(Fault::reply("DescribeServices", services.to_string(), 1));
+    recorder.inject(Fault::reply("DescribeTargetHealth", targets, 1));
+    let done = wait_done(&app, &tenant, &id, &first).await;
+    assert_eq!(done["status"], "active", "{done:#}");
+    let kinds: Vec<&str> = done["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"rolling_out") && kinds.last() == Some(&"succeeded"), "{kinds:?}");
+    assert_eq!(done["attempts"], 1, "looking at a rollout is not another attempt: {done:#}");
+    recorder.clear_faults();
+
+    // A change that never gets healthy: failed when the rollout timeout passes.
+    let mut body = agent_body("Front desk");
+    body["system_prompt"] = json!("You answer the phone for Rosa's Bakery. Mention the rye.");
+    body.as_object_mut().unwrap().remove("secrets");
+    let res = app
+        .request(Method::PUT, &format!("/v1/agents/{id}"), Some(&tenant.key))
+        .header("If-Match", "\"1\"")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let updated: Value = res.json().await.unwrap();
+    let second = updated["deployment"]["id"].as_str().unwrap().to_owned();
+    let failed = wait_done(&app, &tenant, &id, &second).await;
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    assert_eq!(failed["error"]["code"], "RolloutTimeout", "{failed:#}");
+    assert!(failed["error"]["message"].as_str().unwrap().contains("TEMPOVOICE_ROLLOUT_TIMEOUT_SECS"), "{failed:#}");
+}

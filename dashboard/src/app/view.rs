@@ -124,7 +124,8 @@ pub(crate) fn status_badge(deployment: Option<&DeploymentSummary>) -> AnyView {
         None => view! { <span class="badge none">"not deployed"</span> }.into_any(),
         Some(d) => {
             let status = d.status.as_str();
-            view! { <span class=format!("badge {status}")>{status}</span> }.into_any()
+            let shown = status.replace('_', " ");
+            view! { <span class=format!("badge {status}")>{shown}</span> }.into_any()
         }
     }
 }

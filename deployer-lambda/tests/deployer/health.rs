@@ -19,7 +19,8 @@ fn arn_of(report: &AgentReport, kind: ResourceKind) -> String {
 /// DescribeServices as ECS answers it: the service with its deployments, each
 /// `(status, taskDefinition, rolloutState, reason)`.
 fn services(report: &AgentReport, deployments: &[(&str, &str, &str, &str)]) -> String {
-    let td = arn_of(report, ResourceKind::TaskDefinition);
+    // The service runs what its PRIMARY deployment runs.
+    let td = deployments.iter().find(|d| d.0 == "PRIMARY").map(|d| d.1).unwrap_or_default().to_owned();
     let deployments: Vec<_> = deployments
         .iter()
         .enumerate()

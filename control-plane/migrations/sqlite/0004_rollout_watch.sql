@@ -1,0 +1,3 @@
+-- A deploy whose changes AWS accepted is `rolling_out` until ECS reports the service
+-- deployment complete with healthy targets; past this time (ms) it is failed.
+ALTER TABLE deployments ADD COLUMN rollout_deadline BIGINT;
