@@ -248,7 +248,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-/// The URL Twilio requested, rebuilt from settings or the proxy's headers.
+/// The URL Twilio requested: the configured public host (never the request's
+/// `Host` or `X-Forwarded-Host`, which a client chooses), the scheme the load
+/// balancer reports, and the request's path and query.
 fn public_url(settings: &Settings, headers: &HeaderMap, uri: &Uri, websocket: bool) -> String {
     let header = |name: &str| {
         headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
@@ -261,12 +263,7 @@ fn public_url(settings: &Settings, headers: &HeaderMap, uri: &Uri, websocket: bo
         (false, true) => "https",
         (false, false) => "http",
     };
-    let host = settings
-        .public_host
-        .clone()
-        .or_else(|| header("x-forwarded-host"))
-        .or_else(|| header("host"))
-        .unwrap_or_default();
+    let host = &settings.public_host;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     format!("{scheme}://{host}{path}")
 }

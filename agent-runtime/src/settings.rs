@@ -9,7 +9,7 @@
 //! | `S3_BUCKET_NAME` | required | the agent's transcript bucket |
 //! | `S3_BUCKET_REGION` | `AWS_REGION` | its region |
 //! | `TEMPOVOICE_LISTEN` | `0.0.0.0:8080` | address to listen on |
-//! | `TEMPOVOICE_PUBLIC_HOST` | from `X-Forwarded-Host`/`Host` | public host Twilio calls (for signatures and the stream URL) |
+//! | `TEMPOVOICE_PUBLIC_HOST` | required | the host Twilio calls (its load balancer's, set by the deployer): Twilio's signatures are checked over URLs with this host, never the request's `Host` or `X-Forwarded-Host`, and the stream URL uses it |
 //! | `TWILIO_API_BASE` | `https://api.twilio.com` | Twilio REST base URL |
 //! | `TEMPOVOICE_MAX_CALLS` | `50` | concurrent calls per task |
 //! | `TEMPOVOICE_DRAIN_SECS` | `20` | on SIGTERM, how long live calls may go on (keep under the ECS stop timeout, 30 s by default) |
@@ -35,7 +35,7 @@ pub struct Settings {
     pub bucket: String,
     pub bucket_region: String,
     pub listen: SocketAddr,
-    pub public_host: Option<String>,
+    pub public_host: String,
     pub twilio_api_base: String,
     pub max_calls: usize,
     pub drain: Duration,
@@ -105,13 +105,17 @@ impl Settings {
         if url::Url::parse(&twilio_api_base).is_err() {
             errors.push(format!("TWILIO_API_BASE: {twilio_api_base:?} is not a URL"));
         }
-        let public_host = get("TEMPOVOICE_PUBLIC_HOST");
-        if let Some(h) = &public_host {
-            if h.contains('/') || h.contains(' ') {
-                errors.push(format!(
-                    "TEMPOVOICE_PUBLIC_HOST: {h:?} must be a host name (with an optional port), no scheme or path"
-                ));
-            }
+        let public_host = get("TEMPOVOICE_PUBLIC_HOST").unwrap_or_default();
+        if public_host.is_empty() {
+            errors.push(
+                "TEMPOVOICE_PUBLIC_HOST is required: the host Twilio calls, which its signatures are checked \
+                 against"
+                    .to_owned(),
+            );
+        } else if public_host.contains(['/', ' ', '@', '?', '#']) {
+            errors.push(format!(
+                "TEMPOVOICE_PUBLIC_HOST: {public_host:?} must be a host name (with an optional port), no scheme or path"
+            ));
         }
         let extra_ca_pem = match get("TEMPOVOICE_EXTRA_CA_FILE") {
             None => None,

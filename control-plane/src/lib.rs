@@ -122,8 +122,14 @@ impl App {
                 (Some(AwsAccess { wake_workers: wake, s3 }), Some(workers))
             }
         };
-        if settings.public_host.is_none() && aws.is_some() {
-            tracing::warn!("TEMPOVOICE_PUBLIC_HOST is not set: agents are shown without their Twilio voice URL");
+        if aws.is_some() {
+            for l in settings.listeners.iter().filter(|l| l.public_host.is_none()) {
+                tracing::warn!(
+                    listener = %l.listener_arn,
+                    "this listener names no public host (TEMPOVOICE_LISTENERS …@host, or TEMPOVOICE_PUBLIC_HOST): \
+                     agents placed on it cannot be deployed"
+                );
+            }
         }
         let state = AppState { store: store.clone(), settings: settings.clone(), aws };
         let router = match &settings.dashboard {

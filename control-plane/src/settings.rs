@@ -11,10 +11,10 @@
 //! | `TEMPOVOICE_ADMIN_TOKEN` | unset: admin API disabled | bearer token for `/v1/admin/*` (at least 32 characters) |
 //! | `TEMPOVOICE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `TEMPOVOICE_SHUTDOWN_GRACE_SECS` | `20` | how long in-flight requests may take after SIGTERM |
-//! | `TEMPOVOICE_LISTENERS` | none | ALB listeners agents are placed on: `listenerArn[=capacity]`, comma-separated, one per ALB; capacity 1–100, default 95 |
+//! | `TEMPOVOICE_LISTENERS` | none | ALB listeners agents are placed on, one per ALB, comma-separated: `listenerArn[=capacity][@publicHost]`; capacity 1–100, default 95; the public host is the one that ALB answers Twilio on (required for each listener when there are several) |
 //! | `TEMPOVOICE_DEPLOYER` | `in-process` | how agents are deployed: `in-process` (the deployer library, in this process), `lambda` (invoke the deployer Lambda), or `off` (store agents only) |
 //! | `DEPLOYER_LAMBDA_FUNCTION` | required with `lambda` | name or ARN of the deployer Lambda |
-//! | `TEMPOVOICE_PUBLIC_HOST` | none | host (and port) of the agents' public load balancer, for each agent's Twilio voice URL `https://{host}/agent/{id}/incoming-call` |
+//! | `TEMPOVOICE_PUBLIC_HOST` | none | with a single listener naming no host of its own: the host (and port) of its load balancer, for each agent's Twilio voice URL `https://{host}/agent/{id}/incoming-call` |
 //! | `TEMPOVOICE_DEPLOY_WORKERS` | `4` | deployments this replica runs at once (`0`: it takes none) |
 //! | `TEMPOVOICE_DEPLOY_LEASE_SECS` | `120` | how long a worker holds a deployment without renewing; a crashed replica's deployments resume after it |
 //! | `TEMPOVOICE_DEPLOY_MAX_ATTEMPTS` | `5` | attempts at a deployment failing with retryable errors |
@@ -44,10 +44,23 @@ use deployer_lambda::settings::{DEFAULT_PREFIX, check_prefix};
 use crate::db::Backend;
 use crate::store::placements::{DEFAULT_CAPACITY, ListenerCapacity};
 
-/// Parses `TEMPOVOICE_LISTENERS`: `arn[=capacity]`, comma-separated.
+/// Parses `TEMPOVOICE_LISTENERS`: `arn[=capacity][@host]`, comma-separated.
 fn parse_listeners(raw: &str) -> Result<Vec<ListenerCapacity>, String> {
     let mut out: Vec<ListenerCapacity> = Vec::new();
     for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (entry, public_host) = match entry.rsplit_once('@') {
+            Some((rest, host)) => {
+                let host = host.trim();
+                check_public_host(host).map_err(|_| {
+                    format!(
+                        "TEMPOVOICE_LISTENERS: the public host of {rest} must be a host name with an optional \
+                         port, like voice.example.com; got {host:?}"
+                    )
+                })?;
+                (rest.trim(), Some(host.to_owned()))
+            }
+            None => (entry, None),
+        };
         let (arn, capacity) = match entry.rsplit_once('=') {
             Some((arn, cap)) => {
                 let cap = cap.trim().parse::<u32>().ok().filter(|c| (1..=100).contains(c)).ok_or_else(|| {
@@ -63,7 +76,7 @@ fn parse_listeners(raw: &str) -> Result<Vec<ListenerCapacity>, String> {
         if out.iter().any(|l| l.listener_arn == arn) {
             return Err(format!("TEMPOVOICE_LISTENERS: {arn} is listed twice"));
         }
-        out.push(ListenerCapacity { listener_arn: arn.to_owned(), capacity });
+        out.push(ListenerCapacity { listener_arn: arn.to_owned(), capacity, public_host });
     }
     Ok(out)
 }
@@ -125,9 +138,16 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The Twilio voice URL of `agent`, when a public host is configured.
-    pub fn voice_url(&self, agent: &agent_spec::AgentId) -> Option<String> {
-        self.public_host.as_ref().map(|host| format!("https://{host}/agent/{agent}/incoming-call"))
+    /// The public host of the ALB behind `listener_arn`, if the settings name it.
+    pub fn public_host_of(&self, listener_arn: &str) -> Option<&str> {
+        self.listeners.iter().find(|l| l.listener_arn == listener_arn).and_then(|l| l.public_host.as_deref())
+    }
+
+    /// The Twilio voice URL of `agent` placed on `listener_arn`: known once it is
+    /// placed, on a listener whose public host is configured.
+    pub fn voice_url(&self, agent: &agent_spec::AgentId, listener_arn: Option<&str>) -> Option<String> {
+        let host = self.public_host_of(listener_arn?)?;
+        Some(format!("https://{host}/agent/{agent}/incoming-call"))
     }
 }
 
@@ -281,6 +301,22 @@ impl Settings {
         if let Some(Err(e)) = public_host.as_deref().map(check_public_host) {
             errors.push(e);
         }
+        // Each ALB answers on its own host. One listener may take the global one;
+        // with several, a listener without its own host would give its agents
+        // another ALB's voice URL, so each must name its own.
+        let mut listeners = listeners;
+        match listeners.as_mut_slice() {
+            [only] if only.public_host.is_none() => only.public_host = public_host.clone(),
+            several => {
+                for l in several.iter().filter(|l| l.public_host.is_none()) {
+                    errors.push(format!(
+                        "TEMPOVOICE_LISTENERS: {} names no public host; with several listeners (one per ALB) each \
+                         must name the host its ALB answers on, as listenerArn=capacity@host",
+                        l.listener_arn
+                    ));
+                }
+            }
+        }
 
         let dashboard = match get("TEMPOVOICE_DASHBOARD").as_deref() {
             None | Some("on") => {
@@ -401,10 +437,21 @@ mod tests {
     fn listeners_parse_with_capacities() {
         let a = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/a/1/2";
         let b = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/b/3/4";
-        let s = from(&[("TEMPOVOICE_LISTENERS", &format!("{a}=2, {b}"))]).unwrap();
+        let s = from(&[("TEMPOVOICE_LISTENERS", &format!("{a}=2@voice-a.example.com, {b}@voice-b.example.com:8443"))])
+            .unwrap();
         assert_eq!(s.listeners.len(), 2);
         assert_eq!((s.listeners[0].capacity, s.listeners[1].capacity), (2, DEFAULT_CAPACITY));
-        for bad in [format!("{a}=0"), format!("{a}=101"), "not-an-arn".to_owned(), format!("{a},{a}")] {
+        assert_eq!(s.public_host_of(a), Some("voice-a.example.com"));
+        assert_eq!(s.public_host_of(b), Some("voice-b.example.com:8443"));
+        for bad in [
+            format!("{a}=0"),
+            format!("{a}=101"),
+            "not-an-arn".to_owned(),
+            format!("{a},{a}"),
+            format!("{a}@https://x.example.com"),
+            // Several ALBs: each names its own host.
+            format!("{a}@voice-a.example.com,{b}"),
+        ] {
             let err = from(&[("TEMPOVOICE_LISTENERS", &bad)]).unwrap_err().to_string();
             assert!(err.contains("TEMPOVOICE_LISTENERS"), "{bad}: {err}");
         }
@@ -426,10 +473,17 @@ mod tests {
 
     #[test]
     fn voice_url_from_public_host() {
-        let s = from(&[("TEMPOVOICE_PUBLIC_HOST", "voice.example.com")]).unwrap();
+        // One listener without a host of its own takes the global one.
+        let a = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/a/1/2";
+        let s = from(&[("TEMPOVOICE_PUBLIC_HOST", "voice.example.com"), ("TEMPOVOICE_LISTENERS", a)]).unwrap();
         let id = agent_spec::AgentId::parse("abcdefghijklmnop").unwrap();
-        assert_eq!(s.voice_url(&id).unwrap(), "https://voice.example.com/agent/abcdefghijklmnop/incoming-call");
-        assert!(from(&[]).unwrap().voice_url(&id).is_none());
+        assert_eq!(
+            s.voice_url(&id, Some(a)).unwrap(),
+            "https://voice.example.com/agent/abcdefghijklmnop/incoming-call"
+        );
+        assert!(s.voice_url(&id, None).is_none(), "not placed yet");
+        assert!(s.voice_url(&id, Some("arn:aws:elasticloadbalancing:us-east-1:1:listener/app/gone/1/2")).is_none());
+        assert!(from(&[("TEMPOVOICE_LISTENERS", a)]).unwrap().voice_url(&id, Some(a)).is_none());
         assert!(from(&[("TEMPOVOICE_PUBLIC_HOST", "localhost:8443")]).is_ok());
         for bad in ["https://voice.example.com", "voice.example.com/x", "a b", "user@host"] {
             let err = from(&[("TEMPOVOICE_PUBLIC_HOST", bad)]).unwrap_err().to_string();

@@ -40,6 +40,11 @@ pub struct Placement {
     pub listener_arn: String,
     /// 1 to 50,000, unique on the listener.
     pub priority: u32,
+    /// The host that listener's ALB answers Twilio on: the runtime's
+    /// `TEMPOVOICE_PUBLIC_HOST`, which its Twilio signature checks and stream URLs
+    /// use. Required: without it the runtime cannot check a signature.
+    #[serde(default)]
+    pub public_host: Option<String>,
 }
 
 /// Create or converge one agent.
@@ -86,6 +91,7 @@ pub struct AgentReport {
 pub mod deployment_vars {
     pub const S3_BUCKET_NAME: &str = "S3_BUCKET_NAME";
     pub const S3_BUCKET_REGION: &str = "S3_BUCKET_REGION";
+    pub const PUBLIC_HOST: &str = "TEMPOVOICE_PUBLIC_HOST";
 }
 
 fn check_image_tag(tag: &str) -> Result<(), DeployError> {
@@ -105,6 +111,19 @@ fn validate(req: &DeployRequest) -> Result<AgentSpec, DeployError> {
     }
     if !req.placement.listener_arn.starts_with("arn:") {
         return Err(DeployError::invalid("placement.listener_arn must be a listener ARN"));
+    }
+    match req.placement.public_host.as_deref() {
+        None => {
+            return Err(DeployError::invalid(
+                "placement.public_host is required: the host the listener's load balancer answers Twilio on",
+            ));
+        }
+        Some(h) if h.is_empty() || h.contains(['/', '@', '?', '#', ' ']) => {
+            return Err(DeployError::invalid(format!(
+                "placement.public_host must be a host name with an optional port; got {h:?}"
+            )));
+        }
+        Some(_) => {}
     }
     Ok(AgentSpec { agent_id: req.agent_id.clone(), tenant_id: req.tenant_id.clone(), config, secrets })
 }
@@ -293,6 +312,9 @@ pub async fn deploy(
             env.vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         environment.insert(deployment_vars::S3_BUCKET_NAME.to_owned(), names.bucket.clone());
         environment.insert(deployment_vars::S3_BUCKET_REGION.to_owned(), settings.region.clone());
+        if let Some(host) = &req.placement.public_host {
+            environment.insert(deployment_vars::PUBLIC_HOST.to_owned(), host.clone());
+        }
         let td_desired = task_definition::Desired {
             family: names.family.clone(),
             image: image.clone(),

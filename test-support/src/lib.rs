@@ -83,6 +83,18 @@ pub fn aws_base(prefix_head: char, options: &BaseOptions) -> HashMap<String, Str
     parse_env_file(&std::fs::read_to_string(&env_file).expect("bootstrap-local's env file"))
 }
 
+/// `settings` with every listener in `TEMPOVOICE_LISTENERS` answering on `host`
+/// (bootstrap-local gives each its ALB's DNS name).
+pub fn with_public_host(settings: &mut HashMap<String, String>, host: &str) {
+    if let Some(listeners) = settings.get("TEMPOVOICE_LISTENERS") {
+        let rewritten: Vec<String> = listeners
+            .split(',')
+            .map(|entry| format!("{}@{host}", entry.rsplit_once('@').map_or(entry, |(rest, _)| rest)))
+            .collect();
+        settings.insert("TEMPOVOICE_LISTENERS".into(), rewritten.join(","));
+    }
+}
+
 /// `KEY=value` lines, skipping comments and blank lines.
 pub fn parse_env_file(text: &str) -> HashMap<String, String> {
     text.lines()

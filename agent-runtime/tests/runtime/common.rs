@@ -126,6 +126,7 @@ pub async fn spawn_with(draft: AgentDraft, options: Options) -> Runtime {
     let spool = options.spool.unwrap_or_else(|| tempfile::tempdir().expect("spool dir"));
     let (spec, mut vars) = environment(&draft, &bucket);
     vars.insert("TEMPOVOICE_LISTEN".into(), "127.0.0.1:0".into());
+    vars.insert("TEMPOVOICE_PUBLIC_HOST".into(), PUBLIC_HOST.into());
     vars.insert("TWILIO_API_BASE".into(), sim.api_base());
     vars.insert("TEMPOVOICE_SPOOL_DIR".into(), spool.path().display().to_string());
     vars.insert("TEMPOVOICE_LOG_FORMAT".into(), "text".into());

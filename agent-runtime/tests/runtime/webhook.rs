@@ -88,8 +88,12 @@ async fn webhooks_signed_by_twilios_library_are_answered_and_any_change_is_refus
     added.push(("Digits", "1"));
     assert_eq!(post(&rt, PUBLIC_HOST, "", &added, Some(&signature)).await.0, 403);
     assert_eq!(post(&rt, PUBLIC_HOST, "", &params()[1..], Some(&signature)).await.0, 403);
-    // Another host, another path (a query string), a changed byte, no signature.
-    assert_eq!(post(&rt, "evil.example.com", "", &params(), Some(&signature)).await.0, 403);
+    // The URL checked is the configured public host's, whatever Host the request
+    // claims: a signature over another host's URL is refused, and a claimed Host
+    // changes nothing. Another path (a query string), a changed byte, no signature.
+    let evil = twilio_sign(&format!("https://evil.example.com/agent/{}/incoming-call", rt.agent_id), &params());
+    assert_eq!(post(&rt, "evil.example.com", "", &params(), Some(&evil)).await.0, 403);
+    assert_eq!(post(&rt, "evil.example.com", "", &params(), Some(&signature)).await.0, 200);
     assert_eq!(post(&rt, PUBLIC_HOST, "?x=1", &params(), Some(&signature)).await.0, 403);
     let mut bytes = signature.clone().into_bytes();
     bytes[3] = if bytes[3] == b'A' { b'B' } else { b'A' };
@@ -125,9 +129,10 @@ async fn the_stream_upgrade_is_checked_against_twilios_signature_too() {
     };
     let good = twilio_sign(&public, &[]);
     assert!(upgrade(Some(good.clone()), PUBLIC_HOST).await.is_ok(), "a signed upgrade is accepted");
+    let evil = twilio_sign(&public.replace(PUBLIC_HOST, "evil.example.com"), &[]);
     for (signature, host) in [
         (None, PUBLIC_HOST),
-        (Some(good.clone()), "evil.example.com"),
+        (Some(evil), "evil.example.com"),
         (Some(twilio_sign(&public.replace("wss://", "https://"), &[])), PUBLIC_HOST),
         (Some(twilio_sign(&public, &[("x", "1")])), PUBLIC_HOST),
     ] {

@@ -346,6 +346,17 @@ impl Workers {
             }
             Err(e) => return Err(store_error(e)),
         };
+        let Some(public_host) = self.settings.public_host_of(&placement.listener_arn).map(str::to_owned) else {
+            return Err(control_error(
+                false,
+                "no_public_host",
+                &format!(
+                    "the agent's listener {} names no public host: its runtime could not check Twilio's \
+                     signatures. Give it one in TEMPOVOICE_LISTENERS (listenerArn=capacity@host)",
+                    placement.listener_arn
+                ),
+            ));
+        };
         let event = DeployerEvent {
             version: EVENT_VERSION,
             action: Action::Deploy(Box::new(DeployRequest {
@@ -353,7 +364,11 @@ impl Workers {
                 tenant_id: agent.tenant_id.clone(),
                 config: agent.config,
                 secrets: SecretsDraft::from_secrets(&secrets),
-                placement: DeployPlacement { listener_arn: placement.listener_arn, priority: placement.priority },
+                placement: DeployPlacement {
+                    public_host: Some(public_host),
+                    listener_arn: placement.listener_arn,
+                    priority: placement.priority,
+                },
                 image_tag: None,
             })),
         };

@@ -187,6 +187,12 @@ async fn update_agent(
         .await
         .map_err(|e| ApiError::from_store(e, "agent"))?;
     tracing::info!(agent_id = %agent.id, version = agent.version, "agent updated");
+    agent.listener_arn = state
+        .store
+        .placement(&tenant, &id)
+        .await
+        .map_err(|e| ApiError::from_store(e, "agent"))?
+        .map(|p| p.listener_arn);
     if wants_deploy(&state, deploy) {
         let deployment =
             enqueue(&state, &tenant, &agent.id, DeploymentAction::Deploy, Some(agent.version), false).await?;

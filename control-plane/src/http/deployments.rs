@@ -48,7 +48,7 @@ pub(crate) async fn enqueue(
 /// The agent as the API shows it: with its voice URL (and the latest deployment the
 /// store read with it).
 pub(crate) fn agent_response_body(state: &AppState, agent: StoredAgent) -> AgentResponse {
-    let voice_url = state.settings.voice_url(&agent.id);
+    let voice_url = state.settings.voice_url(&agent.id, agent.listener_arn.as_deref());
     AgentResponse { voice_url, ..agent.into_response() }
 }
 

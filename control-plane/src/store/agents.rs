@@ -26,6 +26,8 @@ pub struct StoredAgent {
     pub updated_at: i64,
     /// Its latest deployment, where the read joined it in.
     pub deployment: Option<DeploymentSummary>,
+    /// The listener it is placed on, where the read joined it in.
+    pub listener_arn: Option<String>,
 }
 
 impl StoredAgent {
@@ -126,9 +128,10 @@ impl sqlx::FromRow<'_, AnyRow> for Row {
 /// in the same query (one round trip for `GET /v1/agents/{id}` and each list page).
 const SHOWN_COLUMNS: &str = "a.id, a.tenant_id, a.config, a.secrets_set, a.version, a.created_at, a.updated_at, \
                              d.id AS dep_id, d.action AS dep_action, d.status AS dep_status, \
-                             d.updated_at AS dep_updated_at";
+                             d.updated_at AS dep_updated_at, p.listener_arn AS placement_listener";
 const SHOWN_FROM: &str = "agents a LEFT JOIN deployments d ON d.id = (SELECT l.id FROM deployments l \
-                          WHERE l.agent_id = a.id ORDER BY l.created_at DESC, l.id DESC LIMIT 1)";
+                          WHERE l.agent_id = a.id ORDER BY l.created_at DESC, l.id DESC LIMIT 1) \
+                          LEFT JOIN placements p ON p.agent_id = a.id AND p.tenant_id = a.tenant_id";
 
 struct ShownRow {
     row: Row,
@@ -136,6 +139,7 @@ struct ShownRow {
     dep_action: Option<String>,
     dep_status: Option<String>,
     dep_updated_at: Option<i64>,
+    placement_listener: Option<String>,
 }
 
 impl sqlx::FromRow<'_, AnyRow> for ShownRow {
@@ -146,13 +150,15 @@ impl sqlx::FromRow<'_, AnyRow> for ShownRow {
             dep_action: row.try_get("dep_action")?,
             dep_status: row.try_get("dep_status")?,
             dep_updated_at: row.try_get("dep_updated_at")?,
+            placement_listener: row.try_get("placement_listener")?,
         })
     }
 }
 
 fn decode_shown(shown: ShownRow) -> Result<StoredAgent, StoreError> {
-    let ShownRow { row, dep_id, dep_action, dep_status, dep_updated_at } = shown;
+    let ShownRow { row, dep_id, dep_action, dep_status, dep_updated_at, placement_listener } = shown;
     let mut agent = decode_row(row)?;
+    agent.listener_arn = placement_listener;
     if let (Some(id), Some(action), Some(status), Some(updated_at)) = (dep_id, dep_action, dep_status, dep_updated_at) {
         let corrupt = |reason: String| StoreError::Corrupt { what: format!("deployment {id}"), reason };
         agent.deployment = Some(DeploymentSummary {
@@ -190,6 +196,7 @@ fn decode_row(row: Row) -> Result<StoredAgent, StoreError> {
         created_at: row.created_at,
         updated_at: row.updated_at,
         deployment: None,
+        listener_arn: None,
     })
 }
 
@@ -224,6 +231,7 @@ impl Store {
             created_at: now,
             updated_at: now,
             deployment: None,
+            listener_arn: None,
         })
     }
 

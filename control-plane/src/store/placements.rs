@@ -22,6 +22,9 @@ pub const DEFAULT_CAPACITY: u32 = 95;
 pub struct ListenerCapacity {
     pub listener_arn: String,
     pub capacity: u32,
+    /// The host its ALB answers Twilio on: every agent placed here gets it in its
+    /// voice URL and its runtime's `TEMPOVOICE_PUBLIC_HOST`.
+    pub public_host: Option<String>,
 }
 
 /// Where an agent's listener rule goes.

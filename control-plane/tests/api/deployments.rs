@@ -74,7 +74,7 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     let base = aws_base(1, 95);
     let app = TestApp::spawn_with(|vars| {
         deploying(&base)(vars);
-        vars.insert("TEMPOVOICE_PUBLIC_HOST".into(), "voice.example.com".into());
+        test_support::with_public_host(vars, "voice.example.com");
     })
     .await;
     let tenant = app.new_tenant("Rosa's Bakery").await;
@@ -96,7 +96,8 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     assert!(res.headers().get("location").is_some());
     let agent: Value = res.json().await.unwrap();
     let id = agent["id"].as_str().unwrap().to_owned();
-    assert_eq!(agent["voice_url"], format!("https://voice.example.com/agent/{id}/incoming-call"));
+    // The voice URL comes from the listener the agent is placed on, at its first deploy.
+    assert_eq!(agent["voice_url"], Value::Null, "not placed yet: {agent:#}");
     assert_eq!(agent["deployment"]["action"], "deploy");
     let first = agent["deployment"]["id"].as_str().unwrap().to_owned();
 
@@ -116,6 +117,7 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     assert_eq!(kinds.iter().filter(|k| **k == "resource").count(), 7, "{kinds:?}");
     let (_, shown) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
     assert_eq!(shown["deployment"]["status"], "active");
+    assert_eq!(shown["voice_url"], format!("https://voice.example.com/agent/{id}/incoming-call"));
 
     // The service exists in the cluster the base made, on the listener it made.
     let sdk = sdk().await;
@@ -233,6 +235,33 @@ async fn a_full_listener_fails_the_deployment_clearly_and_a_delete_frees_its_slo
     let again: Value = res.json().await.unwrap();
     let done = wait_done(&app, &tenant, second_id, again["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "active", "{done:#}");
+}
+
+#[tokio::test]
+async fn an_agent_on_the_second_load_balancer_gets_that_load_balancers_voice_url() {
+    let base = aws_base(2, 1);
+    let hosts: Vec<String> =
+        base["TEMPOVOICE_LISTENERS"].split(',').map(|entry| entry.rsplit_once('@').unwrap().1.to_owned()).collect();
+    assert_eq!(hosts.len(), 2);
+    assert_ne!(hosts[0], hosts[1]);
+    let app = TestApp::spawn_with(deploying(&base)).await;
+    let tenant = app.new_tenant("t").await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk().await);
+    for (i, name) in ["One", "Two"].iter().enumerate() {
+        let agent: Value = app.create_agent(&tenant, &agent_body(name)).await.json().await.unwrap();
+        let id = agent["id"].as_str().unwrap();
+        let done = wait_done(&app, &tenant, id, agent["deployment"]["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "active", "{done:#}");
+        let (_, shown) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
+        assert_eq!(shown["voice_url"], format!("https://{}/agent/{id}/incoming-call", hosts[i]), "agent {name}");
+
+        // Its runtime checks Twilio's signatures against that same host.
+        let family = format!("{}-agent-{id}", base["TEMPOVOICE_PREFIX"]);
+        let td = ecs.describe_task_definition().task_definition(&family).send().await.unwrap();
+        let env = td.task_definition().unwrap().container_definitions()[0].environment().to_vec();
+        let host = env.iter().find(|kv| kv.name() == Some("TEMPOVOICE_PUBLIC_HOST")).and_then(|kv| kv.value());
+        assert_eq!(host, Some(hosts[i].as_str()), "agent {name}");
+    }
 }
 
 /// The in-process deployer, failing its first `failures` invocations as given.

@@ -144,8 +144,8 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
 
     // A function error comes back typed: a listener that does not exist fails the
     // rule step, not retryable, with the AWS code.
-    let fake =
-        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/nope/0123456789abcdef/0123456789abcdef";
+    let fake = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/nope/0123456789abcdef/0123456789abcdef\
+         @voice.example.com";
     let broken = TestApp::spawn_with(lambda_app(Some(fake.to_owned()))).await;
     let other = broken.new_tenant("t").await;
     let agent: Value = broken.create_agent(&other, &agent_body("B")).await.json().await.unwrap();

@@ -13,6 +13,7 @@ use crate::helpers::test_store;
 fn listeners(count: usize, capacity: u32) -> Vec<ListenerCapacity> {
     (0..count)
         .map(|i| ListenerCapacity {
+            public_host: None,
             listener_arn: format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/alb{i}/abc/def{i}"),
             capacity,
         })

@@ -631,8 +631,9 @@ fn voice_url_panel(agent: &AgentResponse) -> AnyView {
             <div class="panel">
                 <h2>"Twilio voice URL"</h2>
                 <p class="muted">
-                    "This control plane has no public host configured (TEMPOVOICE_PUBLIC_HOST), so it cannot say "
-                    "where Twilio reaches the agent."
+                    "The voice URL is shown once the agent is placed on a load balancer, at its first deploy. "
+                    "If it stays empty, the listener it is placed on names no public host "
+                    "(TEMPOVOICE_LISTENERS, listenerArn=capacity@host), and the deployment says so."
                 </p>
             </div>
         }

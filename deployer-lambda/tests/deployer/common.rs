@@ -39,6 +39,8 @@ pub struct Base {
     pub recorder: CallRecorder,
     pub settings: DeployerSettings,
     pub listener_arn: String,
+    /// The host the listener's ALB answers on (its DNS name).
+    pub public_host: String,
     pub subnets: Vec<String>,
     pub security_group: String,
 }
@@ -57,14 +59,16 @@ pub async fn base_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> Bas
     // (moto evaluates Deny statements without their conditions); the deployer's own
     // tests check the policy it writes, so they keep the production default.
     map.remove("TEMPOVOICE_TRANSCRIPTS_TLS_ONLY");
+    // `arn=capacity@host`
     let listener_arn = map["TEMPOVOICE_LISTENERS"].split_once('=').map(|(arn, _)| arn.to_owned()).unwrap();
+    let public_host = map["TEMPOVOICE_LISTENERS"].rsplit_once('@').map(|(_, host)| host.to_owned()).unwrap();
     let subnets = map["TEMPOVOICE_SUBNETS"].split(',').map(str::to_owned).collect();
     let security_group = map["TEMPOVOICE_SECURITY_GROUPS"].clone();
     adjust(&mut map);
     let settings = DeployerSettings::from_map(REGION, &map).unwrap();
     let recorder = CallRecorder::new();
     let clients = AwsClients::new(&sdk, Some(recorder.clone()));
-    Base { sdk, clients, recorder, settings, listener_arn, subnets, security_group }
+    Base { sdk, clients, recorder, settings, listener_arn, public_host, subnets, security_group }
 }
 
 /// Pushes a minimal image manifest under `tag`; its digest differs from every other
@@ -122,7 +126,11 @@ pub fn request(base: &Base, agent: &AgentId, tenant: &TenantId, priority: u32) -
         tenant_id: tenant.clone(),
         config: config(),
         secrets: secrets(TOKEN),
-        placement: Placement { listener_arn: base.listener_arn.clone(), priority },
+        placement: Placement {
+            listener_arn: base.listener_arn.clone(),
+            priority,
+            public_host: Some(base.public_host.clone()),
+        },
         image_tag: None,
     }
 }

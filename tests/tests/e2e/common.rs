@@ -52,10 +52,10 @@ impl Platform {
             ("TEMPOVOICE_SECRETS_KEY", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())),
             ("TEMPOVOICE_DEPLOYER", "in-process".to_owned()),
             ("TEMPOVOICE_DEPLOY_RETRY_SECS", "0".to_owned()),
-            ("TEMPOVOICE_PUBLIC_HOST", "voice.example.com".to_owned()),
         ] {
             vars.insert(k.to_owned(), v);
         }
+        test_support::with_public_host(&mut vars, "voice.example.com");
         for (k, v) in extra {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
