@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::AwsClients;
 use crate::error::{DeployError, Step, code_of};
 use crate::naming::AgentNames;
-use crate::report::{ResourceAction, ResourceKind, ResourceReport};
+use crate::report::ResourceReport;
 use crate::resources::{bucket, listener_rule, secret, service, target_group, task_definition, task_role};
 use crate::settings::DeployerSettings;
 
@@ -343,8 +343,20 @@ pub async fn deploy(
         .await;
         Ok::<_, DeployError>((secret, role?, task_definition?))
     };
+    // An agent moved to another load balancer: its target group is still attached to
+    // the old one, whose rule goes first.
+    let attached: Vec<String> = tg_found.as_ref().map(|tg| tg.load_balancer_arns().to_vec()).unwrap_or_default();
     let target_group_then_rule = async {
-        let ensured = target_group::ensure(&clients.elb, &tg_desired, tg_found).await?;
+        let (ensured, moved_from) = both(
+            seq,
+            target_group::ensure(&clients.elb, &tg_desired, tg_found),
+            listener_rule::remove_elsewhere(&clients.elb, &attached, Some(rule_listener), &names.path_pattern),
+        )
+        .await;
+        let (ensured, moved_from) = (ensured?, moved_from?);
+        if !moved_from.is_empty() {
+            tracing::info!(agent_id = %spec.agent_id, rules = ?moved_from, "agent moved: its rule on the old load balancer was removed");
+        }
         let tg_arn = ensured.arn().to_owned();
         let rule_desired = listener_rule::Desired {
             listener_arn: rule_listener,
@@ -420,7 +432,10 @@ pub async fn delete(
     Ok(report)
 }
 
-/// Removes everything of `agent`; its rule is looked for on `listener_arn`, if given.
+/// Removes everything of `agent`, in the order that keeps nothing routing to or
+/// running it: the service, its listener rule (on `listener_arn` and on any load
+/// balancer its target group is still attached to), the target group, the task
+/// definitions, the task role, the secret, and the bucket (retired or purged).
 pub(crate) async fn teardown(
     clients: &AwsClients,
     settings: &DeployerSettings,
@@ -429,121 +444,18 @@ pub(crate) async fn teardown(
     purge_transcripts: bool,
 ) -> Result<AgentReport, DeployError> {
     let names = AgentNames::new(&settings.prefix, agent);
-    let mut resources = Vec::new();
-
-    // Service first (scaled to zero, then deleted), so nothing routes to or runs the agent.
-    resources.push(match service::find(&clients.ecs, &settings.cluster, &names.service).await? {
-        None => ResourceReport::new(ResourceKind::Service, &names.service, None, ResourceAction::Absent),
-        Some(s) => {
-            let arn = s.service_arn().map(str::to_owned);
-            if s.desired_count() > 0 {
-                let scale = clients.ecs.update_service().cluster(&settings.cluster).service(&names.service);
-                scale.desired_count(0).send().await.map_err(|e| DeployError::aws(Step::Service, e))?;
-            }
-            let remove = clients.ecs.delete_service().cluster(&settings.cluster).service(&names.service);
-            remove.force(true).send().await.map_err(|e| DeployError::aws(Step::Service, e))?;
-            ResourceReport::new(ResourceKind::Service, &names.service, arn, ResourceAction::Deleted)
-        }
-    });
-
-    // The rule, then the target group it forwarded to.
-    let rule = match listener_arn {
-        Some(listener) => listener_rule::find(&clients.elb, listener, &names.path_pattern).await?,
-        None => None,
-    };
-    resources.push(match rule {
-        None => ResourceReport::new(ResourceKind::ListenerRule, &names.path_pattern, None, ResourceAction::Absent),
-        Some(rule) => {
-            let arn = rule.rule_arn().unwrap_or_default().to_owned();
-            clients
-                .elb
-                .delete_rule()
-                .rule_arn(&arn)
-                .send()
-                .await
-                .map_err(|e| DeployError::aws(Step::ListenerRule, e))?;
-            ResourceReport::new(ResourceKind::ListenerRule, &names.path_pattern, Some(arn), ResourceAction::Deleted)
-        }
-    });
-    resources.push(match target_group::find(&clients.elb, &names.target_group).await? {
-        None => ResourceReport::new(ResourceKind::TargetGroup, &names.target_group, None, ResourceAction::Absent),
-        Some(tg) => {
-            let arn = tg.target_group_arn().unwrap_or_default().to_owned();
-            clients
-                .elb
-                .delete_target_group()
-                .target_group_arn(&arn)
-                .send()
-                .await
-                .map_err(|e| DeployError::aws(Step::TargetGroup, e))?;
-            ResourceReport::new(ResourceKind::TargetGroup, &names.target_group, Some(arn), ResourceAction::Deleted)
-        }
-    });
-
-    // Every active revision of the family.
-    let revisions: Vec<String> = clients
-        .ecs
-        .list_task_definitions()
-        .family_prefix(&names.family)
-        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| DeployError::aws(Step::TaskDefinition, e))?;
-    // `family_prefix` also matches longer family names; keep this family only.
-    let revisions: Vec<String> = revisions
-        .into_iter()
-        .filter(|arn| {
-            arn.rsplit_once('/').is_some_and(|(_, fr)| fr.rsplit_once(':').is_some_and(|(f, _)| f == names.family))
-        })
-        .collect();
-    for arn in &revisions {
-        clients
-            .ecs
-            .deregister_task_definition()
-            .task_definition(arn)
-            .send()
-            .await
-            .map_err(|e| DeployError::aws(Step::TaskDefinition, e))?;
-    }
-    resources.push(ResourceReport::new(
-        ResourceKind::TaskDefinition,
-        &names.family,
-        revisions.last().cloned(),
-        if revisions.is_empty() { ResourceAction::Absent } else { ResourceAction::Deleted },
-    ));
-
-    // The role, once no task runs with it.
-    resources.push(task_role::remove(&clients.iam, &names.task_role).await?);
-
-    // The secret, with the default 7-day recovery window: a redeploy restores it.
-    resources.push(match clients.secrets.describe_secret().secret_id(&names.secret).send().await {
-        Err(e) if code_of(&e) == Some("ResourceNotFoundException") => {
-            ResourceReport::new(ResourceKind::Secret, &names.secret, None, ResourceAction::Absent)
-        }
-        Err(e) => return Err(DeployError::aws(Step::Secret, e)),
-        Ok(s) if s.deleted_date().is_some() => {
-            ResourceReport::new(ResourceKind::Secret, &names.secret, s.arn().map(str::to_owned), ResourceAction::Absent)
-        }
-        Ok(s) => {
-            clients
-                .secrets
-                .delete_secret()
-                .secret_id(&names.secret)
-                .send()
-                .await
-                .map_err(|e| DeployError::aws(Step::Secret, e))?;
-            ResourceReport::new(
-                ResourceKind::Secret,
-                &names.secret,
-                s.arn().map(str::to_owned),
-                ResourceAction::Deleted,
-            )
-        }
-    });
-
-    resources.push(bucket::retire_or_purge(&clients.s3, settings.partition, &names.bucket, purge_transcripts).await?);
-    Ok(AgentReport { agent_id: agent.clone(), resources, image: None })
+    let service = service::remove(&clients.ecs, &settings.cluster, &names.service).await?;
+    let tg = target_group::find(&clients.elb, &names.target_group).await?;
+    let attached: Vec<String> = tg.as_ref().map(|t| t.load_balancer_arns().to_vec()).unwrap_or_default();
+    let rule = listener_rule::remove(&clients.elb, listener_arn, &attached, &names.path_pattern).await?;
+    let target_group = target_group::remove(&clients.elb, &names.target_group, tg).await?;
+    let task_definition = task_definition::remove(&clients.ecs, &names.family).await?;
+    let role = task_role::remove(&clients.iam, &names.task_role).await?;
+    let secret = secret::remove(&clients.secrets, &names.secret).await?;
+    let bucket = bucket::retire_or_purge(&clients.s3, settings.partition, &names.bucket, purge_transcripts).await?;
+    Ok(AgentReport {
+        agent_id: agent.clone(),
+        resources: vec![service, rule, target_group, task_definition, role, secret, bucket],
+        image: None,
+    })
 }

@@ -7,7 +7,7 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, Rule, RuleCondition, RulePriorityPair, Tag};
 
 use crate::error::{DeployError, Step, code_of};
-use crate::report::{ResourceKind, ResourceReport, outcome};
+use crate::report::{ResourceAction, ResourceKind, ResourceReport, outcome};
 
 const STEP: Step = Step::ListenerRule;
 
@@ -51,6 +51,73 @@ pub async fn rules(elb: &Client, listener_arn: &str) -> Result<Vec<Rule>, Deploy
             _ => return Ok(all),
         }
     }
+}
+
+/// The load balancer a listener belongs to: `…:listener/app/{name}/{lb}/{listener}`
+/// is on `…:loadbalancer/app/{name}/{lb}`.
+pub fn load_balancer_of(listener_arn: &str) -> Option<String> {
+    let (head, tail) = listener_arn.split_once(":listener/")?;
+    let (lb_path, _listener_id) = tail.rsplit_once('/')?;
+    Some(format!("{head}:loadbalancer/{lb_path}"))
+}
+
+/// Removes the agent's rules (found by `path_pattern`) from every listener of the
+/// load balancers `target_group` is attached to, except `keep_listener`'s own load
+/// balancer. A target group can be used by one load balancer only
+/// (`TargetGroupAssociationLimit`), so an agent moved to another ALB loses its old
+/// rule before it gets the new one. Returns the rules deleted.
+pub async fn remove_elsewhere(
+    elb: &Client,
+    load_balancer_arns: &[String],
+    keep_listener: Option<&str>,
+    path_pattern: &str,
+) -> Result<Vec<String>, DeployError> {
+    let keep = keep_listener.and_then(load_balancer_of);
+    let mut deleted = Vec::new();
+    for lb in load_balancer_arns.iter().filter(|lb| Some(lb.as_str()) != keep.as_deref()) {
+        let listeners: Vec<aws_sdk_elasticloadbalancingv2::types::Listener> =
+            match elb.describe_listeners().load_balancer_arn(lb).into_paginator().items().send().try_collect().await {
+                Ok(listeners) => listeners,
+                // The old load balancer is gone, and its rules with it.
+                Err(e) if code_of(&e) == Some("LoadBalancerNotFound") => continue,
+                Err(e) => return Err(DeployError::aws(STEP, e)),
+            };
+        for listener in listeners.iter().filter_map(|l| l.listener_arn()) {
+            for rule in rules(elb, listener).await?.iter().filter(|r| has_path(r, path_pattern)) {
+                let arn = rule.rule_arn().unwrap_or_default();
+                match elb.delete_rule().rule_arn(arn).send().await {
+                    Ok(_) => deleted.push(arn.to_owned()),
+                    Err(e) if code_of(&e) == Some("RuleNotFound") => {}
+                    Err(e) => return Err(DeployError::aws(STEP, e)),
+                }
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes the agent's rule on `listener_arn` (if given), and on every load balancer
+/// its target group is still attached to (`attached`).
+pub async fn remove(
+    elb: &Client,
+    listener_arn: Option<&str>,
+    attached: &[String],
+    path_pattern: &str,
+) -> Result<ResourceReport, DeployError> {
+    let mut deleted = Vec::new();
+    if let Some(listener) = listener_arn {
+        if let Some(rule) = find(elb, listener, path_pattern).await? {
+            let arn = rule.rule_arn().unwrap_or_default().to_owned();
+            match elb.delete_rule().rule_arn(&arn).send().await {
+                Ok(_) => deleted.push(arn),
+                Err(e) if code_of(&e) == Some("RuleNotFound") => {}
+                Err(e) => return Err(DeployError::aws(STEP, e)),
+            }
+        }
+    }
+    deleted.extend(remove_elsewhere(elb, attached, listener_arn, path_pattern).await?);
+    let action = if deleted.is_empty() { ResourceAction::Absent } else { ResourceAction::Deleted };
+    Ok(ResourceReport::new(ResourceKind::ListenerRule, path_pattern, deleted.first().cloned(), action))
 }
 
 /// The agent's rule on `listener_arn`, found by its path pattern.

@@ -37,6 +37,21 @@ pub async fn describe(sm: &Client, name: &str) -> Result<Option<DescribeSecretOu
     }
 }
 
+/// Schedules the secret's deletion, with the default 7-day recovery window (a
+/// redeploy restores it).
+pub async fn remove(sm: &Client, name: &str) -> Result<ResourceReport, DeployError> {
+    match describe(sm, name).await? {
+        None => Ok(ResourceReport::new(ResourceKind::Secret, name, None, ResourceAction::Absent)),
+        Some(s) if s.deleted_date().is_some() => {
+            Ok(ResourceReport::new(ResourceKind::Secret, name, s.arn().map(str::to_owned), ResourceAction::Absent))
+        }
+        Some(s) => {
+            sm.delete_secret().secret_id(name).send().await.map_err(|e| DeployError::aws(STEP, e))?;
+            Ok(ResourceReport::new(ResourceKind::Secret, name, s.arn().map(str::to_owned), ResourceAction::Deleted))
+        }
+    }
+}
+
 /// The `valueFrom` of one key of one version of the secret.
 pub fn value_from(secret_arn: &str, key: &str, version_id: &str) -> String {
     format!("{secret_arn}:{key}::{version_id}")

@@ -178,6 +178,27 @@ where
     }
 }
 
+/// Scales the service to zero, then deletes it (forced: it stays DRAINING until its
+/// tasks have stopped, which a redeploy waits out).
+pub async fn remove(ecs: &Client, cluster: &str, name: &str) -> Result<ResourceReport, DeployError> {
+    let Some(s) = find(ecs, cluster, name).await? else {
+        return Ok(ResourceReport::new(ResourceKind::Service, name, None, crate::report::ResourceAction::Absent));
+    };
+    let arn = s.service_arn().map(str::to_owned);
+    if s.desired_count() > 0 {
+        let scale = ecs.update_service().cluster(cluster).service(name).desired_count(0);
+        scale.send().await.map_err(|e| DeployError::aws(STEP, e))?;
+    }
+    ecs.delete_service()
+        .cluster(cluster)
+        .service(name)
+        .force(true)
+        .send()
+        .await
+        .map_err(|e| DeployError::aws(STEP, e))?;
+    Ok(ResourceReport::new(ResourceKind::Service, name, arn, crate::report::ResourceAction::Deleted))
+}
+
 /// The service's status (`ACTIVE`, `DRAINING`, `INACTIVE`), if ECS knows it.
 pub async fn status(ecs: &Client, cluster: &str, name: &str) -> Result<Option<String>, DeployError> {
     let out =

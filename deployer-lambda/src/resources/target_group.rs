@@ -6,7 +6,7 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, Tag, TargetGroupAttribute, TargetTypeEnum};
 
 use crate::error::{DeployError, Step, code_of};
-use crate::report::{ResourceKind, ResourceReport, outcome};
+use crate::report::{ResourceAction, ResourceKind, ResourceReport, outcome};
 
 const STEP: Step = Step::TargetGroup;
 pub const HEALTH_CHECK_PATH: &str = "/health";
@@ -42,6 +42,25 @@ pub async fn find(
     match elb.describe_target_groups().names(name).send().await {
         Ok(out) => Ok(out.target_groups().first().cloned()),
         Err(e) if code_of(&e) == Some("TargetGroupNotFound") => Ok(None),
+        Err(e) => Err(DeployError::aws(STEP, e)),
+    }
+}
+
+/// Deletes the target group (`found` is what [`find`] answered).
+pub async fn remove(
+    elb: &Client,
+    name: &str,
+    found: Option<aws_sdk_elasticloadbalancingv2::types::TargetGroup>,
+) -> Result<ResourceReport, DeployError> {
+    let Some(tg) = found else {
+        return Ok(ResourceReport::new(ResourceKind::TargetGroup, name, None, ResourceAction::Absent));
+    };
+    let arn = tg.target_group_arn().unwrap_or_default().to_owned();
+    match elb.delete_target_group().target_group_arn(&arn).send().await {
+        Ok(_) => Ok(ResourceReport::new(ResourceKind::TargetGroup, name, Some(arn), ResourceAction::Deleted)),
+        Err(e) if code_of(&e) == Some("TargetGroupNotFound") => {
+            Ok(ResourceReport::new(ResourceKind::TargetGroup, name, Some(arn), ResourceAction::Absent))
+        }
         Err(e) => Err(DeployError::aws(STEP, e)),
     }
 }

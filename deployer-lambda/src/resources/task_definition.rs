@@ -116,6 +116,30 @@ pub async fn latest(ecs: &Client, family: &str) -> Result<Option<TaskDefinition>
     }
 }
 
+/// Deregisters every ACTIVE revision of the family.
+pub async fn remove(ecs: &Client, family: &str) -> Result<ResourceReport, DeployError> {
+    let revisions: Vec<String> = ecs
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| DeployError::aws(STEP, e))?;
+    // `family_prefix` also matches longer family names; keep this family only.
+    let revisions: Vec<String> = revisions
+        .into_iter()
+        .filter(|arn| arn.rsplit_once('/').is_some_and(|(_, fr)| fr.rsplit_once(':').is_some_and(|(f, _)| f == family)))
+        .collect();
+    for arn in &revisions {
+        ecs.deregister_task_definition().task_definition(arn).send().await.map_err(|e| DeployError::aws(STEP, e))?;
+    }
+    let action = if revisions.is_empty() { ResourceAction::Absent } else { ResourceAction::Deleted };
+    Ok(ResourceReport::new(ResourceKind::TaskDefinition, family, revisions.last().cloned(), action))
+}
+
 /// Registers a revision unless `current` (what [`latest`] answered) already matches.
 pub async fn converge(
     ecs: &Client,

@@ -41,6 +41,8 @@ pub struct Base {
     pub listener_arn: String,
     /// The host the listener's ALB answers on (its DNS name).
     pub public_host: String,
+    /// Every listener (one per ALB) with its host; the first is `listener_arn`.
+    pub listeners: Vec<(String, String)>,
     pub subnets: Vec<String>,
     pub security_group: String,
 }
@@ -52,8 +54,13 @@ pub async fn base() -> Base {
 
 /// The same, with extra or changed deployer settings.
 pub async fn base_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> Base {
+    base_full(1, adjust).await
+}
+
+/// A base with `listeners` load balancers.
+pub async fn base_full(listeners: usize, adjust: impl FnOnce(&mut HashMap<String, String>)) -> Base {
     let sdk = sdk_config().await;
-    let options = BaseOptions { image_tag: IMAGE_TAG.into(), ..BaseOptions::default() };
+    let options = BaseOptions { image_tag: IMAGE_TAG.into(), listeners, ..BaseOptions::default() };
     let mut map = tokio::task::spawn_blocking(move || test_support::aws_base('d', &options)).await.unwrap();
     // bootstrap-local turns the TLS-only bucket policy off for the platform on moto
     // (moto evaluates Deny statements without their conditions); the deployer's own
@@ -61,14 +68,21 @@ pub async fn base_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> Bas
     map.remove("TEMPOVOICE_TRANSCRIPTS_TLS_ONLY");
     // `arn=capacity@host`
     let listener_arn = map["TEMPOVOICE_LISTENERS"].split_once('=').map(|(arn, _)| arn.to_owned()).unwrap();
-    let public_host = map["TEMPOVOICE_LISTENERS"].rsplit_once('@').map(|(_, host)| host.to_owned()).unwrap();
+    let listeners: Vec<(String, String)> = map["TEMPOVOICE_LISTENERS"]
+        .split(',')
+        .map(|entry| {
+            let (arn_capacity, host) = entry.rsplit_once('@').unwrap();
+            (arn_capacity.split_once('=').unwrap().0.to_owned(), host.to_owned())
+        })
+        .collect();
+    let public_host = listeners[0].1.clone();
     let subnets = map["TEMPOVOICE_SUBNETS"].split(',').map(str::to_owned).collect();
     let security_group = map["TEMPOVOICE_SECURITY_GROUPS"].clone();
     adjust(&mut map);
     let settings = DeployerSettings::from_map(REGION, &map).unwrap();
     let recorder = CallRecorder::new();
     let clients = AwsClients::new(&sdk, Some(recorder.clone()));
-    Base { sdk, clients, recorder, settings, listener_arn, public_host, subnets, security_group }
+    Base { sdk, clients, recorder, settings, listener_arn, public_host, listeners, subnets, security_group }
 }
 
 /// Pushes a minimal image manifest under `tag`; its digest differs from every other

@@ -9,7 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, RuleConditio
 use common::*;
 use deployer_lambda::naming::AgentNames;
 use deployer_lambda::report::{ResourceAction, ResourceKind};
-use deployer_lambda::{Step, deploy};
+use deployer_lambda::{Placement, Step, deploy};
 
 fn elb(base: &Base) -> aws_sdk_elasticloadbalancingv2::Client {
     aws_sdk_elasticloadbalancingv2::Client::new(&base.sdk)
@@ -141,4 +141,60 @@ async fn a_priority_held_by_another_rule_is_refused_and_left_alone() {
         (ResourceAction::Updated, ["priority 79".to_owned()].as_slice())
     );
     assert_eq!(rules(&base).await.len(), 2);
+}
+
+/// The agent's rules (by path) on `listener`.
+async fn agent_rules(base: &Base, listener: &str, agent: &AgentId) -> Vec<String> {
+    let path = format!("/agent/{agent}/*");
+    let rules = elb(base).describe_rules().listener_arn(listener).send().await.unwrap();
+    rules
+        .rules()
+        .iter()
+        .filter(|r| r.conditions().iter().flat_map(|c| c.values()).any(|v| *v == path))
+        .map(|r| r.rule_arn().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_agent_moved_to_another_load_balancer_loses_its_old_rule_before_it_gets_the_new_one() {
+    let base = base_full(2, |_| {}).await;
+    let (first, second) = (base.listeners[0].clone(), base.listeners[1].clone());
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 40)).await.unwrap();
+    assert_eq!(agent_rules(&base, &first.0, &agent).await.len(), 1);
+
+    // Placed on the second ALB: the first's rule is deleted before the new one is made
+    // (a target group can be used by one load balancer only).
+    base.recorder.clear();
+    let mut moved = request(&base, &agent, &tenant, 41);
+    moved.placement = Placement { listener_arn: second.0.clone(), priority: 41, public_host: Some(second.1.clone()) };
+    deploy(&base.clients, &base.settings, moved).await.unwrap();
+    let ops: Vec<String> = base.recorder.mutating_calls().into_iter().map(|c| c.operation).collect();
+    let deleted = ops.iter().position(|o| o == "DeleteRule").expect("the old rule is deleted");
+    let created = ops.iter().position(|o| o == "CreateRule").expect("a rule is created");
+    assert!(deleted < created, "{ops:?}");
+    assert_eq!(agent_rules(&base, &first.0, &agent).await, Vec::<String>::new());
+    assert_eq!(agent_rules(&base, &second.0, &agent).await.len(), 1);
+
+    // The runtime answers on the new ALB's host.
+    let ecs = aws_sdk_ecs::Client::new(&base.sdk);
+    let names = AgentNames::new(&base.settings.prefix, &agent);
+    let td = ecs.describe_task_definition().task_definition(&names.family).send().await.unwrap();
+    let env = td.task_definition().unwrap().container_definitions()[0].environment().to_vec();
+    let host = env.iter().find(|kv| kv.name() == Some("TEMPOVOICE_PUBLIC_HOST")).and_then(|kv| kv.value());
+    assert_eq!(host, Some(second.1.as_str()));
+
+    // An agent deleted with the wrong listener given (a move that never finished)
+    // still loses its rule: it is found through the load balancers its target group
+    // is attached to.
+    let other = AgentId::generate();
+    deploy(&base.clients, &base.settings, request(&base, &other, &tenant, 42)).await.unwrap();
+    let req = deployer_lambda::DeleteRequest {
+        agent_id: other.clone(),
+        tenant_id: tenant.clone(),
+        listener_arn: Some(second.0.clone()),
+        purge_transcripts: true,
+    };
+    deployer_lambda::delete(&base.clients, &base.settings, req).await.unwrap();
+    assert_eq!(agent_rules(&base, &first.0, &other).await, Vec::<String>::new());
 }
