@@ -34,7 +34,9 @@ pub mod limits {
     pub const CUSTOM_RULE_MAX: usize = 1_000;
     pub const MAX_CONVERSATION_TURNS: std::ops::RangeInclusive<u32> = 1..=1_000;
     /// Twilio ends any call after 4 hours.
-    pub const MAX_SESSION_DURATION_SECS: std::ops::RangeInclusive<u32> = 30..=14_400;
+    /// At most what a deploy can honour: a task being replaced keeps its calls for the
+    /// target group's deregistration delay, which ALB caps at 3,600 s.
+    pub const MAX_SESSION_DURATION_SECS: std::ops::RangeInclusive<u32> = 30..=3_600;
     pub const MAX_INAPPROPRIATE_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=20;
     pub const IDLE_PROMPT_AFTER_SECS: std::ops::RangeInclusive<u32> = 3..=300;
     pub const DESIRED_COUNT: std::ops::RangeInclusive<u32> = 0..=20;
@@ -67,7 +69,7 @@ pub struct GuardrailsDraft {
     pub custom_rules: Vec<String>,
     #[schema(default = 50, minimum = 1, maximum = 1000)]
     pub max_conversation_turns: u32,
-    #[schema(default = 1800, minimum = 30, maximum = 14400)]
+    #[schema(default = 1800, minimum = 30, maximum = 3600)]
     pub max_session_duration_secs: u32,
     #[schema(default = 3, minimum = 1, maximum = 20)]
     pub max_inappropriate_attempts: u32,
@@ -348,12 +350,18 @@ impl AgentDraft {
             .map(|(i, r)| text(&mut e, &format!("guardrails.custom_rules[{i}]"), r, true, CUSTOM_RULE_MAX, false))
             .collect();
         e.check_range("guardrails.max_conversation_turns", g.max_conversation_turns, MAX_CONVERSATION_TURNS, "turns");
-        e.check_range(
-            "guardrails.max_session_duration_secs",
-            g.max_session_duration_secs,
-            MAX_SESSION_DURATION_SECS,
-            "seconds",
-        );
+        if !MAX_SESSION_DURATION_SECS.contains(&g.max_session_duration_secs) {
+            e.push(
+                "guardrails.max_session_duration_secs",
+                format!(
+                    "must be between {} and {} seconds: a deploy replaces the agent's tasks, and the load balancer \
+                     keeps a replaced task's calls for at most 3600 s (its deregistration delay), so a longer call \
+                     would be cut",
+                    MAX_SESSION_DURATION_SECS.start(),
+                    MAX_SESSION_DURATION_SECS.end()
+                ),
+            );
+        }
         e.check_range(
             "guardrails.max_inappropriate_attempts",
             g.max_inappropriate_attempts,

@@ -49,7 +49,7 @@ prop_compose! {
         voice in maybe("[a-z][a-z0-9+_-]{0,10}"),
         documents in prop::collection::vec((single_line(30), free_text(200)), 0..4),
         rules in prop::collection::vec(single_line(50), 0..4),
-        (turns, duration, attempts, idle) in (1u32..=1000, 301u32..=14_400, 1u32..=20, 3u32..=300),
+        (turns, duration, attempts, idle) in (1u32..=1000, 301u32..=3_600, 1u32..=20, 3u32..=300),
         (recording, transcription) in (any::<bool>(), any::<bool>()),
         call in "\\+[1-9][0-9]{6,14}",
         transfer in maybe("\\+[1-9][0-9]{6,14}"),

@@ -60,7 +60,13 @@ const TABLE: &[(&str, Mutation, &str, &str)] = &[
         "session too long",
         |d| d.guardrails.max_session_duration_secs = 20_000,
         "guardrails.max_session_duration_secs",
-        "between 30 and 14400",
+        "between 30 and 3600",
+    ),
+    (
+        "session longer than a deploy can keep a call",
+        |d| d.guardrails.max_session_duration_secs = 3_601,
+        "guardrails.max_session_duration_secs",
+        "deregistration delay",
     ),
     (
         "zero inappropriate attempts",

@@ -465,7 +465,7 @@ fn agent_form(ctx: &RequestContext, agent: Option<&AgentResponse>, flash: Option
                 {typed("guardrails.custom_rules", "custom_rules", "Rules", Some("One per line, e.g. “Never discuss pricing.”"), &form.custom_rules, Kind::TextArea { tall: false }, false)}
                 <div class="grid">
                     {typed("guardrails.max_conversation_turns", "max_conversation_turns", "Maximum turns", Some("1 to 1000 caller turns."), &form.max_conversation_turns, Kind::Number { min: 1, max: 1000 }, true)}
-                    {typed("guardrails.max_session_duration_secs", "max_session_duration_secs", "Maximum call length (seconds)", Some("30 to 14400."), &form.max_session_duration_secs, Kind::Number { min: 30, max: 14_400 }, true)}
+                    {typed("guardrails.max_session_duration_secs", "max_session_duration_secs", "Maximum call length (seconds)", Some("30 to 3600: a deploy keeps a replaced task's calls for at most an hour."), &form.max_session_duration_secs, Kind::Number { min: 30, max: 3_600 }, true)}
                     {typed("guardrails.max_inappropriate_attempts", "max_inappropriate_attempts", "Inappropriate turns allowed", Some("1 to 20, then the call ends."), &form.max_inappropriate_attempts, Kind::Number { min: 1, max: 20 }, true)}
                 </div>
             </fieldset>
