@@ -18,12 +18,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "placements", include_str!("../migrations/sqlite/0002_placements.sql")),
     (3, "deployments", include_str!("../migrations/sqlite/0003_deployments.sql")),
     (4, "rollout_watch", include_str!("../migrations/sqlite/0004_rollout_watch.sql")),
+    (5, "placement_targets", include_str!("../migrations/sqlite/0005_placement_targets.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tenants_keys_agents", include_str!("../migrations/postgres/0001_tenants_keys_agents.sql")),
     (2, "placements", include_str!("../migrations/postgres/0002_placements.sql")),
     (3, "deployments", include_str!("../migrations/postgres/0003_deployments.sql")),
     (4, "rollout_watch", include_str!("../migrations/postgres/0004_rollout_watch.sql")),
+    (5, "placement_targets", include_str!("../migrations/postgres/0005_placement_targets.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

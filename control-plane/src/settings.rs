@@ -12,6 +12,8 @@
 //! | `TEMPOVOICE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `TEMPOVOICE_SHUTDOWN_GRACE_SECS` | `20` | how long in-flight requests may take after SIGTERM |
 //! | `TEMPOVOICE_LISTENERS` | none | ALB listeners agents are placed on, one per ALB, comma-separated: `listenerArn[=capacity][@publicHost]`; capacity 1–100, default 95; the public host is the one that ALB answers Twilio on (required for each listener when there are several) |
+//! | `TEMPOVOICE_TARGETS_PER_ALB` | `1000` | the account's quota of targets per Application Load Balancer; each agent counts its tasks × 2 (a rolling deploy doubles them) |
+//! | `TEMPOVOICE_TARGET_GROUP_QUOTA` | `3000` | the account's quota of target groups per Region (one per agent) |
 //! | `TEMPOVOICE_DEPLOYER` | `in-process` | how agents are deployed: `in-process` (the deployer library, in this process), `lambda` (invoke the deployer Lambda), or `off` (store agents only) |
 //! | `DEPLOYER_LAMBDA_FUNCTION` | required with `lambda` | name or ARN of the deployer Lambda |
 //! | `TEMPOVOICE_PUBLIC_HOST` | none | with a single listener naming no host of its own: the host (and port) of its load balancer, for each agent's Twilio voice URL `https://{host}/agent/{id}/incoming-call` |
@@ -123,6 +125,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
     pub listeners: Vec<ListenerCapacity>,
+    /// The AWS quotas placements are checked against.
+    pub quotas: crate::store::placements::Quotas,
     pub deployer: DeployerMode,
     pub deploy: DeploySettings,
     /// Host (and port) in each agent's voice URL.
@@ -284,6 +288,10 @@ impl Settings {
             rollout_timeout: Duration::from_secs(number("TEMPOVOICE_ROLLOUT_TIMEOUT_SECS", 900, 10..=86_400)),
             rollout_poll: Duration::from_secs(number("TEMPOVOICE_ROLLOUT_POLL_SECS", 15, 1..=300)),
         };
+        let quotas = crate::store::placements::Quotas {
+            targets_per_alb: number("TEMPOVOICE_TARGETS_PER_ALB", 1_000, 2..=100_000) as u32,
+            target_groups: number("TEMPOVOICE_TARGET_GROUP_QUOTA", 3_000, 1..=1_000_000) as u32,
+        };
         let session_hours =
             number("TEMPOVOICE_DASHBOARD_SESSION_HOURS", dashboard::DEFAULT_SESSION_HOURS as u64, 1..=720);
         let deploy = DeploySettings {
@@ -360,6 +368,7 @@ impl Settings {
             lambda_endpoint_url,
             resource_prefix,
             listeners,
+            quotas,
             bind,
             data_dir,
             database_url: SecretString::from(database_url),

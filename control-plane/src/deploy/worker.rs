@@ -335,8 +335,14 @@ impl Workers {
                 self.store.release_placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)?;
             }
         }
-        let placement = match self.store.assign_placement(&d.tenant_id, &d.agent_id, listeners).await {
+        let targets = crate::store::placements::targets_of(agent.config.sizing.desired_count);
+        let placement = match self
+            .store
+            .assign_placement(&d.tenant_id, &d.agent_id, listeners, targets, self.settings.quotas)
+            .await
+        {
             Ok(p) => p,
+            Err(StoreError::Quota(message)) => return Err(control_error(false, "quota", &message)),
             Err(e @ StoreError::NoCapacity { .. }) => {
                 return Err(control_error(
                     false,

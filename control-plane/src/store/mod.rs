@@ -39,6 +39,9 @@ pub enum StoreError {
     /// Every listener is full.
     #[error("every listener is full ({listeners} listeners, {slots} agent slots in all)")]
     NoCapacity { listeners: usize, slots: u32 },
+    /// Placing the agent would exceed an AWS quota; the message names it and how to raise it.
+    #[error("{0}")]
+    Quota(String),
     /// Concurrent writers kept taking the same rows; worth retrying later.
     #[error("too much contention on {what}")]
     Contention { what: String },

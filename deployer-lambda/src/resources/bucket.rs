@@ -248,6 +248,15 @@ pub async fn converge(s3: &Client, d: &Desired<'_>, existed: bool) -> Result<Res
                     Ok(_) => Ok(()),
                     // Made by an earlier, interrupted deploy of ours between the check and now.
                     Err(e) if code_of(&e) == Some("BucketAlreadyOwnedByYou") => Ok(()),
+                    Err(e) if code_of(&e) == Some("TooManyBuckets") => Err(DeployError::new(
+                        STEP,
+                        Some("TooManyBuckets"),
+                        "the account is at its quota of S3 buckets (10,000 by default; retired transcript buckets \
+                         count too). A sweep with delete removes retired buckets older than \
+                         TEMPOVOICE_RETIRED_BUCKET_DAYS; or raise 'General purpose buckets' in Service Quotas \
+                         (Amazon S3)",
+                        false,
+                    )),
                     Err(e) => Err(DeployError::aws(STEP, e)),
                 }
             }
