@@ -15,6 +15,22 @@ pub mod tags {
     pub const RETIRED: &str = "tempovoice:retired";
 }
 
+/// The agent whose resource carries these tags, if it is one of this deployer's
+/// (`tempovoice:managed-by` and `tempovoice:prefix` match): how sweep recognizes
+/// what is ours, rather than by names alone.
+pub fn agent_of_tags<'a>(prefix: &str, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<AgentId> {
+    let (mut managed, mut ours, mut agent) = (false, false, None);
+    for (k, v) in tags {
+        match k {
+            tags::MANAGED_BY => managed = v == tags::MANAGED_BY_VALUE,
+            tags::PREFIX => ours = v == prefix,
+            tags::AGENT => agent = AgentId::parse(v).ok(),
+            _ => {}
+        }
+    }
+    agent.filter(|_| managed && ours)
+}
+
 /// The name of the runtime's container in every task definition.
 pub const CONTAINER_NAME: &str = "agent-runtime";
 
@@ -52,6 +68,17 @@ impl AgentNames {
         }
     }
 
+    /// The agent of a service (or task definition family, or task role) name
+    /// `{prefix}-agent-{agentId}`: the reverse of [`AgentNames::new`].
+    pub fn agent_of_service(prefix: &str, name: &str) -> Option<AgentId> {
+        name.strip_prefix(prefix)?.strip_prefix("-agent-").and_then(|id| AgentId::parse(id).ok())
+    }
+
+    /// The agent a listener rule's path pattern `/agent/{agentId}/*` routes to.
+    pub fn agent_of_path(path_pattern: &str) -> Option<AgentId> {
+        path_pattern.strip_prefix("/agent/")?.strip_suffix("/*").and_then(|id| AgentId::parse(id).ok())
+    }
+
     /// The tags every resource of this agent carries.
     pub fn tags(&self, tenant: &TenantId) -> Vec<(&'static str, String)> {
         vec![
@@ -78,6 +105,22 @@ mod tests {
         assert!(names.family.len() <= 255 && names.service.len() <= 255);
         assert!(names.secret.len() <= 512);
         assert!(names.task_role.len() <= 64);
+    }
+
+    #[test]
+    fn names_map_back_to_their_agent_and_tags_to_ours_only() {
+        let id = AgentId::generate();
+        let names = AgentNames::new("tv", &id);
+        assert_eq!(AgentNames::agent_of_service("tv", &names.service), Some(id.clone()));
+        assert_eq!(AgentNames::agent_of_service("tv2", &names.service), None);
+        assert_eq!(AgentNames::agent_of_path(&names.path_pattern), Some(id.clone()));
+        assert_eq!(AgentNames::agent_of_path("/agent/nope/*"), None);
+        let tenant = TenantId::generate();
+        let tags = names.tags(&tenant);
+        let pairs = || tags.iter().map(|(k, v)| (*k, v.as_str()));
+        assert_eq!(agent_of_tags("tv", pairs()), Some(id.clone()));
+        assert_eq!(agent_of_tags("other", pairs()), None, "another deployer's prefix");
+        assert_eq!(agent_of_tags("tv", pairs().filter(|(k, _)| *k != tags::MANAGED_BY)), None);
     }
 
     #[test]

@@ -117,11 +117,17 @@ async fn sweep_reports_then_removes_orphans_and_leaves_known_agents_alone() {
     let (kept, gone) = (AgentId::generate(), AgentId::generate());
     deploy(&base.clients, &base.settings, request(&base, &kept, &tenant, 31)).await.unwrap();
     deploy(&base.clients, &base.settings, request(&base, &gone, &tenant, 32)).await.unwrap();
-    // A planted orphan: a secret in our namespace that no deploy made.
+    // A planted orphan: a secret with our tags that no deploy made. And a secret
+    // whose name merely looks like ours, without the tags: not ours to sweep.
     let planted = AgentId::generate();
     let sm = aws_sdk_secretsmanager::Client::new(&base.sdk);
-    let planted_secret = AgentNames::new(&base.settings.prefix, &planted).secret;
-    sm.create_secret().name(&planted_secret).secret_string("{}").send().await.unwrap();
+    let planted_names = AgentNames::new(&base.settings.prefix, &planted);
+    let planted_secret = planted_names.secret.clone();
+    let tag = |(k, v): &(&str, String)| aws_sdk_secretsmanager::types::Tag::builder().key(*k).value(v).build();
+    let planted_tags = planted_names.tags(&tenant).iter().map(tag).collect();
+    sm.create_secret().name(&planted_secret).secret_string("{}").set_tags(Some(planted_tags)).send().await.unwrap();
+    let look_alike = AgentNames::new(&base.settings.prefix, &AgentId::generate()).secret;
+    sm.create_secret().name(&look_alike).secret_string("{}").send().await.unwrap();
 
     let req = |delete| SweepRequest {
         known_agents: vec![kept.clone()],
@@ -135,7 +141,7 @@ async fn sweep_reports_then_removes_orphans_and_leaves_known_agents_alone() {
     assert_eq!(ids.len(), 2, "{report:#?}");
     assert!(ids.contains(&&gone) && ids.contains(&&planted) && !ids.contains(&&kept));
     let gone_found = &report.orphans.iter().find(|o| o.agent_id == gone).unwrap().found;
-    assert_eq!(gone_found.len(), 6, "every resource of the orphan is found: {gone_found:?}");
+    assert_eq!(gone_found.len(), 7, "every resource of the orphan is found: {gone_found:?}");
 
     let swept = sweep(&base.clients, &base.settings, req(true)).await.unwrap();
     assert!(swept.orphans.iter().all(|o| o.deleted.is_some()));
@@ -143,6 +149,24 @@ async fn sweep_reports_then_removes_orphans_and_leaves_known_agents_alone() {
     // Only the retained (retired) bucket of the orphan is left, and it is not reported again.
     let after = sweep(&base.clients, &base.settings, req(false)).await.unwrap();
     assert_eq!(after.orphans, [], "{after:#?}");
+    assert_eq!(after.expired_buckets, [], "retired today: within its retention");
+    assert!(sm.describe_secret().secret_id(&look_alike).send().await.unwrap().deleted_date().is_none());
+
+    // Retired long ago (past TEMPOVOICE_RETIRED_BUCKET_DAYS): reported, then removed.
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&base.sdk).force_path_style(true).build());
+    let gone_bucket = AgentNames::new(&base.settings.prefix, &gone).bucket;
+    let mut tags = s3.get_bucket_tagging().bucket(&gone_bucket).send().await.unwrap().tag_set().to_vec();
+    for t in tags.iter_mut().filter(|t| t.key() == deployer_lambda::naming::tags::RETIRED) {
+        *t = aws_sdk_s3::types::Tag::builder().key(t.key()).value("2020-01-01T00:00:00Z").build().unwrap();
+    }
+    let tagging = aws_sdk_s3::types::Tagging::builder().set_tag_set(Some(tags)).build().unwrap();
+    s3.put_bucket_tagging().bucket(&gone_bucket).tagging(tagging).send().await.unwrap();
+    let old = sweep(&base.clients, &base.settings, req(false)).await.unwrap();
+    let expired: Vec<&str> = old.expired_buckets.iter().map(|b| b.bucket.as_str()).collect();
+    assert_eq!(expired, [gone_bucket.as_str()], "{old:#?}");
+    let removed = sweep(&base.clients, &base.settings, req(true)).await.unwrap();
+    assert!(removed.expired_buckets.iter().all(|b| b.deleted), "{removed:#?}");
+    assert!(s3.head_bucket().bucket(&gone_bucket).send().await.is_err(), "the expired bucket is gone");
     let kept_status = status(
         &base.clients,
         &base.settings,
