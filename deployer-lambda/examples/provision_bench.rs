@@ -10,7 +10,10 @@
 //! AWS_ENDPOINT_URL=http://127.0.0.1:5000 cargo run -p deployer-lambda --example provision_bench -- [agents] [delay_ms] [fleet]
 //! ```
 //!
-//! Defaults: 5 agents per scenario, 50 ms, a fleet of 200 agents provisioned back to back.
+//! Defaults: 5 agents per scenario, 50 ms, a fleet of 200 agents provisioned back to back,
+//! then rolled out to a new image: once with no fault, then three times with 10 % of
+//! all AWS attempts answered with the service's throttling error (injected on the wire
+//! by the call recorder, so the SDK's retries and the rollout's own retry both play).
 
 #[path = "../tests/deployer/common.rs"]
 mod common;
@@ -175,7 +178,7 @@ async fn main() {
     }
 
     if fleet > 0 {
-        let base = common::base().await;
+        let mut base = common::base().await;
         let start = Instant::now();
         let mut per_agent = Vec::new();
         for i in 0..fleet {
@@ -198,5 +201,71 @@ async fn main() {
             sorted[fleet / 2],
             sorted[(fleet * 95 / 100).min(fleet - 1)],
         );
+
+        // Rollouts of the fleet onto new images: no fault, then 10 % throttled.
+        let ecr = aws_sdk_ecr::Client::new(&base.sdk);
+        let agents: Vec<AgentId> = {
+            let ecs = aws_sdk_ecs::Client::new(&base.sdk);
+            let mut ids = Vec::new();
+            let mut pages = ecs.list_services().cluster(&base.settings.cluster).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                for arn in page.unwrap().service_arns() {
+                    let name = arn.rsplit('/').next().unwrap();
+                    ids.extend(deployer_lambda::naming::AgentNames::agent_of_service(&base.settings.prefix, name));
+                }
+            }
+            ids
+        };
+        base.settings.sequential_steps = false;
+        println!(
+            "\n| rollout of {} agents | injected throttling | run | total | per agent | updated | failed | throttles answered |",
+            agents.len()
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let runs: [(&str, f64); 4] = [("v2", 0.0), ("v3", 0.10), ("v4", 0.10), ("v5", 0.10)];
+        let mut throttled_totals = Vec::new();
+        for (i, (tag, rate)) in runs.iter().enumerate() {
+            common::push_image(&ecr, &base.settings.runtime_repository, tag).await;
+            base.recorder.clear_faults();
+            if *rate > 0.0 {
+                base.recorder.inject(deployer_lambda::faults::Fault::rate(
+                    None,
+                    deployer_lambda::faults::Transient::Throttling,
+                    *rate,
+                ));
+            }
+            let t = Instant::now();
+            let report = deployer_lambda::fleet::rollout(
+                &base.clients,
+                &base.settings,
+                deployer_lambda::fleet::RolloutRequest { image_tag: (*tag).to_owned(), agents: Some(agents.clone()) },
+            )
+            .await
+            .expect("rollout");
+            let total = t.elapsed();
+            let throttles = base.recorder.clear_faults().len();
+            let updated =
+                report.agents.iter().filter(|a| a.action == deployer_lambda::fleet::RolloutAction::Updated).count();
+            let failed =
+                report.agents.iter().filter(|a| a.action == deployer_lambda::fleet::RolloutAction::Failed).count();
+            if *rate > 0.0 {
+                throttled_totals.push(total.as_secs_f64());
+            }
+            println!(
+                "| image {tag} | {:.0} % | {} | {:.1} s | {:.0} ms | {updated} | {failed} | {throttles} |",
+                rate * 100.0,
+                i + 1,
+                total.as_secs_f64(),
+                total.as_secs_f64() * 1000.0 / agents.len() as f64,
+            );
+        }
+        throttled_totals.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        if let (Some(lo), Some(hi)) = (throttled_totals.first(), throttled_totals.last()) {
+            println!(
+                "\nthrottled rollouts: median {:.1} s, range {lo:.1}–{hi:.1} s over {} runs",
+                throttled_totals[throttled_totals.len() / 2],
+                throttled_totals.len()
+            );
+        }
     }
 }

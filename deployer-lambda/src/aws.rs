@@ -233,3 +233,44 @@ impl Intercept for CallRecorder {
         Ok(())
     }
 }
+
+/// The IAM actions an AWS call needs: the operation's own (S3's differ in places),
+/// plus what its parameters bring: tags on create (`ecs:TagResource`,
+/// `elasticloadbalancing:AddTags`, `secretsmanager:TagResource`, `iam:TagRole`) and
+/// `iam:PassRole` where a task definition or service hands roles to ECS. The
+/// recorder's list of calls, mapped through this, is what the deployer's own role
+/// must allow (docs/deployer-iam-actions.json, checked by a test).
+pub fn iam_actions(call: &Call) -> Vec<String> {
+    let op = call.operation.as_str();
+    let prefix = match call.service.as_str() {
+        "S3" => "s3",
+        "ECS" => "ecs",
+        "Elastic Load Balancing v2" => "elasticloadbalancing",
+        "Secrets Manager" => "secretsmanager",
+        "ECR" => "ecr",
+        "IAM" => "iam",
+        other => return vec![format!("{other}:{op}")],
+    };
+    let own = match (prefix, op) {
+        ("s3", "HeadBucket") => vec!["ListBucket"],
+        ("s3", "ListBuckets") => vec!["ListAllMyBuckets"],
+        ("s3", "ListObjectVersions") => vec!["ListBucketVersions"],
+        ("s3", "DeleteObjects") => vec!["DeleteObject", "DeleteObjectVersion"],
+        ("s3", "GetPublicAccessBlock") => vec!["GetBucketPublicAccessBlock"],
+        ("s3", "PutPublicAccessBlock") => vec!["PutBucketPublicAccessBlock"],
+        ("s3", "GetBucketEncryption") => vec!["GetEncryptionConfiguration"],
+        ("s3", "PutBucketEncryption") => vec!["PutEncryptionConfiguration"],
+        ("s3", "GetBucketLifecycleConfiguration") => vec!["GetLifecycleConfiguration"],
+        ("s3", "PutBucketLifecycleConfiguration") => vec!["PutLifecycleConfiguration"],
+        ("ecs", "CreateService" | "RegisterTaskDefinition") => vec![op, "TagResource"],
+        ("elasticloadbalancing", "CreateTargetGroup" | "CreateRule") => vec![op, "AddTags"],
+        ("secretsmanager", "CreateSecret") => vec![op, "TagResource"],
+        ("iam", "CreateRole") => vec![op, "TagRole"],
+        _ => vec![op],
+    };
+    let mut actions: Vec<String> = own.into_iter().map(|a| format!("{prefix}:{a}")).collect();
+    if prefix == "ecs" && matches!(op, "RegisterTaskDefinition" | "CreateService" | "UpdateService") {
+        actions.push("iam:PassRole".to_owned());
+    }
+    actions
+}

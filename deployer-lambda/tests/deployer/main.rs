@@ -8,4 +8,5 @@ mod concurrency;
 mod faults;
 mod fleet;
 mod health;
+mod iam_actions;
 mod provision;
