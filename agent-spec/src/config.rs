@@ -116,6 +116,39 @@ pub struct Integrations {
     pub aws_region: AwsRegion,
 }
 
+/// The CPU architecture an agent's tasks run on. ARM64 (Graviton) Fargate costs
+/// about 20 % less for the same size; the runtime image is built for both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuArchitecture {
+    #[default]
+    X86_64,
+    Arm64,
+}
+
+impl CpuArchitecture {
+    pub const ALL: [CpuArchitecture; 2] = [Self::X86_64, Self::Arm64];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X86_64 => "x86_64",
+            Self::Arm64 => "arm64",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == raw.trim())
+    }
+
+    /// ECS's name for it (`runtimePlatform.cpuArchitecture`).
+    pub fn ecs_name(self) -> &'static str {
+        match self {
+            Self::X86_64 => "X86_64",
+            Self::Arm64 => "ARM64",
+        }
+    }
+}
+
 /// Fargate task size and count. Only combinations Fargate accepts are valid; see
 /// [`FARGATE_SIZES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -127,6 +160,9 @@ pub struct Sizing {
     pub memory_mib: u32,
     /// Number of tasks; 0 pauses the agent.
     pub desired_count: u32,
+    /// The tasks' CPU architecture (configs stored before it existed are x86_64).
+    #[serde(default)]
+    pub cpu_architecture: CpuArchitecture,
 }
 
 /// The full, validated configuration of one agent, without its secrets.

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::{
-    AgentConfig, Guardrails, Integrations, KnowledgeDocument, Sizing, SpeechProvider, Telephony, VoiceConfig,
-    fargate_memory_for,
+    AgentConfig, CpuArchitecture, Guardrails, Integrations, KnowledgeDocument, Sizing, SpeechProvider, Telephony,
+    VoiceConfig, fargate_memory_for,
 };
 use crate::env::{ENV_BUDGET_BYTES, EnvironmentSize};
 use crate::secrets::{AgentSecrets, SecretPatch};
@@ -130,11 +130,13 @@ pub struct SizingDraft {
     pub memory_mib: u32,
     #[schema(default = 1)]
     pub desired_count: u32,
+    /// `x86_64` (the default) or `arm64`.
+    pub cpu_architecture: CpuArchitecture,
 }
 
 impl Default for SizingDraft {
     fn default() -> Self {
-        Self { cpu: 256, memory_mib: 512, desired_count: 1 }
+        Self { cpu: 256, memory_mib: 512, desired_count: 1, cpu_architecture: CpuArchitecture::default() }
     }
 }
 
@@ -301,6 +303,7 @@ impl AgentDraft {
                 cpu: config.sizing.cpu,
                 memory_mib: config.sizing.memory_mib,
                 desired_count: config.sizing.desired_count,
+                cpu_architecture: config.sizing.cpu_architecture,
             },
             secrets: SecretsDraft::default(),
         }
@@ -488,7 +491,12 @@ impl AgentDraft {
                 make_endpoint,
                 aws_region,
             },
-            sizing: Sizing { cpu: s.cpu, memory_mib: s.memory_mib, desired_count: s.desired_count },
+            sizing: Sizing {
+                cpu: s.cpu,
+                memory_mib: s.memory_mib,
+                desired_count: s.desired_count,
+                cpu_architecture: s.cpu_architecture,
+            },
         };
 
         check_environment_budget(&mut e, &config);

@@ -17,7 +17,7 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{AgentConfig, KnowledgeDocument, SpeechProvider};
+use crate::config::{AgentConfig, CpuArchitecture, KnowledgeDocument, SpeechProvider};
 use crate::draft::{
     AgentDraft, GuardrailsDraft, IntegrationsDraft, KnowledgeDocumentDraft, SecretsDraft, SizingDraft, TelephonyDraft,
     VoiceDraft,
@@ -71,6 +71,7 @@ pub mod vars {
     pub const AGENT_CPU: &str = "AGENT_CPU";
     pub const AGENT_MEMORY_MIB: &str = "AGENT_MEMORY_MIB";
     pub const AGENT_DESIRED_COUNT: &str = "AGENT_DESIRED_COUNT";
+    pub const AGENT_CPU_ARCHITECTURE: &str = "AGENT_CPU_ARCHITECTURE";
 
     pub const TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
     pub const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
@@ -113,6 +114,7 @@ const FIELD_VARS: &[(&str, &str)] = &[
     ("sizing.cpu", vars::AGENT_CPU),
     ("sizing.memory_mib", vars::AGENT_MEMORY_MIB),
     ("sizing.desired_count", vars::AGENT_DESIRED_COUNT),
+    ("sizing.cpu_architecture", vars::AGENT_CPU_ARCHITECTURE),
     ("secrets.twilio_auth_token", vars::TWILIO_AUTH_TOKEN),
     ("secrets.openai_api_key", vars::OPENAI_API_KEY),
     ("secrets.webhook_signing_secret", vars::WEBHOOK_SIGNING_SECRET),
@@ -192,6 +194,7 @@ fn config_vars(c: &AgentConfig) -> Vec<(&'static str, String)> {
         (vars::AGENT_CPU, c.sizing.cpu.to_string()),
         (vars::AGENT_MEMORY_MIB, c.sizing.memory_mib.to_string()),
         (vars::AGENT_DESIRED_COUNT, c.sizing.desired_count.to_string()),
+        (vars::AGENT_CPU_ARCHITECTURE, c.sizing.cpu_architecture.as_str().to_owned()),
     ];
     let optional = [
         (vars::TRANSFER_PHONE_NUMBER, c.telephony.transfer_phone_number.as_ref().map(ToString::to_string)),
@@ -299,6 +302,14 @@ impl AgentSpec {
                 SpeechProvider::default()
             }),
         };
+        // Absent in environments written before it existed: x86_64.
+        let cpu_architecture = match reader.get(vars::AGENT_CPU_ARCHITECTURE) {
+            None => CpuArchitecture::default(),
+            Some(raw) => CpuArchitecture::parse(&raw).unwrap_or_else(|| {
+                reader.fail(vars::AGENT_CPU_ARCHITECTURE, "must be x86_64 or arm64".to_owned());
+                CpuArchitecture::default()
+            }),
+        };
         let knowledge_base: Vec<KnowledgeDocument> = reader.json(vars::AGENT_KNOWLEDGE_BASE);
         let custom_rules: Vec<String> = reader.json(vars::GUARDRAILS_CUSTOM_RULES);
         let secret = |name: &str| lookup(name).filter(|v| !v.is_empty()).map_or(SecretPatch::Keep, SecretPatch::set);
@@ -341,6 +352,7 @@ impl AgentSpec {
                 cpu: reader.number(vars::AGENT_CPU),
                 memory_mib: reader.number(vars::AGENT_MEMORY_MIB),
                 desired_count: reader.number(vars::AGENT_DESIRED_COUNT),
+                cpu_architecture,
             },
             secrets: SecretsDraft {
                 twilio_auth_token: secret(vars::TWILIO_AUTH_TOKEN),

@@ -7,6 +7,7 @@
 //! found here and one returned by the API land next to the same input.
 
 use agent_spec::api::AgentResponse;
+use agent_spec::config::CpuArchitecture;
 use agent_spec::draft::{
     GuardrailsDraft, IntegrationsDraft, KnowledgeDocumentDraft, SecretsDraft, SizingDraft, TelephonyDraft, VoiceDraft,
 };
@@ -75,6 +76,7 @@ pub struct AgentForm {
     pub cpu: String,
     pub memory_mib: String,
     pub desired_count: String,
+    pub cpu_architecture: String,
 }
 
 impl std::fmt::Debug for AgentForm {
@@ -126,6 +128,7 @@ impl AgentForm {
             cpu: d.sizing.cpu.to_string(),
             memory_mib: d.sizing.memory_mib.to_string(),
             desired_count: d.sizing.desired_count.to_string(),
+            cpu_architecture: d.sizing.cpu_architecture.as_str().into(),
             ..Self::default()
         }
     }
@@ -166,6 +169,7 @@ impl AgentForm {
             cpu: d.sizing.cpu.to_string(),
             memory_mib: d.sizing.memory_mib.to_string(),
             desired_count: d.sizing.desired_count.to_string(),
+            cpu_architecture: d.sizing.cpu_architecture.as_str().into(),
             ..Self::default()
         }
     }
@@ -227,6 +231,17 @@ impl AgentForm {
         let cpu = number("sizing.cpu", &self.cpu, s.cpu);
         let memory_mib = number("sizing.memory_mib", &self.memory_mib, s.memory_mib);
         let desired_count = number("sizing.desired_count", &self.desired_count, s.desired_count);
+        let cpu_architecture = if self.cpu_architecture.trim().is_empty() {
+            s.cpu_architecture
+        } else {
+            CpuArchitecture::parse(&self.cpu_architecture).unwrap_or_else(|| {
+                errors.push(FieldError {
+                    field: "sizing.cpu_architecture".into(),
+                    reason: "must be x86_64 or arm64".into(),
+                });
+                s.cpu_architecture
+            })
+        };
         let provider = SpeechProvider::parse(&self.provider).unwrap_or_else(|| {
             errors.push(FieldError {
                 field: "voice.provider".into(),
@@ -281,7 +296,7 @@ impl AgentForm {
                 make_endpoint: optional(&self.make_endpoint),
                 aws_region: self.aws_region.trim().to_owned(),
             },
-            sizing: SizingDraft { cpu, memory_mib, desired_count },
+            sizing: SizingDraft { cpu, memory_mib, desired_count, cpu_architecture },
             secrets: SecretsDraft {
                 twilio_auth_token: patch(&secrets.twilio_auth_token, ""),
                 openai_api_key: patch(&secrets.openai_api_key, &self.remove_openai_api_key),
@@ -342,6 +357,7 @@ pub fn form_position(path: &str) -> usize {
         "sizing.cpu",
         "sizing.memory_mib",
         "sizing.desired_count",
+        "sizing.cpu_architecture",
     ];
     let base = path.split('[').next().unwrap_or(path);
     ORDER.iter().position(|p| *p == base).unwrap_or(ORDER.len()) * 1000 + list_index(path)

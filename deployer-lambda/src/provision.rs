@@ -328,6 +328,7 @@ pub async fn deploy(
                 .collect(),
             cpu: spec.config.sizing.cpu,
             memory_mib: spec.config.sizing.memory_mib,
+            cpu_architecture: spec.config.sizing.cpu_architecture.ecs_name(),
             execution_role_arn: settings.execution_role_arn.clone(),
             task_role_arn: role.arn.clone(),
             port: settings.container_port,

@@ -58,6 +58,7 @@ prop_compose! {
         sip in maybe("sips?:[a-z]{1,8}@[a-z]{1,10}\\.example\\.com"),
         urls in prop::collection::vec(maybe("https://[a-z]{1,10}\\.example\\.com/[a-z0-9/_-]{0,20}(\\?a=[0-9]{1,3})?"), 4),
         region in select(vec!["us-east-1", "eu-west-2", "ap-southeast-4", "us-gov-west-1"]),
+        cpu_architecture in select(agent_spec::config::CpuArchitecture::ALL.to_vec()),
         (cpu, memory_mib, desired_count) in sizing(),
         token in "[A-Za-z0-9]{32}",
         openai in "[A-Za-z0-9_-]{20,60}",
@@ -101,7 +102,7 @@ prop_compose! {
                 make_endpoint: urls[3].clone(),
                 aws_region: region.into(),
             },
-            sizing: SizingDraft { cpu, memory_mib, desired_count },
+            sizing: SizingDraft { cpu, memory_mib, desired_count, cpu_architecture },
             secrets,
         }
     }

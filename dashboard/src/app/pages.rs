@@ -351,6 +351,8 @@ fn agent_form(ctx: &RequestContext, agent: Option<&AgentResponse>, flash: Option
             (p.as_str().to_owned(), label.to_owned())
         })
         .collect();
+    let architectures: Vec<(String, String)> =
+        vec![("x86_64".to_owned(), "x86_64".to_owned()), ("arm64".to_owned(), "ARM64 (Graviton)".to_owned())];
     let cpus: Vec<(String, String)> = FARGATE_SIZES
         .iter()
         .map(|(cpu, _)| (cpu.to_string(), format!("{cpu} ({} vCPU)", f64::from(*cpu) / 1024.0)))
@@ -525,6 +527,7 @@ fn agent_form(ctx: &RequestContext, agent: Option<&AgentResponse>, flash: Option
                     {select(e, "sizing.cpu", "cpu", "CPU", Some("Fargate CPU units per task."), cpus, &form.cpu)}
                     {typed("sizing.memory_mib", "memory_mib", "Memory (MiB)", Some("A Fargate size for the CPU: 512, 1024 or 2048 with 256 CPU."), &form.memory_mib, Kind::Number { min: 512, max: 122_880 }, true)}
                     {typed("sizing.desired_count", "desired_count", "Tasks", Some("0 to 20; 0 pauses the agent."), &form.desired_count, Kind::Number { min: 0, max: 20 }, true)}
+                    {select(e, "sizing.cpu_architecture", "cpu_architecture", "CPU architecture", Some("ARM64 (Graviton) costs about 20 % less."), architectures, &form.cpu_architecture)}
                 </div>
             </fieldset>
 
@@ -749,7 +752,7 @@ fn config_panel(agent: &AgentResponse) -> AnyView {
                 <dd>{webhooks}</dd>
                 <dt>"Secrets"</dt>
                 <dd>{format!("Twilio auth token {} · OpenAI key {} · webhook signing {}", secret(agent.secrets.twilio_auth_token), secret(agent.secrets.openai_api_key), secret(agent.secrets.webhook_signing_secret))}</dd>
-                <dt>"Sizing"</dt><dd>{format!("{} CPU · {} MiB · {} task(s)", c.sizing.cpu, c.sizing.memory_mib, c.sizing.desired_count)}</dd>
+                <dt>"Sizing"</dt><dd>{format!("{} CPU · {} MiB · {} task(s) · {}", c.sizing.cpu, c.sizing.memory_mib, c.sizing.desired_count, c.sizing.cpu_architecture.as_str())}</dd>
             </dl>
         </div>
     }

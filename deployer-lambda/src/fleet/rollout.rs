@@ -223,6 +223,7 @@ async fn register_with_image(
         .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
         .set_cpu(td.cpu().map(str::to_owned))
         .set_memory(td.memory().map(str::to_owned))
+        .set_runtime_platform(td.runtime_platform().cloned())
         .set_execution_role_arn(td.execution_role_arn().map(str::to_owned))
         .set_task_role_arn(td.task_role_arn().map(str::to_owned))
         .set_container_definitions(Some(containers))

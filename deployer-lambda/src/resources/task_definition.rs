@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{
-    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, PortMapping, Secret,
-    Tag, TaskDefinition, TransportProtocol,
+    Compatibility, ContainerDefinition, CpuArchitecture, KeyValuePair, LogConfiguration, LogDriver, NetworkMode,
+    OsFamily, PortMapping, RuntimePlatform, Secret, Tag, TaskDefinition, TransportProtocol,
 };
 
 use crate::error::{DeployError, Step, code_of};
@@ -30,6 +30,8 @@ pub struct Desired {
     pub secrets: BTreeMap<String, String>,
     pub cpu: u32,
     pub memory_mib: u32,
+    /// `runtimePlatform.cpuArchitecture`: `X86_64` or `ARM64`.
+    pub cpu_architecture: &'static str,
     pub execution_role_arn: String,
     pub task_role_arn: String,
     pub port: i32,
@@ -88,6 +90,8 @@ impl Desired {
             && secrets == self.secrets
             && current.cpu() == Some(self.cpu.to_string().as_str())
             && current.memory() == Some(self.memory_mib.to_string().as_str())
+            && current.runtime_platform().and_then(|p| p.cpu_architecture()).map(|a| a.as_str())
+                == Some(self.cpu_architecture)
             && current.execution_role_arn() == Some(self.execution_role_arn.as_str())
             && current.task_role_arn() == Some(self.task_role_arn.as_str())
             && c.port_mappings().iter().any(|p| p.container_port() == Some(self.port))
@@ -158,6 +162,12 @@ pub async fn converge(
         .requires_compatibilities(Compatibility::Fargate)
         .cpu(d.cpu.to_string())
         .memory(d.memory_mib.to_string())
+        .runtime_platform(
+            RuntimePlatform::builder()
+                .cpu_architecture(CpuArchitecture::from(d.cpu_architecture))
+                .operating_system_family(OsFamily::Linux)
+                .build(),
+        )
         .execution_role_arn(&d.execution_role_arn)
         .task_role_arn(&d.task_role_arn)
         .container_definitions(d.container())

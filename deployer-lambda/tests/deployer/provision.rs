@@ -72,6 +72,9 @@ async fn deploy_creates_every_resource_with_the_right_settings() {
     let td = ecs.describe_task_definition().task_definition(&names.family).send().await.unwrap();
     let td = td.task_definition().unwrap();
     assert_eq!((td.cpu(), td.memory()), (Some("256"), Some("512")));
+    let platform = td.runtime_platform().unwrap();
+    assert_eq!(platform.cpu_architecture(), Some(&aws_sdk_ecs::types::CpuArchitecture::X8664));
+    assert_eq!(platform.operating_system_family(), Some(&aws_sdk_ecs::types::OsFamily::Linux));
     let container = &td.container_definitions()[0];
     // Pinned by digest: the tag's digest at deploy time, in the report too.
     let ecr = aws_sdk_ecr::Client::new(&base.sdk);
@@ -246,6 +249,23 @@ async fn images_are_pinned_by_digest_and_a_config_edit_keeps_the_running_image()
     let reset = deploy(&base.clients, &base.settings, back).await.unwrap();
     assert!(reset.image.as_deref().unwrap().contains("@sha256:"));
     assert_ne!(reset.image, first.image);
+}
+
+#[tokio::test]
+async fn an_arm64_agent_runs_on_arm64_and_converges() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    let mut req = request(&base, &agent, &tenant, 8);
+    req.config.sizing.cpu_architecture = agent_spec::config::CpuArchitecture::Arm64;
+    deploy(&base.clients, &base.settings, req.clone()).await.unwrap();
+    let names = AgentNames::new(&base.settings.prefix, &agent);
+    let ecs = aws_sdk_ecs::Client::new(&base.sdk);
+    let td = ecs.describe_task_definition().task_definition(&names.family).send().await.unwrap();
+    let arch = td.task_definition().unwrap().runtime_platform().and_then(|p| p.cpu_architecture()).cloned();
+    assert_eq!(arch, Some(aws_sdk_ecs::types::CpuArchitecture::Arm64));
+    base.recorder.clear();
+    deploy(&base.clients, &base.settings, req).await.unwrap();
+    assert_eq!(base.recorder.mutating_calls(), [], "the platform is compared, not rewritten");
 }
 
 #[tokio::test]
