@@ -116,13 +116,17 @@ pub struct AgentResponse {
     pub config: AgentConfig,
     pub secrets: SecretsStatus,
     /// The URL to paste into Twilio as the phone number's voice webhook:
-    /// `https://{public host}/agent/{id}/incoming-call`. Absent when the control plane
-    /// has no public host configured.
+    /// `https://{host}/agent/{id}/incoming-call`, with the host of the load balancer
+    /// the agent is placed on. Absent until the agent is placed (its first deploy).
     #[serde(default)]
     pub voice_url: Option<String>,
     /// The agent's latest deployment, if it has one.
     #[serde(default)]
     pub deployment: Option<DeploymentSummary>,
+    /// The runtime image its tasks run, pinned by digest: the image of its latest
+    /// `active` deploy.
+    #[serde(default)]
+    pub runtime_image: Option<String>,
 }
 
 /// What a deployment does.
@@ -254,6 +258,10 @@ pub struct DeploymentResponse {
     pub finished_at: Option<OffsetDateTime>,
     pub error: Option<DeploymentError>,
     pub resources: Vec<DeployedResource>,
+    /// The runtime image a deploy put in place, pinned by digest
+    /// (`{registry}/{repository}@sha256:…`).
+    #[serde(default)]
+    pub image: Option<String>,
     pub events: Vec<DeploymentEvent>,
 }
 

@@ -175,7 +175,7 @@ impl Workers {
             DeploymentAction::Delete => self.delete(d).await,
         };
         match result {
-            Ok((deployed_version, reports)) => {
+            Ok((deployed_version, reports, image)) => {
                 for r in &reports {
                     let arn = r.arn.as_deref().unwrap_or(&r.name);
                     let mut message = format!("{} {arn}", action_name(r));
@@ -198,6 +198,7 @@ impl Workers {
                     return Completion::RollingOut {
                         deployed_version,
                         resources,
+                        image,
                         not_before: now + self.policy().rollout_poll.as_millis() as i64,
                         deadline: now + timeout.as_millis() as i64,
                     };
@@ -208,7 +209,7 @@ impl Workers {
                 };
                 self.event(d, "succeeded", None, done.to_owned()).await;
                 tracing::info!(deployment_id = %d.id, agent_id = %d.agent_id, "deployment {done}");
-                Completion::Succeeded { deployed_version, resources }
+                Completion::Succeeded { deployed_version, resources, image }
             }
             Err(error) if error.retryable && d.attempts < self.policy().max_attempts => {
                 let backoff = backoff(self.policy().retry_base, d.attempts);
@@ -271,7 +272,11 @@ impl Workers {
                     format!("active: ECS reports the rollout complete; {} healthy target(s)", health.healthy_targets);
                 self.event(d, "succeeded", None, message).await;
                 tracing::info!(deployment_id = %d.id, agent_id = %d.agent_id, "deployment active");
-                Completion::Succeeded { deployed_version: d.deployed_version, resources: d.resources.clone() }
+                Completion::Succeeded {
+                    deployed_version: d.deployed_version,
+                    resources: d.resources.clone(),
+                    image: d.image.clone(),
+                }
             }
             Stage::Failed => {
                 let code = health.rollout_state.clone().unwrap_or_else(|| "NotRunning".into());
@@ -312,7 +317,7 @@ impl Workers {
         }
     }
 
-    async fn deploy(&self, d: &Deployment) -> Result<(Option<i64>, Vec<ResourceReport>), DeploymentError> {
+    async fn deploy(&self, d: &Deployment) -> Result<Applied, DeploymentError> {
         let (agent, secrets) = match self.store.get_agent_with_secrets(&d.tenant_id, &d.agent_id).await {
             Ok(found) => found,
             Err(StoreError::NotFound) => {
@@ -379,12 +384,12 @@ impl Workers {
             })),
         };
         match self.deployer.invoke(event).await?.outcome {
-            Outcome::Deploy(report) => Ok((Some(agent.version), report.resources)),
+            Outcome::Deploy(report) => Ok((Some(agent.version), report.resources, report.image)),
             other => Err(unexpected(&other)),
         }
     }
 
-    async fn delete(&self, d: &Deployment) -> Result<(Option<i64>, Vec<ResourceReport>), DeploymentError> {
+    async fn delete(&self, d: &Deployment) -> Result<Applied, DeploymentError> {
         let placement = self.store.placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)?;
         let event = DeployerEvent {
             version: EVENT_VERSION,
@@ -399,12 +404,16 @@ impl Workers {
             Outcome::Delete(report) => {
                 // The rule is gone: its slot can go to another agent.
                 self.store.release_placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)?;
-                Ok((None, report.resources))
+                Ok((None, report.resources, None))
             }
             other => Err(unexpected(&other)),
         }
     }
 }
+
+/// What the deployer did: the agent version deployed, each resource, and the image
+/// (pinned by digest) a deploy put in place.
+type Applied = (Option<i64>, Vec<ResourceReport>, Option<String>);
 
 /// Aborts the task when dropped: a worker that is itself aborted stops renewing.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -28,6 +28,8 @@ pub struct StoredAgent {
     pub deployment: Option<DeploymentSummary>,
     /// The listener it is placed on, where the read joined it in.
     pub listener_arn: Option<String>,
+    /// The image of its latest active deploy, where the read joined it in.
+    pub runtime_image: Option<String>,
 }
 
 impl StoredAgent {
@@ -42,6 +44,7 @@ impl StoredAgent {
             secrets: self.secrets,
             voice_url: None,
             deployment: self.deployment,
+            runtime_image: self.runtime_image,
         }
     }
 }
@@ -128,7 +131,10 @@ impl sqlx::FromRow<'_, AnyRow> for Row {
 /// in the same query (one round trip for `GET /v1/agents/{id}` and each list page).
 const SHOWN_COLUMNS: &str = "a.id, a.tenant_id, a.config, a.secrets_set, a.version, a.created_at, a.updated_at, \
                              d.id AS dep_id, d.action AS dep_action, d.status AS dep_status, \
-                             d.updated_at AS dep_updated_at, p.listener_arn AS placement_listener";
+                             d.updated_at AS dep_updated_at, p.listener_arn AS placement_listener, \
+                             (SELECT r.image FROM deployments r WHERE r.agent_id = a.id AND r.action = 'deploy' \
+                              AND r.status = 'active' AND r.image IS NOT NULL \
+                              ORDER BY r.created_at DESC, r.id DESC LIMIT 1) AS running_image";
 const SHOWN_FROM: &str = "agents a LEFT JOIN deployments d ON d.id = (SELECT l.id FROM deployments l \
                           WHERE l.agent_id = a.id ORDER BY l.created_at DESC, l.id DESC LIMIT 1) \
                           LEFT JOIN placements p ON p.agent_id = a.id AND p.tenant_id = a.tenant_id";
@@ -140,6 +146,7 @@ struct ShownRow {
     dep_status: Option<String>,
     dep_updated_at: Option<i64>,
     placement_listener: Option<String>,
+    running_image: Option<String>,
 }
 
 impl sqlx::FromRow<'_, AnyRow> for ShownRow {
@@ -151,14 +158,16 @@ impl sqlx::FromRow<'_, AnyRow> for ShownRow {
             dep_status: row.try_get("dep_status")?,
             dep_updated_at: row.try_get("dep_updated_at")?,
             placement_listener: row.try_get("placement_listener")?,
+            running_image: row.try_get("running_image")?,
         })
     }
 }
 
 fn decode_shown(shown: ShownRow) -> Result<StoredAgent, StoreError> {
-    let ShownRow { row, dep_id, dep_action, dep_status, dep_updated_at, placement_listener } = shown;
+    let ShownRow { row, dep_id, dep_action, dep_status, dep_updated_at, placement_listener, running_image } = shown;
     let mut agent = decode_row(row)?;
     agent.listener_arn = placement_listener;
+    agent.runtime_image = running_image;
     if let (Some(id), Some(action), Some(status), Some(updated_at)) = (dep_id, dep_action, dep_status, dep_updated_at) {
         let corrupt = |reason: String| StoreError::Corrupt { what: format!("deployment {id}"), reason };
         agent.deployment = Some(DeploymentSummary {
@@ -197,6 +206,7 @@ fn decode_row(row: Row) -> Result<StoredAgent, StoreError> {
         updated_at: row.updated_at,
         deployment: None,
         listener_arn: None,
+        runtime_image: None,
     })
 }
 
@@ -232,6 +242,7 @@ impl Store {
             updated_at: now,
             deployment: None,
             listener_arn: None,
+            runtime_image: None,
         })
     }
 

@@ -38,7 +38,7 @@ pub(crate) fn parse_action(raw: &str) -> Option<DeploymentAction> {
 }
 
 const COLUMNS: &str = "id, tenant_id, agent_id, action, status, agent_version, deployed_version, purge_transcripts, \
-                       attempts, error, resources, created_at, updated_at, finished_at, rollout_deadline";
+                       attempts, error, resources, created_at, updated_at, finished_at, rollout_deadline, image";
 
 struct Row {
     id: String,
@@ -56,6 +56,7 @@ struct Row {
     updated_at: i64,
     finished_at: Option<i64>,
     rollout_deadline: Option<i64>,
+    image: Option<String>,
 }
 
 impl sqlx::FromRow<'_, AnyRow> for Row {
@@ -76,6 +77,7 @@ impl sqlx::FromRow<'_, AnyRow> for Row {
             updated_at: row.try_get("updated_at")?,
             finished_at: row.try_get("finished_at")?,
             rollout_deadline: row.try_get("rollout_deadline")?,
+            image: row.try_get("image")?,
         })
     }
 }
@@ -99,6 +101,8 @@ pub struct Deployment {
     pub finished_at: Option<i64>,
     /// While `rolling_out`: when the watch gives up (ms).
     pub rollout_deadline: Option<i64>,
+    /// The runtime image (pinned by digest) a deploy put in place.
+    pub image: Option<String>,
 }
 
 impl Deployment {
@@ -117,6 +121,7 @@ impl Deployment {
             finished_at: self.finished_at.map(from_ms),
             error: self.error,
             resources: self.resources,
+            image: self.image,
             events,
         }
     }
@@ -156,6 +161,7 @@ fn decode(row: Row) -> Result<Deployment, StoreError> {
         updated_at: row.updated_at,
         finished_at: row.finished_at,
         rollout_deadline: row.rollout_deadline,
+        image: row.image,
     })
 }
 
@@ -189,14 +195,20 @@ pub struct NewEvent<'a> {
 /// How a worker's attempt ended.
 pub enum Completion {
     /// Done: `active` or `deleted`.
-    Succeeded { deployed_version: Option<i64>, resources: Vec<DeployedResource> },
+    Succeeded { deployed_version: Option<i64>, resources: Vec<DeployedResource>, image: Option<String> },
     /// Failed for good.
     Failed(DeploymentError),
     /// Failed, worth another attempt at `not_before`.
     Retry { error: DeploymentError, not_before: i64 },
     /// AWS accepted every change: `rolling_out`, looked at again at `not_before`
     /// until ECS reports it healthy or `deadline` passes.
-    RollingOut { deployed_version: Option<i64>, resources: Vec<DeployedResource>, not_before: i64, deadline: i64 },
+    RollingOut {
+        deployed_version: Option<i64>,
+        resources: Vec<DeployedResource>,
+        image: Option<String>,
+        not_before: i64,
+        deadline: i64,
+    },
     /// Still rolling out: look again at `not_before`.
     Watch { not_before: i64 },
 }
@@ -346,8 +358,10 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut deadline = deployment.rollout_deadline;
+        let mut image = None;
         let (status, not_before, error, resources, deployed_version, finished_at) = match completion {
-            Completion::Succeeded { deployed_version, resources } => {
+            Completion::Succeeded { deployed_version, resources, image: deployed } => {
+                image = deployed;
                 let status = match deployment.action {
                     DeploymentAction::Deploy => DeploymentStatus::Active,
                     DeploymentAction::Delete => DeploymentStatus::Deleted,
@@ -358,8 +372,9 @@ impl Store {
             Completion::Retry { error, not_before } => {
                 (DeploymentStatus::Pending, not_before, Some(error), None, None, None)
             }
-            Completion::RollingOut { deployed_version, resources, not_before, deadline: until } => {
+            Completion::RollingOut { deployed_version, resources, image: deployed, not_before, deadline: until } => {
                 deadline = Some(until);
+                image = deployed;
                 (DeploymentStatus::RollingOut, not_before, None, Some(resources), deployed_version, None)
             }
             Completion::Watch { not_before } => (DeploymentStatus::RollingOut, not_before, None, None, None, None),
@@ -368,7 +383,7 @@ impl Store {
             "UPDATE deployments SET status = $1, not_before = $2, error = $3, \
                  resources = COALESCE($4, resources), deployed_version = COALESCE($5, deployed_version), \
                  finished_at = $6, updated_at = $7, lease_owner = NULL, lease_expires_at = NULL, \
-                 rollout_deadline = $10 \
+                 rollout_deadline = $10, image = COALESCE($11, image) \
              WHERE id = $8 AND lease_owner = $9 AND status IN {UNFINISHED}"
         ))
         .bind(status.as_str())
@@ -381,6 +396,7 @@ impl Store {
         .bind(deployment.id.as_str())
         .bind(owner)
         .bind(deadline)
+        .bind(image)
         .execute(&self.db.pool)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -151,13 +151,15 @@ impl Store {
 
     /// Targets registered on `listener`'s ALB by the agents placed there (but `except`).
     async fn targets_on(&self, listener: &str, except: Option<&AgentId>) -> Result<i64, StoreError> {
-        let (sum,): (Option<i64>,) =
-            sqlx::query_as("SELECT SUM(targets) FROM placements WHERE listener_arn = $1 AND agent_id <> $2")
+        // PostgreSQL sums BIGINTs as NUMERIC: cast back.
+        let (sum,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(targets), 0) AS BIGINT) FROM placements WHERE listener_arn = $1 AND agent_id <> $2",
+        )
                 .bind(listener)
                 .bind(except.map(AgentId::as_str).unwrap_or(""))
                 .fetch_one(&self.db.pool)
                 .await?;
-        Ok(sum.unwrap_or(0))
+        Ok(sum)
     }
 
     /// The lowest free priority on the first listener with a free slot and room for

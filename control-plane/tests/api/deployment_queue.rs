@@ -67,9 +67,9 @@ async fn an_agents_deployments_run_one_at_a_time_oldest_first() {
     assert!(store.claim_deployment("b", now_ms() + LEASE_MS).await.unwrap().is_none());
 
     // Only the lease holder records the outcome.
-    let done = Completion::Succeeded { deployed_version: Some(2), resources: Vec::new() };
+    let done = Completion::Succeeded { deployed_version: Some(2), resources: Vec::new(), image: None };
     assert!(!store.complete_deployment(&taken, "b", done).await.unwrap());
-    let done = Completion::Succeeded { deployed_version: Some(2), resources: Vec::new() };
+    let done = Completion::Succeeded { deployed_version: Some(2), resources: Vec::new(), image: None };
     assert!(store.complete_deployment(&taken, "a", done).await.unwrap());
     assert_eq!(store.deployment(&first.id).await.unwrap().status, DeploymentStatus::Active);
     let next = store.claim_deployment("b", now_ms() + LEASE_MS).await.unwrap().unwrap();

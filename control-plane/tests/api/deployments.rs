@@ -118,6 +118,9 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     let (_, shown) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
     assert_eq!(shown["deployment"]["status"], "active");
     assert_eq!(shown["voice_url"], format!("https://voice.example.com/agent/{id}/incoming-call"));
+    // The image it runs, pinned by digest, as the deployment put it in place.
+    assert!(done["image"].as_str().is_some_and(|i| i.contains("@sha256:")), "{done:#}");
+    assert_eq!(shown["runtime_image"], done["image"]);
 
     // The service exists in the cluster the base made, on the listener it made.
     let sdk = sdk().await;

@@ -753,6 +753,7 @@ fn config_panel(agent: &AgentResponse) -> AnyView {
                 <dt>"Secrets"</dt>
                 <dd>{format!("Twilio auth token {} · OpenAI key {} · webhook signing {}", secret(agent.secrets.twilio_auth_token), secret(agent.secrets.openai_api_key), secret(agent.secrets.webhook_signing_secret))}</dd>
                 <dt>"Sizing"</dt><dd>{format!("{} CPU · {} MiB · {} task(s) · {}", c.sizing.cpu, c.sizing.memory_mib, c.sizing.desired_count, c.sizing.cpu_architecture.as_str())}</dd>
+                <dt>"Runtime image"</dt><dd class="mono">{agent.runtime_image.clone().unwrap_or_else(|| "none running yet".to_owned())}</dd>
             </dl>
         </div>
     }
