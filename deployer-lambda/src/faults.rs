@@ -72,6 +72,10 @@ pub enum Injected {
     /// ECS, the query protocol's XML for ELB): a state moto cannot reach, such as an
     /// ECS deployment in progress or a healthy target.
     Reply(String),
+    /// An answer with this status, these headers and no body: what HeadBucket
+    /// answers (403 for a bucket it may not see, 301 with `x-amz-bucket-region`
+    /// for one in another region).
+    Status { status: u16, headers: Vec<(String, String)> },
 }
 
 /// Answers matching attempts with an [`Injected`] answer.
@@ -112,6 +116,20 @@ impl Fault {
         Self::times(operation, error, 1)
     }
 
+    /// The next `n` attempts of `operation` are answered with `status` and `headers`
+    /// and no body.
+    pub fn status(operation: &str, status: u16, headers: &[(&str, &str)], n: u32) -> Self {
+        Self {
+            operation: Some(operation.to_owned()),
+            service: None,
+            answer: Injected::Status {
+                status,
+                headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            },
+            times: Times::Count(n),
+        }
+    }
+
     /// Every attempt of any operation (of `service`, if given) fails with `error`
     /// with probability `rate`.
     pub fn rate(service: Option<&str>, error: Transient, rate: f64) -> Self {
@@ -135,6 +153,7 @@ pub(crate) struct Answer {
     status: u16,
     content_type: &'static str,
     body: String,
+    headers: Vec<(String, String)>,
 }
 
 impl fmt::Display for Answer {
@@ -205,6 +224,7 @@ fn answer(error: Transient, service: &str, request_id: u64) -> Answer {
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
                  <RequestId>{id}</RequestId><HostId>{id}</HostId></Error>"
             ),
+            headers: Vec::new(),
         },
         Protocol::Query => Answer {
             status,
@@ -214,11 +234,13 @@ fn answer(error: Transient, service: &str, request_id: u64) -> Answer {
                  <RequestId>{id}</RequestId></ErrorResponse>",
                 if status >= 500 { "Receiver" } else { "Sender" }
             ),
+            headers: Vec::new(),
         },
         Protocol::Json => Answer {
             status,
             content_type: "application/x-amz-json-1.1",
             body: serde_json::json!({ "__type": code, "message": message }).to_string(),
+            headers: Vec::new(),
         },
     }
 }
@@ -264,7 +286,11 @@ pub(crate) fn decide(state: &mut RecorderState, call: &Call) -> Option<u64> {
                 Protocol::RestXml => "application/xml",
             },
             body,
+            headers: Vec::new(),
         },
+        Injected::Status { status, headers } => {
+            Answer { status, content_type: "application/xml", body: String::new(), headers }
+        }
     };
     state.answers.insert(id, reply);
     Some(id)
@@ -308,6 +334,9 @@ impl HttpConnector for FaultConnector {
             HttpResponse::new(StatusCode::try_from(answer.status).expect("a valid status"), SdkBody::from(answer.body));
         response.headers_mut().insert("content-type", answer.content_type);
         response.headers_mut().insert("x-amzn-requestid", "injected");
+        for (k, v) in answer.headers {
+            response.headers_mut().insert(k, v);
+        }
         HttpConnectorFuture::ready(Ok(response))
     }
 }

@@ -322,3 +322,46 @@ async fn fifty_agents_deploy_roll_out_and_delete_under_throttling_with_no_failur
         assert_eq!(leftovers(&base, &names).await, Vec::<String>::new());
     }
 }
+
+#[tokio::test]
+async fn a_bucket_head_refused_or_redirected_is_told_as_it_is() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    // 403: another account's bucket, or no s3:ListBucket; nothing is created.
+    base.recorder.inject(Fault::status("HeadBucket", 403, &[], 1));
+    let err = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 430)).await.unwrap_err();
+    assert_eq!((err.step, err.code.as_deref(), err.retryable), (Step::Bucket, Some("Forbidden"), false));
+    assert!(err.message.contains("s3:ListBucket") && err.message.contains("another account"), "{err}");
+    // 301: the name is taken in another region, which the answer names.
+    base.recorder.inject(Fault::status("HeadBucket", 301, &[("x-amz-bucket-region", "eu-west-1")], 1));
+    let err = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 430)).await.unwrap_err();
+    assert_eq!(err.code.as_deref(), Some("PermanentRedirect"), "{err}");
+    assert!(err.message.contains("eu-west-1"), "{err}");
+    base.recorder.clear_faults();
+    assert!(base.recorder.mutating_calls().is_empty(), "nothing is written after a refused look");
+}
+
+#[tokio::test]
+async fn a_service_whose_load_balancer_was_changed_is_put_back_behind_its_own_target_group() {
+    let base = base().await;
+    let (agent, tenant) = (AgentId::generate(), TenantId::generate());
+    let report = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 440)).await.unwrap();
+    let arn = |kind| report.resources.iter().find(|r| r.kind == kind).and_then(|r| r.arn.clone()).unwrap();
+    let (service, td) = (arn(ResourceKind::Service), arn(ResourceKind::TaskDefinition));
+    // ECS reports the service behind another target group (changed by hand).
+    let drifted = serde_json::json!({"services": [{
+        "serviceArn": service, "serviceName": AgentNames::new(&base.settings.prefix, &agent).service,
+        "status": "ACTIVE", "desiredCount": 1, "runningCount": 1, "pendingCount": 0, "taskDefinition": td,
+        "loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/other/0123456789abcdef",
+                           "containerName": "agent-runtime", "containerPort": 8080}],
+        "deployments": []
+    }], "failures": []});
+    base.recorder.clear();
+    base.recorder.inject(Fault::reply("DescribeServices", drifted.to_string(), 1));
+    let again = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 440)).await.unwrap();
+    let ops: Vec<String> = base.recorder.mutating_calls().into_iter().map(|c| c.operation).collect();
+    assert_eq!(ops, ["UpdateService"], "only the service is corrected");
+    let svc = again.resources.iter().find(|r| r.kind == ResourceKind::Service).unwrap();
+    assert_eq!(svc.changes, ["load balancer"], "{svc:?}");
+    purge(&base, &agent, &tenant).await;
+}
