@@ -2,7 +2,10 @@
 //! path (deploy, a config and a secret change, re-placement, status, health,
 //! rollout, delete keeping and purging transcripts, a deleting sweep) runs with the
 //! call recorder, and the actions those calls need must be exactly the list in
-//! docs/deployer-iam-actions.json, which the infrastructure's policy is written from.
+//! docs/deployer-iam-actions.json, and exactly what the deployer's policy
+//! (infra/policies/deployer.json, which Terraform loads) grants: no action left out,
+//! none granted that nothing uses, no wildcard action, and `*` as a resource only for
+//! actions AWS gives no resource-level permission.
 
 use std::collections::BTreeSet;
 
@@ -24,6 +27,27 @@ const ON_DRIFT_ONLY: &[&str] = &[
     "iam:UpdateAssumeRolePolicy",
     "iam:PutRolePermissionsBoundary",
 ];
+
+/// Actions that take no resource-level permission: only `"Resource": "*"` grants them.
+const NO_RESOURCE_LEVEL: &[&str] = &[
+    "ecs:ListServices",
+    "ecs:RegisterTaskDefinition",
+    "ecs:DeregisterTaskDefinition",
+    "ecs:DescribeTaskDefinition",
+    "ecs:ListTaskDefinitions",
+    "ecs:ListTaskDefinitionFamilies",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "secretsmanager:ListSecrets",
+    "iam:ListRoles",
+    "s3:ListAllMyBuckets",
+];
+
+const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/policies/deployer.json");
 
 const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/deployer-iam-actions.json");
 
@@ -62,6 +86,13 @@ async fn the_documented_iam_actions_are_exactly_what_the_deployer_calls() {
     let ecr = aws_sdk_ecr::Client::new(&base.sdk);
     push_image(&ecr, &base.settings.runtime_repository, "v2").await;
     rollout(&base.clients, &base.settings, RolloutRequest { image_tag: "v2".into(), agents: None }).await.unwrap();
+    let names = deployer_lambda::naming::AgentNames::new(&base.settings.prefix, &agent);
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&base.sdk).force_path_style(true).build());
+    // An object for the purge to delete: written once the TLS-only policy is off
+    // (moto applies its Deny to every request); neither call is the deployer's.
+    s3.delete_bucket_policy().bucket(&names.bucket).send().await.unwrap();
+    let object = s3.put_object().bucket(&names.bucket).key("calls/CA1/transcript.json");
+    object.body(b"{}".to_vec().into()).send().await.unwrap();
     let req = DeleteRequest {
         agent_id: agent.clone(),
         tenant_id: tenant.clone(),
@@ -87,4 +118,31 @@ async fn the_documented_iam_actions_are_exactly_what_the_deployer_calls() {
         "docs/deployer-iam-actions.json is out of date: add {missing:?}, remove {unused:?}; the full list:\n{}",
         serde_json::to_string_pretty(&used).unwrap()
     );
+
+    // The policy grants exactly these, never by wildcard.
+    let policy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(POLICY).unwrap()).unwrap();
+    let as_list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_owned()).collect(),
+            x => vec![x.as_str().unwrap().to_owned()],
+        }
+    };
+    let mut granted = BTreeSet::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        assert_eq!(statement["Effect"], "Allow", "{statement}");
+        let actions = as_list(&statement["Action"]);
+        for action in &actions {
+            assert!(!action.contains('*'), "a wildcard action: {action}");
+        }
+        if as_list(&statement["Resource"]).iter().any(|r| r == "*") {
+            let scoped: Vec<&String> = actions.iter().filter(|a| !NO_RESOURCE_LEVEL.contains(&a.as_str())).collect();
+            assert!(scoped.is_empty(), "{scoped:?} take resource-level permissions but are granted on *: {statement}");
+        }
+        granted.extend(actions);
+    }
+    let not_granted: Vec<&String> = used.difference(&granted).collect();
+    let granted_unused: Vec<&String> =
+        granted.difference(&used).filter(|a| !ON_DRIFT_ONLY.contains(&a.as_str())).collect();
+    assert!(not_granted.is_empty(), "infra/policies/deployer.json does not grant {not_granted:?}");
+    assert!(granted_unused.is_empty(), "infra/policies/deployer.json grants {granted_unused:?}, which nothing uses");
 }
