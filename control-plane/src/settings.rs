@@ -269,6 +269,14 @@ impl Settings {
                 DeployerMode::Off
             }
         };
+        let rollout_check = match get("TEMPOVOICE_ROLLOUT_CHECK").as_deref() {
+            None | Some("ecs") => true,
+            Some("off") => false,
+            Some(other) => {
+                errors.push(format!("TEMPOVOICE_ROLLOUT_CHECK must be ecs or off; got {other:?}"));
+                true
+            }
+        };
         let mut number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| match get(k) {
             None => default,
             Some(v) => match v.parse::<u64>() {
@@ -284,7 +292,7 @@ impl Settings {
             lease: Duration::from_secs(number("TEMPOVOICE_DEPLOY_LEASE_SECS", 120, 5..=3600)),
             max_attempts: number("TEMPOVOICE_DEPLOY_MAX_ATTEMPTS", 5, 1..=100) as i64,
             retry_base: Duration::from_secs(number("TEMPOVOICE_DEPLOY_RETRY_SECS", 10, 0..=600)),
-            rollout_check: true,
+            rollout_check,
             rollout_timeout: Duration::from_secs(number("TEMPOVOICE_ROLLOUT_TIMEOUT_SECS", 900, 10..=86_400)),
             rollout_poll: Duration::from_secs(number("TEMPOVOICE_ROLLOUT_POLL_SECS", 15, 1..=300)),
         };
@@ -294,17 +302,6 @@ impl Settings {
         };
         let session_hours =
             number("TEMPOVOICE_DASHBOARD_SESSION_HOURS", dashboard::DEFAULT_SESSION_HOURS as u64, 1..=720);
-        let deploy = DeploySettings {
-            rollout_check: match get("TEMPOVOICE_ROLLOUT_CHECK").as_deref() {
-                None | Some("ecs") => true,
-                Some("off") => false,
-                Some(other) => {
-                    errors.push(format!("TEMPOVOICE_ROLLOUT_CHECK must be ecs or off; got {other:?}"));
-                    true
-                }
-            },
-            ..deploy
-        };
         let public_host = get("TEMPOVOICE_PUBLIC_HOST");
         if let Some(Err(e)) = public_host.as_deref().map(check_public_host) {
             errors.push(e);
@@ -478,6 +475,16 @@ mod tests {
         assert!(matches!(s.deployer, DeployerMode::Lambda { ref function } if function == "tv-deployer"));
         let err = from(&[("TEMPOVOICE_DEPLOYER", "docker")]).unwrap_err().to_string();
         assert!(err.contains("in-process, lambda or off"), "{err}");
+    }
+
+    #[test]
+    fn rollout_check_and_quotas_are_read_and_a_bad_value_is_named() {
+        let s = from(&[("TEMPOVOICE_ROLLOUT_CHECK", "off"), ("TEMPOVOICE_TARGETS_PER_ALB", "2000")]).unwrap();
+        assert!(!s.deploy.rollout_check);
+        assert_eq!(s.quotas.targets_per_alb, 2000);
+        assert!(from(&[]).unwrap().deploy.rollout_check, "checked by default");
+        let err = from(&[("TEMPOVOICE_ROLLOUT_CHECK", "maybe")]).unwrap_err().to_string();
+        assert!(err.contains("TEMPOVOICE_ROLLOUT_CHECK"), "{err}");
     }
 
     #[test]

@@ -57,46 +57,13 @@ pub struct RolloutReport {
     pub agents: Vec<AgentRollout>,
 }
 
-/// The ACTIVE services of this deployer's agents in the cluster (by name prefix).
-/// ListServices also shows services still draining after a delete: each is
-/// described (10 per call) to keep only active ones.
+/// The names of this deployer's agents' ACTIVE services in the cluster.
 async fn agent_services(clients: &AwsClients, settings: &DeployerSettings) -> Result<Vec<String>, DeployError> {
-    let arns: Vec<String> = clients
-        .ecs
-        .list_services()
-        .cluster(&settings.cluster)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| DeployError::aws(Step::Service, e))?;
-    let names: Vec<String> = arns
-        .iter()
-        .filter_map(|arn| arn.rsplit('/').next())
-        .filter(|name| AgentNames::agent_of_service(&settings.prefix, name).is_some())
-        .map(str::to_owned)
-        .collect();
-    let mut active = Vec::new();
-    for chunk in names.chunks(10) {
-        let described = clients
-            .ecs
-            .describe_services()
-            .cluster(&settings.cluster)
-            .set_services(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| DeployError::aws(Step::Service, e))?;
-        active.extend(
-            described
-                .services()
-                .iter()
-                .filter(|s| s.status() == Some("ACTIVE"))
-                .filter_map(|s| s.service_name().map(str::to_owned)),
-        );
-    }
-    active.sort();
-    Ok(active)
+    let ours = |name: &str| AgentNames::agent_of_service(&settings.prefix, name).is_some();
+    let services = service::active_in_cluster(&clients.ecs, &settings.cluster, ours, false).await?;
+    let mut names: Vec<String> = services.iter().filter_map(|s| s.service_name().map(str::to_owned)).collect();
+    names.sort();
+    Ok(names)
 }
 
 /// Moves every agent (or `req.agents`) onto `req.image_tag`. One agent failing does

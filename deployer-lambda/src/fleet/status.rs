@@ -5,10 +5,10 @@ use aws_sdk_ecs::types::Service;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsClients;
-use crate::error::{DeployError, Step, code_of};
+use crate::error::DeployError;
 use crate::naming::AgentNames;
 use crate::report::{ResourceAction, ResourceKind, ResourceReport};
-use crate::resources::{bucket, listener_rule, service, target_group, task_definition, task_role};
+use crate::resources::{bucket, listener_rule, secret, service, target_group, task_definition, task_role};
 use crate::settings::DeployerSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,28 +53,21 @@ pub async fn status(
     req: StatusRequest,
 ) -> Result<AgentStatus, DeployError> {
     let names = AgentNames::new(&settings.prefix, &req.agent_id);
+    // Scheduled for deletion counts as absent.
     let secret = async {
-        match clients.secrets.describe_secret().secret_id(&names.secret).send().await {
-            Ok(s) if s.deleted_date().is_none() => {
-                Ok(present(ResourceKind::Secret, &names.secret, s.arn().map(str::to_owned)))
+        Ok(match secret::describe(&clients.secrets, &names.secret).await? {
+            Some(s) if s.deleted_date().is_none() => {
+                present(ResourceKind::Secret, &names.secret, s.arn().map(str::to_owned))
             }
-            Ok(_) => Ok(absent(ResourceKind::Secret, &names.secret)),
-            Err(e) if code_of(&e) == Some("ResourceNotFoundException") => {
-                Ok(absent(ResourceKind::Secret, &names.secret))
-            }
-            Err(e) => Err(DeployError::aws(Step::Secret, e)),
-        }
+            _ => absent(ResourceKind::Secret, &names.secret),
+        })
     };
     let bucket_exists = async {
-        match clients.s3.head_bucket().bucket(&names.bucket).send().await {
-            Ok(_) => {
-                Ok(present(ResourceKind::Bucket, &names.bucket, Some(bucket::arn(settings.partition, &names.bucket))))
-            }
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-                Ok(absent(ResourceKind::Bucket, &names.bucket))
-            }
-            Err(e) => Err(DeployError::aws(Step::Bucket, e)),
-        }
+        Ok(if bucket::exists(&clients.s3, &names.bucket).await? {
+            present(ResourceKind::Bucket, &names.bucket, Some(bucket::arn(settings.partition, &names.bucket)))
+        } else {
+            absent(ResourceKind::Bucket, &names.bucket)
+        })
     };
     let role = async {
         let observed = task_role::observe(&clients.iam, &names.task_role).await?;

@@ -7,7 +7,9 @@
 //!
 //! Retired transcript buckets (kept after their agent's deletion) are expected
 //! leftovers until they are older than `TEMPOVOICE_RETIRED_BUCKET_DAYS`; then the
-//! sweep reports them, and removes them (every version) when asked to delete.
+//! sweep reports them, and removes them (every version) when asked to delete. A
+//! retired bucket whose tag holds no time (retired before the tag carried one) gets
+//! the time of the first deleting sweep that finds it, and its retention starts then.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::AwsClients;
 use crate::error::{DeployError, Step, code_of};
 use crate::naming::{AgentNames, agent_of_tags};
-use crate::resources::{bucket, listener_rule, task_definition, task_role};
+use crate::resources::{bucket, listener_rule, service, task_definition, task_role};
 use crate::settings::DeployerSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,31 +89,10 @@ pub async fn sweep(
         }
     };
 
-    // Services, described with their tags (10 per call); only ACTIVE ones.
-    let arns: Vec<String> = clients
-        .ecs
-        .list_services()
-        .cluster(&settings.cluster)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(aws(Step::Service))?;
-    for chunk in arns.chunks(10) {
-        let described = clients
-            .ecs
-            .describe_services()
-            .cluster(&settings.cluster)
-            .set_services(Some(chunk.to_vec()))
-            .include(aws_sdk_ecs::types::ServiceField::Tags)
-            .send()
-            .await
-            .map_err(aws(Step::Service))?;
-        for s in described.services().iter().filter(|s| s.status() == Some("ACTIVE")) {
-            let tags = s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
-            note(agent_of_tags(p, tags), format!("service {}", s.service_name().unwrap_or_default()));
-        }
+    // Services, by their tags; only ACTIVE ones.
+    for s in service::active_in_cluster(&clients.ecs, &settings.cluster, |_| true, true).await? {
+        let tags = s.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
+        note(agent_of_tags(p, tags), format!("service {}", s.service_name().unwrap_or_default()));
     }
 
     // Task definition families with an ACTIVE revision, by the latest one's tags.
@@ -262,8 +243,14 @@ pub async fn sweep(
             Err(e) => return Err(e),
         };
         match bucket::retired_at(&tags) {
-            Some(at) if now.secs() - at.secs() >= retention_secs => expired.push((name, at)),
-            Some(_) => {}
+            Some(Some(at)) if now.secs() - at.secs() >= retention_secs => expired.push((name, at)),
+            Some(Some(_)) => {}
+            // Retired without a time: its retention starts now, when the sweep may write.
+            Some(None) if req.delete => {
+                bucket::mark_retired(&clients.s3, &name, tags).await?;
+                tracing::info!(bucket = %name, "retired bucket without a retirement time: its retention starts now");
+            }
+            Some(None) => {}
             None => note(agent_of_tags(p, tags.iter().map(|t| (t.key(), t.value()))), format!("bucket {name}")),
         }
     }

@@ -352,17 +352,8 @@ pub async fn retire_or_purge(
     }
     if !purge {
         let current = tags(s3, bucket).await?;
-        if !current.iter().any(|t| t.key() == crate::naming::tags::RETIRED) {
-            let mut tags = current;
-            let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
-            let when = now.fmt(aws_smithy_types::date_time::Format::DateTime).expect("now formats");
-            tags.push(Tag::builder().key(crate::naming::tags::RETIRED).value(when).build().expect("key and value"));
-            s3.put_bucket_tagging()
-                .bucket(bucket)
-                .tagging(Tagging::builder().set_tag_set(Some(tags)).build().expect("tag set"))
-                .send()
-                .await
-                .map_err(|e| DeployError::aws(STEP, e))?;
+        if retired_at(&current).is_none() {
+            mark_retired(s3, bucket, current).await?;
         }
         return Ok(ResourceReport::new(
             ResourceKind::Bucket,
@@ -375,14 +366,28 @@ pub async fn retire_or_purge(
     Ok(ResourceReport::new(ResourceKind::Bucket, bucket, Some(arn(partition, bucket)), ResourceAction::Deleted))
 }
 
-/// When the bucket was retired, from its tags: `None` if it is not retired. A
-/// retired tag whose value is not a time (written by hand) counts as retired now.
-pub fn retired_at(tags: &[Tag]) -> Option<aws_smithy_types::DateTime> {
+/// When the bucket was retired, from its tags: `None` if it is not retired,
+/// `Some(None)` if its retired tag holds no time (buckets retired before the tag
+/// carried one, or tagged by hand).
+pub fn retired_at(tags: &[Tag]) -> Option<Option<aws_smithy_types::DateTime>> {
     let value = tags.iter().find(|t| t.key() == crate::naming::tags::RETIRED)?.value();
-    Some(
-        aws_smithy_types::DateTime::from_str(value, aws_smithy_types::date_time::Format::DateTime)
-            .unwrap_or_else(|_| aws_smithy_types::DateTime::from(std::time::SystemTime::now())),
-    )
+    Some(aws_smithy_types::DateTime::from_str(value, aws_smithy_types::date_time::Format::DateTime).ok())
+}
+
+/// Tags the bucket retired now (replacing a retired tag without a time), keeping
+/// its other tags (`current`).
+pub async fn mark_retired(s3: &Client, bucket: &str, current: Vec<Tag>) -> Result<(), DeployError> {
+    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+    let when = now.fmt(aws_smithy_types::date_time::Format::DateTime).expect("now formats");
+    let mut tags: Vec<Tag> = current.into_iter().filter(|t| t.key() != crate::naming::tags::RETIRED).collect();
+    tags.push(Tag::builder().key(crate::naming::tags::RETIRED).value(when).build().expect("key and value"));
+    s3.put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(Tagging::builder().set_tag_set(Some(tags)).build().expect("tag set"))
+        .send()
+        .await
+        .map_err(|e| DeployError::aws(STEP, e))?;
+    Ok(())
 }
 
 /// The bucket's tags (none when it has no tag set).

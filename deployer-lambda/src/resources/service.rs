@@ -178,6 +178,37 @@ where
     }
 }
 
+/// The ACTIVE services of the cluster whose name `keep` accepts, described 10 per
+/// call (with their tags when `tags`): ListServices also lists services still
+/// draining after a delete, which are left out.
+pub async fn active_in_cluster(
+    ecs: &Client,
+    cluster: &str,
+    keep: impl Fn(&str) -> bool,
+    tags: bool,
+) -> Result<Vec<Service>, DeployError> {
+    let arns: Vec<String> = ecs
+        .list_services()
+        .cluster(cluster)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| DeployError::aws(STEP, e))?;
+    let kept: Vec<String> = arns.into_iter().filter(|arn| arn.rsplit('/').next().is_some_and(&keep)).collect();
+    let mut active = Vec::new();
+    for chunk in kept.chunks(10) {
+        let mut describe = ecs.describe_services().cluster(cluster).set_services(Some(chunk.to_vec()));
+        if tags {
+            describe = describe.include(aws_sdk_ecs::types::ServiceField::Tags);
+        }
+        let described = describe.send().await.map_err(|e| DeployError::aws(STEP, e))?;
+        active.extend(described.services().iter().filter(|s| s.status() == Some("ACTIVE")).cloned());
+    }
+    Ok(active)
+}
+
 /// Scales the service to zero, then deletes it (forced: it stays DRAINING until its
 /// tasks have stopped, which a redeploy waits out).
 pub async fn remove(ecs: &Client, cluster: &str, name: &str) -> Result<ResourceReport, DeployError> {

@@ -87,7 +87,8 @@ pub struct Observed {
     pub policy: Option<Value>,
 }
 
-/// A policy document as IAM answers it: URL-encoded JSON (or plain JSON).
+/// A policy document as IAM answers it: URL-encoded JSON (RFC 3986: `+` is itself),
+/// or plain JSON.
 pub fn decode_document(document: &str) -> Option<Value> {
     serde_json::from_str(document).ok().or_else(|| serde_json::from_str(&percent_decode(document)?).ok())
 }
@@ -102,10 +103,6 @@ fn percent_decode(s: &str) -> Option<String> {
                 let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
             }
             b => {
                 out.push(b);

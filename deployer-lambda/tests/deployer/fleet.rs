@@ -167,6 +167,25 @@ async fn sweep_reports_then_removes_orphans_and_leaves_known_agents_alone() {
     let removed = sweep(&base.clients, &base.settings, req(true)).await.unwrap();
     assert!(removed.expired_buckets.iter().all(|b| b.deleted), "{removed:#?}");
     assert!(s3.head_bucket().bucket(&gone_bucket).send().await.is_err(), "the expired bucket is gone");
+
+    // A bucket retired without a time (as retired buckets were tagged before it was
+    // recorded): never removed at once; a deleting sweep starts its retention.
+    let old_style = AgentId::generate();
+    deploy(&base.clients, &base.settings, request(&base, &old_style, &tenant, 33)).await.unwrap();
+    let old_bucket = AgentNames::new(&base.settings.prefix, &old_style).bucket;
+    let mut tags = s3.get_bucket_tagging().bucket(&old_bucket).send().await.unwrap().tag_set().to_vec();
+    tags.push(
+        aws_sdk_s3::types::Tag::builder().key(deployer_lambda::naming::tags::RETIRED).value("true").build().unwrap(),
+    );
+    let tagging = aws_sdk_s3::types::Tagging::builder().set_tag_set(Some(tags)).build().unwrap();
+    s3.put_bucket_tagging().bucket(&old_bucket).tagging(tagging).send().await.unwrap();
+    let mut known = req(true);
+    known.known_agents.push(old_style.clone());
+    let swept = sweep(&base.clients, &base.settings, known).await.unwrap();
+    assert!(swept.expired_buckets.iter().all(|b| b.bucket != old_bucket), "{swept:#?}");
+    let tags = s3.get_bucket_tagging().bucket(&old_bucket).send().await.unwrap().tag_set().to_vec();
+    let retired = tags.iter().find(|t| t.key() == deployer_lambda::naming::tags::RETIRED).unwrap();
+    assert!(retired.value().ends_with('Z') && retired.value().starts_with("20"), "a time now: {retired:?}");
     let kept_status = status(
         &base.clients,
         &base.settings,
