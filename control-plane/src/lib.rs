@@ -118,8 +118,8 @@ impl App {
                     aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).build(),
                 );
                 let wake = Arc::new(tokio::sync::Notify::new());
-                let workers = Workers::new(store.clone(), deployer, settings.clone(), wake.clone());
-                (Some(AwsAccess { wake_workers: wake, s3 }), Some(workers))
+                let workers = Workers::new(store.clone(), deployer.clone(), settings.clone(), wake.clone());
+                (Some(AwsAccess { wake_workers: wake, s3, deployer }), Some(workers))
             }
         };
         if aws.is_some() {

@@ -249,12 +249,15 @@ pub fn iam_actions(call: &Call) -> Vec<String> {
         "Secrets Manager" => "secretsmanager",
         "ECR" => "ecr",
         "IAM" => "iam",
+        "Lambda" => "lambda",
         other => return vec![format!("{other}:{op}")],
     };
     let own = match (prefix, op) {
         ("s3", "HeadBucket") => vec!["ListBucket"],
         ("s3", "ListBuckets") => vec!["ListAllMyBuckets"],
         ("s3", "ListObjectVersions") => vec!["ListBucketVersions"],
+        ("s3", "ListObjectsV2") => vec!["ListBucket"],
+        ("lambda", "Invoke") => vec!["InvokeFunction"],
         ("s3", "DeleteObjects") => vec!["DeleteObject", "DeleteObjectVersion"],
         ("s3", "GetPublicAccessBlock") => vec!["GetBucketPublicAccessBlock"],
         ("s3", "PutPublicAccessBlock") => vec!["PutBucketPublicAccessBlock"],

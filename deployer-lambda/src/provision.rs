@@ -145,6 +145,36 @@ impl RuntimeImage {
     }
 }
 
+/// What a caller names an image by: a tag, or a digest `sha256:{64 hex}` (what a
+/// release pipeline gets back from its push, so it rolls out exactly what it built).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageRef<'a> {
+    Tag(&'a str),
+    Digest(&'a str),
+}
+
+impl<'a> ImageRef<'a> {
+    /// Reads `raw` as a digest when it starts with `sha256:` (a tag cannot hold
+    /// `:`), else as a tag; `field` names the request field in the error.
+    pub fn parse(field: &str, raw: &'a str) -> Result<Self, DeployError> {
+        match raw.strip_prefix("sha256:") {
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+                Ok(Self::Digest(raw))
+            }
+            Some(_) => Err(DeployError::invalid(format!(
+                "{field} {raw:?} is not an image digest: sha256: and 64 lowercase hex digits"
+            ))),
+            None => check_image_tag(raw).map(|()| Self::Tag(raw)),
+        }
+    }
+
+    fn as_str(self) -> &'a str {
+        match self {
+            Self::Tag(s) | Self::Digest(s) => s,
+        }
+    }
+}
+
 /// Resolves `tag` to its digest in ECR: one DescribeImages call, whose answer also
 /// names the registry.
 pub async fn runtime_image(
@@ -152,34 +182,43 @@ pub async fn runtime_image(
     settings: &DeployerSettings,
     tag: &str,
 ) -> Result<RuntimeImage, DeployError> {
+    resolve_image(clients, settings, ImageRef::Tag(tag)).await
+}
+
+/// Finds the image in ECR by tag or digest (one DescribeImages call, whose answer
+/// also names the registry) and pins it by digest.
+pub async fn resolve_image(
+    clients: &AwsClients,
+    settings: &DeployerSettings,
+    image: ImageRef<'_>,
+) -> Result<RuntimeImage, DeployError> {
     const STEP: Step = Step::RuntimeImage;
     let repository = &settings.runtime_repository;
-    let found = clients
-        .ecr
-        .describe_images()
-        .repository_name(repository)
-        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-        .send()
-        .await;
+    let id = match image {
+        ImageRef::Tag(tag) => ImageIdentifier::builder().image_tag(tag),
+        ImageRef::Digest(digest) => ImageIdentifier::builder().image_digest(digest),
+    };
+    let shown = image.as_str();
+    let found = clients.ecr.describe_images().repository_name(repository).image_ids(id.build()).send().await;
     match found {
         Ok(out) => {
-            let image = out.image_details().first().ok_or_else(|| image_missing(repository, tag))?;
-            let registry = image.registry_id().unwrap_or_default();
-            let digest = image
+            let details = out.image_details().first().ok_or_else(|| image_missing(repository, shown))?;
+            let registry = details.registry_id().unwrap_or_default();
+            let digest = details
                 .image_digest()
                 .filter(|d| d.starts_with("sha256:"))
                 .ok_or_else(|| {
-                    DeployError::new(STEP, None, format!("ECR gave no digest for {repository}:{tag}"), true)
+                    DeployError::new(STEP, None, format!("ECR gave no digest for {repository}:{shown}"), true)
                 })?
                 .to_owned();
             let (region, domain) = (&settings.region, settings.partition.dns_suffix());
-            Ok(RuntimeImage {
-                uri: format!("{registry}.dkr.ecr.{region}.{domain}/{repository}@{digest}"),
-                tag: Some(tag.to_owned()),
-                digest,
-            })
+            let tag = match image {
+                ImageRef::Tag(tag) => Some(tag.to_owned()),
+                ImageRef::Digest(_) => details.image_tags().first().cloned(),
+            };
+            Ok(RuntimeImage { uri: format!("{registry}.dkr.ecr.{region}.{domain}/{repository}@{digest}"), tag, digest })
         }
-        Err(e) if code_of(&e) == Some("ImageNotFoundException") => Err(image_missing(repository, tag)),
+        Err(e) if code_of(&e) == Some("ImageNotFoundException") => Err(image_missing(repository, shown)),
         Err(e) if code_of(&e) == Some("RepositoryNotFoundException") => Err(DeployError::new(
             STEP,
             Some("RepositoryNotFoundException"),
@@ -190,11 +229,13 @@ pub async fn runtime_image(
     }
 }
 
-fn image_missing(repository: &str, tag: &str) -> DeployError {
+fn image_missing(repository: &str, image: &str) -> DeployError {
+    let shown =
+        if image.starts_with("sha256:") { format!("{repository}@{image}") } else { format!("{repository}:{image}") };
     DeployError::new(
         Step::RuntimeImage,
         Some("ImageNotFoundException"),
-        format!("runtime image {repository}:{tag} does not exist in ECR: push it first"),
+        format!("runtime image {shown} does not exist in ECR: push it first"),
         false,
     )
 }

@@ -16,7 +16,9 @@
 //! | `TEMPOVOICE_RUNTIME_IMAGE_TAG` | `latest` | image tag used when a deploy names none |
 //! | `TEMPOVOICE_CONTAINER_PORT` | `8080` | port the runtime listens on |
 //! | `TEMPOVOICE_LOG_GROUP` | `/ecs/tempovoice-agents` | CloudWatch log group |
-//! | `TEMPOVOICE_TRANSCRIPTS_IA_DAYS` / `_GLACIER_DAYS` / `_EXPIRE_DAYS` | 30 / 90 / 365 | transcript lifecycle: Standard-IA (≥ 30), Glacier (≥ IA + 30), expiry (> Glacier) |
+//! | `TEMPOVOICE_TRANSCRIPTS_IA_DAYS` | 30 | transcripts move to Standard-IA after this many days (≥ 30) |
+//! | `TEMPOVOICE_TRANSCRIPTS_GLACIER_DAYS` | 90 | … then to Glacier (≥ IA + 30) |
+//! | `TEMPOVOICE_TRANSCRIPTS_EXPIRE_DAYS` | 365 | … and expire (> Glacier) |
 //! | `TEMPOVOICE_TRANSCRIPTS_NONCURRENT_DAYS` | 30 | how long an expired, deleted or overwritten version stays recoverable before S3 deletes it |
 //! | `TEMPOVOICE_RETIRED_BUCKET_DAYS` | 90 | how long a deleted agent's retained bucket is kept before `sweep` with `delete` removes it |
 //! | `TEMPOVOICE_SERVICE_DRAIN_WAIT_SECS` | 60 | how long a deploy waits for a deleted service of the same name to finish draining before it fails (retryably) |

@@ -12,12 +12,15 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Admin, ApiJson, TenantPath};
 use crate::store::api_keys::ApiKeyInfo;
+use deployer_lambda::event::{Action, DeployerEvent, DeployerResponse, EVENT_VERSION, Outcome};
+use deployer_lambda::fleet::{SweepReport, SweepRequest};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_tenant))
         .routes(routes!(issue_api_key, list_api_keys))
         .routes(routes!(revoke_api_key))
+        .routes(routes!(sweep))
 }
 
 /// Longest tenant name or key label.
@@ -125,4 +128,40 @@ async fn revoke_api_key(
     state.store.revoke_api_key(&tenant, &key_id).await.map_err(|e| ApiError::from_store(e, "api key"))?;
     tracing::info!(tenant_id = %tenant, key_id = %key_id, "api key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Look for orphans: AWS resources named and tagged as an agent's whose agent the
+/// database no longer knows (a teardown that failed for good, resources left by
+/// hand). A dry run: the report names them and nothing is deleted; removing them
+/// is the deployer's `sweep` with `delete`, after a person has read the report.
+#[utoipa::path(
+    post, path = "/v1/admin/sweep", tag = "admin",
+    responses(
+        (status = 200, description = "What a sweep would remove: orphans, and retired transcript buckets past their retention", body = Object),
+        (status = 401, description = "Invalid admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 502, description = "The deployer failed", body = ErrorBody),
+        (status = 503, description = "The deployer is off", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+async fn sweep(State(state): State<AppState>, _: Admin) -> Result<Json<SweepReport>, ApiError> {
+    let aws = state.aws()?;
+    let known_agents = state.store.known_agent_ids().await.map_err(|e| ApiError::from_store(e, "agent"))?;
+    let listener_arns = state.settings.listeners.iter().map(|l| l.listener_arn.clone()).collect();
+    let count = known_agents.len();
+    let event = DeployerEvent {
+        version: EVENT_VERSION,
+        action: Action::Sweep(SweepRequest { known_agents, listener_arns, delete: false }),
+    };
+    let failed =
+        |what: String| ApiError::Upstream(anyhow::anyhow!("sweep through {}: {what}", aws.deployer.describe()));
+    match aws.deployer.invoke(event).await {
+        Ok(DeployerResponse { outcome: Outcome::Sweep(report), .. }) => {
+            tracing::info!(known_agents = count, orphans = report.orphans.len(), "sweep (dry run)");
+            Ok(Json(report))
+        }
+        Ok(other) => Err(failed(format!("answered a sweep with {:?}", other.outcome))),
+        Err(e) => Err(failed(format!("{}: {}", e.error_type, e.message))),
+    }
 }

@@ -43,11 +43,13 @@ pub struct AppState {
     pub aws: Option<AwsAccess>,
 }
 
-/// What the API needs of AWS: waking the deployment workers, reading transcripts.
+/// What the API needs of AWS: waking the deployment workers, reading transcripts,
+/// and the deployer itself for the operator's sweep.
 #[derive(Clone)]
 pub struct AwsAccess {
     pub wake_workers: Arc<tokio::sync::Notify>,
     pub s3: aws_sdk_s3::Client,
+    pub deployer: Arc<dyn crate::deploy::Deployer>,
 }
 
 impl AppState {

@@ -551,6 +551,25 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every agent whose AWS resources are accounted for: each stored agent, and each
+    /// agent with an unfinished deployment (a teardown in flight). A sweep reports
+    /// the resources of any other agent as orphans.
+    pub async fn known_agent_ids(&self) -> Result<Vec<AgentId>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT id FROM agents UNION SELECT agent_id FROM deployments WHERE status IN {UNFINISHED}"
+        ))
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id,)| {
+                AgentId::parse(&id)
+                    .map_err(|e| StoreError::Corrupt { what: format!("agent id {id}"), reason: e.to_string() })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

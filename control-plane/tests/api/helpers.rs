@@ -82,8 +82,10 @@ pub async fn fresh_database(dir: &std::path::Path) -> String {
             let name = format!("tv_test_{}", random_token(12));
             sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
             admin.close().await.ok();
-            let (prefix, _) = base.rsplit_once('/').expect("TEMPOVOICE_TEST_DATABASE_URL ends in /dbname");
-            format!("{prefix}/{name}")
+            let (prefix, last) = base.rsplit_once('/').expect("TEMPOVOICE_TEST_DATABASE_URL ends in /dbname");
+            // Keep the options (`?sslmode=require`): the leg runs over TLS, as on RDS.
+            let options = last.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+            format!("{prefix}/{name}{options}")
         }
         _ => format!("sqlite://{}", dir.join("tempovoice.db").display()),
     }

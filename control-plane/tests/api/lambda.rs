@@ -73,56 +73,79 @@ async fn wait_done(app: &TestApp, key: &str, agent: &str, deployment: &str) -> V
     panic!("deployment {deployment} did not finish in 120 s");
 }
 
+/// `cargo lambda watch` (the Lambda runtime and Invoke APIs, without building the
+/// function) with the workspace's deployer binary running against it on `base`.
+struct LambdaPeer {
+    _watch: Running,
+    _function: Running,
+    port: u16,
+    logs: tempfile::TempDir,
+}
+
+impl LambdaPeer {
+    fn start(base: &std::collections::HashMap<String, String>) -> LambdaPeer {
+        let port = free_port();
+        let logs = tempfile::tempdir().unwrap();
+        let mut watch = Running(
+            Command::new(test_support::cargo_lambda())
+                .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1"])
+                .args(["--invoke-port", &port.to_string()])
+                .current_dir(workspace_root())
+                .stdout(std::fs::File::create(logs.path().join("watch.log")).unwrap())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("cargo lambda (pip install cargo-lambda; scripts/test installs it)"),
+        );
+        wait_for_port(port, "cargo lambda watch", &mut watch);
+        let mut function = Command::new(deployer_binary());
+        function
+            .env_clear()
+            .envs(base)
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/{FUNCTION}"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(std::fs::File::create(logs.path().join("function.log")).unwrap());
+        let function = Running(function.spawn().expect("start the deployer binary"));
+        LambdaPeer { _watch: watch, _function: function, port, logs }
+    }
+
+    fn function_log(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("function.log")).unwrap_or_default()
+    }
+}
+
+/// Settings for an app deploying through the Lambda on `base`.
+fn lambda_app(
+    base: &std::collections::HashMap<String, String>,
+    port: u16,
+    listeners: Option<String>,
+) -> impl FnOnce(&mut std::collections::HashMap<String, String>) + use<> {
+    let base = base.clone();
+    move |vars| {
+        vars.extend(base);
+        vars.insert("TEMPOVOICE_DEPLOYER".into(), "lambda".into());
+        vars.insert("DEPLOYER_LAMBDA_FUNCTION".into(), FUNCTION.into());
+        vars.insert("AWS_ENDPOINT_URL_LAMBDA".into(), format!("http://127.0.0.1:{port}"));
+        vars.insert("TEMPOVOICE_DEPLOY_MAX_ATTEMPTS".into(), "1".into());
+        // Cluster, VPC, … are the Lambda's settings, not the control plane's.
+        for k in ["TEMPOVOICE_CLUSTER", "TEMPOVOICE_VPC_ID", "TEMPOVOICE_SUBNETS", "TEMPOVOICE_SECURITY_GROUPS"] {
+            vars.remove(k);
+        }
+        if let Some(l) = listeners {
+            vars.insert("TEMPOVOICE_LISTENERS".into(), l);
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
     let base = aws_base(1, 95);
-    let port = free_port();
-    let logs = tempfile::tempdir().unwrap();
+    let lambda = LambdaPeer::start(&base);
+    let port = lambda.port;
 
-    // The Lambda runtime and Invoke APIs, without cargo-lambda building the function:
-    // the binary built with the workspace is run against them below.
-    let mut watch = Running(
-        Command::new(test_support::cargo_lambda())
-            .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1"])
-            .args(["--invoke-port", &port.to_string()])
-            .current_dir(workspace_root())
-            .stdout(std::fs::File::create(logs.path().join("watch.log")).unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cargo lambda (pip install cargo-lambda; scripts/test installs it)"),
-    );
-    wait_for_port(port, "cargo lambda watch", &mut watch);
-
-    let mut function = Command::new(deployer_binary());
-    function
-        .env_clear()
-        .envs(&base)
-        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/{FUNCTION}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(std::fs::File::create(logs.path().join("function.log")).unwrap());
-    let _function = Running(function.spawn().expect("start the deployer binary"));
-
-    let lambda_app = |listeners: Option<String>| {
-        let base = base.clone();
-        move |vars: &mut std::collections::HashMap<String, String>| {
-            vars.extend(base);
-            vars.insert("TEMPOVOICE_DEPLOYER".into(), "lambda".into());
-            vars.insert("DEPLOYER_LAMBDA_FUNCTION".into(), FUNCTION.into());
-            vars.insert("AWS_ENDPOINT_URL_LAMBDA".into(), format!("http://127.0.0.1:{port}"));
-            vars.insert("TEMPOVOICE_DEPLOY_MAX_ATTEMPTS".into(), "1".into());
-            // Cluster, VPC, … are the Lambda's settings, not the control plane's.
-            for k in ["TEMPOVOICE_CLUSTER", "TEMPOVOICE_VPC_ID", "TEMPOVOICE_SUBNETS", "TEMPOVOICE_SECURITY_GROUPS"] {
-                vars.remove(k);
-            }
-            if let Some(l) = listeners {
-                vars.insert("TEMPOVOICE_LISTENERS".into(), l);
-            }
-        }
-    };
-    let app = TestApp::spawn_with(lambda_app(None)).await;
+    let app = TestApp::spawn_with(lambda_app(&base, port, None)).await;
     let tenant = app.new_tenant("t").await;
 
     let res = app.create_agent(&tenant, &agent_body("Front desk")).await;
@@ -130,8 +153,7 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
     let agent: Value = res.json().await.unwrap();
     let id = agent["id"].as_str().unwrap().to_owned();
     let done = wait_done(&app, &tenant.key, &id, agent["deployment"]["id"].as_str().unwrap()).await;
-    let function_log = || std::fs::read_to_string(logs.path().join("function.log")).unwrap_or_default();
-    assert_eq!(done["status"], "active", "{done:#}\nfunction log:\n{}", function_log());
+    assert_eq!(done["status"], "active", "{done:#}\nfunction log:\n{}", lambda.function_log());
     let created: Vec<&str> =
         done["resources"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
     assert_eq!(created, ["created"; 7], "{done:#}");
@@ -146,7 +168,7 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
     // rule step, not retryable, with the AWS code.
     let fake = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/nope/0123456789abcdef/0123456789abcdef\
          @voice.example.com";
-    let broken = TestApp::spawn_with(lambda_app(Some(fake.to_owned()))).await;
+    let broken = TestApp::spawn_with(lambda_app(&base, port, Some(fake.to_owned()))).await;
     let other = broken.new_tenant("t").await;
     let agent: Value = broken.create_agent(&other, &agent_body("B")).await.json().await.unwrap();
     let failed =
@@ -164,4 +186,127 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
     assert_eq!(done["status"], "deleted", "{done:#}");
     let service = done["resources"].as_array().unwrap().iter().find(|r| r["kind"] == "service").unwrap();
     assert_eq!(service["action"], "deleted", "{done:#}");
+}
+
+/// `scripts/rollout`, as CI runs it, against the Lambda Invoke API of `cargo lambda
+/// watch`: its payload, its report, and its exit status.
+async fn run_script(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    // Off the runtime's thread: the control plane this test runs answers the sweep.
+    tokio::task::spawn_blocking(move || run_script_blocking(&args, &env)).await.unwrap()
+}
+
+fn run_script_blocking(args: &[String], env: &[(String, String)]) -> (i32, String, String) {
+    let summary = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new(test_support::python())
+        .arg(workspace_root().join("scripts/rollout"))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("GITHUB_STEP_SUMMARY", summary.path())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run scripts/rollout with the venv's Python");
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    if out.status.code() != Some(2) {
+        let written = std::fs::read_to_string(summary.path()).unwrap();
+        assert!(written.starts_with("### "), "no step summary: {written:?}\n{stdout}{stderr}");
+    }
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+#[tokio::test]
+async fn scripts_rollout_rolls_out_through_the_lambda_and_names_a_failed_agent() {
+    let base = aws_base(1, 95);
+    let lambda = LambdaPeer::start(&base);
+    let app = TestApp::spawn_with(lambda_app(&base, lambda.port, None)).await;
+    let tenant = app.new_tenant("t").await;
+    let mut ids = Vec::new();
+    for name in ["A", "B"] {
+        let agent: Value = app.create_agent(&tenant, &agent_body(name)).await.json().await.unwrap();
+        let id = agent["id"].as_str().unwrap().to_owned();
+        let done = wait_done(&app, &tenant.key, &id, agent["deployment"]["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "active", "{done:#}\nfunction log:\n{}", lambda.function_log());
+        ids.push(id);
+    }
+    let sdk = control_plane::deploy::sdk_config("us-east-1", Some(&base["AWS_ENDPOINT_URL"])).await;
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let repository = &base["TEMPOVOICE_RUNTIME_REPOSITORY"];
+    let lambda_env = [("AWS_ENDPOINT_URL_LAMBDA", format!("http://127.0.0.1:{}", lambda.port))];
+
+    // A good rollout, by the digest a release's push reports: every agent updated, exit 0.
+    let v2 = test_support::push_image(&ecr, repository, "v2").await;
+    let (code, out, err) = run_script(&["rollout", "--function", FUNCTION, "--image", &v2], &lambda_env).await;
+    assert_eq!(code, 0, "{out}{err}\nfunction log:\n{}", lambda.function_log());
+    assert!(out.contains(&format!("@{v2}")), "{out}");
+    for id in &ids {
+        assert!(out.lines().any(|l| l.starts_with(id.as_str()) && l.contains("updated")), "{id}: {out}");
+    }
+    assert!(out.contains("rollout: 2 updated"), "{out}");
+
+    // Agent B's task definition is gone (removed by hand): the next rollout fails for
+    // B alone, exits 1 and names it; A is still rolled out.
+    let td = ecs_task_definition(&ecs, &base, &ids[1]).await;
+    ecs.deregister_task_definition().task_definition(&td).send().await.unwrap();
+    ecs.delete_task_definitions().task_definitions(&td).send().await.unwrap();
+    test_support::push_image(&ecr, repository, "v3").await;
+    let (code, out, err) = run_script(&["rollout", "--function", FUNCTION, "--image", "v3"], &lambda_env).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("rollout failed for 1 agent(s): {}", ids[1])), "{err}");
+    let line_of = |id: &str| out.lines().find(|l| l.starts_with(id)).unwrap_or_default().to_owned();
+    assert!(line_of(&ids[0]).contains("updated"), "{out}");
+    assert!(line_of(&ids[1]).contains("failed") && line_of(&ids[1]).contains("task_definition"), "{out}");
+    assert!(out.contains("rollout: 1 failed, 1 updated"), "{out}");
+
+    // Requests that cannot be made exit 2 and say why.
+    let (code, _, err) = run_script(&["rollout", "--function", FUNCTION, "--image", "repo:v3"], &lambda_env).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--image 'repo:v3'"), "{err}");
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    let (code, _, err) = run_script(&["rollout", "--function", FUNCTION, "--image", &unknown], &lambda_env).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("NonRetryable.runtime_image.ImageNotFoundException"), "{err}");
+
+    // The scheduled sweep, a dry run through the control plane: clean, then an orphan
+    // (a service of an agent the database does not know) is named and exits 1.
+    let admin = [("TEMPOVOICE_ADMIN_TOKEN", app.admin_token.clone())];
+    let (code, out, err) = run_script(&["sweep", "--control-plane", &app.url("")], &admin).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("sweep (dry run): 0 orphaned agent(s), 0 expired bucket(s)"), "{out}");
+    let stranger = agent_spec::AgentId::generate();
+    let names = deployer_lambda::naming::AgentNames::new(&base["TEMPOVOICE_PREFIX"], &stranger);
+    let tags = names.tags(&agent_spec::TenantId::generate()).into_iter();
+    ecs.create_service()
+        .cluster(&base["TEMPOVOICE_CLUSTER"])
+        .service_name(&names.service)
+        .task_definition(ecs_task_definition(&ecs, &base, &ids[0]).await)
+        .desired_count(0)
+        .set_tags(Some(tags.map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build()).collect()))
+        .send()
+        .await
+        .unwrap();
+    let (code, out, err) = run_script(&["sweep", "--control-plane", &app.url("")], &admin).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.lines().any(|l| l.starts_with(stranger.as_str()) && l.contains("service")), "{out}");
+    assert!(!ids.iter().any(|id| out.contains(id.as_str())), "known agents are not orphans: {out}");
+    let (code, _, err) =
+        run_script(&["sweep", "--control-plane", &app.url("")], &[("TEMPOVOICE_ADMIN_TOKEN", "x".repeat(40))]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("401"), "{err}");
+}
+
+/// The task definition agent `id`'s service runs.
+async fn ecs_task_definition(
+    ecs: &aws_sdk_ecs::Client,
+    base: &std::collections::HashMap<String, String>,
+    id: &str,
+) -> String {
+    let service = format!("{}-agent-{id}", base["TEMPOVOICE_PREFIX"]);
+    let described =
+        ecs.describe_services().cluster(&base["TEMPOVOICE_CLUSTER"]).services(&service).send().await.unwrap();
+    described.services()[0].task_definition().unwrap().to_owned()
 }

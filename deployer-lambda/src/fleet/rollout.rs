@@ -21,7 +21,8 @@ const ROLLOUT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutRequest {
-    /// The runtime image tag to move agents onto (checked in ECR first).
+    /// The runtime image to move agents onto (checked in ECR first): a tag, or a
+    /// digest `sha256:…` (what a release pipeline's push reported).
     pub image_tag: String,
     /// Only these agents; all of this deployer's agents when absent.
     #[serde(default)]
@@ -66,14 +67,15 @@ async fn agent_services(clients: &AwsClients, settings: &DeployerSettings) -> Re
     Ok(names)
 }
 
-/// Moves every agent (or `req.agents`) onto `req.image_tag`. One agent failing does
-/// not stop the others; each result is reported.
+/// Moves every agent (or `req.agents`) onto `req.image_tag` (a tag or a digest). One
+/// agent failing does not stop the others; each result is reported.
 pub async fn rollout(
     clients: &AwsClients,
     settings: &DeployerSettings,
     req: RolloutRequest,
 ) -> Result<RolloutReport, DeployError> {
-    let image = crate::provision::runtime_image(clients, settings, &req.image_tag).await?;
+    let reference = crate::provision::ImageRef::parse("image_tag", &req.image_tag)?;
+    let image = crate::provision::resolve_image(clients, settings, reference).await?;
     let services = match &req.agents {
         Some(agents) => agents.iter().map(|a| AgentNames::new(&settings.prefix, a).service).collect(),
         None => agent_services(clients, settings).await?,

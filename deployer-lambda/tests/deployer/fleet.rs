@@ -108,6 +108,26 @@ async fn rollout_moves_every_agent_onto_the_new_image_once() {
     .unwrap();
     let by_id = |id: &AgentId| named.agents.iter().find(|a| a.agent_id == id.as_str()).unwrap().action;
     assert_eq!((by_id(&agents[0]), by_id(&stranger)), (RolloutAction::Updated, RolloutAction::Absent));
+
+    // By digest, as a release pipeline names what it pushed: the same image as by tag.
+    let by_digest =
+        rollout(&base.clients, &base.settings, RolloutRequest { image_tag: v2.clone(), agents: None }).await.unwrap();
+    assert_eq!(by_digest.image, report.image);
+    // Only agents[0], moved back to v1 above, had anything to do.
+    let action_of = |id: &AgentId| by_digest.agents.iter().find(|a| a.agent_id == id.as_str()).unwrap().action;
+    assert_eq!(action_of(&agents[0]), RolloutAction::Updated, "{by_digest:#?}");
+    assert!(agents[1..].iter().all(|a| action_of(a) == RolloutAction::Unchanged), "{by_digest:#?}");
+    // A digest ECR does not hold, and one that is not a digest, change nothing.
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    let err = rollout(&base.clients, &base.settings, RolloutRequest { image_tag: unknown.clone(), agents: None })
+        .await
+        .unwrap_err();
+    assert_eq!((err.step, err.code.as_deref()), (Step::RuntimeImage, Some("ImageNotFoundException")), "{err:?}");
+    assert!(err.message.contains(&format!("@{unknown}")), "{}", err.message);
+    let err = rollout(&base.clients, &base.settings, RolloutRequest { image_tag: "sha256:beef".into(), agents: None })
+        .await
+        .unwrap_err();
+    assert!(!err.retryable && err.message.contains("image_tag \"sha256:beef\" is not an image digest"), "{err:?}");
 }
 
 #[tokio::test]

@@ -5,7 +5,10 @@
 //! docs/deployer-iam-actions.json, and exactly what the deployer's policy
 //! (infra/policies/deployer.json, which Terraform loads) grants: no action left out,
 //! none granted that nothing uses, no wildcard action, and `*` as a resource only for
-//! actions AWS gives no resource-level permission.
+//! actions AWS gives no resource-level permission (infra/policies/unscoped-actions.json).
+//! The control plane's own role (infra/policies/control-plane.json) is held to the
+//! same rules against the calls it makes. And the checker itself is shown to catch
+//! each planted defect: an action removed, a wildcard action, a `*` resource.
 
 use std::collections::BTreeSet;
 
@@ -29,23 +32,52 @@ const ON_DRIFT_ONLY: &[&str] = &[
 ];
 
 /// Actions that take no resource-level permission: only `"Resource": "*"` grants them.
-const NO_RESOURCE_LEVEL: &[&str] = &[
-    "ecs:ListServices",
-    "ecs:RegisterTaskDefinition",
-    "ecs:DeregisterTaskDefinition",
-    "ecs:DescribeTaskDefinition",
-    "ecs:ListTaskDefinitions",
-    "ecs:ListTaskDefinitionFamilies",
-    "elasticloadbalancing:DescribeListeners",
-    "elasticloadbalancing:DescribeRules",
-    "elasticloadbalancing:DescribeTags",
-    "elasticloadbalancing:DescribeTargetGroups",
-    "elasticloadbalancing:DescribeTargetGroupAttributes",
-    "elasticloadbalancing:DescribeTargetHealth",
-    "secretsmanager:ListSecrets",
-    "iam:ListRoles",
-    "s3:ListAllMyBuckets",
-];
+fn unscoped_actions() -> BTreeSet<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/policies/unscoped-actions.json");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    doc["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect()
+}
+
+fn read_policy(path: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// What is wrong with `policy` for a role whose calls need `used`: each problem in a
+/// sentence. `optional` may be granted without being used (drift corrections).
+fn policy_problems(policy: &serde_json::Value, used: &BTreeSet<String>, optional: &[&str]) -> Vec<String> {
+    let unscoped = unscoped_actions();
+    let as_list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().unwrap_or_default().to_owned()).collect(),
+            x => vec![x.as_str().unwrap_or_default().to_owned()],
+        }
+    };
+    let mut problems = Vec::new();
+    let mut granted = BTreeSet::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        let sid = statement["Sid"].as_str().unwrap_or("(no Sid)");
+        if statement["Effect"] != "Allow" {
+            problems.push(format!("{sid}: only Allow statements are expected"));
+        }
+        let actions = as_list(&statement["Action"]);
+        for action in actions.iter().filter(|a| a.contains('*')) {
+            problems.push(format!("{sid}: wildcard action {action}"));
+        }
+        if as_list(&statement["Resource"]).iter().any(|r| r == "*") {
+            for action in actions.iter().filter(|a| !unscoped.contains(*a)) {
+                problems.push(format!("{sid}: {action} takes resource-level permissions but is granted on *"));
+            }
+        }
+        granted.extend(actions);
+    }
+    for action in used.difference(&granted) {
+        problems.push(format!("{action} is needed but not granted"));
+    }
+    for action in granted.difference(used).filter(|a| !optional.contains(&a.as_str())) {
+        problems.push(format!("{action} is granted but nothing uses it"));
+    }
+    problems
+}
 
 const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/policies/deployer.json");
 
@@ -109,8 +141,7 @@ async fn the_documented_iam_actions_are_exactly_what_the_deployer_calls() {
     sweep(&base.clients, &base.settings, swept).await.unwrap();
 
     let used: BTreeSet<String> = base.recorder.calls().iter().flat_map(deployer_lambda::aws::iam_actions).collect();
-    let documented: Vec<String> = serde_json::from_str(&std::fs::read_to_string(DOC).unwrap()).unwrap();
-    let documented: BTreeSet<String> = documented.into_iter().collect();
+    let documented = documented_actions();
     let missing: Vec<&String> = used.difference(&documented).collect();
     let unused: Vec<&String> = documented.difference(&used).filter(|a| !ON_DRIFT_ONLY.contains(&a.as_str())).collect();
     assert!(
@@ -120,29 +151,80 @@ async fn the_documented_iam_actions_are_exactly_what_the_deployer_calls() {
     );
 
     // The policy grants exactly these, never by wildcard.
-    let policy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(POLICY).unwrap()).unwrap();
-    let as_list = |v: &serde_json::Value| -> Vec<String> {
-        match v {
-            serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_owned()).collect(),
-            x => vec![x.as_str().unwrap().to_owned()],
-        }
+    let problems = policy_problems(&read_policy(POLICY), &used, ON_DRIFT_ONLY);
+    assert!(problems.is_empty(), "infra/policies/deployer.json: {problems:#?}");
+}
+
+fn documented_actions() -> BTreeSet<String> {
+    serde_json::from_str::<Vec<String>>(&std::fs::read_to_string(DOC).unwrap()).unwrap().into_iter().collect()
+}
+
+/// The checker fails on each defect planted in the real policy.
+#[test]
+fn the_policy_check_catches_a_removed_action_a_wildcard_and_a_star_resource() {
+    let used = documented_actions();
+    let policy = read_policy(POLICY);
+    assert_eq!(policy_problems(&policy, &used, ON_DRIFT_ONLY), Vec::<String>::new());
+    let statements = |p: &mut serde_json::Value| p["Statement"].as_array_mut().unwrap().clone();
+    let with = |f: &dyn Fn(&mut Vec<serde_json::Value>)| {
+        let mut p = policy.clone();
+        let mut s = statements(&mut p);
+        f(&mut s);
+        p["Statement"] = serde_json::Value::Array(s);
+        policy_problems(&p, &used, ON_DRIFT_ONLY)
     };
-    let mut granted = BTreeSet::new();
-    for statement in policy["Statement"].as_array().unwrap() {
-        assert_eq!(statement["Effect"], "Allow", "{statement}");
-        let actions = as_list(&statement["Action"]);
-        for action in &actions {
-            assert!(!action.contains('*'), "a wildcard action: {action}");
+
+    // An action removed (tag-on-create, which moto never asks for).
+    let removed = with(&|s| {
+        for st in s.iter_mut() {
+            if let Some(a) = st["Action"].as_array_mut() {
+                a.retain(|x| x != "ecs:TagResource");
+            }
         }
-        if as_list(&statement["Resource"]).iter().any(|r| r == "*") {
-            let scoped: Vec<&String> = actions.iter().filter(|a| !NO_RESOURCE_LEVEL.contains(&a.as_str())).collect();
-            assert!(scoped.is_empty(), "{scoped:?} take resource-level permissions but are granted on *: {statement}");
-        }
-        granted.extend(actions);
-    }
-    let not_granted: Vec<&String> = used.difference(&granted).collect();
-    let granted_unused: Vec<&String> =
-        granted.difference(&used).filter(|a| !ON_DRIFT_ONLY.contains(&a.as_str())).collect();
-    assert!(not_granted.is_empty(), "infra/policies/deployer.json does not grant {not_granted:?}");
-    assert!(granted_unused.is_empty(), "infra/policies/deployer.json grants {granted_unused:?}, which nothing uses");
+    });
+    assert!(removed.iter().any(|p| p == "ecs:TagResource is needed but not granted"), "{removed:?}");
+
+    // An action by wildcard.
+    let wildcard = with(&|s| s[0]["Action"] = serde_json::json!(["ecr:Describe*"]));
+    assert!(wildcard.iter().any(|p| p.ends_with("wildcard action ecr:Describe*")), "{wildcard:?}");
+
+    // A `*` resource on actions that take resource-level permissions.
+    let star = with(&|s| {
+        let st = s.iter_mut().find(|st| st["Sid"] == "AgentServices").unwrap();
+        st["Resource"] = serde_json::json!("*");
+    });
+    assert!(
+        star.iter()
+            .any(|p| p == "AgentServices: ecs:CreateService takes resource-level permissions but is granted on *"),
+        "{star:?}"
+    );
+
+    // A grant nothing needs.
+    let extra = with(&|s| {
+        s.push(serde_json::json!({"Sid": "Extra", "Effect": "Allow", "Action": "s3:PutObject",
+        "Resource": "arn:aws:s3:::x/*"}))
+    });
+    assert!(extra.iter().any(|p| p == "s3:PutObject is granted but nothing uses it"), "{extra:?}");
+}
+
+/// The control plane's task role: the calls it makes (the deployer Lambda's Invoke;
+/// listing and reading an agent's call records in its transcript bucket), mapped to
+/// IAM actions as the deployer's are, and the policy grants exactly those.
+#[test]
+fn the_control_plane_policy_grants_exactly_what_it_calls() {
+    // Every AWS operation in control-plane/src (`grep -rn '\.send()' control-plane/src`):
+    // deploy::LambdaDeployer (Invoke), http::calls (ListObjectsV2, GetObject).
+    let calls = [("Lambda", "Invoke"), ("S3", "ListObjectsV2"), ("S3", "GetObject")];
+    let used: BTreeSet<String> = calls
+        .iter()
+        .flat_map(|(service, operation)| {
+            deployer_lambda::aws::iam_actions(&deployer_lambda::aws::Call {
+                service: (*service).to_owned(),
+                operation: (*operation).to_owned(),
+            })
+        })
+        .collect();
+    assert_eq!(used, ["lambda:InvokeFunction", "s3:GetObject", "s3:ListBucket"].map(String::from).into());
+    let policy = read_policy(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/policies/control-plane.json"));
+    assert_eq!(policy_problems(&policy, &used, &[]), Vec::<String>::new());
 }

@@ -8,3 +8,4 @@ mod call_through_the_platform;
 mod common;
 mod dashboard_browser;
 mod dashboard_server_fns;
+mod images;
