@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test and scripts/run-agent: installs Debian packages that are
 # missing, as root or through sudo, with one `apt-get update` per run.
 

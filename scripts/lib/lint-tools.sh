@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/lint: makes sure the static checkers are installed, each at a
 # pinned version, from the package registries alone (no tool downloads anything of
 # its own at install or run time). Sets LINT_VENV, CHECKOV_VENV and CARGO_DENY.

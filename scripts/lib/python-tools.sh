@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/run and scripts/test: makes sure the Python virtualenv with the
 # local stand-ins for AWS (moto server, boto3) and the Lambda APIs (cargo-lambda), and
 # Twilio's official library (which signs test webhooks), exists, installing Debian's

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/run and scripts/run-agent: one release build command for both.
 # The package selection is what cargo unifies features over, so both select the whole
 # workspace and name only the binaries they need; each script's binaries are then
