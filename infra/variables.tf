@@ -177,7 +177,7 @@ variable "waf_rate_limit" {
 # --- images and registry ------------------------------------------------------------
 
 variable "runtime_image_tag" {
-  description = "TEMPOVOICE_RUNTIME_IMAGE_TAG: runtime image tag new agents get when a deploy names none. Tags are immutable, so name a release (e.g. v1.4.0), never latest."
+  description = "TEMPOVOICE_RUNTIME_IMAGE_TAG: runtime image tag new agents get when a deploy names none, as the deployer is created; each release then sets it to its own tag (Terraform ignores later changes). Tags are immutable, so name a release (e.g. v1.4.0), never latest."
   type        = string
 
   validation {

@@ -128,6 +128,8 @@ impl Call {
 #[derive(Debug, Default)]
 pub(crate) struct RecorderState {
     calls: Vec<Call>,
+    /// Every distinct call since the recorder was made: `clear` leaves it.
+    seen: std::collections::BTreeSet<(String, String)>,
     fail_operation: Option<String>,
     pub(crate) faults: Vec<Fault>,
     /// Faults answered so far, by operation.
@@ -164,6 +166,16 @@ impl CallRecorder {
 
     pub fn clear(&self) {
         self.lock().calls.clear();
+    }
+
+    /// Each distinct call made since the recorder was made, cleared or not: what a
+    /// role running these paths needs permission for.
+    pub fn calls_ever(&self) -> Vec<Call> {
+        self.lock()
+            .seen
+            .iter()
+            .map(|(service, operation)| Call { service: service.clone(), operation: operation.clone() })
+            .collect()
     }
 
     /// Makes every call of `operation` (e.g. `CreateTargetGroup`) fail until cleared,
@@ -210,6 +222,7 @@ impl Intercept for CallRecorder {
     ) -> Result<(), BoxError> {
         let Some(meta) = cfg.load::<Metadata>() else { return Ok(()) };
         let mut state = self.lock();
+        state.seen.insert((meta.service().to_owned(), meta.name().to_owned()));
         state.calls.push(Call { service: meta.service().to_owned(), operation: meta.name().to_owned() });
         if state.fail_operation.as_deref() == Some(meta.name()) {
             return Err(Box::new(InjectedFailure(meta.name().to_owned())));

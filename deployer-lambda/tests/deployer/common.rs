@@ -123,3 +123,16 @@ pub fn request(base: &Base, agent: &AgentId, tenant: &TenantId, priority: u32) -
         image_tag: None,
     }
 }
+
+/// Every call `base`'s recorder has seen needs only actions the deployer's policy
+/// grants (docs/deployer-iam-actions.json, which the IAM test holds the policy to):
+/// the fault paths — retries, waits, restores — need nothing the main paths do not.
+pub fn assert_calls_are_documented(base: &Base) {
+    let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/deployer-iam-actions.json");
+    let documented: std::collections::BTreeSet<String> =
+        serde_json::from_str::<Vec<String>>(&std::fs::read_to_string(doc).unwrap()).unwrap().into_iter().collect();
+    let needed: std::collections::BTreeSet<String> =
+        base.recorder.calls_ever().iter().flat_map(deployer_lambda::aws::iam_actions).collect();
+    let missing: Vec<&String> = needed.difference(&documented).collect();
+    assert!(missing.is_empty(), "these paths need IAM actions the deployer's policy does not grant: {missing:?}");
+}

@@ -119,6 +119,7 @@ async fn a_failure_at_each_step_is_named_then_converged_then_fully_deleted() {
         delete(&base.clients, &base.settings, req).await.unwrap();
         assert_eq!(leftovers(&base, &names).await, Vec::<String>::new(), "after a failed {operation}");
     }
+    assert_calls_are_documented(&base);
 }
 
 #[tokio::test]
@@ -142,6 +143,7 @@ async fn delete_right_after_a_half_way_failure_removes_what_exists() {
         assert!(report.resources.iter().any(|r| r.action == ResourceAction::Absent), "{operation}: {report:#?}");
         assert_eq!(leftovers(&base, &names).await, Vec::<String>::new(), "after a failed {operation}");
     }
+    assert_calls_are_documented(&base);
 }
 
 /// A transient answer at each step, injected on the wire as AWS sends it, and how
@@ -198,6 +200,7 @@ async fn transient_answers_at_each_step_are_waited_out_and_the_deploy_converges(
         purge(&base, &agent, &tenant).await;
         assert_eq!(leftovers(&base, &names).await, Vec::<String>::new(), "after {operation}");
     }
+    assert_calls_are_documented(&base);
 }
 
 #[tokio::test]
@@ -214,6 +217,7 @@ async fn a_transient_answer_that_does_not_end_fails_retryably_and_names_the_step
     // And the next deploy finishes.
     deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 400)).await.unwrap();
     purge(&base, &agent, &tenant).await;
+    assert_calls_are_documented(&base);
 }
 
 #[tokio::test]
@@ -235,6 +239,7 @@ async fn a_secret_just_restored_is_waited_for() {
     let secret = report.resources.iter().find(|r| r.kind == ResourceKind::Secret).unwrap();
     assert!(secret.changes.contains(&"restored".to_owned()), "{secret:?}");
     purge(&base, &agent, &tenant).await;
+    assert_calls_are_documented(&base);
 }
 
 #[tokio::test]
@@ -271,6 +276,7 @@ async fn a_redeploy_right_after_a_delete_waits_for_the_old_service_to_drain_with
     assert!(err.message.contains("still draining") && err.message.contains("deregistration delay"), "{err}");
     assert!(waited >= std::time::Duration::from_secs(3), "it waited {waited:?}");
     purge(&base, &agent, &tenant).await;
+    assert_calls_are_documented(&base);
 }
 
 #[tokio::test]
@@ -321,6 +327,7 @@ async fn fifty_agents_deploy_roll_out_and_delete_under_throttling_with_no_failur
         let names = AgentNames::new(&base.settings.prefix, agent);
         assert_eq!(leftovers(&base, &names).await, Vec::<String>::new());
     }
+    assert_calls_are_documented(&base);
 }
 
 #[tokio::test]
@@ -339,6 +346,7 @@ async fn a_bucket_head_refused_or_redirected_is_told_as_it_is() {
     assert!(err.message.contains("eu-west-1"), "{err}");
     base.recorder.clear_faults();
     assert!(base.recorder.mutating_calls().is_empty(), "nothing is written after a refused look");
+    assert_calls_are_documented(&base);
 }
 
 #[tokio::test]
@@ -364,4 +372,5 @@ async fn a_service_whose_load_balancer_was_changed_is_put_back_behind_its_own_ta
     let svc = again.resources.iter().find(|r| r.kind == ResourceKind::Service).unwrap();
     assert_eq!(svc.changes, ["load balancer"], "{svc:?}");
     purge(&base, &agent, &tenant).await;
+    assert_calls_are_documented(&base);
 }

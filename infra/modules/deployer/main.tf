@@ -8,7 +8,11 @@
 # creates the function; after that CI owns the code (lambda:UpdateFunctionCode in
 # the release workflow), so Terraform ignores later changes of the package: an apply
 # from a workstation never replaces the released code with a local build. The
-# configuration (environment, memory, timeout, role) stays Terraform's.
+# configuration (environment, memory, timeout, role) stays Terraform's, except
+# TEMPOVOICE_RUNTIME_IMAGE_TAG (the runtime image of agents created later): each
+# release sets it to the tag it released (lambda:UpdateFunctionConfiguration, every
+# other variable written back as read), so var.runtime_image_tag is only the value
+# the function is created with.
 #
 # Sizing:
 #   - timeout 900 s, the Lambda maximum: one invocation runs a whole `rollout`
@@ -100,7 +104,14 @@ resource "aws_lambda_function" "deployer" {
   }
 
   lifecycle {
-    ignore_changes = [filename, source_code_hash]
+    # The code is CI's (see above). So is TEMPOVOICE_RUNTIME_IMAGE_TAG after the
+    # function is created: releases own that key and set it to their tag; the rest of
+    # the environment stays Terraform's.
+    ignore_changes = [
+      filename,
+      source_code_hash,
+      environment[0].variables["TEMPOVOICE_RUNTIME_IMAGE_TAG"],
+    ]
 
     # The same rules the deployer applies at cold start (settings.rs): checked at
     # plan time here rather than failing every invocation after the apply.

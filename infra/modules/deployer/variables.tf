@@ -80,7 +80,7 @@ variable "runtime_repository" {
 }
 
 variable "runtime_image_tag" {
-  description = "TEMPOVOICE_RUNTIME_IMAGE_TAG: runtime image tag of new agents when a deploy names none."
+  description = "TEMPOVOICE_RUNTIME_IMAGE_TAG: runtime image tag of new agents when a deploy names none, as the function is created; releases set it afterwards (ignored by Terraform then)."
   type        = string
 }
 

@@ -248,10 +248,12 @@ resource "aws_iam_role" "github_deploy" {
   max_session_duration = 3600
 }
 
-# A release: push both images; update the deployer's code and invoke it (`rollout`
-# moves every agent onto the new runtime image); roll the control-plane service onto
-# its new image (register a copy of the family's latest task definition with the new
-# image, then UpdateService), which passes the control plane's two roles to ECS.
+# A release: push both images (each architecture by digest, then the index under the
+# tag); update the deployer's code, set its TEMPOVOICE_RUNTIME_IMAGE_TAG (the image of
+# agents created later) to the release tag, and invoke it (`rollout` moves every agent
+# onto the new runtime image); roll the control-plane service onto its new image
+# (register a copy of the family's latest task definition with the new image, then
+# UpdateService), which passes the control plane's two roles to ECS.
 resource "aws_iam_role_policy" "github_deploy" {
   name = "tempovoice-github-deploy"
   role = aws_iam_role.github_deploy.id
