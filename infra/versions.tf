@@ -3,11 +3,14 @@
 # State holds the generated secrets (database password, secrets key, admin token,
 # dashboard session key): keep it in an encrypted, access-controlled remote backend,
 # for example an S3 bucket with SSE-KMS, versioning and native locking (Terraform
-# >= 1.10) or a DynamoDB lock table. Configure it with `terraform init
-# -backend-config=...`; no backend is hard-coded here.
+# >= 1.10) or a DynamoDB lock table. The backend is S3, configured at init:
+#   terraform init -backend-config="bucket=…" -backend-config="key=tempovoice.tfstate" \
+#     -backend-config="region=…" -backend-config="encrypt=true" -backend-config="use_lockfile=true"
 
 terraform {
   required_version = ">= 1.6.0"
+
+  backend "s3" {}
 
   required_providers {
     aws = {

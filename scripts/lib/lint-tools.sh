@@ -34,7 +34,8 @@ pip_pins() {
   for req in "$@"; do
     name=${req%%==*}
     version=${req##*==}
-    "$venv/bin/pip" show "$name" 2>/dev/null | grep -qx "Version: $version" || wanted+=("$req")
+    # Not grep -q: under pipefail, pip killed by its early exit would read as missing.
+    "$venv/bin/pip" show "$name" 2>/dev/null | grep -x "Version: $version" >/dev/null || wanted+=("$req")
   done
   [ "${#wanted[@]}" -gt 0 ] || return 0
   printf '==> installing %s into %s\n' "${wanted[*]}" "$venv"
@@ -53,7 +54,7 @@ ensure_lint_python_tools() {
 }
 
 ensure_cargo_deny() {
-  if "$CARGO_DENY" --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+  if "$CARGO_DENY" --version 2>/dev/null | grep -x "cargo-deny $CARGO_DENY_VERSION" >/dev/null; then
     return 0
   fi
   printf '==> building cargo-deny %s (crates.io) into %s\n' "$CARGO_DENY_VERSION" "$TOOLS_ROOT"

@@ -212,9 +212,24 @@ fn the_policy_check_catches_a_removed_action_a_wildcard_and_a_star_resource() {
 /// IAM actions as the deployer's are, and the policy grants exactly those.
 #[test]
 fn the_control_plane_policy_grants_exactly_what_it_calls() {
-    // Every AWS operation in control-plane/src (`grep -rn '\.send()' control-plane/src`):
     // deploy::LambdaDeployer (Invoke), http::calls (ListObjectsV2, GetObject).
     let calls = [("Lambda", "Invoke"), ("S3", "ListObjectsV2"), ("S3", "GetObject")];
+    // The list is the source's: each SDK call there is one line with `.send()`, whose
+    // first `.operation()` names it.
+    let mut in_source: Vec<String> = Vec::new();
+    for file in rust_files(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../control-plane/src"))) {
+        for line in std::fs::read_to_string(&file).unwrap().lines().filter(|l| l.contains(".send()")) {
+            let op = line
+                .split('.')
+                .find_map(|part| part.strip_suffix("()").or_else(|| part.split_once("()").map(|(op, _)| op)));
+            let op = op.filter(|op| op.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+            in_source.push(op.map_or_else(|| format!("unreadable: {line}"), pascal_case));
+        }
+    }
+    in_source.sort();
+    let mut listed: Vec<String> = calls.iter().map(|(_, op)| (*op).to_owned()).collect();
+    listed.sort();
+    assert_eq!(in_source, listed, "control-plane/src makes other AWS calls than this test lists: update it");
     let used: BTreeSet<String> = calls
         .iter()
         .flat_map(|(service, operation)| {
@@ -227,4 +242,28 @@ fn the_control_plane_policy_grants_exactly_what_it_calls() {
     assert_eq!(used, ["lambda:InvokeFunction", "s3:GetObject", "s3:ListBucket"].map(String::from).into());
     let policy = read_policy(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/policies/control-plane.json"));
     assert_eq!(policy_problems(&policy, &used, &[]), Vec::<String>::new());
+}
+
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// `list_objects_v2` → `ListObjectsV2`: the SDK's method name as the operation's.
+fn pascal_case(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
 }

@@ -3,8 +3,7 @@
 # Permission policies are the JSON templates in infra/policies/, loaded with
 # templatefile() so that Terraform and scripts/bootstrap-local (which applies the
 # agent ones to moto) grant exactly the same; each call passes exactly the
-# placeholders its file uses (infra/tests/check_policy_templates.py and
-# scripts/lib/check_infra.py check it).
+# placeholders its file uses (scripts/lint checks it, with scripts/lib/check_infra.py).
 # Trust policies are written here.
 #
 #   role / policy                      trusted by                 permissions
@@ -227,16 +226,16 @@ data "aws_iam_policy_document" "github_trust" {
       values   = ["sts.amazonaws.com"]
     }
 
-    # Only jobs of this repository that run in the deploy environment, on main, or
-    # on a release tag; never pull requests or other branches.
+    # Only jobs of this repository that run in the deploy environment: a job that
+    # names an environment gets the subject `repo:…:environment:…` whatever its ref,
+    # and every job of release.yml and rollout.yml that reaches AWS names it. Which
+    # refs may deploy is the environment's own rule, set in GitHub: deployment
+    # branches and tags `main` and `v*` (docs/deploy.md). Pull requests and other
+    # branches can neither use the environment nor assume this role.
     condition {
-      test     = "StringLike"
+      test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values = [
-        "repo:${var.github_repository}:environment:${var.deploy_environment}",
-        "repo:${var.github_repository}:ref:refs/heads/main",
-        "repo:${var.github_repository}:ref:refs/tags/v*",
-      ]
+      values   = ["repo:${var.github_repository}:environment:${var.deploy_environment}"]
     }
   }
 }
