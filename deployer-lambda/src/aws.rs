@@ -111,7 +111,7 @@ impl AwsClients {
 }
 
 /// One recorded AWS call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Call {
     pub service: String,
     pub operation: String,
@@ -129,7 +129,7 @@ impl Call {
 pub(crate) struct RecorderState {
     calls: Vec<Call>,
     /// Every distinct call since the recorder was made: `clear` leaves it.
-    seen: std::collections::BTreeSet<(String, String)>,
+    seen: std::collections::BTreeSet<Call>,
     fail_operation: Option<String>,
     pub(crate) faults: Vec<Fault>,
     /// Faults answered so far, by operation.
@@ -171,11 +171,7 @@ impl CallRecorder {
     /// Each distinct call made since the recorder was made, cleared or not: what a
     /// role running these paths needs permission for.
     pub fn calls_ever(&self) -> Vec<Call> {
-        self.lock()
-            .seen
-            .iter()
-            .map(|(service, operation)| Call { service: service.clone(), operation: operation.clone() })
-            .collect()
+        self.lock().seen.iter().cloned().collect()
     }
 
     /// Makes every call of `operation` (e.g. `CreateTargetGroup`) fail until cleared,
@@ -222,8 +218,9 @@ impl Intercept for CallRecorder {
     ) -> Result<(), BoxError> {
         let Some(meta) = cfg.load::<Metadata>() else { return Ok(()) };
         let mut state = self.lock();
-        state.seen.insert((meta.service().to_owned(), meta.name().to_owned()));
-        state.calls.push(Call { service: meta.service().to_owned(), operation: meta.name().to_owned() });
+        let call = Call { service: meta.service().to_owned(), operation: meta.name().to_owned() };
+        state.seen.insert(call.clone());
+        state.calls.push(call);
         if state.fail_operation.as_deref() == Some(meta.name()) {
             return Err(Box::new(InjectedFailure(meta.name().to_owned())));
         }

@@ -175,16 +175,6 @@ impl<'a> ImageRef<'a> {
     }
 }
 
-/// Resolves `tag` to its digest in ECR: one DescribeImages call, whose answer also
-/// names the registry.
-pub async fn runtime_image(
-    clients: &AwsClients,
-    settings: &DeployerSettings,
-    tag: &str,
-) -> Result<RuntimeImage, DeployError> {
-    resolve_image(clients, settings, ImageRef::Tag(tag)).await
-}
-
 /// Finds the image in ECR by tag or digest (one DescribeImages call, whose answer
 /// also names the registry) and pins it by digest.
 pub async fn resolve_image(
@@ -274,7 +264,11 @@ pub async fn deploy(
     let ((image, bucket_existed), ((secret_found, tg_found), (td_found, (rules_found, (service_found, role_found))))) =
         Box::pin(both(
             seq,
-            both(seq, runtime_image(clients, settings, &tag), bucket::exists(&clients.s3, &names.bucket)),
+            both(
+                seq,
+                resolve_image(clients, settings, ImageRef::Tag(&tag)),
+                bucket::exists(&clients.s3, &names.bucket),
+            ),
             both(
                 seq,
                 both(

@@ -4,7 +4,7 @@
 //! definition of that base, used by the README's run command and by every test.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rand::Rng;
@@ -24,6 +24,29 @@ pub fn cargo_lambda() -> PathBuf {
         Some(p) => p.into(),
         None => venv_bin("cargo-lambda"),
     }
+}
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("test-support is a workspace member").to_owned()
+}
+
+/// The workspace binary `name` beside the running test's executable (`target/debug`,
+/// as `cargo build --workspace` leaves it), built first if it is missing.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/debug/deps"); // → target/debug
+    let binary = dir.join(name);
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--bin", name])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cargo build --bin {name}");
+    }
+    binary
 }
 
 fn venv_bin(name: &str) -> PathBuf {

@@ -668,3 +668,55 @@ async fn a_deploy_rolls_out_until_ecs_reports_it_healthy_and_fails_when_it_never
     assert_eq!(failed["error"]["code"], "RolloutTimeout", "{failed:#}");
     assert!(failed["error"]["message"].as_str().unwrap().contains("TEMPOVOICE_ROLLOUT_TIMEOUT_SECS"), "{failed:#}");
 }
+
+/// `POST /v1/admin/sweep`: the deployer hears of every agent the database knows, so
+/// only an agent whose row is gone while its resources stay is reported; nothing is
+/// deleted; an AWS failure under it answers 502.
+#[tokio::test]
+async fn the_admin_sweep_reports_only_agents_the_database_no_longer_knows() {
+    use deployer_lambda::CallRecorder;
+
+    let base = aws_base(1, 95);
+    let recorder = CallRecorder::new();
+    let clients = deployer_lambda::AwsClients::new(&sdk().await, Some(recorder.clone()));
+    let settings = DeployerSettings::from_map("us-east-1", &base).unwrap();
+    let deployer: Arc<dyn Deployer> = Arc::new(InProcessDeployer::with_clients(clients, settings));
+    let app = spawn_with_deployer(deploying(&base), deployer).await;
+    let tenant = app.new_tenant("t").await;
+    let mut ids = Vec::new();
+    for name in ["Kept", "Lost"] {
+        let agent: Value = app.create_agent(&tenant, &agent_body(name)).await.json().await.unwrap();
+        let id = agent["id"].as_str().unwrap().to_owned();
+        let done = wait_done(&app, &tenant, &id, agent["deployment"]["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "active", "{done:#}");
+        ids.push(id);
+    }
+    let sweep = || app.admin(Method::POST, "/v1/admin/sweep", None);
+
+    let res = sweep().await;
+    assert_eq!(res.status(), 200);
+    let clean: Value = res.json().await.unwrap();
+    assert_eq!(clean["orphans"], json!([]), "{clean:#}");
+
+    // The second agent's teardown fails for good (ECS refuses to delete its service):
+    // the database forgets the agent, its resources stay in AWS.
+    recorder.fail(Some("DeleteService"));
+    let res = app.request(Method::DELETE, &format!("/v1/agents/{}", ids[1]), Some(&tenant.key)).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let teardown: Value = res.json().await.unwrap();
+    let done = wait_done(&app, &tenant, &ids[1], teardown["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    recorder.fail(None);
+    recorder.clear();
+    let report: Value = sweep().await.json().await.unwrap();
+    let orphans: Vec<&str> =
+        report["orphans"].as_array().unwrap().iter().map(|o| o["agent_id"].as_str().unwrap()).collect();
+    assert_eq!(orphans, [ids[1].as_str()], "{report:#}");
+    assert_eq!(recorder.mutating_calls(), [], "a dry run deletes nothing");
+
+    // AWS failing under the sweep: 502, told as such.
+    recorder.fail(Some("ListServices"));
+    let (status, code, ..) = error_of(sweep().await).await;
+    assert_eq!((status, code.as_str()), (502, "upstream"));
+    recorder.fail(None);
+}

@@ -3,7 +3,6 @@
 //! through the Lambda Invoke API (aws-sdk-lambda), which provisions in moto.
 
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -23,24 +22,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-/// The deployer binary next to this test's own target directory, built if missing.
-fn deployer_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap(); // target/debug/deps → target/debug
-    let binary = dir.join(FUNCTION);
-    if !binary.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status =
-            Command::new(cargo).args(["build", "-p", FUNCTION]).current_dir(workspace_root()).status().unwrap();
-        assert!(status.success(), "build the deployer binary");
-    }
-    binary
 }
 
 fn free_port() -> u16 {
@@ -90,14 +71,14 @@ impl LambdaPeer {
             Command::new(test_support::cargo_lambda())
                 .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1"])
                 .args(["--invoke-port", &port.to_string()])
-                .current_dir(workspace_root())
+                .current_dir(test_support::workspace_root())
                 .stdout(std::fs::File::create(logs.path().join("watch.log")).unwrap())
                 .stderr(Stdio::inherit())
                 .spawn()
                 .expect("cargo lambda (pip install cargo-lambda; scripts/test installs it)"),
         );
         wait_for_port(port, "cargo lambda watch", &mut watch);
-        let mut function = Command::new(deployer_binary());
+        let mut function = Command::new(test_support::workspace_binary(FUNCTION));
         function
             .env_clear()
             .envs(base)
@@ -200,7 +181,7 @@ async fn run_script(args: &[&str], env: &[(&str, String)]) -> (i32, String, Stri
 fn run_script_blocking(args: &[String], env: &[(String, String)]) -> (i32, String, String) {
     let summary = tempfile::NamedTempFile::new().unwrap();
     let out = Command::new(test_support::python())
-        .arg(workspace_root().join("scripts/rollout"))
+        .arg(test_support::workspace_root().join("scripts/rollout"))
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")

@@ -9,25 +9,12 @@
 //! needs or one of the few non-library packages named below with their reason.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// Library packages `debian:bookworm-slim` already has (the C and C++ runtimes, which
 /// dpkg and apt themselves link).
 const BASE_LIBRARIES: &[&str] = &["libc6", "libgcc-s1", "libstdc++6", "zlib1g"];
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-/// A binary the workspace build made, beside this test's own executable.
-fn built_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap(); // target/debug/deps → target/debug
-    let binary = dir.join(name);
-    assert!(binary.exists(), "{} is built with the workspace (cargo build --workspace)", binary.display());
-    binary
-}
 
 fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("run {program}: {e}"));
@@ -77,7 +64,7 @@ fn package_of(path: &str) -> String {
 }
 
 fn dockerfile(name: &str) -> String {
-    std::fs::read_to_string(workspace_root().join("docker").join(name)).unwrap()
+    std::fs::read_to_string(test_support::workspace_root().join("docker").join(name)).unwrap()
 }
 
 /// The packages a Dockerfile's final stage installs with apt-get.
@@ -124,7 +111,7 @@ fn image_problems(binary: &Path, dockerfile: &str, non_libraries: &[(&str, &str)
 
 #[test]
 fn the_runtime_image_holds_exactly_the_libraries_its_binary_links() {
-    let binary = built_binary("agent-runtime");
+    let binary = test_support::workspace_binary("agent-runtime");
     let non_libraries = [
         ("ca-certificates", "TLS to Twilio, S3 and the speech providers"),
         ("tini", "PID 1: passes ECS's SIGTERM on, so calls drain"),
@@ -141,7 +128,7 @@ fn the_runtime_image_holds_exactly_the_libraries_its_binary_links() {
 
 #[test]
 fn the_control_plane_image_holds_exactly_the_libraries_its_binary_links() {
-    let binary = built_binary("control-plane");
+    let binary = test_support::workspace_binary("control-plane");
     let non_libraries = [
         ("ca-certificates", "TLS to AWS and PostgreSQL"),
         ("tini", "PID 1: passes ECS's SIGTERM on, so requests drain"),
@@ -153,7 +140,7 @@ fn the_control_plane_image_holds_exactly_the_libraries_its_binary_links() {
 /// installs one it does not.
 #[test]
 fn the_image_check_catches_a_missing_and_an_extra_library() {
-    let binary = built_binary("agent-runtime");
+    let binary = test_support::workspace_binary("agent-runtime");
     let planted = dockerfile("agent-runtime.Dockerfile").replace(" libsphinxbase3", " libsqlite3-0");
     let problems = image_problems(&binary, &planted, &[]);
     assert!(problems.iter().any(|p| p.contains("(libsphinxbase3) is needed")), "{problems:?}");
