@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use agent_spec::calls::CALL_FILES;
 pub use agent_spec::calls::{CallMetadata, DtmfRecord, Role, ToolCallRecord, Transcript, Turn, WebhookDelivery};
 
 /// Writes the stereo call recording to a file as the call goes.
@@ -77,6 +78,15 @@ pub struct CallArtifacts {
     pub voicemail: Option<PathBuf>,
 }
 
+/// Why a file did not reach the object store (the call stays in the spool).
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("put {key}: {reason}")]
+    Put { key: String, reason: String },
+}
+
 /// Where artifacts go.
 pub trait ObjectStore: Send + Sync + 'static {
     fn put_file<'a>(
@@ -84,7 +94,7 @@ pub trait ObjectStore: Send + Sync + 'static {
         key: &'a str,
         path: &'a Path,
         content_type: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
+    ) -> futures::future::BoxFuture<'a, Result<(), UploadError>>;
 }
 
 /// S3, in the agent's bucket.
@@ -99,11 +109,11 @@ impl ObjectStore for S3Store {
         key: &'a str,
         path: &'a Path,
         content_type: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+    ) -> futures::future::BoxFuture<'a, Result<(), UploadError>> {
         Box::pin(async move {
             let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
                 .await
-                .map_err(|e| format!("read {}: {e}", path.display()))?;
+                .map_err(|e| UploadError::Read { path: path.to_owned(), reason: e.to_string() })?;
             self.client
                 .put_object()
                 .bucket(&self.bucket)
@@ -112,7 +122,10 @@ impl ObjectStore for S3Store {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| format!("put s3://{}/{key}: {}", self.bucket, aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| UploadError::Put {
+                key: format!("s3://{}/{key}", self.bucket),
+                reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            })?;
             Ok(())
         })
     }
@@ -140,14 +153,6 @@ pub struct ArtifactStore {
     retry_first: Duration,
     retry_max: Duration,
 }
-
-const FILES: [(&str, &str); 4] = [
-    ("transcript.json", "application/json"),
-    ("recording.wav", "audio/wav"),
-    ("voicemail.wav", "audio/wav"),
-    // metadata last: its presence marks a complete call for readers.
-    ("metadata.json", "application/json"),
-];
 
 impl ArtifactStore {
     pub fn new(store: Arc<dyn ObjectStore>, spool: PathBuf, retry_first: Duration, retry_max: Duration) -> Self {
@@ -224,13 +229,15 @@ impl ArtifactStore {
     /// Uploads one spooled call; removes it when every file is in the store.
     async fn upload_dir(&self, call_sid: &str) -> bool {
         let dir = self.spool.join("pending").join(call_sid);
-        for (name, content_type) in FILES {
+        // In `CALL_FILES` order: the metadata last, as it marks a complete call.
+        for file in CALL_FILES {
+            let name = file.name();
             let path = dir.join(name);
             if !path.exists() {
                 continue;
             }
-            let key = format!("calls/{call_sid}/{name}");
-            if let Err(e) = self.store.put_file(&key, &path, content_type).await {
+            let key = file.key(call_sid);
+            if let Err(e) = self.store.put_file(&key, &path, file.content_type()).await {
                 tracing::warn!(call_sid, error = %e, "artifact upload failed; kept in the spool");
                 return false;
             }

@@ -26,6 +26,11 @@ pub struct Metrics {
     pub webhook_errors: AtomicU64,
     pub telephony_errors: AtomicU64,
     pub signature_failures: AtomicU64,
+    /// Agent replies cut because they broke one of the agent's rules.
+    pub guardrail_cuts: AtomicU64,
+    /// Calls the speech provider failed: `unavailable` at the start, `error` during.
+    pub provider_unavailable: AtomicU64,
+    pub provider_failed: AtomicU64,
     ended: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
     frame_handling: Mutex<Histogram<{ FRAME_BUCKETS.len() }>>,
@@ -70,6 +75,15 @@ impl Metrics {
         *self.ended.lock().expect("metrics lock").entry(reason.to_owned()).or_default() += 1;
     }
 
+    /// A call lost its speech provider (`unavailable` when it could not connect,
+    /// `error` when it failed during the call).
+    pub fn provider_failure(&self, kind: &str) {
+        match kind {
+            "unavailable" => self.provider_unavailable.fetch_add(1, Ordering::Relaxed),
+            _ => self.provider_failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
     pub fn observe_turn_latency(&self, secs: f64) {
         self.latency.lock().expect("metrics lock").observe(&LATENCY_BUCKETS, secs);
     }
@@ -106,6 +120,12 @@ impl Metrics {
         );
         gauge("tempovoice_provider_errors_total", "Speech provider errors.", "counter", load(&self.provider_errors));
         gauge(
+            "tempovoice_guardrail_cuts_total",
+            "Agent replies cut because they broke one of the agent's rules.",
+            "counter",
+            load(&self.guardrail_cuts),
+        );
+        gauge(
             "tempovoice_s3_errors_total",
             "Artifact uploads that failed (and were spooled).",
             "counter",
@@ -136,6 +156,15 @@ impl Metrics {
             spooled_calls.to_string(),
         );
 
+        let _ = writeln!(
+            out,
+            "# HELP tempovoice_provider_failures_total Calls that lost their speech provider, by kind \
+             (unavailable: at the start; error: during the call).\n# TYPE tempovoice_provider_failures_total counter\n\
+             tempovoice_provider_failures_total{{kind=\"unavailable\"}} {}\n\
+             tempovoice_provider_failures_total{{kind=\"error\"}} {}",
+            load(&self.provider_unavailable),
+            load(&self.provider_failed)
+        );
         let _ = writeln!(
             out,
             "# HELP tempovoice_calls_ended_total Calls ended, by reason.\n# TYPE tempovoice_calls_ended_total counter"

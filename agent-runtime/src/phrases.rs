@@ -18,6 +18,8 @@ pub struct Phrases {
     pub not_understood: String,
     pub no_answer: String,
     pub shutting_down: String,
+    /// Said in the runtime's own voice when the speech provider is unavailable.
+    pub provider_apology: String,
 }
 
 impl Phrases {
@@ -37,6 +39,7 @@ impl Phrases {
             not_understood: "Sorry, I did not catch that. Could you say it again?".into(),
             no_answer: "I am sorry, I do not have an answer to that.".into(),
             shutting_down: "I am sorry, I have to end our call now. Please call again. Goodbye.".into(),
+            provider_apology: "I am sorry, I cannot take your call right now. Please call again later. Goodbye.".into(),
         }
     }
 
@@ -57,6 +60,7 @@ impl Phrases {
             &self.not_understood,
             &self.no_answer,
             &self.shutting_down,
+            &self.provider_apology,
         ]
     }
 }

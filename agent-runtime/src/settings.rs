@@ -17,7 +17,7 @@
 //! | `TEMPOVOICE_ASR` | `on` | `off`: the local pipeline does not recognize speech |
 //! | `POCKETSPHINX_MODEL_DIR` | `/usr/share/pocketsphinx/model/en-us` | recognizer model |
 //! | `ESPEAK_NG` | `espeak-ng` | synthesizer program |
-//! | `TEMPOVOICE_END_OF_TURN_MS` | `700` | caller silence that ends a turn |
+//! | `TEMPOVOICE_END_OF_TURN_MS` | `700` | caller silence that ends a turn (the runtime's own detector, which runs for every provider) |
 //! | `TEMPOVOICE_LOG_FORMAT` | `json` | `json` or `text` |
 //! | `TEMPOVOICE_EXTRA_CA_FILE` | none | PEM certificates trusted besides the public roots, for webhooks on a private CA |
 
@@ -41,6 +41,8 @@ pub struct Settings {
     pub drain: Duration,
     pub spool_dir: PathBuf,
     pub local: LocalSettings,
+    /// Caller silence that ends a turn.
+    pub end_of_turn: Duration,
     pub json_logs: bool,
     /// Extra trusted root certificates (PEM) for outgoing HTTPS.
     pub extra_ca_pem: Option<Vec<u8>>,
@@ -140,7 +142,6 @@ impl Settings {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(crate::speech::recognizer::DEFAULT_MODEL_DIR)),
             espeak: get("ESPEAK_NG").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("espeak-ng")),
-            end_of_turn,
             work_dir: spool_dir.join("model"),
         };
         match (spec, bucket, listen) {
@@ -155,6 +156,7 @@ impl Settings {
                 drain,
                 spool_dir,
                 local,
+                end_of_turn,
                 json_logs,
                 extra_ca_pem,
             }),

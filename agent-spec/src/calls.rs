@@ -1,11 +1,58 @@
-//! What a call leaves behind in `s3://{agent bucket}/calls/{callSid}/`, as JSON: the
-//! runtime writes these documents, the control plane serves them, and the dashboard
-//! shows them.
+//! What a call leaves behind in `s3://{agent bucket}/calls/{callSid}/` ([`CallFile`]
+//! names the keys for the runtime that writes them and the control plane that reads
+//! them), as JSON: the runtime writes these documents, the control plane serves them,
+//! and the dashboard shows them.
 //!
 //! - `transcript.json`: [`Transcript`];
 //! - `metadata.json`: [`CallMetadata`].
 
 use serde::{Deserialize, Serialize};
+
+/// The prefix under which every call's files live in the agent's bucket.
+pub const CALLS_PREFIX: &str = "calls/";
+
+/// The files a call can leave, in upload order: `metadata.json` last, because its
+/// presence marks a complete call for readers.
+pub const CALL_FILES: [CallFile; 4] =
+    [CallFile::Transcript, CallFile::Recording, CallFile::Voicemail, CallFile::Metadata];
+
+/// One file of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallFile {
+    Transcript,
+    Recording,
+    Voicemail,
+    Metadata,
+}
+
+impl CallFile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Transcript => "transcript.json",
+            Self::Recording => "recording.wav",
+            Self::Voicemail => "voicemail.wav",
+            Self::Metadata => "metadata.json",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Transcript | Self::Metadata => "application/json",
+            Self::Recording | Self::Voicemail => "audio/wav",
+        }
+    }
+
+    /// The object key of this file of `call_sid`: `calls/{callSid}/{file}`.
+    pub fn key(self, call_sid: &str) -> String {
+        format!("{CALLS_PREFIX}{call_sid}/{}", self.name())
+    }
+
+    /// The call whose file this key is, if it is one of this kind.
+    pub fn call_of(self, key: &str) -> Option<&str> {
+        let sid = key.strip_prefix(CALLS_PREFIX)?.strip_suffix(self.name())?.strip_suffix('/')?;
+        (!sid.is_empty() && !sid.contains('/')).then_some(sid)
+    }
+}
 
 /// Who spoke a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +135,13 @@ pub struct WebhookDelivery {
     pub error: Option<String>,
 }
 
+/// Tokens a provider counted over a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
 /// `metadata.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallMetadata {
@@ -105,7 +159,9 @@ pub struct CallMetadata {
     pub ended_at: String,
     pub duration_secs: f64,
     /// `caller_hung_up`, `end_call`, `transferred`, `voicemail`, `idle`, `max_duration`,
-    /// `max_turns`, `guardrail`, `shutdown`, `stream_dropped`.
+    /// `max_turns`, `guardrail`, `shutdown`, `stream_dropped`, `provider_unavailable`
+    /// (the speech provider could not be reached), `provider_error` (it failed during
+    /// the call).
     pub end_reason: String,
     /// Per agent reply: milliseconds from the end of the caller's turn to the first
     /// agent audio sent.
@@ -113,6 +169,12 @@ pub struct CallMetadata {
     pub caller_turns: u32,
     pub agent_turns: u32,
     pub interruptions: u32,
+    /// Agent replies cut because they broke one of the agent's rules.
+    #[serde(default)]
+    pub guardrail_cuts: u32,
+    /// Tokens the speech provider counted (zero for the local pipeline).
+    #[serde(default)]
+    pub usage: TokenUsage,
     pub frames_in: u64,
     pub frames_out: u64,
     pub malformed_messages: u64,
@@ -120,4 +182,19 @@ pub struct CallMetadata {
     pub voicemail: bool,
     pub webhooks: Vec<WebhookDelivery>,
     pub errors: Vec<String>,
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn keys_map_back_to_their_call() {
+        let key = CallFile::Metadata.key("CA0123");
+        assert_eq!(key, "calls/CA0123/metadata.json");
+        assert_eq!(CallFile::Metadata.call_of(&key), Some("CA0123"));
+        assert_eq!(CallFile::Transcript.call_of(&key), None);
+        assert_eq!(CallFile::Metadata.call_of("calls//metadata.json"), None);
+        assert_eq!(CallFile::Metadata.call_of("calls/a/b/metadata.json"), None);
+    }
 }

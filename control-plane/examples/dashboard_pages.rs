@@ -94,6 +94,8 @@ fn metadata(agent_id: &str, tenant_id: &str) -> CallMetadata {
         caller_turns: 100,
         agent_turns: 100,
         interruptions: 12,
+        guardrail_cuts: 0,
+        usage: Default::default(),
         frames_in: 40_000,
         frames_out: 20_000,
         malformed_messages: 0,

@@ -1,16 +1,15 @@
-//! The offline `local` speech pipeline: earshot voice activity detection and end of
-//! turn → PocketSphinx recognition → the knowledge-base [`Responder`] → espeak-ng
-//! synthesis. Nothing leaves the machine.
+//! The offline `local` speech pipeline: the caller's utterances (cut by the runtime's
+//! earshot end-of-turn detector) → PocketSphinx recognition → the knowledge-base
+//! [`Responder`] → espeak-ng synthesis. Nothing leaves the machine.
 //!
 //! [`LocalPipeline`] is built once per agent (language model, recognizer pool,
-//! phrase cache) and hands out one [`LocalSession`] per call. The per-frame work in a
-//! session is voice activity detection only; recognition runs on the blocking pool
-//! and synthesis in espeak-ng processes, so calls do not hold each other up.
+//! phrase cache) and hands out one [`LocalSession`] per call. A session does no
+//! per-frame work of its own; recognition runs on the blocking pool and synthesis in
+//! espeak-ng processes, so calls do not hold each other up.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use agent_spec::AgentConfig;
 use tokio::sync::mpsc;
@@ -20,8 +19,8 @@ use tracing::Instrument;
 use super::recognizer::{self, Dictionary, Recognizer, RecognizerError};
 use super::responder::Responder;
 use super::tts::Synthesizer;
-use super::vad::{TurnDetector, TurnEvent};
-use super::{SpeechEvent, SpeechSession, sentences};
+use super::vad::TurnEvent;
+use super::{CallerAudio, SpeechEvent, SpeechSession, ToolOutcome, sentences};
 
 #[derive(Debug, Clone)]
 pub struct LocalSettings {
@@ -30,8 +29,6 @@ pub struct LocalSettings {
     pub recognition: bool,
     pub model_dir: PathBuf,
     pub espeak: PathBuf,
-    /// Silence that ends a caller's turn.
-    pub end_of_turn: Duration,
     /// Where the agent's language model is written.
     pub work_dir: PathBuf,
 }
@@ -43,12 +40,11 @@ struct AgentModels {
 
 pub struct LocalPipeline {
     responder: Responder,
-    tts: Synthesizer,
+    tts: Arc<Synthesizer>,
     recognizers: Mutex<Vec<Recognizer>>,
     /// The agent's language model and pronouncing dictionary, with recognition on.
     models: Option<AgentModels>,
     model_dir: PathBuf,
-    end_of_turn: Duration,
 }
 
 impl LocalPipeline {
@@ -56,11 +52,10 @@ impl LocalPipeline {
         let responder = Responder::new(config);
         let voice = config.voice.voice_id.as_str().to_owned();
         let mut pipeline = Self {
-            tts: Synthesizer::new(settings.espeak.clone(), voice),
+            tts: Arc::new(Synthesizer::new(settings.espeak.clone(), voice)),
             recognizers: Mutex::new(Vec::new()),
             models: None,
             model_dir: settings.model_dir.clone(),
-            end_of_turn: settings.end_of_turn,
             responder,
         };
         if settings.recognition {
@@ -85,29 +80,14 @@ impl LocalPipeline {
         Ok(Arc::new(pipeline))
     }
 
-    /// Synthesizes `lines` into the cache, a few at a time.
-    pub async fn prewarm(&self, lines: &[&str]) -> Result<(), super::tts::TtsError> {
-        use futures::StreamExt;
-        let all: Vec<String> = lines.iter().flat_map(|l| sentences(l)).collect();
-        let mut results = futures::stream::iter(all.iter().map(|s| self.tts.synthesize(s))).buffer_unordered(4);
-        while let Some(r) = results.next().await {
-            r?;
-        }
-        Ok(())
+    /// The agent's voice, which also says the runtime's own lines.
+    pub fn synthesizer(&self) -> Arc<Synthesizer> {
+        Arc::clone(&self.tts)
     }
 
     pub fn session(self: &Arc<Self>) -> LocalSession {
         let (tx, rx) = mpsc::unbounded_channel();
-        LocalSession {
-            pipeline: Arc::clone(self),
-            turn: TurnDetector::new(self.end_of_turn),
-            decoded: Vec::with_capacity(crate::audio::FRAME_SAMPLES),
-            turn_events: Vec::new(),
-            tx,
-            rx,
-            generation: 0,
-            tasks: JoinSet::new(),
-        }
+        LocalSession { pipeline: Arc::clone(self), turns: 0, tx, rx, generation: 0, tasks: JoinSet::new() }
     }
 
     fn recognize(&self, samples: &[i16]) -> String {
@@ -135,9 +115,8 @@ const ANY_GENERATION: u64 = u64::MAX;
 
 pub struct LocalSession {
     pipeline: Arc<LocalPipeline>,
-    turn: TurnDetector,
-    decoded: Vec<i16>,
-    turn_events: Vec<TurnEvent>,
+    /// Caller turns so far, which name them (`c1`, `c2`, …).
+    turns: u64,
     tx: mpsc::UnboundedSender<(u64, SpeechEvent)>,
     rx: mpsc::UnboundedReceiver<(u64, SpeechEvent)>,
     generation: u64,
@@ -146,10 +125,16 @@ pub struct LocalSession {
 }
 
 impl LocalSession {
-    fn spawn_reply(&mut self, utterance: Vec<i16>, ended_at: std::time::Instant) {
+    fn spawn_reply(&mut self, utterance: Vec<i16>) {
+        self.turns += 1;
+        let item = format!("c{}", self.turns);
+        let _ = self
+            .tx
+            .send((ANY_GENERATION, SpeechEvent::CallerTurnEnded { item: item.clone(), at: std::time::Instant::now() }));
         let pipeline = Arc::clone(&self.pipeline);
         let tx = self.tx.clone();
         let generation = self.generation;
+        let tool_id = format!("t{}", self.turns);
         self.tasks.spawn(
             async move {
                 let text = if pipeline.models.is_some() {
@@ -158,11 +143,11 @@ impl LocalSession {
                 } else {
                     String::new()
                 };
-                let _ = tx.send((ANY_GENERATION, SpeechEvent::CallerTurn { text: text.clone(), ended_at }));
+                let _ = tx.send((ANY_GENERATION, SpeechEvent::CallerText { item, text: text.clone() }));
                 let reply = pipeline.responder.reply(&text);
                 speak_into(&pipeline, &tx, generation, &reply.text).await;
-                if let Some(tool) = reply.tool {
-                    let _ = tx.send((generation, SpeechEvent::Tool(tool)));
+                if let Some(call) = reply.tool {
+                    let _ = tx.send((generation, SpeechEvent::Tool { id: tool_id, call }));
                 }
                 let _ = tx.send((generation, SpeechEvent::AgentTurnEnd));
             }
@@ -180,7 +165,8 @@ async fn speak_into(
     for sentence in sentences(text) {
         match pipeline.tts.synthesize(&sentence).await {
             Ok(ulaw) => {
-                if tx.send((generation, SpeechEvent::AgentAudio { ulaw, text: sentence })).is_err() {
+                let _ = tx.send((generation, SpeechEvent::AgentText(sentence)));
+                if tx.send((generation, SpeechEvent::AgentAudio(ulaw))).is_err() {
                     return;
                 }
             }
@@ -197,17 +183,15 @@ impl SpeechSession for LocalSession {
         "local"
     }
 
-    fn push_audio(&mut self, ulaw: &[u8]) {
-        self.decoded.clear();
-        crate::audio::decode_into(ulaw, &mut self.decoded);
-        self.turn_events.clear();
-        self.turn.push(&self.decoded, &mut self.turn_events);
-        for event in std::mem::take(&mut self.turn_events) {
-            match event {
-                TurnEvent::SpeechStarted => {
-                    let _ = self.tx.send((ANY_GENERATION, SpeechEvent::CallerSpeechStarted));
-                }
-                TurnEvent::TurnEnded(utterance) => self.spawn_reply(utterance, std::time::Instant::now()),
+    fn wants_utterances(&self) -> bool {
+        // Without recognition an utterance is never looked at.
+        self.pipeline.models.is_some()
+    }
+
+    fn push_audio(&mut self, audio: CallerAudio<'_>) {
+        for event in audio.turn {
+            if let TurnEvent::TurnEnded(utterance) = event {
+                self.spawn_reply(utterance.clone());
             }
         }
     }
@@ -226,8 +210,13 @@ impl SpeechSession for LocalSession {
         );
     }
 
-    fn interrupt(&mut self) {
+    fn interrupt(&mut self, _played: std::time::Duration) {
         self.generation += 1;
+    }
+
+    fn tool_result(&mut self, _id: &str, _outcome: &ToolOutcome) {
+        // The responder chose the tool knowing the agent's settings; its words were
+        // said already.
     }
 
     async fn next_event(&mut self) -> Option<SpeechEvent> {

@@ -1,53 +1,131 @@
 //! Speech pipelines. Every provider is a [`SpeechSession`]: caller audio goes in;
-//! agent audio, caller turns, speech-started, tool calls and turn ends come out. The
-//! call loop ([`crate::call`]) only knows this trait, so Amazon Nova Sonic and
-//! OpenAI Realtime plug in beside the offline [`local`] pipeline.
+//! agent audio and text, caller turns and their transcripts, speech-started, tool
+//! calls (with ids, answered through the session) and turn ends come out. The call
+//! loop ([`crate::call`]) only knows this trait, so Amazon Nova Sonic and OpenAI
+//! Realtime plug in beside the offline [`local`] pipeline.
 //!
 //! - [`local`]: voice activity detection (earshot) → recognition (PocketSphinx,
 //!   [`recognizer`]) → [`responder`] (knowledge base by BM25, tools by intent) →
 //!   synthesis ([`tts`], espeak-ng, cached).
 
 pub mod local;
+pub mod provider;
 pub mod recognizer;
 pub mod responder;
 pub mod tts;
 pub mod vad;
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 pub use agent_spec::calls::ToolCall;
+pub use vad::TurnEvent;
+
+/// A provider's name for one caller turn, tying its transcript (which may arrive
+/// late) to the turn.
+pub type ItemId = String;
 
 /// What a speech session produces.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SpeechEvent {
-    /// The caller started speaking (barge-in if the agent is talking).
+    /// The provider heard the caller start speaking (barge-in if the agent is talking).
     CallerSpeechStarted,
-    /// The caller finished a turn; `text` is what was recognized (empty if nothing
-    /// was); `ended_at` is when the caller stopped speaking.
-    CallerTurn { text: String, ended_at: std::time::Instant },
-    /// Agent speech, 8 kHz μ-law, with the words it voices (may be empty).
-    AgentAudio { ulaw: Bytes, text: String },
-    /// The pipeline asks for a call action.
-    Tool(ToolCall),
+    /// The caller finished turn `item` at `at`; its text follows as [`Self::CallerText`].
+    CallerTurnEnded { item: ItemId, at: Instant },
+    /// What the caller said in turn `item` (empty if nothing was recognized). May
+    /// arrive after the agent's reply began.
+    CallerText { item: ItemId, text: String },
+    /// Agent speech, 8 kHz μ-law, of any length: the stream of one agent turn.
+    AgentAudio(Bytes),
+    /// Words the agent voices with the audio that follows (transcripts arrive apart
+    /// from audio).
+    AgentText(String),
+    /// Text the agent is about to say, before its audio (checked against the
+    /// guardrails early; not itself part of the transcript).
+    AgentDraft(String),
+    /// The provider asks for a call action; its result goes back with
+    /// [`SpeechSession::tool_result`] and this `id`.
+    Tool { id: String, call: ToolCall },
     /// The agent finished generating its turn.
     AgentTurnEnd,
-    /// The provider failed; the call goes on without it if it can.
+    /// Tokens the provider counted (added to the call's metadata).
+    Usage { input_tokens: u64, output_tokens: u64 },
+    /// Something went wrong that the session survives.
     Error(String),
+    /// The session failed for good; the call cannot go on with this provider.
+    Failed(String),
+}
+
+/// The caller's audio of one Media Streams message, decoded once for every consumer.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerAudio<'a> {
+    /// 8 kHz μ-law, as Twilio sent it (any length).
+    pub ulaw: &'a [u8],
+    /// The same audio as 16-bit linear PCM.
+    pub pcm: &'a [i16],
+    /// What the runtime's own voice activity detector (earshot, running for every
+    /// provider) made of it.
+    pub turn: &'a [TurnEvent],
+}
+
+/// What the call loop answers a tool call with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutcome {
+    pub ok: bool,
+    /// `ok`, or what went wrong, in words the model can pass on.
+    pub message: String,
+}
+
+impl ToolOutcome {
+    pub fn ok() -> Self {
+        Self { ok: true, message: "ok".into() }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self { ok: false, message: message.into() }
+    }
+
+    /// The JSON document providers receive.
+    pub fn to_json(&self) -> String {
+        if self.ok {
+            serde_json::json!({ "result": self.message }).to_string()
+        } else {
+            serde_json::json!({ "error": self.message }).to_string()
+        }
+    }
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The provider did not answer or refused the connection (network, TLS, 5xx).
+    #[error("{provider} unreachable: {reason}")]
+    Unavailable { provider: &'static str, reason: String },
+    /// The provider answered and refused this session (credentials, model, settings).
+    #[error("{provider} refused the session: {reason}")]
+    Refused { provider: &'static str, reason: String },
 }
 
 /// One call's connection to a speech pipeline.
 pub trait SpeechSession: Send {
     /// The provider's name for metadata and metrics (`local`, `nova-sonic`, …).
     fn provider(&self) -> &'static str;
-    /// 20 ms of caller audio, 8 kHz μ-law. Must not block.
-    fn push_audio(&mut self, ulaw: &[u8]);
+    /// Whether the runtime's voice activity detector should keep each caller
+    /// utterance's audio for this session (in [`TurnEvent::TurnEnded`]).
+    fn wants_utterances(&self) -> bool {
+        false
+    }
+    /// Caller audio, as it arrives. Must not block.
+    fn push_audio(&mut self, audio: CallerAudio<'_>);
     /// Speak this line as the agent (greeting, idle prompt, goodbye).
     fn speak(&mut self, text: &str);
-    /// Stop generating the current agent turn (barge-in); audio already produced for
-    /// it is not delivered.
-    fn interrupt(&mut self);
+    /// Stop generating the current agent turn (barge-in): Twilio played `played` of
+    /// it; audio produced beyond that is not delivered.
+    fn interrupt(&mut self, played: Duration);
+    /// The result of the tool call `id`.
+    fn tool_result(&mut self, id: &str, outcome: &ToolOutcome);
     /// The next event, or `None` when the session is closed.
     fn next_event(&mut self) -> impl Future<Output = Option<SpeechEvent>> + Send;
 }

@@ -9,6 +9,21 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
+/// The espeak-ng voice of lines the runtime says itself when the agent's voice is a
+/// cloud provider's.
+pub const DEFAULT_VOICE: &str = "en-us";
+
+/// Synthesizes `lines` into the cache, a few at a time.
+pub async fn prewarm(tts: &Synthesizer, lines: &[&str]) -> Result<(), TtsError> {
+    use futures::StreamExt;
+    let all: Vec<String> = lines.iter().flat_map(|l| super::sentences(l)).collect();
+    let mut results = futures::stream::iter(all.iter().map(|s| tts.synthesize(s))).buffer_unordered(4);
+    while let Some(r) = results.next().await {
+        r?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TtsError {
     #[error("run {program}: {source}")]

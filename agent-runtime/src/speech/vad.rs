@@ -16,7 +16,8 @@ const EARSHOT_FRAME_MS: f64 = 16.0;
 pub enum TurnEvent {
     /// The caller started speaking.
     SpeechStarted,
-    /// The caller finished; the utterance, 8 kHz linear PCM.
+    /// The caller finished; the utterance, 8 kHz linear PCM (empty unless the
+    /// detector keeps utterances).
     TurnEnded(Vec<i16>),
 }
 
@@ -31,6 +32,7 @@ pub struct TurnDetector {
     preroll: VecDeque<i16>,
     utterance: Vec<i16>,
     max_utterance_samples: usize,
+    keep_utterances: bool,
 }
 
 impl TurnDetector {
@@ -50,7 +52,18 @@ impl TurnDetector {
             preroll: VecDeque::with_capacity(Self::PREROLL_SAMPLES),
             utterance: Vec::new(),
             max_utterance_samples: 8_000 * 30,
+            keep_utterances: false,
         }
+    }
+
+    /// Whether utterances' audio is kept (for a recognizer); without it (the default)
+    /// the detector holds no audio beyond one earshot frame.
+    pub fn keep_utterances(&mut self, keep: bool) {
+        if !keep {
+            self.preroll = VecDeque::new();
+            self.utterance = Vec::new();
+        }
+        self.keep_utterances = keep;
     }
 
     pub fn is_speaking(&self) -> bool {
@@ -59,12 +72,14 @@ impl TurnDetector {
 
     /// Feeds 8 kHz linear samples; returns what happened, at most one start and one end.
     pub fn push(&mut self, samples: &[i16], events: &mut Vec<TurnEvent>) {
-        if self.speaking {
-            self.utterance.extend_from_slice(samples);
-        } else {
-            let over = (self.preroll.len() + samples.len()).saturating_sub(Self::PREROLL_SAMPLES);
-            self.preroll.drain(..over.min(self.preroll.len()));
-            self.preroll.extend(samples.iter().copied());
+        if self.keep_utterances {
+            if self.speaking {
+                self.utterance.extend_from_slice(samples);
+            } else {
+                let over = (self.preroll.len() + samples.len()).saturating_sub(Self::PREROLL_SAMPLES);
+                self.preroll.drain(..over.min(self.preroll.len()));
+                self.preroll.extend(samples.iter().copied());
+            }
         }
         crate::audio::upsample_2x(samples, &mut self.pending_16k);
         let mut consumed = 0;
@@ -75,7 +90,7 @@ impl TurnDetector {
             self.on_score(score >= self.threshold, events);
         }
         self.pending_16k.drain(..consumed);
-        if self.speaking && self.utterance.len() >= self.max_utterance_samples {
+        if self.speaking && self.keep_utterances && self.utterance.len() >= self.max_utterance_samples {
             self.finish(events);
         }
     }

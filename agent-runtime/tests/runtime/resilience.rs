@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use agent_runtime::artifacts::ObjectStore;
+use agent_runtime::artifacts::{ObjectStore, UploadError};
 use agent_runtime::callsim::{Ending, Step};
 use common::*;
 use futures::{SinkExt, StreamExt};
@@ -26,9 +26,11 @@ impl ObjectStore for Outage {
         key: &'a str,
         path: &'a std::path::Path,
         content_type: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+    ) -> futures::future::BoxFuture<'a, Result<(), UploadError>> {
         if self.down.load(Ordering::SeqCst) {
-            return Box::pin(async { Err("S3 unreachable (test outage)".to_owned()) });
+            return Box::pin(async move {
+                Err(UploadError::Put { key: key.to_owned(), reason: "S3 unreachable (test outage)".to_owned() })
+            });
         }
         self.inner.put_file(key, path, content_type)
     }

@@ -7,6 +7,7 @@
 //! are its calls).
 
 use agent_spec::api::{CallPage, CallSummary, ErrorBody};
+use agent_spec::calls::{CALLS_PREFIX, CallFile};
 use agent_spec::{AgentId, CallSid, TenantId};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use axum::body::Body;
@@ -40,8 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_recording))
 }
 
-fn key(call: &CallSid, file: &str) -> String {
-    format!("calls/{call}/{file}")
+fn key(call: &CallSid, file: CallFile) -> String {
+    file.key(call.as_str())
 }
 
 /// The agent's transcript bucket, after checking the agent is (or was) the tenant's.
@@ -104,17 +105,19 @@ async fn list_calls(
     // Every call's metadata object with its time. S3 lists by key (the call sid), so
     // the newest-first order needs the whole listing; it holds keys only.
     let listed: Result<Vec<_>, _> =
-        s3.list_objects_v2().bucket(&bucket).prefix("calls/").into_paginator().send().try_collect().await;
+        s3.list_objects_v2().bucket(&bucket).prefix(CALLS_PREFIX).into_paginator().send().try_collect().await;
     let objects: Vec<aws_sdk_s3::types::Object> = match listed {
         Ok(pages) => pages.into_iter().flat_map(|p| p.contents.unwrap_or_default()).collect(),
         // Never deployed, or its bucket purged: no calls.
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_bucket()) => Vec::new(),
-        Err(e) => return Err(ApiError::Upstream(anyhow::Error::new(e).context(format!("list s3://{bucket}/calls/")))),
+        Err(e) => {
+            return Err(ApiError::Upstream(anyhow::Error::new(e).context(format!("list s3://{bucket}/{CALLS_PREFIX}"))));
+        }
     };
     let mut calls: Vec<CallCursor> = objects
         .iter()
         .filter_map(|o| {
-            let sid = o.key()?.strip_prefix("calls/")?.strip_suffix("/metadata.json")?;
+            let sid = CallFile::Metadata.call_of(o.key()?)?;
             let sid = CallSid::parse(sid).ok()?;
             let modified_ms = o.last_modified().map(|t| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000))?;
             Some(CallCursor { modified_ms, call: sid.to_string() })
@@ -133,7 +136,7 @@ async fn list_calls(
             let (s3, bucket) = (s3.clone(), bucket.clone());
             async move {
                 let sid = CallSid::parse(&c.call).expect("listed sids were validated");
-                let metadata = read_json(&s3, &bucket, &key(&sid, "metadata.json")).await;
+                let metadata = read_json(&s3, &bucket, &key(&sid, CallFile::Metadata)).await;
                 summary(sid, metadata)
             }
         })
@@ -197,7 +200,7 @@ async fn json_artifact(
     tenant: &TenantId,
     agent: &AgentId,
     call: &CallSid,
-    file: &str,
+    file: CallFile,
 ) -> Result<Response, ApiError> {
     let bucket = bucket(state, tenant, agent).await?;
     match read_json(&state.aws()?.s3, &bucket, &key(call, file)).await? {
@@ -229,7 +232,7 @@ async fn get_transcript(
     AgentPath(id): AgentPath,
     CallPath(call): CallPath,
 ) -> Result<Response, ApiError> {
-    json_artifact(&state, &tenant, &id, &call, "transcript.json").await
+    json_artifact(&state, &tenant, &id, &call, CallFile::Transcript).await
 }
 
 /// The call's metadata (times, numbers, end reason, …).
@@ -255,7 +258,7 @@ async fn get_metadata(
     AgentPath(id): AgentPath,
     CallPath(call): CallPath,
 ) -> Result<Response, ApiError> {
-    json_artifact(&state, &tenant, &id, &call, "metadata.json").await
+    json_artifact(&state, &tenant, &id, &call, CallFile::Metadata).await
 }
 
 /// The call's recording (WAV), streamed.
@@ -282,8 +285,9 @@ async fn get_recording(
     CallPath(call): CallPath,
 ) -> Result<Response, ApiError> {
     let bucket = bucket(&state, &tenant, &id).await?;
-    let object =
-        get(&state.aws()?.s3, &bucket, &key(&call, "recording.wav")).await?.ok_or(ApiError::NotFound("recording"))?;
+    let object = get(&state.aws()?.s3, &bucket, &key(&call, CallFile::Recording))
+        .await?
+        .ok_or(ApiError::NotFound("recording"))?;
     let mut response = Body::from_stream(ReaderStream::new(object.body.into_async_read())).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));

@@ -188,6 +188,8 @@ async fn put_call(platform: &Platform, key: &str, agent_id: &str) {
         caller_turns: 2,
         agent_turns: 3,
         interruptions: 1,
+        guardrail_cuts: 0,
+        usage: Default::default(),
         frames_in: 460,
         frames_out: 300,
         malformed_messages: 0,

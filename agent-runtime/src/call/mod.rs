@@ -4,21 +4,31 @@
 //! outgoing ones, so tests drive it through channels and the server through a
 //! WebSocket. It owns the conversation rules that hold whatever the provider:
 //!
-//! - the greeting is asked for as soon as `start` arrives;
-//! - agent audio goes out in 20 ms frames with a `mark` every 200 ms and at the end of
-//!   each chunk; Twilio echoes a mark when the audio before it has been played, so the
-//!   last echo is the played position;
-//! - barge-in: the caller starts speaking while agent audio is queued → `clear`, the
-//!   session stops generating, and the agent's turn is cut at the played position;
+//! - the session is connected when `start` arrives, and the greeting asked for as
+//!   soon as it is; a provider that cannot be reached, or fails during the call, is
+//!   never replaced by another: the caller hears a short apology in the runtime's own
+//!   voice and the call is hung up (`provider_unavailable`, `provider_error`);
+//! - agent audio goes out as [`playback`] describes, and the played position comes
+//!   back through Twilio's marks;
+//! - the runtime's voice activity detector (earshot) hears the caller for every
+//!   provider; barge-in: the caller starts speaking (by that detector or the
+//!   provider's) while agent audio is queued → one `clear`, the session is told how
+//!   much of its turn was played, and the turn is cut there ([`turns`]);
 //! - idle prompt after the configured silence, goodbye after a second one; maximum
-//!   duration and turns; guardrails; DTMF into the transcript;
+//!   duration and turns; guardrails, on the caller's words and the agent's; DTMF into
+//!   the transcript;
 //! - tools: `end_call` and `transfer_call` act through [`TelephonyControl`] once the
 //!   agent's last words have been played, `voicemail` records the caller, and
-//!   `schedule_callback` is posted to the agent's scheduling webhook;
+//!   `schedule_callback` is posted to the agent's scheduling webhook; each result
+//!   goes back to the session;
 //! - whatever happens on the wire (malformed JSON, wrong order, huge frames, a dropped
-//!   socket), the call ends with its artifacts.
+//!   socket), the call ends with its artifacts ([`record`]).
 
-use std::collections::VecDeque;
+mod playback;
+mod record;
+mod turns;
+
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -32,17 +42,21 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::artifacts::{
-    ArtifactStore, CallArtifacts, CallMetadata, DtmfRecord, Recorder, Role, ToolCallRecord, Transcript, Turn,
-    WebhookDelivery,
+    ArtifactStore, CallArtifacts, DtmfRecord, Recorder, Role, ToolCallRecord, Turn, WebhookDelivery,
 };
-use crate::audio::{FRAME_MS, FRAME_SAMPLES, ULAW_SILENCE};
+use crate::audio::FRAME_SAMPLES;
 use crate::guardrails::{Guardrails, Verdict};
 use crate::media::{Inbound, Outbound, write_media_json};
 use crate::metrics::Metrics;
 use crate::phrases::Phrases;
-use crate::speech::{SpeechEvent, SpeechSession, ToolCall};
-use crate::telephony::TelephonyControl;
+use crate::server::admission::AnsweredCalls;
+use crate::speech::tts::Synthesizer;
+use crate::speech::vad::{TurnDetector, TurnEvent};
+use crate::speech::{CallerAudio, ConnectError, SpeechEvent, SpeechSession, ToolCall, ToolOutcome, sentences};
+use crate::telephony::{TelephonyControl, TelephonyError};
 use crate::webhooks::WebhookSender;
+use playback::{FRAMES_PER_MARK, Playback};
+use turns::{AgentTurn, PendingCallerText};
 
 /// A frame from the WebSocket, as the call loop sees it.
 #[derive(Debug, Clone)]
@@ -54,8 +68,6 @@ pub enum WsFrame {
 
 /// Largest text message handled; longer ones are counted as malformed.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// Frames between marks.
-const FRAMES_PER_MARK: u32 = 10;
 
 /// Timings of the conversation rules that are not agent settings.
 #[derive(Debug, Clone)]
@@ -68,6 +80,10 @@ pub struct CallTimings {
     pub stop_wait: Duration,
     /// Extra time, beyond the queued audio, to wait for the last mark before acting.
     pub playback_slack: Duration,
+    /// Caller silence that ends a turn (the runtime's own detector).
+    pub end_of_turn: Duration,
+    /// How long a provider may take to connect.
+    pub connect_timeout: Duration,
 }
 
 impl Default for CallTimings {
@@ -77,6 +93,8 @@ impl Default for CallTimings {
             voicemail_max: Duration::from_secs(120),
             stop_wait: Duration::from_secs(5),
             playback_slack: Duration::from_secs(3),
+            end_of_turn: Duration::from_millis(700),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -87,6 +105,8 @@ pub struct CallEnv {
     pub tenant_id: String,
     pub config: AgentConfig,
     pub phrases: Phrases,
+    /// The runtime's own voice (espeak-ng): the apology when the provider is gone.
+    pub voice: Arc<Synthesizer>,
     pub guardrails: Guardrails,
     pub telephony: Arc<dyn TelephonyControl>,
     pub webhooks: WebhookSender,
@@ -97,45 +117,6 @@ pub struct CallEnv {
     /// Calls the webhook answered whose stream has not started yet.
     pub answered: AnsweredCalls,
     pub timings: CallTimings,
-}
-
-/// When the webhook answered a call, and its pickup webhook if one was fired.
-type Answered = (Instant, Option<tokio::task::JoinHandle<WebhookDelivery>>);
-
-/// How long a webhook's answer holds a call slot before its stream arrives.
-const ANSWER_HOLDS_SLOT: Duration = Duration::from_secs(15);
-
-/// Calls the voice webhook answered and whose stream has not started: each holds a
-/// call slot (the webhook and the stream may reach different tasks, and a caller may
-/// hang up before the stream starts, so a slot is held for [`ANSWER_HOLDS_SLOT`] at
-/// most) and, if one was fired, its pickup webhook, for the call's metadata.
-#[derive(Default)]
-pub struct AnsweredCalls {
-    calls: std::sync::Mutex<std::collections::HashMap<String, Answered>>,
-}
-
-impl AnsweredCalls {
-    /// Holds a slot for `call_sid` unless `live` calls plus those answered reach `max`.
-    pub fn reserve(&self, call_sid: &str, live: usize, max: usize) -> bool {
-        let mut calls = self.calls.lock().expect("answered calls lock");
-        calls.retain(|_, (at, _)| at.elapsed() < ANSWER_HOLDS_SLOT);
-        if live + calls.len() >= max {
-            return false;
-        }
-        calls.insert(call_sid.to_owned(), (Instant::now(), None));
-        true
-    }
-
-    pub fn attach_pickup(&self, call_sid: &str, pickup: tokio::task::JoinHandle<WebhookDelivery>) {
-        if let Some(entry) = self.calls.lock().expect("answered calls lock").get_mut(call_sid) {
-            entry.1 = Some(pickup);
-        }
-    }
-
-    /// The stream started: the slot is now a live call; returns the pickup webhook.
-    fn stream_started(&self, call_sid: &str) -> Option<tokio::task::JoinHandle<WebhookDelivery>> {
-        self.calls.lock().expect("answered calls lock").remove(call_sid).and_then(|(_, pickup)| pickup)
-    }
 }
 
 /// Why a call ended.
@@ -151,6 +132,10 @@ pub enum EndReason {
     Guardrail,
     Shutdown,
     StreamDropped,
+    /// The speech provider could not be reached when the call started.
+    ProviderUnavailable,
+    /// The speech provider failed during the call.
+    ProviderError,
 }
 
 impl EndReason {
@@ -166,6 +151,8 @@ impl EndReason {
             Self::Guardrail => "guardrail",
             Self::Shutdown => "shutdown",
             Self::StreamDropped => "stream_dropped",
+            Self::ProviderUnavailable => "provider_unavailable",
+            Self::ProviderError => "provider_error",
         }
     }
 }
@@ -176,136 +163,6 @@ enum AfterPlayback {
     HangUp(EndReason),
     Transfer,
     StartVoicemail,
-}
-
-/// What Twilio has been sent and has played.
-struct Playback {
-    sent_ms: u64,
-    played_ms: u64,
-    /// Marks sent and not yet echoed: (sequence, agent-audio ms at the mark).
-    marks: VecDeque<(u64, u64)>,
-    next_mark: u64,
-    /// Echoes of marks below this were cleared, not played.
-    cleared_below: u64,
-    frames_since_mark: u32,
-    /// A model of Twilio's playback buffer, for the agent side of the recording;
-    /// kept only when the call is recorded.
-    buffer: Option<VecDeque<u8>>,
-}
-
-impl Playback {
-    fn new(recorded: bool) -> Self {
-        Self {
-            sent_ms: 0,
-            played_ms: 0,
-            marks: VecDeque::new(),
-            next_mark: 0,
-            cleared_below: 0,
-            frames_since_mark: 0,
-            buffer: recorded.then(VecDeque::new),
-        }
-    }
-
-    fn is_playing(&self) -> bool {
-        !self.marks.is_empty()
-    }
-
-    fn queued_ms(&self) -> u64 {
-        self.sent_ms.saturating_sub(self.played_ms)
-    }
-
-    /// A mark came back; returns whether it moved the played position.
-    fn echoed(&mut self, name: &str) -> bool {
-        let Some(seq) = name.strip_prefix('m').and_then(|s| s.parse::<u64>().ok()) else { return false };
-        if seq < self.cleared_below {
-            return false;
-        }
-        let mut moved = false;
-        while let Some(&(s, at)) = self.marks.front() {
-            if s > seq {
-                break;
-            }
-            self.marks.pop_front();
-            self.played_ms = at;
-            moved = true;
-        }
-        moved
-    }
-
-    /// Everything queued was dropped by a `clear`; returns the played position.
-    fn clear(&mut self) -> u64 {
-        self.cleared_below = self.next_mark;
-        self.marks.clear();
-        if let Some(b) = &mut self.buffer {
-            b.clear();
-        }
-        self.sent_ms = self.played_ms;
-        self.frames_since_mark = 0;
-        self.played_ms
-    }
-
-    /// The agent audio heard during the next 20 ms.
-    fn heard_frame(&mut self, out: &mut [u8; FRAME_SAMPLES]) {
-        let Some(buffer) = &mut self.buffer else { return };
-        for b in out.iter_mut() {
-            *b = buffer.pop_front().unwrap_or(ULAW_SILENCE);
-        }
-    }
-}
-
-/// The agent turn being spoken.
-struct AgentTurn {
-    start_ms: u64,
-    /// Agent-audio position where the turn starts.
-    audio_start: u64,
-    /// (from, to) agent-audio ms and the words voiced in between.
-    segments: Vec<(u64, u64, String)>,
-    tool_calls: Vec<ToolCallRecord>,
-    generated: bool,
-}
-
-impl AgentTurn {
-    fn full(self) -> Turn {
-        let audio_end = self.segments.last().map_or(self.audio_start, |s| s.1);
-        Turn {
-            role: Role::Agent,
-            text: join_text(self.segments.iter().map(|s| s.2.as_str())),
-            start_ms: self.start_ms,
-            end_ms: self.start_ms + (audio_end - self.audio_start),
-            interrupted: false,
-            tool_calls: self.tool_calls,
-        }
-    }
-
-    /// The turn as far as it was played: whole segments before `played`, and the
-    /// share of words of the segment playing at that moment.
-    fn cut_at(self, played: u64) -> Turn {
-        let mut parts: Vec<String> = Vec::new();
-        for (from, to, text) in &self.segments {
-            if *to <= played {
-                parts.push(text.clone());
-            } else if *from < played {
-                let words: Vec<&str> = text.split_whitespace().collect();
-                let share = (played - from) as f64 / (to - from).max(1) as f64;
-                let n = (words.len() as f64 * share).floor() as usize;
-                if n > 0 {
-                    parts.push(words[..n].join(" "));
-                }
-            }
-        }
-        Turn {
-            role: Role::Agent,
-            text: join_text(parts.iter().map(String::as_str)),
-            start_ms: self.start_ms,
-            end_ms: self.start_ms + played.saturating_sub(self.audio_start),
-            interrupted: true,
-            tool_calls: self.tool_calls,
-        }
-    }
-}
-
-fn join_text<'a>(parts: impl Iterator<Item = &'a str>) -> String {
-    parts.filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// Identity of the call, from `start`.
@@ -323,20 +180,38 @@ enum Mode {
     Voicemail { recorder: Option<Recorder>, until: Instant },
 }
 
+/// The call's speech session, through its life.
+enum Link<S> {
+    Connecting,
+    Live(S),
+    /// Failed or closed: nothing more is asked of it.
+    Gone,
+}
+
 struct Call<'e, S, O> {
     env: &'e CallEnv,
     out: O,
-    session: S,
+    session: Link<S>,
     id: CallIdentity,
     t0: Instant,
     json: String,
     playback: Playback,
+    /// The runtime's own voice activity detector, for every provider.
+    vad: TurnDetector,
+    caller_ulaw: Vec<u8>,
+    caller_pcm: Vec<i16>,
+    turn_events: Vec<TurnEvent>,
+    heard: Vec<u8>,
     turn: Option<AgentTurn>,
     turns: Vec<Turn>,
+    pending_text: PendingCallerText,
     dtmf: Vec<DtmfRecord>,
     recorder: Option<Recorder>,
     mode: Mode,
-    caller_speaking_since: Option<u64>,
+    /// The caller is speaking, by the runtime's detector.
+    caller_speaking: bool,
+    /// When the caller's current turn started (ms from the call's start).
+    caller_turn_started: Option<u64>,
     awaiting_reply_since: Option<Instant>,
     /// A line the runtime asked for (greeting, idle prompt, goodbye) is being generated.
     speaking_line: bool,
@@ -346,7 +221,10 @@ struct Call<'e, S, O> {
     agent_turns: u32,
     interruptions: u32,
     inappropriate: u32,
+    guardrail_cuts: u32,
     latencies: Vec<u64>,
+    input_tokens: u64,
+    output_tokens: u64,
     frames_in: u64,
     frames_out: u64,
     malformed: u64,
@@ -359,16 +237,18 @@ struct Call<'e, S, O> {
 }
 
 /// Runs one call to its end and returns its artifacts (`None` if the stream never
-/// started, so there is no call to speak of).
-pub async fn run_call<S, I, O>(
+/// started, so there is no call to speak of). `connect` opens the speech session; it
+/// runs while the call already listens to Twilio.
+pub async fn run_call<S, C, I, O>(
     env: &CallEnv,
     mut inbound: I,
     outbound: O,
-    new_session: impl FnOnce() -> S,
+    connect: impl FnOnce() -> C,
     drain: CancellationToken,
 ) -> Option<CallArtifacts>
 where
     S: SpeechSession,
+    C: Future<Output = Result<S, ConnectError>> + Send,
     I: Stream<Item = WsFrame> + Unpin,
     O: Sink<String> + Unpin,
 {
@@ -429,26 +309,36 @@ where
         let mut call = Call {
             env,
             out: outbound,
-            session: new_session(),
+            session: Link::Connecting,
             id,
             t0: Instant::now(),
             json: String::with_capacity(512),
             playback: Playback::new(recorder.is_some()),
+            vad: TurnDetector::new(env.timings.end_of_turn),
+            caller_ulaw: Vec::with_capacity(FRAME_SAMPLES),
+            caller_pcm: Vec::with_capacity(FRAME_SAMPLES),
+            turn_events: Vec::new(),
+            heard: Vec::new(),
             turn: None,
             turns: Vec::new(),
+            pending_text: PendingCallerText::default(),
             dtmf: Vec::new(),
             recorder,
             mode: Mode::Conversation,
-            caller_speaking_since: None,
+            caller_speaking: false,
+            caller_turn_started: None,
             awaiting_reply_since: None,
-            speaking_line: false,
+            speaking_line: true,
             last_activity: Instant::now(),
             idle_prompts: 0,
             caller_turns: 0,
             agent_turns: 0,
             interruptions: 0,
             inappropriate: 0,
+            guardrail_cuts: 0,
             latencies: Vec::new(),
+            input_tokens: 0,
+            output_tokens: 0,
             frames_in: 0,
             frames_out: 0,
             malformed,
@@ -463,10 +353,8 @@ where
         if let Some(pickup) = env.answered.stream_started(&call_sid) {
             call.webhook_results.push(pickup);
         }
-        let greeting = env.phrases.greeting.clone();
-        call.session.speak(&greeting);
-        call.speaking_line = true;
-        let reason = call.converse(&mut inbound, drain).await;
+        let connecting = tokio::time::timeout(env.timings.connect_timeout, connect());
+        let reason = call.converse(&mut inbound, connecting, drain).await;
         Some(call.finish(reason).await)
     }
     .instrument(span)
@@ -498,19 +386,29 @@ fn event_name(m: &Inbound) -> &'static str {
     }
 }
 
+/// The next event of a live session; never, otherwise.
+async fn next_event<S: SpeechSession>(session: &mut Link<S>) -> Option<SpeechEvent> {
+    match session {
+        Link::Live(s) => s.next_event().await,
+        _ => std::future::pending().await,
+    }
+}
+
 impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
     fn now_ms(&self) -> u64 {
         self.t0.elapsed().as_millis() as u64
     }
 
-    async fn converse<I: Stream<Item = WsFrame> + Unpin>(
-        &mut self,
-        inbound: &mut I,
-        drain: CancellationToken,
-    ) -> EndReason {
+    async fn converse<I, C>(&mut self, inbound: &mut I, connecting: C, drain: CancellationToken) -> EndReason
+    where
+        I: Stream<Item = WsFrame> + Unpin,
+        C: Future<Output = Result<Result<S, ConnectError>, tokio::time::error::Elapsed>>,
+    {
         let max_duration =
             self.t0 + Duration::from_secs(u64::from(self.env.config.guardrails.max_session_duration_secs));
         let mut draining = false;
+        let mut connecting = std::pin::pin!(connecting);
+        let mut connected = false;
         loop {
             if !self.socket_ok {
                 return self.ending.unwrap_or(EndReason::StreamDropped);
@@ -528,13 +426,14 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                         return reason;
                     }
                 }
-                event = self.session.next_event() => match event {
+                result = &mut connecting, if !connected => {
+                    connected = true;
+                    self.on_connected(result).await;
+                }
+                event = next_event(&mut self.session) => match event {
+                    Some(SpeechEvent::Failed(reason)) => self.provider_lost(reason).await,
                     Some(event) => self.on_speech(event).await,
-                    None => {
-                        self.errors.push("speech session closed".into());
-                        self.env.metrics.provider_errors.fetch_add(1, Ordering::Relaxed);
-                        self.end_politely(EndReason::StreamDropped).await;
-                    }
+                    None => self.provider_lost("the speech session closed".into()).await,
                 },
                 () = drain.cancelled(), if !draining => {
                     draining = true;
@@ -550,6 +449,63 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                 }
             }
         }
+    }
+
+    async fn on_connected(&mut self, result: Result<Result<S, ConnectError>, tokio::time::error::Elapsed>) {
+        let error = match result {
+            Ok(Ok(session)) => {
+                tracing::info!(provider = session.provider(), "speech session open");
+                self.vad.keep_utterances(session.wants_utterances());
+                self.session = Link::Live(session);
+                if self.ending.is_none() {
+                    let greeting = self.env.phrases.greeting.clone();
+                    self.say(&greeting).await;
+                }
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!(
+                "{} did not connect within {} s",
+                self.env.config.voice.provider.as_str(),
+                self.env.timings.connect_timeout.as_secs()
+            ),
+        };
+        tracing::error!(error = %error, "speech provider unavailable; apologizing and hanging up");
+        self.session = Link::Gone;
+        self.speaking_line = false;
+        self.env.metrics.provider_failure("unavailable");
+        self.errors.push(error);
+        self.apologize(EndReason::ProviderUnavailable).await;
+    }
+
+    /// The provider failed during the call: the caller hears the apology (unless the
+    /// call is already ending) and the call is hung up.
+    async fn provider_lost(&mut self, reason: String) {
+        self.session = Link::Gone;
+        if self.ending.is_some() {
+            // The goodbye may have been cut; what was queued still plays.
+            tracing::warn!(error = %reason, "speech session ended while the call was ending");
+            self.speaking_line = false;
+            if let Some(turn) = &mut self.turn {
+                turn.generated = true;
+            }
+            self.try_act().await;
+            return;
+        }
+        tracing::error!(error = %reason, "speech provider failed; apologizing and hanging up");
+        self.env.metrics.provider_failure("error");
+        self.errors.push(reason);
+        self.apologize(EndReason::ProviderError).await;
+    }
+
+    async fn apologize(&mut self, reason: EndReason) {
+        if self.playback.is_playing() || self.turn.is_some() {
+            self.cut_agent(false).await;
+        }
+        self.ending = Some(reason);
+        self.after_playback = Some((AfterPlayback::HangUp(reason), Instant::now() + self.env.timings.playback_slack));
+        let line = self.env.phrases.provider_apology.clone();
+        self.say_in_own_voice(&line).await;
     }
 
     fn next_deadline(&self, max_duration: Instant) -> Instant {
@@ -570,14 +526,18 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
     }
 
     fn idle_deadline(&self) -> Option<Instant> {
+        let idle = Duration::from_secs(u64::from(self.env.config.idle_prompt_after_secs));
+        // A turn end the provider never answered (noise, say) stops holding idle back.
+        let awaiting = self.awaiting_reply_since.is_some_and(|at| at.elapsed() < idle);
         let quiet = self.ending.is_none()
+            && matches!(self.session, Link::Live(_))
             && matches!(self.mode, Mode::Conversation)
             && !self.playback.is_playing()
-            && self.caller_speaking_since.is_none()
-            && self.awaiting_reply_since.is_none()
+            && !self.caller_speaking
+            && !awaiting
             && !self.speaking_line
             && self.turn.as_ref().is_none_or(|t| t.generated);
-        quiet.then(|| self.last_activity + Duration::from_secs(u64::from(self.env.config.idle_prompt_after_secs)))
+        quiet.then(|| self.last_activity.max(self.awaiting_reply_since.unwrap_or(self.last_activity)) + idle)
     }
 
     async fn on_timer(&mut self, max_duration: Instant) -> Option<EndReason> {
@@ -608,29 +568,54 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         if self.idle_deadline().is_some_and(|at| now >= at) {
             self.idle_prompts += 1;
             self.last_activity = now;
+            self.awaiting_reply_since = None;
             if self.idle_prompts == 1 {
                 let line = self.env.phrases.idle_prompt.clone();
-                self.session.speak(&line);
-                self.mark_generating();
+                self.say(&line).await;
             } else {
-                self.end_with(EndReason::Idle, &self.env.phrases.idle_goodbye.clone());
+                let line = self.env.phrases.idle_goodbye.clone();
+                self.end_with(EndReason::Idle, &line).await;
             }
         }
         None
     }
 
-    /// The session is about to produce a line (so idle does not fire meanwhile).
-    fn mark_generating(&mut self) {
-        self.speaking_line = true;
+    /// Asks the session to say `line`; without one, says it in the runtime's voice.
+    async fn say(&mut self, line: &str) {
+        match &mut self.session {
+            Link::Live(session) => {
+                session.speak(line);
+                self.speaking_line = true;
+            }
+            Link::Connecting | Link::Gone => self.say_in_own_voice(line).await,
+        }
     }
 
-    /// Interrupts whatever the agent is saying and says `line`, then hangs up.
+    /// Says `line` with the runtime's own synthesizer (its phrases are cached at
+    /// start-up), as an agent turn of its own.
+    async fn say_in_own_voice(&mut self, line: &str) {
+        self.close_turn();
+        for sentence in sentences(line) {
+            match self.env.voice.synthesize(&sentence).await {
+                Ok(ulaw) => {
+                    self.agent_text(sentence);
+                    self.agent_audio(&ulaw).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the runtime's own voice failed");
+                    self.errors.push(format!("own voice: {e}"));
+                    break;
+                }
+            }
+        }
+        self.agent_turn_end().await;
+    }
+
+    /// Interrupts whatever the agent is saying and says the line for `reason`, then
+    /// hangs up.
     async fn end_politely(&mut self, reason: EndReason) {
         if self.ending.is_some() {
             return;
-        }
-        if self.playback.is_playing() || self.turn.as_ref().is_some_and(|t| !t.generated) {
-            self.barge_in(false).await;
         }
         let line = match reason {
             EndReason::MaxDuration => self.env.phrases.time_limit.clone(),
@@ -639,18 +624,22 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             EndReason::Idle => self.env.phrases.idle_goodbye.clone(),
             _ => self.env.phrases.shutting_down.clone(),
         };
-        self.end_with(reason, &line);
+        self.end_with(reason, &line).await;
     }
 
     /// Says `line` as a turn of its own and hangs up once it has been played.
-    fn end_with(&mut self, reason: EndReason, line: &str) {
+    async fn end_with(&mut self, reason: EndReason, line: &str) {
+        if self.playback.is_playing() || self.turn.as_ref().is_some_and(|t| !t.generated) {
+            self.cut_agent(false).await;
+        } else if let Link::Live(session) = &mut self.session {
+            // A reply being prepared (nothing of it sent yet) is dropped too.
+            session.interrupt(Duration::ZERO);
+        }
         self.ending = Some(reason);
-        self.session.interrupt();
         self.close_turn();
-        self.session.speak(line);
-        self.mark_generating();
         // Acted on when the goodbye has been generated and played.
         self.after_playback = Some((AfterPlayback::HangUp(reason), Instant::now() + Duration::from_secs(15)));
+        self.say(line).await;
     }
 
     async fn on_frame(&mut self, frame: WsFrame) -> Option<EndReason> {
@@ -661,13 +650,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                 if m.event == "media" {
                     match (m.stream_sid.as_deref(), m.media) {
                         (Some(sid), Some(media)) if sid == self.id.stream_sid => {
-                            let mut ulaw = [ULAW_SILENCE; FRAME_SAMPLES];
-                            match base64::engine::general_purpose::STANDARD
-                                .decode_slice(media.payload.as_bytes(), &mut ulaw)
-                            {
-                                Ok(n) => self.on_media(&ulaw[..n]),
-                                Err(_) => self.count_malformed(),
-                            }
+                            self.on_payload(&media.payload).await;
                         }
                         _ => self.count_malformed(),
                     }
@@ -685,13 +668,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                     self.count_malformed();
                     return None;
                 }
-                let mut ulaw = [ULAW_SILENCE; FRAME_SAMPLES];
-                let Ok(n) = base64::engine::general_purpose::STANDARD.decode_slice(media.payload.as_bytes(), &mut ulaw)
-                else {
-                    self.count_malformed();
-                    return None;
-                };
-                self.on_media(&ulaw[..n]);
+                self.on_payload(&media.payload).await;
             }
             Inbound::Mark { mark, .. } => {
                 if self.playback.echoed(&mark.name) && !self.playback.is_playing() {
@@ -726,48 +703,83 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         self.env.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn on_media(&mut self, ulaw: &[u8]) {
+    /// A media payload (base64 μ-law of any length).
+    async fn on_payload(&mut self, payload: &str) {
+        let mut ulaw = std::mem::take(&mut self.caller_ulaw);
+        ulaw.clear();
+        match base64::engine::general_purpose::STANDARD.decode_vec(payload.as_bytes(), &mut ulaw) {
+            Ok(()) if !ulaw.is_empty() => self.on_media(&ulaw).await,
+            Ok(()) => {}
+            Err(_) => self.count_malformed(),
+        }
+        self.caller_ulaw = ulaw;
+    }
+
+    async fn on_media(&mut self, ulaw: &[u8]) {
         self.frames_in += 1;
         self.env.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
         if let Some(rec) = &mut self.recorder {
-            let mut heard = [ULAW_SILENCE; FRAME_SAMPLES];
-            self.playback.heard_frame(&mut heard);
-            if let Err(e) = rec.write_frame(ulaw, Some(&heard)) {
+            self.playback.heard(&mut self.heard, ulaw.len());
+            if let Err(e) = rec.write_frame(ulaw, Some(&self.heard)) {
                 tracing::error!(error = %e, "write the call recording; recording stopped");
                 self.errors.push(format!("recording: {e}"));
                 self.recorder = None;
             }
         }
-        match &mut self.mode {
-            Mode::Conversation => self.session.push_audio(ulaw),
-            Mode::Voicemail { recorder, .. } => {
-                if let Some(rec) = recorder {
-                    if let Err(e) = rec.write_frame(ulaw, None) {
-                        tracing::error!(error = %e, "write the voicemail");
-                        *recorder = None;
-                    }
+        if let Mode::Voicemail { recorder: Some(rec), .. } = &mut self.mode {
+            if let Err(e) = rec.write_frame(ulaw, None) {
+                tracing::error!(error = %e, "write the voicemail");
+                self.mode = Mode::Voicemail { recorder: None, until: Instant::now() + self.env.timings.voicemail_max };
+            }
+            return;
+        }
+        if !matches!(self.mode, Mode::Conversation) {
+            return;
+        }
+        self.caller_pcm.clear();
+        crate::audio::decode_into(ulaw, &mut self.caller_pcm);
+        self.turn_events.clear();
+        self.vad.push(&self.caller_pcm, &mut self.turn_events);
+        for event in &self.turn_events {
+            match event {
+                TurnEvent::SpeechStarted => {
+                    self.caller_speaking = true;
+                    self.caller_turn_started.get_or_insert(self.t0.elapsed().as_millis() as u64);
+                    self.idle_prompts = 0;
+                    self.last_activity = Instant::now();
+                }
+                TurnEvent::TurnEnded(_) => {
+                    self.caller_speaking = false;
+                    self.last_activity = Instant::now();
                 }
             }
+        }
+        let barge = self.turn_events.contains(&TurnEvent::SpeechStarted) && self.playback.is_playing();
+        if let Link::Live(session) = &mut self.session {
+            session.push_audio(CallerAudio { ulaw, pcm: &self.caller_pcm, turn: &self.turn_events });
+        }
+        if barge && self.ending.is_none() {
+            self.barge_in().await;
         }
     }
 
     async fn on_speech(&mut self, event: SpeechEvent) {
         match event {
             SpeechEvent::CallerSpeechStarted => {
-                self.caller_speaking_since = Some(self.now_ms());
+                self.caller_turn_started.get_or_insert(self.now_ms());
                 self.idle_prompts = 0;
                 self.last_activity = Instant::now();
                 if self.ending.is_none() && self.playback.is_playing() {
-                    self.barge_in(true).await;
+                    self.barge_in().await;
                 }
             }
-            SpeechEvent::CallerTurn { text, ended_at } => {
-                let end_ms = self.now_ms().saturating_sub(ended_at.elapsed().as_millis() as u64);
-                let start_ms = self.caller_speaking_since.take().unwrap_or(end_ms);
-                tracing::info!(text = %text, "caller turn");
+            SpeechEvent::CallerTurnEnded { item, at } => {
+                let end_ms = self.now_ms().saturating_sub(at.elapsed().as_millis() as u64);
+                let start_ms = self.caller_turn_started.take().unwrap_or(end_ms).min(end_ms);
+                self.pending_text.expect(item, self.turns.len());
                 self.turns.push(Turn {
                     role: Role::Caller,
-                    text: text.clone(),
+                    text: String::new(),
                     start_ms,
                     end_ms,
                     interrupted: false,
@@ -778,62 +790,115 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                     return;
                 }
                 self.caller_turns += 1;
-                self.awaiting_reply_since = Some(ended_at);
-                if self.env.guardrails.classify(&text) == Verdict::Inappropriate {
-                    self.inappropriate += 1;
-                    if self.inappropriate > self.env.guardrails.max_inappropriate {
-                        tracing::info!(count = self.inappropriate, "guardrail: too many inappropriate turns");
-                        self.end_politely(EndReason::Guardrail).await;
-                        return;
-                    }
-                }
+                self.awaiting_reply_since = Some(at);
                 if self.caller_turns >= self.env.config.guardrails.max_conversation_turns {
                     tracing::info!("maximum conversation turns reached");
                     self.end_politely(EndReason::MaxTurns).await;
                 }
             }
-            SpeechEvent::AgentAudio { ulaw, text } => self.send_agent_audio(&ulaw, text).await,
-            SpeechEvent::Tool(tool) => self.on_tool(tool).await,
-            SpeechEvent::AgentTurnEnd => {
-                self.awaiting_reply_since = None;
-                self.speaking_line = false;
-                if let Some(turn) = &mut self.turn {
-                    turn.generated = true;
+            SpeechEvent::CallerText { item, text } => {
+                tracing::info!(text = %text, "caller turn");
+                match self.pending_text.take(&item) {
+                    Some(index) => self.turns[index].text = text.clone(),
+                    None => {
+                        // A turn the provider heard and never announced.
+                        let at = self.now_ms();
+                        self.turns.push(Turn {
+                            role: Role::Caller,
+                            text: text.clone(),
+                            start_ms: self.caller_turn_started.take().unwrap_or(at),
+                            end_ms: at,
+                            interrupted: false,
+                            tool_calls: Vec::new(),
+                        });
+                    }
                 }
-                if !self.playback.is_playing() {
-                    self.last_activity = Instant::now();
-                    self.try_act().await;
+                if self.ending.is_some() || !matches!(self.mode, Mode::Conversation) {
+                    return;
                 }
+                if self.env.guardrails.classify(&text) == Verdict::Inappropriate {
+                    self.inappropriate += 1;
+                    if self.inappropriate > self.env.guardrails.max_inappropriate {
+                        tracing::info!(count = self.inappropriate, "guardrail: too many inappropriate turns");
+                        self.end_politely(EndReason::Guardrail).await;
+                    }
+                }
+            }
+            SpeechEvent::AgentText(text) => {
+                if self.guard_agent_text(&text).await {
+                    self.agent_text(text);
+                }
+            }
+            SpeechEvent::AgentDraft(text) => {
+                self.guard_agent_text(&text).await;
+            }
+            SpeechEvent::AgentAudio(ulaw) => self.agent_audio(&ulaw).await,
+            SpeechEvent::Tool { id, call } => self.on_tool(id, call).await,
+            SpeechEvent::AgentTurnEnd => self.agent_turn_end().await,
+            SpeechEvent::Usage { input_tokens, output_tokens } => {
+                self.input_tokens += input_tokens;
+                self.output_tokens += output_tokens;
             }
             SpeechEvent::Error(e) => {
                 tracing::error!(error = %e, "speech provider error");
                 self.env.metrics.provider_errors.fetch_add(1, Ordering::Relaxed);
                 self.errors.push(e);
             }
+            SpeechEvent::Failed(reason) => self.provider_lost(reason).await,
         }
     }
 
-    async fn send_agent_audio(&mut self, ulaw: &[u8], text: String) {
+    /// Checks agent text against the guardrails before it is heard; an off-limits
+    /// reply is cut, counted, and replaced by the agent's refusal. Returns whether the
+    /// text may stand.
+    async fn guard_agent_text(&mut self, text: &str) -> bool {
+        let Verdict::OffLimits { rule } = self.env.guardrails.classify(text) else { return true };
+        if self.ending.is_some() {
+            return true;
+        }
+        tracing::warn!(rule = %rule, "guardrail: the agent's reply broke a rule and was cut");
+        self.guardrail_cuts += 1;
+        self.env.metrics.guardrail_cuts.fetch_add(1, Ordering::Relaxed);
+        self.errors.push(format!("agent reply cut by the rule {rule:?}"));
+        self.cut_agent(false).await;
+        let line = self.env.phrases.off_limits.clone();
+        self.say(&line).await;
+        false
+    }
+
+    /// Opens the agent's turn if none is being generated.
+    fn open_turn(&mut self) -> &mut AgentTurn {
         if self.turn.as_ref().is_none_or(|t| t.generated) {
             self.close_turn();
+            self.agent_turns += 1;
+            self.turn = Some(AgentTurn::new(self.now_ms(), self.playback.position_ms()));
+        }
+        self.turn.as_mut().expect("a turn was just opened")
+    }
+
+    fn agent_text(&mut self, text: String) {
+        let at = self.playback.position_ms();
+        self.open_turn().texts.push((at, text));
+    }
+
+    async fn agent_audio(&mut self, ulaw: &[u8]) {
+        if ulaw.is_empty() {
+            return;
+        }
+        let turn = self.open_turn();
+        let first = !turn.audible;
+        turn.audible = true;
+        if first {
             if let Some(since) = self.awaiting_reply_since.take() {
                 let latency = since.elapsed();
                 self.latencies.push(latency.as_millis() as u64);
                 self.env.metrics.observe_turn_latency(latency.as_secs_f64());
             }
-            self.agent_turns += 1;
-            self.turn = Some(AgentTurn {
-                start_ms: self.now_ms(),
-                audio_start: self.playback.sent_ms,
-                segments: Vec::new(),
-                tool_calls: Vec::new(),
-                generated: false,
-            });
         }
-        let from = self.playback.sent_ms;
-        self.send_frames(ulaw).await;
+        self.send_audio(ulaw, false).await;
+        let at = self.playback.position_ms();
         if let Some(turn) = &mut self.turn {
-            turn.segments.push((from, self.playback.sent_ms, text));
+            turn.audio_end = at;
         }
         if let Some((_, at)) = &mut self.after_playback {
             *at = (*at).max(
@@ -842,12 +907,28 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         }
     }
 
+    async fn agent_turn_end(&mut self) {
+        self.awaiting_reply_since = None;
+        self.speaking_line = false;
+        // The last piece shorter than a frame goes out now.
+        self.send_audio(&[], true).await;
+        let at = self.playback.position_ms();
+        if let Some(turn) = &mut self.turn {
+            turn.generated = true;
+            turn.audio_end = turn.audio_end.max(at);
+        }
+        if !self.playback.is_playing() {
+            self.last_activity = Instant::now();
+            self.try_act().await;
+        }
+    }
+
     /// Sends audio as 20 ms media messages, with a mark every [`FRAMES_PER_MARK`]
-    /// frames and after the last one.
-    async fn send_frames(&mut self, ulaw: &[u8]) {
-        for chunk in ulaw.chunks(FRAME_SAMPLES) {
-            let mut frame = [ULAW_SILENCE; FRAME_SAMPLES];
-            frame[..chunk.len()].copy_from_slice(chunk);
+    /// frames and after the last one; with `flush`, a last short frame is padded.
+    async fn send_audio(&mut self, mut ulaw: &[u8], flush: bool) {
+        let mut any = false;
+        while let Some(frame) = self.playback.next_frame(&mut ulaw, flush) {
+            any = true;
             write_media_json(&mut self.json, &self.id.stream_sid, &frame);
             let json = std::mem::take(&mut self.json);
             if self.out.feed(json).await.is_err() {
@@ -857,14 +938,13 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             self.json = String::with_capacity(512);
             self.frames_out += 1;
             self.env.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
-            self.playback.sent_ms += FRAME_MS;
-            if let Some(buffer) = &mut self.playback.buffer {
-                buffer.extend(frame);
-            }
-            self.playback.frames_since_mark += 1;
+            self.playback.sent(&frame);
             if self.playback.frames_since_mark >= FRAMES_PER_MARK {
                 self.send_mark().await;
             }
+        }
+        if !any {
+            return;
         }
         if self.playback.frames_since_mark > 0 {
             self.send_mark().await;
@@ -875,36 +955,37 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
     }
 
     async fn send_mark(&mut self) {
-        let seq = self.playback.next_mark;
-        self.playback.next_mark += 1;
-        self.playback.frames_since_mark = 0;
-        self.playback.marks.push_back((seq, self.playback.sent_ms));
-        let mark = Outbound::Mark {
-            stream_sid: self.id.stream_sid.clone(),
-            mark: crate::media::MarkInfo { name: format!("m{seq}") },
-        };
+        let name = self.playback.mark();
+        let mark = Outbound::Mark { stream_sid: self.id.stream_sid.clone(), mark: crate::media::MarkInfo { name } };
         let json = serde_json::to_string(&mark).expect("outbound messages serialize");
         if self.out.feed(json).await.is_err() {
             self.socket_ok = false;
         }
     }
 
-    /// The caller spoke over the agent: drop queued audio, stop generating, and keep
-    /// the agent's turn as far as it was played.
-    async fn barge_in(&mut self, count: bool) {
+    /// The caller spoke over the agent.
+    async fn barge_in(&mut self) {
+        self.interruptions += 1;
+        self.cut_agent(true).await;
+    }
+
+    /// Drops queued agent audio (one `clear`), tells the session how much of its turn
+    /// was played, and keeps the turn as far as it was played.
+    async fn cut_agent(&mut self, by_caller: bool) {
         let clear = Outbound::Clear { stream_sid: self.id.stream_sid.clone() };
         let json = serde_json::to_string(&clear).expect("outbound messages serialize");
         if self.out.send(json).await.is_err() {
             self.socket_ok = false;
         }
-        self.session.interrupt();
         let played = self.playback.clear();
-        if let Some(turn) = self.turn.take() {
-            tracing::info!(played_ms = played.saturating_sub(turn.audio_start), "barge-in: agent turn cut");
-            self.turns.push(turn.cut_at(played));
+        let turn = self.turn.take();
+        let in_turn = turn.as_ref().map_or(0, |t| played.saturating_sub(t.audio_start));
+        if let Link::Live(session) = &mut self.session {
+            session.interrupt(Duration::from_millis(in_turn));
         }
-        if count {
-            self.interruptions += 1;
+        if let Some(turn) = turn {
+            tracing::info!(played_ms = in_turn, by_caller, "agent turn cut");
+            self.turns.push(turn.cut_at(played));
         }
         self.awaiting_reply_since = None;
         self.speaking_line = false;
@@ -912,31 +993,34 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
 
     fn close_turn(&mut self) {
         if let Some(turn) = self.turn.take() {
-            self.turns.push(turn.full());
+            if turn.audible || !turn.texts.is_empty() || !turn.tool_calls.is_empty() {
+                self.turns.push(turn.full());
+            }
         }
     }
 
-    async fn on_tool(&mut self, tool: ToolCall) {
-        tracing::info!(tool = tool.name(), "tool call");
-        let mut result = "ok".to_owned();
-        match &tool {
-            ToolCall::EndCall => self.schedule(AfterPlayback::HangUp(EndReason::EndCall)),
+    async fn on_tool(&mut self, id: String, tool: ToolCall) {
+        tracing::info!(tool = tool.name(), id = %id, "tool call");
+        let outcome = match &tool {
+            ToolCall::EndCall => {
+                self.schedule(AfterPlayback::HangUp(EndReason::EndCall));
+                ToolOutcome::ok()
+            }
             ToolCall::TransferCall => {
                 if self.env.config.telephony.transfer_phone_number.is_some() {
                     self.schedule(AfterPlayback::Transfer);
+                    ToolOutcome::ok()
                 } else {
-                    result = "no transfer number configured".into();
+                    ToolOutcome::failed("no transfer number configured")
                 }
             }
-            ToolCall::Voicemail => self.schedule(AfterPlayback::StartVoicemail),
+            ToolCall::Voicemail => {
+                self.schedule(AfterPlayback::StartVoicemail);
+                ToolOutcome::ok()
+            }
             ToolCall::ScheduleCallback { requested_time } => {
-                match self.env.config.integrations.make_endpoint.as_ref().or(self
-                    .env
-                    .config
-                    .integrations
-                    .webhook_endpoint
-                    .as_ref())
-                {
+                let integrations = &self.env.config.integrations;
+                match integrations.make_endpoint.as_ref().or(integrations.webhook_endpoint.as_ref()) {
                     Some(url) => {
                         let body = json!({
                             "event": "callback_requested",
@@ -947,15 +1031,22 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                             "requested_time": requested_time,
                         });
                         self.spawn_webhook("schedule_callback", url.as_str().to_owned(), body);
+                        ToolOutcome::ok()
                     }
-                    None => result = "no scheduling endpoint configured".into(),
+                    None => ToolOutcome::failed("no scheduling endpoint configured"),
                 }
             }
+        };
+        if let Link::Live(session) = &mut self.session {
+            session.tool_result(&id, &outcome);
         }
+        let record = ToolCallRecord { call: tool, result: outcome.message };
         if let Some(turn) = &mut self.turn {
-            turn.tool_calls.push(ToolCallRecord { call: tool, result });
+            turn.tool_calls.push(record);
         } else if let Some(Turn { role: Role::Agent, tool_calls, .. }) = self.turns.last_mut() {
-            tool_calls.push(ToolCallRecord { call: tool, result });
+            tool_calls.push(record);
+        } else {
+            self.open_turn().tool_calls.push(record);
         }
     }
 
@@ -1012,7 +1103,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                 };
                 self.mode = Mode::Voicemail { recorder, until: Instant::now() + self.env.timings.voicemail_max };
                 self.ending = None;
-                self.send_frames(&beep()).await;
+                self.send_audio(&beep(), true).await;
                 tracing::info!("voicemail: recording the caller");
             }
         }
@@ -1029,88 +1120,20 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         self.hung_up_at = Some(Instant::now());
     }
 
-    fn telephony_failed(&mut self, e: String) {
+    fn telephony_failed(&mut self, e: TelephonyError) {
+        if matches!(e, TelephonyError::CallEnded) {
+            // The caller hung up first: Twilio's `stop` follows.
+            tracing::info!("the call had already ended at Twilio");
+            return;
+        }
         tracing::error!(error = %e, "twilio call control failed; closing the stream ends the call");
         self.env.metrics.telephony_errors.fetch_add(1, Ordering::Relaxed);
-        self.errors.push(e);
+        self.errors.push(e.to_string());
     }
 
     fn spawn_webhook(&mut self, kind: &'static str, url: String, body: serde_json::Value) {
         let handle = self.env.webhooks.spawn(&self.env.tasks, &self.env.metrics, kind, url, body);
         self.webhook_results.push(handle);
-    }
-
-    async fn finish(mut self, reason: EndReason) -> CallArtifacts {
-        self.close_turn();
-        let _ = self.out.close().await;
-        let ended_at = time::OffsetDateTime::now_utc();
-        let duration = self.t0.elapsed();
-        tracing::info!(reason = reason.as_str(), duration_ms = duration.as_millis() as u64, "call ended");
-        self.env.metrics.call_ended(reason.as_str());
-        let recording = self.recorder.take().and_then(|r| match r.finish() {
-            Ok(p) => Some(p),
-            Err(e) => {
-                self.errors.push(format!("recording: {e}"));
-                None
-            }
-        });
-        let voicemail = match std::mem::replace(&mut self.mode, Mode::Conversation) {
-            Mode::Voicemail { recorder: Some(r), .. } => r.finish().ok(),
-            _ => None,
-        };
-        // Webhooks of the call get a short while to report; a slow one is recorded as
-        // pending rather than holding the artifacts back.
-        let mut webhooks = Vec::new();
-        for handle in self.webhook_results.drain(..) {
-            match tokio::time::timeout(Duration::from_secs(2), handle).await {
-                Ok(Ok(result)) => webhooks.push(result),
-                _ => webhooks.push(WebhookDelivery {
-                    kind: "unknown".into(),
-                    url: String::new(),
-                    delivered: false,
-                    attempts: 0,
-                    error: Some("still being retried when the call ended".into()),
-                }),
-            }
-        }
-        let mut turns = std::mem::take(&mut self.turns);
-        turns.sort_by_key(|t| t.start_ms);
-        let transcript = Transcript { call_sid: self.id.call_sid.clone(), turns, dtmf: std::mem::take(&mut self.dtmf) };
-        let rfc3339 =
-            |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        let metadata = CallMetadata {
-            call_sid: self.id.call_sid.clone(),
-            stream_sid: self.id.stream_sid.clone(),
-            account_sid: self.id.account_sid.clone(),
-            from: self.id.from.clone(),
-            to: self.id.to.clone(),
-            agent_id: self.env.agent_id.clone(),
-            tenant_id: self.env.tenant_id.clone(),
-            agent_name: self.env.config.name.clone(),
-            provider: self.session.provider().to_owned(),
-            started_at: rfc3339(self.id.started_at),
-            ended_at: rfc3339(ended_at),
-            duration_secs: duration.as_secs_f64(),
-            end_reason: reason.as_str().to_owned(),
-            turn_latency_ms: self.latencies.clone(),
-            caller_turns: self.caller_turns,
-            agent_turns: self.agent_turns,
-            interruptions: self.interruptions,
-            frames_in: self.frames_in,
-            frames_out: self.frames_out,
-            malformed_messages: self.malformed,
-            recording: recording.is_some(),
-            voicemail: voicemail.is_some(),
-            webhooks,
-            errors: std::mem::take(&mut self.errors),
-        };
-        CallArtifacts {
-            call_sid: self.id.call_sid.clone(),
-            transcript: serde_json::to_vec_pretty(&transcript).expect("transcripts serialize"),
-            metadata: serde_json::to_vec_pretty(&metadata).expect("metadata serializes"),
-            recording,
-            voicemail,
-        }
     }
 }
 

@@ -6,8 +6,10 @@
 //! | `POST /agent/{agentId}/incoming-call` | Twilio voice webhook → TwiML `<Connect><Stream>` (or `<Reject reason="busy"/>`) |
 //! | `GET /agent/{agentId}/media-stream` | Media Streams WebSocket → [`crate::call::run_call`] |
 //! | `GET /health` | liveness |
-//! | `GET /health/ready` | 200 while taking calls, 503 while draining |
+//! | `GET /health/ready` | 200 while taking calls; 503 while draining, or when the agent's speech provider cannot work (the body says why) |
 //! | `GET /metrics` | Prometheus |
+
+pub mod admission;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,14 +30,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::artifacts::{ArtifactStore, ObjectStore, S3Store};
-use crate::call::{AnsweredCalls, CallEnv, CallTimings, WsFrame, run_call};
+use crate::call::{CallEnv, CallTimings, WsFrame, run_call};
 use crate::guardrails::Guardrails;
 use crate::metrics::Metrics;
 use crate::phrases::Phrases;
 use crate::settings::Settings;
 use crate::speech::local::LocalPipeline;
+use crate::speech::provider::Provider;
+use crate::speech::tts::Synthesizer;
 use crate::telephony::{TelephonyControl, TwilioRest};
 use crate::webhooks::WebhookSender;
+use admission::AnsweredCalls;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -45,7 +50,7 @@ pub struct AppState {
 struct Inner {
     settings: Settings,
     env: CallEnv,
-    pipeline: Arc<LocalPipeline>,
+    provider: Provider,
     draining: AtomicBool,
     calls: TaskTracker,
     drain: CancellationToken,
@@ -86,23 +91,40 @@ impl App {
     pub async fn build_with(settings: Settings, peers: Peers) -> anyhow::Result<Self> {
         use anyhow::Context;
         let config = settings.spec.config.clone();
-        if config.voice.provider != agent_spec::SpeechProvider::Local {
-            tracing::warn!(
-                provider = config.voice.provider.as_str(),
-                "this runtime has only the local speech pipeline; the agent's calls use it"
-            );
-        }
         let phrases = Phrases::for_agent(&config);
         let started = std::time::Instant::now();
-        let pipeline = LocalPipeline::new(&config, &settings.local).context("start the local speech pipeline")?;
+        let provider = match config.voice.provider {
+            agent_spec::SpeechProvider::Local => Provider::Local(
+                LocalPipeline::new(&config, &settings.local).context("start the local speech pipeline")?,
+            ),
+            other => Provider::Unusable {
+                provider: other.as_str(),
+                reason: format!("the {} speech provider is not available in this runtime", other.as_str()),
+            },
+        };
+        if let Some(reason) = provider.unusable() {
+            tracing::error!(provider = provider.name(), reason, "the agent's speech provider cannot take calls");
+        }
         let loaded = started.elapsed();
-        let lines = phrases.all();
-        pipeline.prewarm(&lines).await.context("synthesize the agent's standard phrases")?;
+        // The runtime's own voice says the apology when a provider is gone; with the
+        // local pipeline it says everything.
+        let voice = match &provider {
+            Provider::Local(pipeline) => pipeline.synthesizer(),
+            _ => {
+                Arc::new(Synthesizer::new(settings.local.espeak.clone(), crate::speech::tts::DEFAULT_VOICE.to_owned()))
+            }
+        };
+        let lines = match &provider {
+            Provider::Local(_) => phrases.all(),
+            _ => vec![phrases.provider_apology.as_str()],
+        };
+        crate::speech::tts::prewarm(&voice, &lines).await.context("synthesize the agent's standard phrases")?;
         tracing::info!(
+            provider = provider.name(),
             load_ms = loaded.as_millis() as u64,
             prewarm_ms = (started.elapsed() - loaded).as_millis() as u64,
             phrases = lines.len(),
-            "local speech pipeline ready"
+            "speech ready"
         );
         let artifacts = Arc::new(ArtifactStore::new(
             peers.objects,
@@ -120,13 +142,14 @@ impl App {
             tenant_id: settings.spec.tenant_id.to_string(),
             guardrails: Guardrails::new(&config.guardrails),
             phrases,
+            voice,
             telephony: peers.telephony,
             webhooks: WebhookSender::new(http, settings.spec.secrets.webhook_signing_secret.clone()),
             artifacts,
             metrics: Arc::new(Metrics::default()),
             tasks: TaskTracker::new(),
             answered: AnsweredCalls::default(),
-            timings: CallTimings::default(),
+            timings: CallTimings { end_of_turn: settings.end_of_turn, ..CallTimings::default() },
             config,
         };
         let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -136,7 +159,7 @@ impl App {
             inner: Arc::new(Inner {
                 settings,
                 env,
-                pipeline,
+                provider,
                 draining: AtomicBool::new(false),
                 calls: TaskTracker::new(),
                 drain: CancellationToken::new(),
@@ -238,6 +261,9 @@ pub fn router(state: AppState) -> Router {
 async fn ready(State(state): State<AppState>) -> Response {
     if state.inner.draining.load(Ordering::SeqCst) {
         (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else if let Some(reason) = state.inner.provider.unusable() {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("speech provider {}: {reason}", state.inner.provider.name()))
+            .into_response()
     } else {
         "ready".into_response()
     }
@@ -396,9 +422,9 @@ async fn handle_socket(state: AppState, socket: WebSocket) {
             _ => WsFrame::Other,
         });
     let outbound = sink.with(|s: String| futures::future::ready(Ok::<_, axum::Error>(Message::Text(s.into()))));
-    let pipeline = Arc::clone(&inner.pipeline);
+    let provider = &inner.provider;
     let artifacts =
-        run_call(&inner.env, Box::pin(inbound), Box::pin(outbound), || pipeline.session(), inner.drain.clone()).await;
+        run_call(&inner.env, Box::pin(inbound), Box::pin(outbound), || provider.connect(), inner.drain.clone()).await;
     metrics.active_calls.fetch_sub(1, Ordering::SeqCst);
     let Some(artifacts) = artifacts else { return };
     let call_sid = artifacts.call_sid.clone();
