@@ -24,6 +24,7 @@ pub mod phrases;
 pub mod server;
 pub mod settings;
 pub mod speech;
+pub mod speechsim;
 pub mod telemetry;
 pub mod telephony;
 pub mod twilio;

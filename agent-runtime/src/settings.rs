@@ -19,7 +19,8 @@
 //! | `ESPEAK_NG` | `espeak-ng` | synthesizer program |
 //! | `TEMPOVOICE_END_OF_TURN_MS` | `700` | caller silence that ends a turn (the runtime's own detector, which runs for every provider) |
 //! | `TEMPOVOICE_LOG_FORMAT` | `json` | `json` or `text` |
-//! | `TEMPOVOICE_EXTRA_CA_FILE` | none | PEM certificates trusted besides the public roots, for webhooks on a private CA |
+//! | `TEMPOVOICE_EXTRA_CA_FILE` | none | PEM certificates trusted besides the public roots (webhooks on a private CA, a local speech provider) |
+//! | `OPENAI_REALTIME_URL` | `wss://api.openai.com/v1/realtime?model={voice.model}` | OpenAI Realtime's WebSocket (`ws://` or `wss://`) |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ pub struct Settings {
     pub json_logs: bool,
     /// Extra trusted root certificates (PEM) for outgoing HTTPS.
     pub extra_ca_pem: Option<Vec<u8>>,
+    /// OpenAI Realtime's WebSocket URL, when not the official one.
+    pub openai_realtime_url: Option<String>,
 }
 
 impl Settings {
@@ -159,6 +162,7 @@ impl Settings {
                 end_of_turn,
                 json_logs,
                 extra_ca_pem,
+                openai_realtime_url: get("OPENAI_REALTIME_URL"),
             }),
             _ => Err(errors),
         }

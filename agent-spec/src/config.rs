@@ -41,9 +41,35 @@ impl SpeechProvider {
     /// The model used when the config names none.
     pub fn default_model(self) -> &'static str {
         match self {
-            Self::NovaSonic => "amazon.nova-sonic-v1:0",
+            Self::NovaSonic => "amazon.nova-2-sonic-v1:0",
             Self::OpenaiRealtime => "gpt-realtime",
             Self::Local => "local-en-us",
+        }
+    }
+
+    /// The voices the provider speaks with (`None`: any espeak-ng voice).
+    pub fn voices(self) -> Option<&'static [&'static str]> {
+        match self {
+            // Nova 2 Sonic's voices (Nova Sonic's are a subset but for `greta`).
+            Self::NovaSonic => Some(&[
+                "tiffany", "matthew", "amy", "olivia", "lupe", "carlos", "ambre", "florian", "lennart", "beatrice",
+                "lorenzo", "tina", "carolina", "leo", "kiara", "arjun", "greta",
+            ]),
+            Self::OpenaiRealtime => {
+                Some(&["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"])
+            }
+            Self::Local => None,
+        }
+    }
+
+    /// Whether `model` is one of the provider's speech-to-speech models.
+    pub fn accepts_model(self, model: &str) -> bool {
+        match self {
+            Self::NovaSonic => matches!(model, "amazon.nova-2-sonic-v1:0" | "amazon.nova-sonic-v1:0"),
+            Self::OpenaiRealtime => ["gpt-realtime", "gpt-4o-realtime-preview", "gpt-4o-mini-realtime-preview"]
+                .iter()
+                .any(|family| model == *family || model.strip_prefix(family).is_some_and(|rest| rest.starts_with('-'))),
+            Self::Local => model == "local-en-us",
         }
     }
 

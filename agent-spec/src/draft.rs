@@ -37,6 +37,9 @@ pub mod limits {
     /// At most what a deploy can honour: a task being replaced keeps its calls for the
     /// target group's deregistration delay, which ALB caps at 3,600 s.
     pub const MAX_SESSION_DURATION_SECS: std::ops::RangeInclusive<u32> = 30..=3_600;
+    /// An OpenAI Realtime session lasts at most 60 minutes; a call on it ends a
+    /// minute before, so the model can still say goodbye.
+    pub const OPENAI_MAX_SESSION_SECS: u32 = 3_540;
     pub const MAX_INAPPROPRIATE_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=20;
     pub const IDLE_PROMPT_AFTER_SECS: std::ops::RangeInclusive<u32> = 3..=300;
     pub const DESIRED_COUNT: std::ops::RangeInclusive<u32> = 0..=20;
@@ -328,6 +331,17 @@ impl AgentDraft {
             .map(|m| m.unwrap_or_else(|| ModelId::parse(provider.default_model()).expect("default model is valid")));
         let voice_id = optional(&mut e, "voice.voice_id", &self.voice.voice_id, VoiceId::parse)
             .map(|v| v.unwrap_or_else(|| VoiceId::parse(provider.default_voice()).expect("default voice is valid")));
+        if let Some(m) = model.as_ref().filter(|m| !provider.accepts_model(m.as_str())) {
+            e.push("voice.model", format!("{:?} is not a {} speech-to-speech model", m.as_str(), provider.as_str()));
+        }
+        if let (Some(v), Some(voices)) = (&voice_id, provider.voices()) {
+            if !voices.contains(&v.as_str()) {
+                e.push(
+                    "voice.voice_id",
+                    format!("must be one of the {} voices: {}", provider.as_str(), voices.join(", ")),
+                );
+            }
+        }
 
         if self.knowledge_base.len() > KNOWLEDGE_DOCUMENTS_MAX {
             e.push("knowledge_base", format!("must hold at most {KNOWLEDGE_DOCUMENTS_MAX} documents"));
@@ -362,6 +376,15 @@ impl AgentDraft {
                      would be cut",
                     MAX_SESSION_DURATION_SECS.start(),
                     MAX_SESSION_DURATION_SECS.end()
+                ),
+            );
+        }
+        if provider == SpeechProvider::OpenaiRealtime && g.max_session_duration_secs > OPENAI_MAX_SESSION_SECS {
+            e.push(
+                "guardrails.max_session_duration_secs",
+                format!(
+                    "must be at most {OPENAI_MAX_SESSION_SECS} seconds with openai-realtime: OpenAI ends a session \
+                     after 60 minutes, and the agent needs the last minute to say goodbye"
                 ),
             );
         }

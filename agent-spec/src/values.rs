@@ -276,10 +276,10 @@ string_value!(
 );
 
 string_value!(
-    /// A speech model identifier such as `amazon.nova-sonic-v1:0` or `gpt-realtime`.
+    /// A speech model identifier such as `amazon.nova-2-sonic-v1:0` or `gpt-realtime`.
     ModelId,
-    description = "Speech model identifier, e.g. amazon.nova-sonic-v1:0",
-    example = "amazon.nova-sonic-v1:0",
+    description = "Speech model identifier, e.g. amazon.nova-2-sonic-v1:0",
+    example = "amazon.nova-2-sonic-v1:0",
     parse = |raw| {
         let ok = (1..=128).contains(&raw.len())
             && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'));

@@ -499,7 +499,8 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
     }
 
     async fn apologize(&mut self, reason: EndReason) {
-        if self.playback.is_playing() || self.turn.is_some() {
+        // A turn the provider finished plays out; one it was still generating is cut.
+        if self.turn.as_ref().is_some_and(|t| !t.generated) {
             self.cut_agent(false).await;
         }
         self.ending = Some(reason);

@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 use crate::phrases::Phrases;
 use crate::settings::Settings;
 use crate::speech::local::LocalPipeline;
+use crate::speech::openai::OpenAiRealtime;
 use crate::speech::provider::Provider;
 use crate::speech::tts::Synthesizer;
 use crate::telephony::{TelephonyControl, TwilioRest};
@@ -97,6 +98,15 @@ impl App {
             agent_spec::SpeechProvider::Local => Provider::Local(
                 LocalPipeline::new(&config, &settings.local).context("start the local speech pipeline")?,
             ),
+            agent_spec::SpeechProvider::OpenaiRealtime => match OpenAiRealtime::new(
+                &config,
+                settings.spec.secrets.openai_api_key.clone(),
+                settings.openai_realtime_url.clone(),
+                settings.extra_ca_pem.as_deref(),
+            ) {
+                Ok(openai) => Provider::OpenAi(Arc::new(openai)),
+                Err(reason) => Provider::Unusable { provider: "openai-realtime", reason },
+            },
             other => Provider::Unusable {
                 provider: other.as_str(),
                 reason: format!("the {} speech provider is not available in this runtime", other.as_str()),

@@ -80,6 +80,11 @@ impl LocalPipeline {
         Ok(Arc::new(pipeline))
     }
 
+    /// The knowledge-base responder.
+    pub fn responder(&self) -> &Responder {
+        &self.responder
+    }
+
     /// The agent's voice, which also says the runtime's own lines.
     pub fn synthesizer(&self) -> Arc<Synthesizer> {
         Arc::clone(&self.tts)
@@ -90,7 +95,9 @@ impl LocalPipeline {
         LocalSession { pipeline: Arc::clone(self), turns: 0, tx, rx, generation: 0, tasks: JoinSet::new() }
     }
 
-    fn recognize(&self, samples: &[i16]) -> String {
+    /// What the caller said in `samples` (8 kHz), by the agent's recognizer; empty
+    /// without recognition.
+    pub fn recognize(&self, samples: &[i16]) -> String {
         let Some(models) = &self.models else { return String::new() };
         let pooled = self.recognizers.lock().expect("recognizer pool lock").pop();
         let mut decoder = match pooled {

@@ -8,7 +8,9 @@
 //!   [`recognizer`]) → [`responder`] (knowledge base by BM25, tools by intent) →
 //!   synthesis ([`tts`], espeak-ng, cached).
 
+pub mod instructions;
 pub mod local;
+pub mod openai;
 pub mod provider;
 pub mod recognizer;
 pub mod responder;

@@ -11,11 +11,13 @@ use std::time::Duration;
 use agent_spec::SpeechProvider;
 
 use super::local::{LocalPipeline, LocalSession};
+use super::openai::{OpenAiRealtime, OpenAiSession};
 use super::{CallerAudio, ConnectError, SpeechEvent, SpeechSession, ToolOutcome};
 
 /// What answers the agent's calls.
 pub enum Provider {
     Local(Arc<LocalPipeline>),
+    OpenAi(Arc<OpenAiRealtime>),
     /// Configured, but it cannot work: readiness reports `reason`.
     Unusable {
         provider: &'static str,
@@ -27,6 +29,7 @@ impl Provider {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Local(_) => SpeechProvider::Local.as_str(),
+            Self::OpenAi(_) => SpeechProvider::OpenaiRealtime.as_str(),
             Self::Unusable { provider, .. } => provider,
         }
     }
@@ -43,6 +46,7 @@ impl Provider {
     pub async fn connect(&self) -> Result<Session, ConnectError> {
         match self {
             Self::Local(pipeline) => Ok(Session::Local(pipeline.session())),
+            Self::OpenAi(openai) => Ok(Session::OpenAi(openai.connect().await?)),
             Self::Unusable { provider, reason } => Err(ConnectError::Refused { provider, reason: reason.clone() }),
         }
     }
@@ -51,48 +55,56 @@ impl Provider {
 /// One call's session with whichever provider the agent uses.
 pub enum Session {
     Local(LocalSession),
+    OpenAi(OpenAiSession),
 }
 
 impl SpeechSession for Session {
     fn provider(&self) -> &'static str {
         match self {
             Self::Local(s) => s.provider(),
+            Self::OpenAi(s) => s.provider(),
         }
     }
 
     fn wants_utterances(&self) -> bool {
         match self {
             Self::Local(s) => s.wants_utterances(),
+            Self::OpenAi(s) => s.wants_utterances(),
         }
     }
 
     fn push_audio(&mut self, audio: CallerAudio<'_>) {
         match self {
             Self::Local(s) => s.push_audio(audio),
+            Self::OpenAi(s) => s.push_audio(audio),
         }
     }
 
     fn speak(&mut self, text: &str) {
         match self {
             Self::Local(s) => s.speak(text),
+            Self::OpenAi(s) => s.speak(text),
         }
     }
 
     fn interrupt(&mut self, played: Duration) {
         match self {
             Self::Local(s) => s.interrupt(played),
+            Self::OpenAi(s) => s.interrupt(played),
         }
     }
 
     fn tool_result(&mut self, id: &str, outcome: &ToolOutcome) {
         match self {
             Self::Local(s) => s.tool_result(id, outcome),
+            Self::OpenAi(s) => s.tool_result(id, outcome),
         }
     }
 
     async fn next_event(&mut self) -> Option<SpeechEvent> {
         match self {
             Self::Local(s) => s.next_event().await,
+            Self::OpenAi(s) => s.next_event().await,
         }
     }
 }

@@ -148,6 +148,12 @@ impl Responder {
         }
     }
 
+    /// The knowledge base's best passage for `query` (BM25), for a provider's
+    /// `search_knowledge_base` tool.
+    pub fn search(&self, query: &str) -> Option<&str> {
+        self.best_passage(&words(query))
+    }
+
     fn say(&self, text: &str) -> Reply {
         Reply { text: text.to_owned(), tool: None }
     }

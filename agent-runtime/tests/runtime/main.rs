@@ -7,6 +7,7 @@
 mod calls;
 mod common;
 mod conversation;
+mod openai;
 mod resilience;
 mod signature;
 mod webhook;

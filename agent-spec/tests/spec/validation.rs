@@ -193,7 +193,7 @@ const TABLE: &[(&str, Mutation, &str, &str)] = &[
 #[test]
 fn the_valid_draft_is_valid() {
     let (config, secrets) = valid_draft().validate(None).expect("valid draft");
-    assert_eq!(config.voice.model.as_str(), "amazon.nova-sonic-v1:0");
+    assert_eq!(config.voice.model.as_str(), "amazon.nova-2-sonic-v1:0");
     assert_eq!(config.voice.voice_id.as_str(), "tiffany");
     assert!(secrets.openai_api_key.is_none());
 }

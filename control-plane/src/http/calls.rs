@@ -111,7 +111,9 @@ async fn list_calls(
         // Never deployed, or its bucket purged: no calls.
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_bucket()) => Vec::new(),
         Err(e) => {
-            return Err(ApiError::Upstream(anyhow::Error::new(e).context(format!("list s3://{bucket}/{CALLS_PREFIX}"))));
+            return Err(ApiError::Upstream(
+                anyhow::Error::new(e).context(format!("list s3://{bucket}/{CALLS_PREFIX}")),
+            ));
         }
     };
     let mut calls: Vec<CallCursor> = objects
