@@ -37,6 +37,10 @@ prop_compose! {
     }
 }
 
+fn maybe_index() -> impl Strategy<Value = Option<usize>> {
+    proptest::option::of(0usize..32)
+}
+
 prop_compose! {
     fn draft()(
         name in single_line(40),
@@ -45,8 +49,8 @@ prop_compose! {
         greeting in single_line(60),
         language in select(vec!["en-US", "en-GB", "es", "pt-BR", "zh-Hans-CN"]),
         provider in select(SpeechProvider::ALL.to_vec()),
-        model in maybe("[a-z][a-z0-9.:-]{0,20}"),
-        voice in maybe("[a-z][a-z0-9+_-]{0,10}"),
+        (model_pick, voice_pick) in (maybe_index(), maybe_index()),
+        local_voice in "[a-z][a-z0-9+_-]{0,10}",
         documents in prop::collection::vec((single_line(30), free_text(200)), 0..4),
         rules in prop::collection::vec(single_line(50), 0..4),
         (turns, duration, attempts, idle) in (1u32..=1000, 301u32..=3_600, 1u32..=20, 3u32..=300),
@@ -77,12 +81,31 @@ prop_compose! {
             system_prompt,
             greeting,
             language: language.into(),
-            voice: VoiceDraft { provider, model, voice_id: voice },
+            voice: VoiceDraft {
+                provider,
+                // The provider's own models and voices (the default when none is picked).
+                model: model_pick.map(|i| {
+                    let models: &[&str] = match provider {
+                        SpeechProvider::NovaSonic => &["amazon.nova-2-sonic-v1:0", "amazon.nova-sonic-v1:0"],
+                        SpeechProvider::OpenaiRealtime => &["gpt-realtime", "gpt-realtime-2025-08-28", "gpt-4o-realtime-preview"],
+                        SpeechProvider::Local => &["local-en-us"],
+                    };
+                    models[i % models.len()].to_owned()
+                }),
+                voice_id: voice_pick.map(|i| match provider.voices() {
+                    Some(voices) => voices[i % voices.len()].to_owned(),
+                    None => local_voice.clone(),
+                }),
+            },
             knowledge_base: documents.into_iter().map(|(title, text)| KnowledgeDocumentDraft { title, text }).collect(),
             guardrails: GuardrailsDraft {
                 custom_rules: rules,
                 max_conversation_turns: turns,
-                max_session_duration_secs: duration,
+                max_session_duration_secs: if provider == SpeechProvider::OpenaiRealtime {
+                    duration.min(agent_spec::draft::limits::OPENAI_MAX_SESSION_SECS)
+                } else {
+                    duration
+                },
                 max_inappropriate_attempts: attempts,
             },
             idle_prompt_after_secs: idle,
