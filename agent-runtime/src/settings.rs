@@ -20,6 +20,8 @@
 //! | `TEMPOVOICE_END_OF_TURN_MS` | `700` | caller silence that ends a turn (the runtime's own detector, which runs for every provider) |
 //! | `TEMPOVOICE_LOG_FORMAT` | `json` | `json` or `text` |
 //! | `TEMPOVOICE_EXTRA_CA_FILE` | none | PEM certificates trusted besides the public roots (webhooks on a private CA, a local speech provider) |
+//! | `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` | the SDK's | Bedrock Runtime's endpoint (the SDK's standard variable) |
+//! | `TEMPOVOICE_NOVA_ROTATE_SECS` | `360` | a Nova Sonic stream is replaced after this long (Nova ends one at 8 minutes) |
 //! | `OPENAI_REALTIME_URL` | `wss://api.openai.com/v1/realtime?model={voice.model}` | OpenAI Realtime's WebSocket (`ws://` or `wss://`) |
 
 use std::net::SocketAddr;
@@ -49,6 +51,10 @@ pub struct Settings {
     pub extra_ca_pem: Option<Vec<u8>>,
     /// OpenAI Realtime's WebSocket URL, when not the official one.
     pub openai_realtime_url: Option<String>,
+    /// Bedrock Runtime's endpoint, when not the SDK's.
+    pub bedrock_endpoint: Option<String>,
+    /// When a Nova Sonic stream is replaced.
+    pub nova_rotate_after: Duration,
 }
 
 impl Settings {
@@ -89,6 +95,7 @@ impl Settings {
         };
         let max_calls = number("TEMPOVOICE_MAX_CALLS", 50, 1..=100_000) as usize;
         let drain = Duration::from_secs(number("TEMPOVOICE_DRAIN_SECS", 20, 0..=3_600));
+        let nova_rotate_after = Duration::from_secs(number("TEMPOVOICE_NOVA_ROTATE_SECS", 360, 5..=450));
         let end_of_turn = Duration::from_millis(number("TEMPOVOICE_END_OF_TURN_MS", 700, 100..=5_000));
         let recognition = match get("TEMPOVOICE_ASR").as_deref() {
             None | Some("on") => true,
@@ -163,6 +170,8 @@ impl Settings {
                 json_logs,
                 extra_ca_pem,
                 openai_realtime_url: get("OPENAI_REALTIME_URL"),
+                bedrock_endpoint: get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"),
+                nova_rotate_after,
             }),
             _ => Err(errors),
         }

@@ -830,6 +830,15 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                     self.agent_text(text);
                 }
             }
+            SpeechEvent::AgentTextFinal(text) => {
+                if let Some(turn) = &mut self.turn {
+                    let kept = turn.final_text.get_or_insert_with(String::new);
+                    if !kept.is_empty() {
+                        kept.push(' ');
+                    }
+                    kept.push_str(text.trim());
+                }
+            }
             SpeechEvent::AgentDraft(text) => {
                 self.guard_agent_text(&text).await;
             }

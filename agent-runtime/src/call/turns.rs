@@ -16,6 +16,8 @@ pub(super) struct AgentTurn {
     /// arrived: a text is spoken by the audio from its anchor to the next one.
     pub texts: Vec<(u64, String)>,
     pub tool_calls: Vec<ToolCallRecord>,
+    /// The provider's own record of the turn's words, when it sends one.
+    pub final_text: Option<String>,
     /// The provider finished generating it.
     pub generated: bool,
     /// Some audio was produced (a turn of text alone is not heard).
@@ -30,6 +32,7 @@ impl AgentTurn {
             audio_end: audio_at,
             texts: Vec::new(),
             tool_calls: Vec::new(),
+            final_text: None,
             generated: false,
             audible: false,
         }
@@ -46,9 +49,10 @@ impl AgentTurn {
     }
 
     pub fn full(self) -> Turn {
+        let streamed = join_text(self.texts.iter().map(|t| t.1.as_str()));
         Turn {
             role: Role::Agent,
-            text: join_text(self.texts.iter().map(|t| t.1.as_str())),
+            text: self.final_text.filter(|t| !t.trim().is_empty()).unwrap_or(streamed),
             start_ms: self.start_ms,
             end_ms: self.start_ms + (self.audio_end - self.audio_start),
             interrupted: false,

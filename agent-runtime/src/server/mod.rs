@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 use crate::phrases::Phrases;
 use crate::settings::Settings;
 use crate::speech::local::LocalPipeline;
+use crate::speech::nova::NovaSonic;
 use crate::speech::openai::OpenAiRealtime;
 use crate::speech::provider::Provider;
 use crate::speech::tts::Synthesizer;
@@ -107,9 +108,9 @@ impl App {
                 Ok(openai) => Provider::OpenAi(Arc::new(openai)),
                 Err(reason) => Provider::Unusable { provider: "openai-realtime", reason },
             },
-            other => Provider::Unusable {
-                provider: other.as_str(),
-                reason: format!("the {} speech provider is not available in this runtime", other.as_str()),
+            agent_spec::SpeechProvider::NovaSonic => match nova_client(&settings).await {
+                Ok(client) => Provider::Nova(Arc::new(NovaSonic::new(&config, client, settings.nova_rotate_after))),
+                Err(reason) => Provider::Unusable { provider: "nova-sonic", reason },
             },
         };
         if let Some(reason) = provider.unusable() {
@@ -235,6 +236,40 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The Bedrock Runtime client for Nova Sonic: the agent's region, the SDK's
+/// credential chain (checked now: without credentials the agent is not ready), the
+/// endpoint override, `TEMPOVOICE_EXTRA_CA_FILE`'s roots, and no retries (a
+/// bidirectional stream that has started cannot be replayed).
+async fn nova_client(settings: &Settings) -> Result<aws_sdk_bedrockruntime::Client, String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    use aws_smithy_http_client::tls;
+    let region = settings.spec.config.integrations.aws_region.as_str().to_owned();
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.clone()))
+        .load()
+        .await;
+    let credentials = shared.credentials_provider().ok_or("no AWS credentials provider is configured")?;
+    credentials.provide_credentials().await.map_err(|e| {
+        format!("AWS credentials for Bedrock in {region}: {}", aws_sdk_bedrockruntime::error::DisplayErrorContext(&e))
+    })?;
+    let mut trust = tls::TrustStore::default();
+    if let Some(pem) = &settings.extra_ca_pem {
+        trust = trust.with_pem_certificate(pem.clone());
+    }
+    let context = tls::TlsContext::builder().with_trust_store(trust).build().map_err(|e| e.to_string())?;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https();
+    let mut config = aws_sdk_bedrockruntime::config::Builder::from(&shared)
+        .http_client(http)
+        .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled());
+    if let Some(endpoint) = &settings.bedrock_endpoint {
+        config = config.endpoint_url(endpoint);
+    }
+    Ok(aws_sdk_bedrockruntime::Client::from_conf(config.build()))
 }
 
 /// An HTTPS client that also trusts `TEMPOVOICE_EXTRA_CA_FILE`.

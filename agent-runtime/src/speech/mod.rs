@@ -10,6 +10,7 @@
 
 pub mod instructions;
 pub mod local;
+pub mod nova;
 pub mod openai;
 pub mod provider;
 pub mod recognizer;
@@ -44,6 +45,9 @@ pub enum SpeechEvent {
     /// Words the agent voices with the audio that follows (transcripts arrive apart
     /// from audio).
     AgentText(String),
+    /// The provider's own record of what it said in the turn, after the audio (Nova's
+    /// FINAL text): it replaces the turn's text when the turn was played whole.
+    AgentTextFinal(String),
     /// Text the agent is about to say, before its audio (checked against the
     /// guardrails early; not itself part of the transcript).
     AgentDraft(String),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use agent_spec::SpeechProvider;
 
 use super::local::{LocalPipeline, LocalSession};
+use super::nova::{NovaSession, NovaSonic};
 use super::openai::{OpenAiRealtime, OpenAiSession};
 use super::{CallerAudio, ConnectError, SpeechEvent, SpeechSession, ToolOutcome};
 
@@ -18,6 +19,7 @@ use super::{CallerAudio, ConnectError, SpeechEvent, SpeechSession, ToolOutcome};
 pub enum Provider {
     Local(Arc<LocalPipeline>),
     OpenAi(Arc<OpenAiRealtime>),
+    Nova(Arc<NovaSonic>),
     /// Configured, but it cannot work: readiness reports `reason`.
     Unusable {
         provider: &'static str,
@@ -30,6 +32,7 @@ impl Provider {
         match self {
             Self::Local(_) => SpeechProvider::Local.as_str(),
             Self::OpenAi(_) => SpeechProvider::OpenaiRealtime.as_str(),
+            Self::Nova(_) => SpeechProvider::NovaSonic.as_str(),
             Self::Unusable { provider, .. } => provider,
         }
     }
@@ -47,6 +50,7 @@ impl Provider {
         match self {
             Self::Local(pipeline) => Ok(Session::Local(pipeline.session())),
             Self::OpenAi(openai) => Ok(Session::OpenAi(openai.connect().await?)),
+            Self::Nova(nova) => Ok(Session::Nova(nova.connect().await?)),
             Self::Unusable { provider, reason } => Err(ConnectError::Refused { provider, reason: reason.clone() }),
         }
     }
@@ -56,6 +60,7 @@ impl Provider {
 pub enum Session {
     Local(LocalSession),
     OpenAi(OpenAiSession),
+    Nova(NovaSession),
 }
 
 impl SpeechSession for Session {
@@ -63,6 +68,7 @@ impl SpeechSession for Session {
         match self {
             Self::Local(s) => s.provider(),
             Self::OpenAi(s) => s.provider(),
+            Self::Nova(s) => s.provider(),
         }
     }
 
@@ -70,6 +76,7 @@ impl SpeechSession for Session {
         match self {
             Self::Local(s) => s.wants_utterances(),
             Self::OpenAi(s) => s.wants_utterances(),
+            Self::Nova(s) => s.wants_utterances(),
         }
     }
 
@@ -77,6 +84,7 @@ impl SpeechSession for Session {
         match self {
             Self::Local(s) => s.push_audio(audio),
             Self::OpenAi(s) => s.push_audio(audio),
+            Self::Nova(s) => s.push_audio(audio),
         }
     }
 
@@ -84,6 +92,7 @@ impl SpeechSession for Session {
         match self {
             Self::Local(s) => s.speak(text),
             Self::OpenAi(s) => s.speak(text),
+            Self::Nova(s) => s.speak(text),
         }
     }
 
@@ -91,6 +100,7 @@ impl SpeechSession for Session {
         match self {
             Self::Local(s) => s.interrupt(played),
             Self::OpenAi(s) => s.interrupt(played),
+            Self::Nova(s) => s.interrupt(played),
         }
     }
 
@@ -98,6 +108,7 @@ impl SpeechSession for Session {
         match self {
             Self::Local(s) => s.tool_result(id, outcome),
             Self::OpenAi(s) => s.tool_result(id, outcome),
+            Self::Nova(s) => s.tool_result(id, outcome),
         }
     }
 
@@ -105,6 +116,7 @@ impl SpeechSession for Session {
         match self {
             Self::Local(s) => s.next_event().await,
             Self::OpenAi(s) => s.next_event().await,
+            Self::Nova(s) => s.next_event().await,
         }
     }
 }

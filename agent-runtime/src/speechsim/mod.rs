@@ -7,6 +7,7 @@
 //! base's BM25 responder, espeak-ng), so a call through a fake is answered from the
 //! knowledge base, and asserts the protocol as the real service would.
 
+pub mod nova;
 pub mod openai;
 
 use std::sync::Arc;

@@ -7,6 +7,7 @@
 mod calls;
 mod common;
 mod conversation;
+mod nova;
 mod openai;
 mod resilience;
 mod signature;

@@ -1,0 +1,218 @@
+//! Calls through Amazon Nova Sonic, played by `speechsim`'s fake Bedrock (HTTP/2 over
+//! TLS, AWS event-stream framing, SigV4-signed events) and the call simulator; the
+//! runtime talks to it with the real `aws-sdk-bedrockruntime` client.
+
+use crate::common;
+
+use std::time::Duration;
+
+use agent_runtime::callsim::{Ending, Step};
+use agent_runtime::speech::local::LocalSettings;
+use agent_runtime::speechsim::nova::{NovaFake, NovaFakeOptions};
+use agent_spec::draft::AgentDraft;
+use common::*;
+
+fn nova_draft() -> AgentDraft {
+    let mut d = draft();
+    d.voice.provider = agent_spec::SpeechProvider::NovaSonic;
+    d.voice.voice_id = Some("tiffany".into());
+    d.knowledge_base.push(agent_spec::draft::KnowledgeDocumentDraft {
+        title: "Cakes".into(),
+        text: "We bake chocolate cakes, lemon cakes, carrot cakes and cheesecakes every single morning. \
+               Wedding cakes take two weeks of notice and we deliver them anywhere in the city. \
+               Birthday cakes can be decorated with any message you like."
+            .into(),
+    });
+    d
+}
+
+struct Nova {
+    fake: NovaFake,
+    _work: tempfile::TempDir,
+    ca: std::path::PathBuf,
+}
+
+async fn fake(d: &AgentDraft, stream_limit: Option<Duration>) -> Nova {
+    let (config, _) = d.clone().validate(None).expect("valid draft");
+    let work = tempfile::tempdir().expect("work dir");
+    let settings = LocalSettings {
+        recognition: true,
+        model_dir: agent_runtime::speech::recognizer::DEFAULT_MODEL_DIR.into(),
+        espeak: "espeak-ng".into(),
+        work_dir: work.path().to_owned(),
+    };
+    let brain = agent_runtime::speechsim::brain(&config, &settings).expect("the fake's brain");
+    let options = NovaFakeOptions {
+        access_key_id: std::env::var("AWS_ACCESS_KEY_ID").expect("scripts/test sets AWS credentials"),
+        region: config.integrations.aws_region.as_str().to_owned(),
+        brain,
+        stream_limit,
+    };
+    let fake = NovaFake::start("127.0.0.1:0".parse().unwrap(), options).await.expect("start the fake");
+    let ca = work.path().join("nova-ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    Nova { fake, _work: work, ca }
+}
+
+async fn runtime(d: AgentDraft, nova: &Nova, extra: Vec<(&'static str, String)>) -> Runtime {
+    let mut extra_env = vec![
+        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", nova.fake.endpoint()),
+        ("TEMPOVOICE_EXTRA_CA_FILE", nova.ca.display().to_string()),
+    ];
+    extra_env.extend(extra);
+    spawn_with(d, Options { extra_env, ..Default::default() }).await
+}
+
+fn tool_names(transcript: &serde_json::Value) -> Vec<String> {
+    transcript["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["tool_calls"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_nova_sonic_answers_from_the_knowledge_base_and_hangs_up_on_goodbye() {
+    let d = nova_draft();
+    let nova = fake(&d, None).await;
+    let rt = runtime(d, &nova, vec![]).await;
+    let script = vec![
+        wait_for_agent(),
+        say("What are your opening hours?"),
+        wait_for_agent(),
+        say("Thank you, goodbye."),
+        Step::WaitForAgent { quiet: Duration::from_secs(30), timeout: Duration::from_secs(30) },
+    ];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    assert_eq!(report.ending, Some(Ending::HungUpByAgent), "{report:?}");
+    let requests = rt.sim.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].form, vec![("Status".to_owned(), "completed".to_owned())]);
+
+    let log = nova.fake.log();
+    assert!(log.violations.is_empty(), "protocol breaches: {:?}", log.violations);
+    assert_eq!(log.streams, 1);
+    assert_eq!(log.voices, vec!["tiffany"]);
+    assert!(log.system_prompts[0].contains("Monday to Friday"), "a small knowledge base goes in whole");
+    assert_eq!(log.spoken_lines, vec!["Hello, thank you for calling Rosa's Bakery."]);
+    assert_eq!(log.tool_uses.len(), 1, "{:?}", log.tool_uses);
+    assert_eq!(log.tool_uses[0].1, "end_call");
+    assert_eq!(log.tool_results, vec![(log.tool_uses[0].0.clone(), r#"{"result":"ok"}"#.to_owned())]);
+
+    let transcript = rt.json(&report.call_sid, "transcript.json").await;
+    let lines = agent_lines(&transcript);
+    assert!(lines[0].contains("Rosa's Bakery"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("Monday to Friday")), "{transcript:#}");
+    assert_eq!(tool_names(&transcript), vec!["end_call"]);
+    let turns = transcript["turns"].as_array().unwrap();
+    let roles: Vec<&str> = turns.iter().map(|t| t["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, vec!["agent", "caller", "agent", "caller", "agent"], "{transcript:#}");
+    assert!(turns[1]["text"].as_str().unwrap().contains("opening"), "{transcript:#}");
+    let metadata = rt.json(&report.call_sid, "metadata.json").await;
+    assert_eq!(metadata["provider"], "nova-sonic");
+    assert_eq!(metadata["end_reason"], "end_call");
+    assert!(metadata["usage"]["output_tokens"].as_u64().unwrap() >= 60, "{metadata:#}");
+    assert_eq!(metadata["errors"].as_array().unwrap().len(), 0, "{metadata:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_barge_in_on_nova_clears_once_and_cuts_the_turn() {
+    let d = nova_draft();
+    let nova = fake(&d, None).await;
+    let rt = runtime(d, &nova, vec![]).await;
+    let script = vec![
+        wait_for_agent(),
+        say("Tell me about your cakes"),
+        Step::WaitForAgentSpeaking { after: Duration::from_millis(1500), timeout: Duration::from_secs(20) },
+        say("Where are you located?"),
+        wait_for_agent(),
+        Step::HangUp,
+    ];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    assert_eq!(report.clears.len(), 1, "one clear: {:?}", report.clears);
+    let transcript = rt.json(&report.call_sid, "transcript.json").await;
+    let turns = transcript["turns"].as_array().unwrap();
+    let cut: Vec<&serde_json::Value> = turns.iter().filter(|t| t["interrupted"] == true).collect();
+    assert_eq!(cut.len(), 1, "{transcript:#}");
+    let text = cut[0]["text"].as_str().unwrap();
+    assert!(text.starts_with("We bake"), "{text}");
+    assert!(!text.contains("Birthday"), "only what was played: {text}");
+    assert!(agent_lines(&transcript).iter().any(|l| l.contains("Harbour Street")), "{transcript:#}");
+    let log = nova.fake.log();
+    assert!(log.violations.is_empty(), "protocol breaches: {:?}", log.violations);
+    let metadata = rt.json(&report.call_sid, "metadata.json").await;
+    assert_eq!(metadata["interruptions"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nova_stream_ended_early_is_replaced_and_the_conversation_carries_over() {
+    let d = nova_draft();
+    // Nova ends a stream at 8 minutes; the fake, at 12 s.
+    let nova = fake(&d, Some(Duration::from_secs(12))).await;
+    let rt = runtime(d, &nova, vec![]).await;
+    let script = vec![
+        wait_for_agent(),
+        say("What are your opening hours?"),
+        wait_for_agent(),
+        Step::Silence(Duration::from_secs(8)),
+        say("Where are you located?"),
+        wait_for_agent(),
+        Step::HangUp,
+    ];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    let log = nova.fake.log();
+    assert!(log.violations.is_empty(), "protocol breaches: {:?}", log.violations);
+    assert!(log.streams >= 2, "the stream was replaced: {} streams", log.streams);
+    let carried = &log.histories[1];
+    assert!(carried.first().is_some_and(|(role, _)| role == "USER"), "history starts with the caller: {carried:?}");
+    assert!(carried.iter().any(|(r, t)| r == "USER" && t.contains("opening")), "{carried:?}");
+    assert!(carried.iter().any(|(r, t)| r == "ASSISTANT" && t.contains("Monday to Friday")), "{carried:?}");
+    let transcript = rt.json(&report.call_sid, "transcript.json").await;
+    assert!(agent_lines(&transcript).iter().any(|l| l.contains("Harbour Street")), "the call went on: {transcript:#}");
+    let metadata = rt.json(&report.call_sid, "metadata.json").await;
+    assert_eq!(metadata["end_reason"], "caller_hung_up", "{metadata:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nova_down_at_the_start_gets_an_apology_and_a_hang_up() {
+    let d = nova_draft();
+    let nova = fake(&d, None).await;
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rt = runtime(d, &nova, vec![("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", format!("https://127.0.0.1:{port}"))]).await;
+    let script = vec![Step::WaitForAgent { quiet: Duration::from_secs(20), timeout: Duration::from_secs(20) }];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    assert_eq!(report.ending, Some(Ending::HungUpByAgent), "{report:?}");
+    let lines = agent_lines(&rt.json(&report.call_sid, "transcript.json").await);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("cannot take your call"), "the apology: {lines:?}");
+    let metadata = rt.json(&report.call_sid, "metadata.json").await;
+    assert_eq!(metadata["end_reason"], "provider_unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nova_stream_is_rotated_before_its_limit_while_the_agent_is_quiet() {
+    let d = nova_draft();
+    let nova = fake(&d, None).await;
+    let rt = runtime(d, &nova, vec![("TEMPOVOICE_NOVA_ROTATE_SECS", "5".into())]).await;
+    let script = vec![
+        wait_for_agent(),
+        say("What are your opening hours?"),
+        wait_for_agent(),
+        Step::Silence(Duration::from_secs(3)),
+        say("Where are you located?"),
+        wait_for_agent(),
+        Step::HangUp,
+    ];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    let log = nova.fake.log();
+    assert!(log.violations.is_empty(), "protocol breaches: {:?}", log.violations);
+    assert!(log.streams >= 2, "rotated: {} streams", log.streams);
+    assert!(log.closed_cleanly >= 1, "the replaced stream was ended with contentEnd, promptEnd, sessionEnd");
+    let transcript = rt.json(&report.call_sid, "transcript.json").await;
+    let lines = agent_lines(&transcript);
+    assert!(lines.iter().any(|l| l.contains("Monday to Friday")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("Harbour Street")), "{lines:?}");
+}
