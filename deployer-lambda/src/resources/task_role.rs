@@ -4,8 +4,10 @@
 //!
 //! - objects under `calls/` in the agent's own transcript bucket (write, read back,
 //!   abort an unfinished multipart upload), and
-//! - `bedrock:InvokeModelWithBidirectionalStream` on the agent's Nova Sonic model,
-//!   in its speech region, when the agent speaks through Nova Sonic.
+//! - `bedrock:InvokeModel` (the action AWS's API reference names for
+//!   `InvokeModelWithBidirectionalStream`) and `bedrock:InvokeModelWithBidirectionalStream`
+//!   (the one AWS's Nova Sonic samples grant) on the agent's Nova Sonic model, in its
+//!   speech region, when the agent speaks through Nova Sonic.
 //!
 //! Only ECS tasks of this account can assume it (`aws:SourceAccount`), and it is
 //! created under the permission boundary the settings name, so even a policy edited
@@ -64,7 +66,7 @@ pub fn permissions_policy(partition: Partition, bucket: &str, model: Option<&Bed
         statements.push(json!({
             "Sid": "SpeechModel",
             "Effect": "Allow",
-            "Action": "bedrock:InvokeModelWithBidirectionalStream",
+            "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithBidirectionalStream"],
             "Resource": format!("arn:{p}:bedrock:{}::foundation-model/{}", m.region, m.model_id)
         }));
     }
