@@ -26,6 +26,8 @@
 
 mod playback;
 mod record;
+#[cfg(test)]
+mod tests;
 mod turns;
 
 use std::future::Future;

@@ -15,6 +15,7 @@ pub mod openai;
 pub mod provider;
 pub mod recognizer;
 pub mod responder;
+pub mod scripted;
 pub mod tts;
 pub mod vad;
 

@@ -46,6 +46,11 @@ impl Synthesizer {
         Self { program, voice, cache: Mutex::new(HashMap::new()), max_cached: 512 }
     }
 
+    /// Caches `audio` as the speech of `text` (audio made elsewhere, or by a test).
+    pub fn preload(&self, text: &str, audio: Bytes) {
+        self.cache.lock().expect("tts cache lock").insert(text.to_owned(), audio);
+    }
+
     /// The cached audio for `text`, if it was synthesized before.
     pub fn cached(&self, text: &str) -> Option<Bytes> {
         self.cache.lock().expect("tts cache lock").get(text).cloned()
