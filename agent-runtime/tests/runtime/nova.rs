@@ -216,3 +216,48 @@ async fn a_nova_stream_is_rotated_before_its_limit_while_the_agent_is_quiet() {
     assert!(lines.iter().any(|l| l.contains("Monday to Friday")), "{lines:?}");
     assert!(lines.iter().any(|l| l.contains("Harbour Street")), "{lines:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nova_tools_a_callback_without_an_endpoint_is_told_then_voicemail_records() {
+    let d = nova_draft();
+    let nova = fake(&d, None).await;
+    let rt = runtime(d, &nova, vec![]).await;
+    let script = vec![
+        wait_for_agent(),
+        say("Please call me back tomorrow at three pm."),
+        wait_for_agent(),
+        say("I want to leave a message."),
+        wait_for_agent(),
+        say("Hi, this is Sam. Please call me about my cake order."),
+        Step::Silence(Duration::from_millis(500)),
+        Step::HangUp,
+    ];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    let log = nova.fake.log();
+    assert!(log.violations.is_empty(), "protocol breaches: {:?}", log.violations);
+    let names: Vec<&str> = log.tool_uses.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, vec!["schedule_callback", "voicemail"], "{:?}", log.tool_uses);
+    assert_eq!(log.tool_results.len(), 2, "{:?}", log.tool_results);
+    assert_eq!(log.tool_results[0].0, log.tool_uses[0].0);
+    assert_eq!(log.tool_results[0].1, r#"{"error":"no scheduling endpoint configured"}"#);
+    assert_eq!(log.tool_results[1], (log.tool_uses[1].0.clone(), r#"{"result":"ok"}"#.to_owned()));
+    let metadata = rt.json(&report.call_sid, "metadata.json").await;
+    assert_eq!(metadata["end_reason"], "voicemail");
+    assert_eq!(metadata["voicemail"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nova_transfer_call_dials_the_transfer_number() {
+    let d = nova_draft();
+    let nova = fake(&d, None).await;
+    let rt = runtime(d, &nova, vec![]).await;
+    let script = vec![wait_for_agent(), say("I want to talk to a person."), Step::Silence(Duration::from_secs(20))];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    let expected = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial>+14155550199</Dial></Response>"#;
+    assert_eq!(report.ending, Some(Ending::Redirected(expected.into())));
+    let log = nova.fake.log();
+    assert_eq!(log.tool_uses.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(), vec!["transfer_call"]);
+    assert_eq!(log.tool_results[0].1, r#"{"result":"ok"}"#);
+    let metadata = rt.json(&report.call_sid, "metadata.json").await;
+    assert_eq!(metadata["end_reason"], "transferred");
+}
