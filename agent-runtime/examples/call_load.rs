@@ -10,6 +10,16 @@
 //!
 //! Each call repeats for `TEMPOVOICE_BENCH_SECS` (default 30): the caller says a
 //! 1.3 s phrase, the agent answers, and again. The runtime runs under `taskset -c 0`.
+//!
+//! `TEMPOVOICE_BENCH_PROVIDER=openai` or `nova` runs the calls through that cloud
+//! provider instead, played by `speechsim`'s fake in this process (on the other core,
+//! beside the simulator): recognition off in the fake and its turns cut by frame
+//! energy rather than earshot (so the load generator stays light), every turn answered
+//! with the same cached line, and the runtime does all a cloud call costs it — Media
+//! Streams, earshot, the provider's protocol (μ-law passed through as base64 JSON
+//! for OpenAI; μ-law ↔ PCM16, base64, event-stream framing, SigV4 signing and TLS
+//! for Nova). The table then also gives provider audio received → media frames
+//! written (`tempovoice_agent_audio_seconds`).
 //! Reported per load: inbound frame handling p50/p99 and end-of-turn → first audio
 //! p50/p99 (the runtime's histograms, upper bucket bounds), the greeting's delay
 //! after `start` as the simulator heard it, frames lost (sent by the
@@ -27,6 +37,7 @@ use secrecy::ExposeSecret;
 
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const OPENAI_KEY: &str = "sk-bench-0123456789abcdefghijklmnop";
 
 fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
     let mut buckets: Vec<(f64, f64)> = Vec::new();
@@ -70,22 +81,33 @@ async fn main() -> anyhow::Result<()> {
     let secs: u64 = std::env::var("TEMPOVOICE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let runtime_bin = std::env::var("TEMPOVOICE_RUNTIME_BIN").unwrap_or_else(|_| "target/release/agent-runtime".into());
 
+    let provider = std::env::var("TEMPOVOICE_BENCH_PROVIDER").unwrap_or_else(|_| "local".into());
+    let speech = match provider.as_str() {
+        "local" => agent_spec::SpeechProvider::Local,
+        "openai" => agent_spec::SpeechProvider::OpenaiRealtime,
+        "nova" => agent_spec::SpeechProvider::NovaSonic,
+        other => anyhow::bail!("TEMPOVOICE_BENCH_PROVIDER: {other:?} is not local, openai or nova"),
+    };
     let draft = AgentDraft {
         name: "Load".into(),
         system_prompt: "Load test agent.".into(),
         greeting: "Hello.".into(),
-        voice: agent_spec::draft::VoiceDraft {
-            provider: agent_spec::SpeechProvider::Local,
-            model: None,
-            voice_id: None,
-        },
+        voice: agent_spec::draft::VoiceDraft { provider: speech, model: None, voice_id: None },
         enable_recording: false,
         telephony: TelephonyDraft {
             call_phone_number: "+14155550100".into(),
             twilio_account_sid: ACCOUNT_SID.into(),
             ..Default::default()
         },
-        secrets: SecretsDraft { twilio_auth_token: SecretPatch::set(AUTH_TOKEN), ..Default::default() },
+        secrets: SecretsDraft {
+            twilio_auth_token: SecretPatch::set(AUTH_TOKEN),
+            openai_api_key: if speech == agent_spec::SpeechProvider::OpenaiRealtime {
+                SecretPatch::set(OPENAI_KEY)
+            } else {
+                SecretPatch::Keep
+            },
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut draft = draft;
@@ -115,6 +137,55 @@ async fn main() -> anyhow::Result<()> {
     let port = listener.local_addr()?.port();
     drop(listener);
     let spool = tempfile::tempdir()?;
+    // The fake provider, in this process (the other core).
+    let brain_dir = tempfile::tempdir()?;
+    let brain_settings = agent_runtime::speech::local::LocalSettings {
+        recognition: false,
+        model_dir: agent_runtime::speech::recognizer::DEFAULT_MODEL_DIR.into(),
+        espeak: "espeak-ng".into(),
+        work_dir: brain_dir.path().to_owned(),
+    };
+    let mut provider_env: Vec<(&str, String)> = Vec::new();
+    let _openai;
+    let _nova;
+    match speech {
+        agent_spec::SpeechProvider::OpenaiRealtime => {
+            let brain = agent_runtime::speechsim::brain(&spec.config, &brain_settings)?;
+            let fake = agent_runtime::speechsim::openai::OpenAiFake::start(
+                "127.0.0.1:0".parse()?,
+                agent_runtime::speechsim::openai::OpenAiFakeOptions {
+                    api_key: OPENAI_KEY.into(),
+                    brain,
+                    late_transcripts: false,
+                    drop_after_responses: None,
+                    hearing: agent_runtime::speechsim::Hearing::Energy,
+                },
+            )
+            .await?;
+            provider_env.push(("OPENAI_REALTIME_URL", fake.url()));
+            _openai = Some(fake);
+        }
+        agent_spec::SpeechProvider::NovaSonic => {
+            let brain = agent_runtime::speechsim::brain(&spec.config, &brain_settings)?;
+            let fake = agent_runtime::speechsim::nova::NovaFake::start(
+                "127.0.0.1:0".parse()?,
+                agent_runtime::speechsim::nova::NovaFakeOptions {
+                    access_key_id: "testing".into(),
+                    region: spec.config.integrations.aws_region.as_str().to_owned(),
+                    brain,
+                    stream_limit: None,
+                    hearing: agent_runtime::speechsim::Hearing::Energy,
+                },
+            )
+            .await?;
+            let ca = spool.path().join("nova-ca.pem");
+            std::fs::write(&ca, fake.ca_pem())?;
+            provider_env.push(("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", fake.endpoint()));
+            provider_env.push(("TEMPOVOICE_EXTRA_CA_FILE", ca.display().to_string()));
+            _nova = Some(fake);
+        }
+        agent_spec::SpeechProvider::Local => {}
+    }
     let mut child = std::process::Command::new("taskset")
         .args(["-c", "0", &runtime_bin])
         .env_clear()
@@ -127,21 +198,30 @@ async fn main() -> anyhow::Result<()> {
         .env("S3_BUCKET_NAME", &bucket)
         .env("S3_BUCKET_REGION", "us-east-1")
         .env("TEMPOVOICE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TEMPOVOICE_PUBLIC_HOST", format!("127.0.0.1:{port}"))
         .env("TWILIO_API_BASE", sim.api_base())
         .env("TEMPOVOICE_SPOOL_DIR", spool.path())
         .env("TEMPOVOICE_ASR", "off")
         .env("TEMPOVOICE_MAX_CALLS", "100000")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("TEMPOVOICE_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+        .envs(provider_env.iter().map(|(k, v)| (*k, v.as_str())))
         .spawn()?;
     let pid = child.id();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http.get(format!("{base}/health")).send().await.is_ok() {
+    let mut ready = false;
+    for _ in 0..400 {
+        let r = http.get(format!("{base}/health/ready")).send().await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            ready = true;
             break;
+        }
+        if child.try_wait()?.is_some() {
+            anyhow::bail!("the runtime exited at start-up (its error is above)");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    anyhow::ensure!(ready, "the runtime did not become ready within 20 s");
     // The runtime binary is `taskset`'s child.
     let runtime_pid = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .ok()
@@ -153,9 +233,9 @@ async fn main() -> anyhow::Result<()> {
         agent_runtime::callsim::DEFAULT_CALLER_VOICE,
     )?);
     println!(
-        "| calls | frames sent | frames lost | late sim ticks | frame p50 µs | frame p99 µs | end-of-turn → audio p50 ms | p99 ms | turns | greeting p50 ms | p99 ms | RSS/call KiB | CPU/call % of a core |"
+        "| provider | calls | frames sent | frames lost | late sim ticks | frame p50 µs | frame p99 µs | provider audio → frames p50 µs | p99 µs | end-of-turn → audio p50 ms | p99 ms | turns | greeting p50 ms | p99 ms | RSS/call KiB | CPU/call % of a core |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &n in &loads {
         let metrics_before = http.get(format!("{base}/metrics")).send().await?.text().await?;
         let (rss_idle, _) = proc_stat(runtime_pid);
@@ -213,6 +293,8 @@ async fn main() -> anyhow::Result<()> {
         let turn_p50 = histogram_quantile(&diff, "tempovoice_turn_latency_seconds", 0.5);
         let turn_p99 = histogram_quantile(&diff, "tempovoice_turn_latency_seconds", 0.99);
         let turns = counter(&diff, "tempovoice_turn_latency_seconds_count");
+        let audio_p50 = histogram_quantile(&diff, "tempovoice_agent_audio_seconds", 0.5);
+        let audio_p99 = histogram_quantile(&diff, "tempovoice_agent_audio_seconds", 0.99);
         // Greeting: `start` to the first agent audio the simulator played.
         let mut greetings: Vec<u64> = reports.iter().filter_map(|r| r.first_audio_ms).collect();
         greetings.sort_unstable();
@@ -225,10 +307,12 @@ async fn main() -> anyhow::Result<()> {
         let cpu_pct = (cpu1 - cpu0) as f64 / ticks_per_sec / elapsed * 100.0 / n as f64;
         let fmt = |v: Option<f64>, scale: f64| v.map_or("-".into(), |v| format!("≤ {}", v * scale));
         println!(
-            "| {n} | {sent} | {} | {late} | {} | {} | {} | {} | {turns} | {} | {} | {:.0} | {:.3} |",
+            "| {provider} | {n} | {sent} | {} | {late} | {} | {} | {} | {} | {} | {} | {turns} | {} | {} | {:.0} | {:.3} |",
             sent.saturating_sub(received),
             fmt(frame_p50, 1e6),
             fmt(frame_p99, 1e6),
+            fmt(audio_p50, 1e6),
+            fmt(audio_p99, 1e6),
             fmt(turn_p50, 1e3),
             fmt(turn_p99, 1e3),
             greeting(0.5),

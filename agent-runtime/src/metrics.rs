@@ -34,6 +34,7 @@ pub struct Metrics {
     ended: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
     frame_handling: Mutex<Histogram<{ FRAME_BUCKETS.len() }>>,
+    agent_audio: Mutex<Histogram<{ FRAME_BUCKETS.len() }>>,
 }
 
 struct Histogram<const N: usize> {
@@ -86,6 +87,11 @@ impl Metrics {
 
     pub fn observe_turn_latency(&self, secs: f64) {
         self.latency.lock().expect("metrics lock").observe(&LATENCY_BUCKETS, secs);
+    }
+
+    /// Agent audio received from the provider → its media frames written to Twilio.
+    pub fn observe_agent_audio(&self, secs: f64) {
+        self.agent_audio.lock().expect("metrics lock").observe(&FRAME_BUCKETS, secs);
     }
 
     pub fn observe_frame_handling(&self, secs: f64) {
@@ -182,6 +188,12 @@ impl Metrics {
             &mut out,
             "tempovoice_frame_handling_seconds",
             "Time to handle one inbound stream message.",
+            &FRAME_BUCKETS,
+        );
+        self.agent_audio.lock().expect("metrics lock").render(
+            &mut out,
+            "tempovoice_agent_audio_seconds",
+            "Agent audio received from the speech provider to its media frames written to Twilio.",
             &FRAME_BUCKETS,
         );
         out

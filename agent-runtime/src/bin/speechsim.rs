@@ -99,7 +99,13 @@ async fn main() -> anyhow::Result<()> {
             let brain = agent_runtime::speechsim::brain(&config, &local_settings())?;
             let fake = OpenAiFake::start(
                 listen,
-                OpenAiFakeOptions { api_key, brain, late_transcripts, drop_after_responses: None },
+                OpenAiFakeOptions {
+                    api_key,
+                    brain,
+                    late_transcripts,
+                    drop_after_responses: None,
+                    hearing: Default::default(),
+                },
             )
             .await?;
             println!("speechsim openai listening: OPENAI_REALTIME_URL={}", fake.url());
@@ -118,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
                 region: config.integrations.aws_region.as_str().to_owned(),
                 brain,
                 stream_limit: Some(std::time::Duration::from_secs(stream_limit_secs)),
+                hearing: Default::default(),
             };
             let fake = NovaFake::start(listen, options).await?;
             std::fs::write(&ca_out, fake.ca_pem()).with_context(|| format!("write {}", ca_out.display()))?;

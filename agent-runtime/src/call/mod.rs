@@ -844,7 +844,10 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             SpeechEvent::AgentDraft(text) => {
                 self.guard_agent_text(&text).await;
             }
-            SpeechEvent::AgentAudio(ulaw) => self.agent_audio(&ulaw).await,
+            SpeechEvent::AgentAudio { ulaw, received } => {
+                self.agent_audio(&ulaw).await;
+                self.env.metrics.observe_agent_audio(received.elapsed().as_secs_f64());
+            }
             SpeechEvent::Tool { id, call } => self.on_tool(id, call).await,
             SpeechEvent::AgentTurnEnd => self.agent_turn_end().await,
             SpeechEvent::Usage { input_tokens, output_tokens } => {

@@ -250,7 +250,7 @@ fn metadata(artifacts: &CallArtifacts) -> serde_json::Value {
 
 fn speak(script: &Script, text: &str, ms: usize) {
     script.send(SpeechEvent::AgentText(text.into())).unwrap();
-    script.send(SpeechEvent::AgentAudio(Bytes::from(vec![0x11u8; ms * 8]))).unwrap();
+    script.send(SpeechEvent::AgentAudio { ulaw: Bytes::from(vec![0x11u8; ms * 8]), received: Instant::now() }).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,7 +336,9 @@ async fn streamed_audio_is_framed_without_gaps_and_padded_only_at_the_turn_end()
     let run = start_call(|_| {}, Arc::default(), false);
     wait_for("the greeting asked for", || run.log.lock().unwrap().spoken.len() == 1).await;
     for _ in 0..3 {
-        run.script.send(SpeechEvent::AgentAudio(Bytes::from(vec![0x22u8; 100]))).unwrap();
+        run.script
+            .send(SpeechEvent::AgentAudio { ulaw: Bytes::from(vec![0x22u8; 100]), received: Instant::now() })
+            .unwrap();
     }
     wait_for("one whole frame", || run.twilio.wire.lock().unwrap().frames.len() == 1).await;
     run.script.send(SpeechEvent::AgentTurnEnd).unwrap();

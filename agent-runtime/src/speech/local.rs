@@ -173,7 +173,8 @@ async fn speak_into(
         match pipeline.tts.synthesize(&sentence).await {
             Ok(ulaw) => {
                 let _ = tx.send((generation, SpeechEvent::AgentText(sentence)));
-                if tx.send((generation, SpeechEvent::AgentAudio(ulaw))).is_err() {
+                if tx.send((generation, SpeechEvent::AgentAudio { ulaw, received: std::time::Instant::now() })).is_err()
+                {
                     return;
                 }
             }

@@ -41,8 +41,9 @@ pub enum SpeechEvent {
     /// What the caller said in turn `item` (empty if nothing was recognized). May
     /// arrive after the agent's reply began.
     CallerText { item: ItemId, text: String },
-    /// Agent speech, 8 kHz μ-law, of any length: the stream of one agent turn.
-    AgentAudio(Bytes),
+    /// Agent speech, 8 kHz μ-law, of any length: the stream of one agent turn;
+    /// `received` is when it reached the runtime (for the audio-latency histogram).
+    AgentAudio { ulaw: Bytes, received: Instant },
     /// Words the agent voices with the audio that follows (transcripts arrive apart
     /// from audio).
     AgentText(String),

@@ -66,8 +66,12 @@ const REPLAY_SAMPLES: usize = 8_000 * 3;
 /// History carried into a new stream: Nova takes 200 KB in all, 50 KB per message.
 const HISTORY_MAX_BYTES: usize = 190_000;
 const HISTORY_MESSAGE_MAX_BYTES: usize = 48_000;
-/// Input events queued for a stream (10 s of audio frames).
+/// Input events queued for a stream (10 s of audio).
 const INPUT_QUEUE: usize = 512;
+/// Caller audio per `audioInput` event (40 ms): every event is framed and signed, so
+/// two 20 ms frames per event halve that work for at most 20 ms more latency (AWS's
+/// samples send 32–64 ms).
+const AUDIO_EVENT_SAMPLES: usize = 320;
 
 /// The agent's Nova Sonic settings, built once.
 pub struct NovaSonic {
@@ -107,6 +111,7 @@ impl NovaSonic {
             history: Vec::new(),
             replay: VecDeque::with_capacity(REPLAY_SAMPLES),
             caller_items: VecDeque::new(),
+            ended_early: 0,
             turns: 0,
             contents: Vec::new(),
             dropping: false,
@@ -114,7 +119,8 @@ impl NovaSonic {
             last_agent_activity: Instant::now(),
             usage: (0, 0),
             audio_b64: String::with_capacity(512),
-            pcm_bytes: Vec::with_capacity(320),
+            pcm_bytes: Vec::with_capacity(AUDIO_EVENT_SAMPLES * 2),
+            unsent: Vec::with_capacity(AUDIO_EVENT_SAMPLES),
             closed: false,
         })
     }
@@ -176,7 +182,7 @@ impl NovaSonic {
                 let item = match body.recv().await {
                     Ok(Some(Output::Chunk(part))) => {
                         match part.bytes.as_ref().map(|b| serde_json::from_slice::<Value>(b.as_ref())) {
-                            Some(Ok(event)) => StreamEvent::Event(event),
+                            Some(Ok(event)) => StreamEvent::Event(event, Instant::now()),
                             _ => StreamEvent::Error("nova-sonic: an output chunk is not JSON".into()),
                         }
                     }
@@ -245,7 +251,8 @@ impl futures::Stream for InputStream {
 }
 
 enum StreamEvent {
-    Event(Value),
+    /// An output event, and when it arrived.
+    Event(Value, Instant),
     Error(String),
     Ended(String),
 }
@@ -318,6 +325,8 @@ pub struct NovaSession {
     replay: VecDeque<i16>,
     /// Caller turns the runtime's detector ended, waiting for Nova's transcript.
     caller_items: VecDeque<String>,
+    /// Caller turns Nova transcribed before the runtime's detector ended them.
+    ended_early: u32,
     turns: u64,
     contents: Vec<Content>,
     /// The response was cut: its audio and text are dropped until the next one.
@@ -329,6 +338,8 @@ pub struct NovaSession {
     usage: (u64, u64),
     audio_b64: String,
     pcm_bytes: Vec<u8>,
+    /// Caller audio not yet sent (less than one event's worth).
+    unsent: Vec<i16>,
     closed: bool,
 }
 
@@ -406,7 +417,7 @@ impl NovaSession {
         }
     }
 
-    fn on_event(&mut self, event: &Value) {
+    fn on_event(&mut self, event: &Value, received: Instant) {
         let Some((kind, body)) = event["event"].as_object().and_then(|o| o.iter().next()) else { return };
         match kind.as_str() {
             "contentStart" => {
@@ -440,7 +451,7 @@ impl NovaSession {
                 let ulaw: Vec<u8> =
                     pcm.chunks_exact(2).map(|b| crate::audio::ulaw_encode(i16::from_le_bytes([b[0], b[1]]))).collect();
                 self.last_agent_activity = Instant::now();
-                self.pending.push_back(SpeechEvent::AgentAudio(Bytes::from(ulaw)));
+                self.pending.push_back(SpeechEvent::AgentAudio { ulaw: Bytes::from(ulaw), received });
             }
             "contentEnd" => {
                 let id = body["contentId"].as_str().unwrap_or_default();
@@ -475,10 +486,18 @@ impl NovaSession {
         let Some(content) = self.contents.iter().find(|c| c.id == id) else { return };
         let (role, speculative) = (content.role.clone(), content.speculative);
         if role == "USER" {
-            let item = self.caller_items.pop_front().unwrap_or_else(|| {
-                self.turns += 1;
-                format!("c{}", self.turns)
-            });
+            let item = match self.caller_items.pop_front() {
+                Some(item) => item,
+                None => {
+                    // Nova ended the turn before the runtime's detector did: the turn
+                    // ends now, and the detector's end, when it comes, is the same turn.
+                    self.turns += 1;
+                    let item = format!("c{}", self.turns);
+                    self.ended_early += 1;
+                    self.pending.push_back(SpeechEvent::CallerTurnEnded { item: item.clone(), at: Instant::now() });
+                    item
+                }
+            };
             self.remember(Role::User, &text);
             // A new caller turn: the next response is heard.
             self.dropping = false;
@@ -558,6 +577,10 @@ impl SpeechSession for NovaSession {
         }
         for event in audio.turn {
             if let TurnEvent::TurnEnded(_) = event {
+                if self.ended_early > 0 {
+                    self.ended_early -= 1;
+                    continue;
+                }
                 self.turns += 1;
                 let item = format!("c{}", self.turns);
                 self.caller_items.push_back(item.clone());
@@ -570,7 +593,14 @@ impl SpeechSession for NovaSession {
         let over = (self.replay.len() + audio.pcm.len()).saturating_sub(REPLAY_SAMPLES);
         self.replay.drain(..over.min(self.replay.len()));
         self.replay.extend(audio.pcm.iter().copied());
-        self.send_audio(audio.pcm);
+        self.unsent.extend_from_slice(audio.pcm);
+        let turn_ended = audio.turn.iter().any(|e| matches!(e, TurnEvent::TurnEnded(_)));
+        if self.unsent.len() >= AUDIO_EVENT_SAMPLES || turn_ended {
+            let pcm = std::mem::take(&mut self.unsent);
+            self.send_audio(&pcm);
+            self.unsent = pcm;
+            self.unsent.clear();
+        }
         if self.rotation_due() {
             self.start_rotation();
         }
@@ -630,7 +660,7 @@ impl SpeechSession for NovaSession {
                         continue;
                     }
                     match event {
-                        StreamEvent::Event(e) => self.on_event(&e),
+                        StreamEvent::Event(e, received) => self.on_event(&e, received),
                         StreamEvent::Error(e) => self.pending.push_back(SpeechEvent::Error(e)),
                         StreamEvent::Ended(reason) => {
                             // Ended before its rotation: reconnect at once with the

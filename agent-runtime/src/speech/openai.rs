@@ -325,7 +325,7 @@ impl OpenAiSession {
         }
     }
 
-    fn on_event(&mut self, event: Value) {
+    fn on_event(&mut self, event: Value, received: Instant) {
         let kind = event["type"].as_str().unwrap_or_default();
         let str_of = |key: &str| event[key].as_str().unwrap_or_default().to_owned();
         match kind {
@@ -370,7 +370,7 @@ impl OpenAiSession {
                     i.bytes += audio.len() as u64;
                 }
                 self.flush_words(false);
-                self.pending.push_back(SpeechEvent::AgentAudio(Bytes::from(audio)));
+                self.pending.push_back(SpeechEvent::AgentAudio { ulaw: Bytes::from(audio), received });
             }
             "response.output_audio_transcript.delta" if !self.dropping_audio => {
                 self.words.push_str(event["delta"].as_str().unwrap_or_default());
@@ -531,7 +531,7 @@ impl SpeechSession for OpenAiSession {
             }
             match self.rx.next().await {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<Value>(&text) {
-                    Ok(event) => self.on_event(event),
+                    Ok(event) => self.on_event(event, Instant::now()),
                     Err(e) => {
                         self.pending.push_back(SpeechEvent::Error(format!("openai-realtime: event is not JSON: {e}")))
                     }

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::speech::local::LocalPipeline;
-use crate::speech::vad::{TurnDetector, TurnEvent};
+use crate::speech::vad::TurnEvent;
 use crate::speech::{ToolCall, sentences};
 
 /// Nova 2 Sonic's voices.
@@ -52,6 +52,8 @@ pub struct NovaFakeOptions {
     pub brain: Arc<LocalPipeline>,
     /// End each stream this long after it opened.
     pub stream_limit: Option<Duration>,
+    /// How the fake hears the caller's turns.
+    pub hearing: super::Hearing,
 }
 
 /// What the fake saw, for assertions.
@@ -233,7 +235,7 @@ struct Stream {
     /// Open input contents: name → (type, role, toolUseId).
     contents: HashMap<String, (String, String, Option<String>)>,
     history: Vec<(String, String)>,
-    vad: TurnDetector,
+    vad: super::FakeEar,
     speaking: Option<CancellationToken>,
     next_id: Arc<Mutex<u32>>,
     open_tools: Arc<Mutex<Vec<String>>>,
@@ -243,8 +245,7 @@ struct Stream {
 
 impl Stream {
     fn new(options: NovaFakeOptions, log: Arc<Mutex<NovaLog>>, tx: mpsc::UnboundedSender<Bytes>) -> Self {
-        let mut vad = TurnDetector::new(Duration::from_millis(600));
-        vad.keep_utterances(true);
+        let vad = super::FakeEar::new(options.hearing);
         Self {
             options,
             log,

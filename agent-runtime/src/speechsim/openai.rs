@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_util::sync::CancellationToken;
 
 use crate::speech::local::LocalPipeline;
-use crate::speech::vad::{TurnDetector, TurnEvent};
+use crate::speech::vad::TurnEvent;
 use crate::speech::{ToolCall, sentences};
 
 /// OpenAI Realtime's voices.
@@ -46,6 +46,8 @@ pub struct OpenAiFakeOptions {
     pub late_transcripts: bool,
     /// Close the socket, without a close frame, after this many responses.
     pub drop_after_responses: Option<u32>,
+    /// How the fake hears the caller's turns.
+    pub hearing: super::Hearing,
 }
 
 /// What the fake saw, for assertions.
@@ -144,18 +146,18 @@ async fn serve(tcp: tokio::net::TcpStream, options: OpenAiFakeOptions, log: Arc<
             }
         }
     });
+    let ear = super::FakeEar::new(options.hearing);
     let mut conn = Connection {
         options,
         log: Arc::clone(&log),
         tx: tx.clone(),
         configured: false,
-        vad: TurnDetector::new(Duration::from_millis(600)),
+        vad: ear,
         appended_ms: 0,
         turns: 0,
         responses: Arc::new(Mutex::new(Responses::default())),
         speaking: None,
     };
-    conn.vad.keep_utterances(true);
     let _ = tx.send(Some(json!({"type": "session.created", "event_id": "ev_0", "session": {"type": "realtime"}})));
     while let Some(Ok(message)) = stream.next().await {
         let Message::Text(text) = message else { continue };
@@ -218,7 +220,7 @@ struct Connection {
     log: Arc<Mutex<FakeLog>>,
     tx: mpsc::UnboundedSender<Option<Value>>,
     configured: bool,
-    vad: TurnDetector,
+    vad: super::FakeEar,
     appended_ms: u64,
     turns: u32,
     responses: Arc<Mutex<Responses>>,

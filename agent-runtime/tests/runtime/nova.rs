@@ -47,6 +47,7 @@ async fn fake(d: &AgentDraft, stream_limit: Option<Duration>) -> Nova {
         region: config.integrations.aws_region.as_str().to_owned(),
         brain,
         stream_limit,
+        hearing: Default::default(),
     };
     let fake = NovaFake::start("127.0.0.1:0".parse().unwrap(), options).await.expect("start the fake");
     let ca = work.path().join("nova-ca.pem");

@@ -43,7 +43,13 @@ async fn fake(
         work_dir: work.path().to_owned(),
     };
     let brain = agent_runtime::speechsim::brain(&config, &settings).expect("the fake's brain");
-    let options = OpenAiFakeOptions { api_key: KEY.into(), brain, late_transcripts, drop_after_responses };
+    let options = OpenAiFakeOptions {
+        api_key: KEY.into(),
+        brain,
+        late_transcripts,
+        drop_after_responses,
+        hearing: Default::default(),
+    };
     let fake = OpenAiFake::start("127.0.0.1:0".parse().unwrap(), options).await.expect("start the fake");
     (fake, work)
 }
