@@ -108,8 +108,8 @@ impl App {
                 Ok(openai) => Provider::OpenAi(Arc::new(openai)),
                 Err(reason) => Provider::Unusable { provider: "openai-realtime", reason },
             },
-            agent_spec::SpeechProvider::NovaSonic => match nova_client(&settings).await {
-                Ok(client) => Provider::Nova(Arc::new(NovaSonic::new(&config, client, settings.nova_rotate_after))),
+            agent_spec::SpeechProvider::NovaSonic => match nova_clients(&settings).await {
+                Ok(clients) => Provider::Nova(Arc::new(NovaSonic::new(&config, clients, settings.nova_rotate_after))),
                 Err(reason) => Provider::Unusable { provider: "nova-sonic", reason },
             },
         };
@@ -238,11 +238,13 @@ impl App {
     }
 }
 
-/// The Bedrock Runtime client for Nova Sonic: the agent's region, the SDK's
+/// The Bedrock Runtime clients for Nova Sonic: the agent's region, the SDK's
 /// credential chain (checked now: without credentials the agent is not ready), the
 /// endpoint override, `TEMPOVOICE_EXTRA_CA_FILE`'s roots, and no retries (a
-/// bidirectional stream that has started cannot be replayed).
-async fn nova_client(settings: &Settings) -> Result<aws_sdk_bedrockruntime::Client, String> {
+/// bidirectional stream that has started cannot be replayed). One client, with its
+/// own connection, per [`crate::speech::nova::STREAMS_PER_CONNECTION`] streams the
+/// task's calls can hold (two per call while a stream is replaced).
+async fn nova_clients(settings: &Settings) -> Result<Vec<aws_sdk_bedrockruntime::Client>, String> {
     use aws_credential_types::provider::ProvideCredentials;
     use aws_smithy_http_client::tls;
     let region = settings.spec.config.integrations.aws_region.as_str().to_owned();
@@ -259,17 +261,24 @@ async fn nova_client(settings: &Settings) -> Result<aws_sdk_bedrockruntime::Clie
         trust = trust.with_pem_certificate(pem.clone());
     }
     let context = tls::TlsContext::builder().with_trust_store(trust).build().map_err(|e| e.to_string())?;
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
-        .tls_context(context)
-        .build_https();
-    let mut config = aws_sdk_bedrockruntime::config::Builder::from(&shared)
-        .http_client(http)
-        .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled());
-    if let Some(endpoint) = &settings.bedrock_endpoint {
-        config = config.endpoint_url(endpoint);
-    }
-    Ok(aws_sdk_bedrockruntime::Client::from_conf(config.build()))
+    let streams = (settings.max_calls + settings.max_calls / 4).max(1);
+    let count = streams.div_ceil(crate::speech::nova::STREAMS_PER_CONNECTION);
+    let clients = (0..count)
+        .map(|_| {
+            let http = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+                .tls_context(context.clone())
+                .build_https();
+            let mut config = aws_sdk_bedrockruntime::config::Builder::from(&shared)
+                .http_client(http)
+                .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled());
+            if let Some(endpoint) = &settings.bedrock_endpoint {
+                config = config.endpoint_url(endpoint);
+            }
+            aws_sdk_bedrockruntime::Client::from_conf(config.build())
+        })
+        .collect();
+    Ok(clients)
 }
 
 /// An HTTPS client that also trusts `TEMPOVOICE_EXTRA_CA_FILE`.

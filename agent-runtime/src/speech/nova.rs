@@ -73,9 +73,43 @@ const INPUT_QUEUE: usize = 512;
 /// samples send 32–64 ms).
 const AUDIO_EVENT_SAMPLES: usize = 320;
 
+/// Streams one Bedrock client (one HTTP/2 connection) carries at most. An HTTP/2
+/// client does not open a second connection when the server's
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` is reached, it waits; a call's stream lasts
+/// minutes, so the runtime spreads streams over several clients instead.
+pub const STREAMS_PER_CONNECTION: usize = 32;
+
+/// Bedrock clients, each with its own connection, and the streams open on each.
+struct ClientPool {
+    clients: Vec<(Client, Arc<std::sync::atomic::AtomicUsize>)>,
+}
+
+impl ClientPool {
+    /// The client with the fewest open streams, and a guard counting this one.
+    fn pick(&self) -> (Client, StreamSlot) {
+        use std::sync::atomic::Ordering;
+        let (client, open) = self
+            .clients
+            .iter()
+            .min_by_key(|(_, open)| open.load(Ordering::Relaxed))
+            .expect("the pool has at least one client");
+        open.fetch_add(1, Ordering::Relaxed);
+        (client.clone(), StreamSlot(Arc::clone(open)))
+    }
+}
+
+/// Counts a stream on its client until the stream is dropped.
+struct StreamSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The agent's Nova Sonic settings, built once.
 pub struct NovaSonic {
-    client: Client,
+    pool: ClientPool,
     model_id: String,
     voice: String,
     brief: AgentBrief,
@@ -84,11 +118,14 @@ pub struct NovaSonic {
 }
 
 impl NovaSonic {
-    pub fn new(config: &AgentConfig, client: Client, rotate_after: Duration) -> Self {
+    /// `clients` each hold their own connection; see [`STREAMS_PER_CONNECTION`].
+    pub fn new(config: &AgentConfig, clients: Vec<Client>, rotate_after: Duration) -> Self {
+        assert!(!clients.is_empty(), "Nova Sonic needs a Bedrock client");
         let brief = AgentBrief::new(config);
         let search = brief.search_tool.then(|| Arc::new(Responder::new(config)));
+        let pool = ClientPool { clients: clients.into_iter().map(|c| (c, Arc::default())).collect() };
         Self {
-            client,
+            pool,
             model_id: config.voice.model.as_str().to_owned(),
             voice: config.voice.voice_id.as_str().to_owned(),
             brief,
@@ -156,8 +193,8 @@ impl NovaSonic {
         for event in opening {
             tx.try_send(Ok(chunk(&event))).map_err(|_| unavailable("input queue full while opening".into()))?;
         }
-        let sent = self
-            .client
+        let (client, slot) = self.pool.pick();
+        let sent = client
             .invoke_model_with_bidirectional_stream()
             .model_id(&self.model_id)
             .body(EventStreamSender::from(InputStream(rx)))
@@ -196,7 +233,7 @@ impl NovaSonic {
                 }
             }
         });
-        Ok(Stream { tx, prompt, audio, opened: Instant::now() })
+        Ok(Stream { tx, prompt, audio, opened: Instant::now(), _slot: slot })
     }
 
     fn prompt_start(&self, prompt: &str) -> Value {
@@ -218,6 +255,25 @@ impl NovaSonic {
             "toolConfiguration": {"tools": tools},
         }}})
     }
+}
+
+/// The history Nova accepts: the newest messages within its size limit, starting
+/// with the caller.
+fn trim_history(history: &[(Role, String)]) -> Vec<(Role, String)> {
+    let mut out: Vec<(Role, String)> = Vec::new();
+    let mut size = 0;
+    for (role, text) in history.iter().rev() {
+        if size + text.len() > HISTORY_MAX_BYTES {
+            break;
+        }
+        size += text.len();
+        out.push((*role, text.clone()));
+    }
+    out.reverse();
+    while out.first().is_some_and(|(r, _)| *r == Role::Assistant) {
+        out.remove(0);
+    }
+    out
 }
 
 /// A random hex id for prompt and content names.
@@ -263,6 +319,7 @@ struct Stream {
     prompt: String,
     audio: String,
     opened: Instant,
+    _slot: StreamSlot,
 }
 
 impl Stream {
@@ -355,22 +412,8 @@ impl NovaSession {
         }
     }
 
-    /// The history Nova accepts: within its size limits, starting with the caller.
     fn history_for_next(&self) -> Vec<(Role, String)> {
-        let mut out: Vec<(Role, String)> = Vec::new();
-        let mut size = 0;
-        for (role, text) in self.history.iter().rev() {
-            if size + text.len() > HISTORY_MAX_BYTES {
-                break;
-            }
-            size += text.len();
-            out.push((*role, text.clone()));
-        }
-        out.reverse();
-        while out.first().is_some_and(|(r, _)| *r == Role::Assistant) {
-            out.remove(0);
-        }
-        out
+        trim_history(&self.history)
     }
 
     fn start_rotation(&mut self) {
@@ -685,5 +728,43 @@ impl Drop for NovaSession {
         if let Some(r) = self.rotating.take() {
             r.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    fn client() -> Client {
+        let config = aws_sdk_bedrockruntime::Config::builder()
+            .behavior_version(aws_sdk_bedrockruntime::config::BehaviorVersion::latest())
+            .region(aws_sdk_bedrockruntime::config::Region::new("us-east-1"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    #[test]
+    fn streams_spread_over_the_clients_and_free_their_slot_when_dropped() {
+        let pool = ClientPool { clients: vec![(client(), Arc::default()), (client(), Arc::default())] };
+        let slots: Vec<StreamSlot> = (0..5).map(|_| pool.pick().1).collect();
+        let open: Vec<usize> = pool.clients.iter().map(|(_, n)| n.load(Ordering::Relaxed)).collect();
+        assert_eq!(open.iter().sum::<usize>(), 5);
+        assert!(open.iter().all(|n| (2..=3).contains(n)), "{open:?}");
+        drop(slots);
+        assert!(pool.clients.iter().all(|(_, n)| n.load(Ordering::Relaxed) == 0));
+    }
+
+    #[test]
+    fn history_starts_with_the_caller_and_fits_novas_limits() {
+        let mut history = vec![(Role::Assistant, "Hello.".to_owned())];
+        for i in 0..400 {
+            history.push((Role::User, format!("question {i} {}", "x".repeat(500))));
+            history.push((Role::Assistant, format!("answer {i} {}", "y".repeat(500))));
+        }
+        let kept = trim_history(&history);
+        assert_eq!(kept.first().map(|m| m.0), Some(Role::User));
+        assert!(kept.iter().map(|m| m.1.len()).sum::<usize>() <= HISTORY_MAX_BYTES);
+        assert_eq!(kept.last(), history.last(), "the newest messages are kept");
     }
 }
