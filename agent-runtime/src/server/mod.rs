@@ -262,7 +262,8 @@ async fn nova_clients(settings: &Settings) -> Result<Vec<aws_sdk_bedrockruntime:
     }
     let context = tls::TlsContext::builder().with_trust_store(trust).build().map_err(|e| e.to_string())?;
     let streams = (settings.max_calls + settings.max_calls / 4).max(1);
-    let count = streams.div_ceil(crate::speech::nova::STREAMS_PER_CONNECTION);
+    // Clients are cheap until used: a connection opens with a client's first stream.
+    let count = streams.div_ceil(crate::speech::nova::STREAMS_PER_CONNECTION).min(256);
     let clients = (0..count)
         .map(|_| {
             let http = aws_smithy_http_client::Builder::new()
