@@ -191,6 +191,7 @@ struct Run {
     log: Arc<Mutex<ScriptLog>>,
     telephony: Arc<Telephony>,
     call: tokio::task::JoinHandle<Option<CallArtifacts>>,
+    drain: CancellationToken,
     _spool: tempfile::TempDir,
 }
 
@@ -208,6 +209,8 @@ fn start_call(
         let _ = tx.send(s);
         Ok::<_, std::convert::Infallible>(tx)
     });
+    let drain = CancellationToken::new();
+    let draining = drain.clone();
     let call = tokio::spawn(async move {
         let inbound = tokio_stream_from(inbound);
         run_call(
@@ -221,11 +224,11 @@ fn start_call(
                     Ok(session)
                 }
             },
-            CancellationToken::new(),
+            draining,
         )
         .await
     });
-    Run { twilio, script, log, telephony, call, _spool: spool }
+    Run { twilio, script, log, telephony, call, drain, _spool: spool }
 }
 
 fn tokio_stream_from(mut rx: mpsc::UnboundedReceiver<WsFrame>) -> impl Stream<Item = WsFrame> + Unpin {
@@ -355,7 +358,7 @@ async fn streamed_audio_is_framed_without_gaps_and_padded_only_at_the_turn_end()
 async fn a_session_that_closes_mid_call_gets_the_apology_and_a_hang_up() {
     let run = start_call(|_| {}, Arc::default(), false);
     wait_for("the greeting asked for", || run.log.lock().unwrap().spoken.len() == 1).await;
-    let Run { twilio, script, telephony, call, log, _spool } = run;
+    let Run { twilio, script, telephony, call, log, .. } = run;
     drop(script);
     wait_for("the hang-up", || !telephony.requests.lock().unwrap().is_empty()).await;
     twilio.stop();
@@ -393,4 +396,26 @@ async fn an_off_limits_draft_is_cut_before_it_is_heard() {
     let m = metadata(&artifacts);
     assert_eq!(m["guardrail_cuts"], 1, "{m:#}");
     assert!(run.twilio.wire.lock().unwrap().frames.is_empty(), "nothing of the reply was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_mid_call_asks_the_provider_for_the_goodbye_then_hangs_up() {
+    let run = start_call(|_| {}, Arc::default(), false);
+    wait_for("the greeting asked for", || run.log.lock().unwrap().spoken.len() == 1).await;
+    // The provider is preparing a reply when the task is told to stop.
+    run.script.send(SpeechEvent::CallerTurnEnded { item: "c1".into(), at: Instant::now() }).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    run.drain.cancel();
+    wait_for("the goodbye asked for", || run.log.lock().unwrap().spoken.len() == 2).await;
+    assert_eq!(
+        run.log.lock().unwrap().spoken[1],
+        "I am sorry, I have to end our call now. Please call again. Goodbye."
+    );
+    assert_eq!(run.log.lock().unwrap().interrupts, vec![Duration::ZERO], "the reply being prepared is dropped");
+    speak(&run.script, "I am sorry, I have to end our call now.", 300);
+    run.script.send(SpeechEvent::AgentTurnEnd).unwrap();
+    wait_for("the hang-up", || !run.telephony.requests.lock().unwrap().is_empty()).await;
+    run.twilio.stop();
+    let artifacts = run.call.await.unwrap().unwrap();
+    assert_eq!(metadata(&artifacts)["end_reason"], "shutdown");
 }

@@ -149,7 +149,6 @@ impl OpenAiRealtime {
             talk_after: Vec::new(),
             closed: false,
             dropping_audio: false,
-            append: String::with_capacity(512),
         })
     }
 }
@@ -293,7 +292,6 @@ pub struct OpenAiSession {
     closed: bool,
     /// Audio of the response is dropped (cut by a barge-in).
     dropping_audio: bool,
-    append: String,
 }
 
 impl Drop for OpenAiSession {
@@ -462,11 +460,12 @@ impl SpeechSession for OpenAiSession {
         if self.closed {
             return;
         }
-        self.append.clear();
-        self.append.push_str(r#"{"type":"input_audio_buffer.append","audio":""#);
-        BASE64.encode_string(audio.ulaw, &mut self.append);
-        self.append.push_str(r#""}"#);
-        match self.tx.try_send(Message::text(self.append.clone())) {
+        // Each message owns its text: built once, at its final size.
+        let mut append = String::with_capacity(48 + audio.ulaw.len().div_ceil(3) * 4);
+        append.push_str(r#"{"type":"input_audio_buffer.append","audio":""#);
+        BASE64.encode_string(audio.ulaw, &mut append);
+        append.push_str(r#""}"#);
+        match self.tx.try_send(Message::text(append)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => self
                 .pending

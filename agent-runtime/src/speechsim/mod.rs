@@ -26,6 +26,34 @@ pub fn brain(config: &AgentConfig, settings: &LocalSettings) -> Result<Arc<Local
     LocalPipeline::new(&config, settings)
 }
 
+/// Accepts connections on `listener` until `stop`, serving each with `serve` in a
+/// task of its own that `stop` also ends.
+pub(crate) fn accept_until_stopped<F, Fut>(
+    listener: tokio::net::TcpListener,
+    stop: tokio_util::sync::CancellationToken,
+    serve: F,
+) where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = stop.cancelled() => return,
+                a = listener.accept() => a,
+            };
+            let Ok((tcp, _)) = accepted else { continue };
+            let (connection, stop) = (serve(tcp), stop.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = connection => {}
+                }
+            });
+        }
+    });
+}
+
 /// How a fake hears the caller's turns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Hearing {
@@ -44,7 +72,6 @@ pub(crate) struct EnergyTurns {
     loud_run: u32,
     quiet_ms: u32,
     speaking: bool,
-    utterance_len: usize,
 }
 
 impl EnergyTurns {
@@ -58,7 +85,6 @@ impl EnergyTurns {
                 self.quiet_ms = 0;
                 if !self.speaking && self.loud_run >= 3 {
                     self.speaking = true;
-                    self.utterance_len = 0;
                     events.push(TurnEvent::SpeechStarted);
                 }
             } else {
@@ -71,9 +97,6 @@ impl EnergyTurns {
                         events.push(TurnEvent::TurnEnded(Vec::new()));
                     }
                 }
-            }
-            if self.speaking {
-                self.utterance_len += frame.len();
             }
         }
     }

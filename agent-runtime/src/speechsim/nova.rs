@@ -104,28 +104,17 @@ impl NovaFake {
         let log = Arc::new(Mutex::new(NovaLog::default()));
         let stop = CancellationToken::new();
         let (l, s) = (Arc::clone(&log), stop.clone());
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    () = s.cancelled() => return,
-                    a = listener.accept() => a,
-                };
-                let Ok((tcp, _)) = accepted else { continue };
-                let (acceptor, options, log, stop) = (acceptor.clone(), options.clone(), Arc::clone(&l), s.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let conn_stop = stop.clone();
-                    let service = hyper::service::service_fn(move |request| {
-                        let (options, log, stop) = (options.clone(), Arc::clone(&log), stop.clone());
-                        async move { Ok::<_, Infallible>(handle(request, options, log, stop).await) }
-                    });
-                    let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
-                    tokio::select! {
-                        () = conn_stop.cancelled() => {}
-                        _ = conn => {}
-                    }
+        super::accept_until_stopped(listener, stop.clone(), move |tcp| {
+            let (acceptor, options, log, stop) = (acceptor.clone(), options.clone(), Arc::clone(&l), s.clone());
+            async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(move |request| {
+                    let (options, log, stop) = (options.clone(), Arc::clone(&log), stop.clone());
+                    async move { Ok::<_, Infallible>(handle(request, options, log, stop).await) }
                 });
+                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
             }
         });
         Ok(Self { addr, ca_pem: cert.cert.pem(), log, stop })

@@ -89,23 +89,8 @@ impl OpenAiFake {
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(FakeLog::default()));
         let stop = CancellationToken::new();
-        let (l, s) = (Arc::clone(&log), stop.clone());
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    () = s.cancelled() => return,
-                    a = listener.accept() => a,
-                };
-                let Ok((tcp, _)) = accepted else { continue };
-                let (options, log, stop) = (options.clone(), Arc::clone(&l), s.clone());
-                tokio::spawn(async move {
-                    tokio::select! {
-                        () = stop.cancelled() => {}
-                        () = serve(tcp, options, log) => {}
-                    }
-                });
-            }
-        });
+        let l = Arc::clone(&log);
+        super::accept_until_stopped(listener, stop.clone(), move |tcp| serve(tcp, options.clone(), Arc::clone(&l)));
         Ok(Self { addr, log, stop })
     }
 

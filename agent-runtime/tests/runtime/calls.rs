@@ -44,14 +44,7 @@ async fn a_caller_asks_a_question_hears_the_answer_and_says_goodbye() {
     assert_eq!(turns[0]["role"], "agent", "the greeting is the first turn: {transcript:#}");
     assert!(lines.iter().any(|l| l.contains("Monday to Friday")), "the answer holds the fact: {lines:?}");
     assert!(lines.last().unwrap().contains("Goodbye"), "{lines:?}");
-    let tools: Vec<&str> = transcript["turns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["tool_calls"].as_array().cloned().unwrap_or_default())
-        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
-        .map(|s| Box::leak(s.into_boxed_str()) as &str)
-        .collect();
+    let tools = tool_names(&transcript);
     assert_eq!(tools, vec!["end_call"], "{transcript:#}");
     assert_eq!(transcript["dtmf"][0]["digit"], "5");
     let caller: Vec<&str> = transcript["turns"]

@@ -252,3 +252,40 @@ pub fn agent_lines(transcript: &serde_json::Value) -> Vec<String> {
         .map(|t| t["text"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
+
+/// A knowledge-base document long enough to be cut off mid-answer.
+pub fn cakes() -> agent_spec::draft::KnowledgeDocumentDraft {
+    agent_spec::draft::KnowledgeDocumentDraft {
+        title: "Cakes".into(),
+        text: "We bake chocolate cakes, lemon cakes, carrot cakes and cheesecakes every single morning. \
+               Wedding cakes take two weeks of notice and we deliver them anywhere in the city. \
+               Birthday cakes can be decorated with any message you like."
+            .into(),
+    }
+}
+
+/// The offline brain a `speechsim` fake converses with, for `config`, and the
+/// directory holding its language model.
+pub fn fake_brain(
+    config: &agent_spec::AgentConfig,
+) -> (Arc<agent_runtime::speech::local::LocalPipeline>, tempfile::TempDir) {
+    let work = tempfile::tempdir().expect("work dir");
+    let settings = agent_runtime::speech::local::LocalSettings {
+        recognition: true,
+        model_dir: agent_runtime::speech::recognizer::DEFAULT_MODEL_DIR.into(),
+        espeak: "espeak-ng".into(),
+        work_dir: work.path().to_owned(),
+    };
+    (agent_runtime::speechsim::brain(config, &settings).expect("the fake's brain"), work)
+}
+
+/// The names of the tool calls in a transcript, in order.
+pub fn tool_names(transcript: &serde_json::Value) -> Vec<String> {
+    transcript["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["tool_calls"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}

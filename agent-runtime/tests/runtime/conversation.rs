@@ -15,13 +15,7 @@ fn turns(transcript: &serde_json::Value) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barge_in_clears_playback_and_cuts_the_turn_where_the_caller_stopped_hearing_it() {
     let mut d = draft();
-    d.knowledge_base.push(agent_spec::draft::KnowledgeDocumentDraft {
-        title: "Cakes".into(),
-        text: "We bake chocolate cakes, lemon cakes, carrot cakes and cheesecakes every single morning. \
-               Wedding cakes take two weeks of notice and we deliver them anywhere in the city. \
-               Birthday cakes can be decorated with any message you like."
-            .into(),
-    });
+    d.knowledge_base.push(cakes());
     let rt = spawn(d).await;
     let script = vec![
         wait_for_agent(),

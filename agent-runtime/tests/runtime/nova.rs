@@ -7,7 +7,6 @@ use crate::common;
 use std::time::Duration;
 
 use agent_runtime::callsim::{Ending, Step};
-use agent_runtime::speech::local::LocalSettings;
 use agent_runtime::speechsim::nova::{NovaFake, NovaFakeOptions};
 use agent_spec::draft::AgentDraft;
 use common::*;
@@ -16,13 +15,7 @@ fn nova_draft() -> AgentDraft {
     let mut d = draft();
     d.voice.provider = agent_spec::SpeechProvider::NovaSonic;
     d.voice.voice_id = Some("tiffany".into());
-    d.knowledge_base.push(agent_spec::draft::KnowledgeDocumentDraft {
-        title: "Cakes".into(),
-        text: "We bake chocolate cakes, lemon cakes, carrot cakes and cheesecakes every single morning. \
-               Wedding cakes take two weeks of notice and we deliver them anywhere in the city. \
-               Birthday cakes can be decorated with any message you like."
-            .into(),
-    });
+    d.knowledge_base.push(cakes());
     d
 }
 
@@ -34,14 +27,7 @@ struct Nova {
 
 async fn fake(d: &AgentDraft, stream_limit: Option<Duration>) -> Nova {
     let (config, _) = d.clone().validate(None).expect("valid draft");
-    let work = tempfile::tempdir().expect("work dir");
-    let settings = LocalSettings {
-        recognition: true,
-        model_dir: agent_runtime::speech::recognizer::DEFAULT_MODEL_DIR.into(),
-        espeak: "espeak-ng".into(),
-        work_dir: work.path().to_owned(),
-    };
-    let brain = agent_runtime::speechsim::brain(&config, &settings).expect("the fake's brain");
+    let (brain, work) = fake_brain(&config);
     let options = NovaFakeOptions {
         access_key_id: std::env::var("AWS_ACCESS_KEY_ID").expect("scripts/test sets AWS credentials"),
         region: config.integrations.aws_region.as_str().to_owned(),
@@ -62,16 +48,6 @@ async fn runtime(d: AgentDraft, nova: &Nova, extra: Vec<(&'static str, String)>)
     ];
     extra_env.extend(extra);
     spawn_with(d, Options { extra_env, ..Default::default() }).await
-}
-
-fn tool_names(transcript: &serde_json::Value) -> Vec<String> {
-    transcript["turns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["tool_calls"].as_array().cloned().unwrap_or_default())
-        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

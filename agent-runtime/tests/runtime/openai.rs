@@ -6,7 +6,6 @@ use crate::common;
 use std::time::Duration;
 
 use agent_runtime::callsim::{Ending, Step};
-use agent_runtime::speech::local::LocalSettings;
 use agent_runtime::speechsim::openai::{OpenAiFake, OpenAiFakeOptions};
 use agent_spec::SecretPatch;
 use agent_spec::draft::AgentDraft;
@@ -19,13 +18,7 @@ fn openai_draft() -> AgentDraft {
     d.voice.provider = agent_spec::SpeechProvider::OpenaiRealtime;
     d.voice.voice_id = Some("marin".into());
     d.secrets.openai_api_key = SecretPatch::set(KEY);
-    d.knowledge_base.push(agent_spec::draft::KnowledgeDocumentDraft {
-        title: "Cakes".into(),
-        text: "We bake chocolate cakes, lemon cakes, carrot cakes and cheesecakes every single morning. \
-               Wedding cakes take two weeks of notice and we deliver them anywhere in the city. \
-               Birthday cakes can be decorated with any message you like."
-            .into(),
-    });
+    d.knowledge_base.push(cakes());
     d
 }
 
@@ -35,14 +28,7 @@ async fn fake(
     drop_after_responses: Option<u32>,
 ) -> (OpenAiFake, tempfile::TempDir) {
     let (config, _) = d.clone().validate(None).expect("valid draft");
-    let work = tempfile::tempdir().expect("work dir");
-    let settings = LocalSettings {
-        recognition: true,
-        model_dir: agent_runtime::speech::recognizer::DEFAULT_MODEL_DIR.into(),
-        espeak: "espeak-ng".into(),
-        work_dir: work.path().to_owned(),
-    };
-    let brain = agent_runtime::speechsim::brain(&config, &settings).expect("the fake's brain");
+    let (brain, work) = fake_brain(&config);
     let options = OpenAiFakeOptions {
         api_key: KEY.into(),
         brain,
@@ -56,16 +42,6 @@ async fn fake(
 
 async fn runtime(d: AgentDraft, url: String) -> Runtime {
     spawn_with(d, Options { extra_env: vec![("OPENAI_REALTIME_URL", url)], ..Default::default() }).await
-}
-
-fn tool_names(transcript: &serde_json::Value) -> Vec<String> {
-    transcript["turns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["tool_calls"].as_array().cloned().unwrap_or_default())
-        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
