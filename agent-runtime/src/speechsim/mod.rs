@@ -2,6 +2,7 @@
 //! protocols, for tests, benchmarks and developers with no network.
 //!
 //! - [`openai`]: OpenAI Realtime's WebSocket protocol.
+//! - [`nova`]: Amazon Nova Sonic's bidirectional stream (HTTP/2, event stream).
 //!
 //! Each converses with the agent's own offline brain (PocketSphinx, the knowledge
 //! base's BM25 responder, espeak-ng), so a call through a fake is answered from the
@@ -24,6 +25,17 @@ pub fn brain(config: &AgentConfig, settings: &LocalSettings) -> Result<Arc<Local
     config.voice.voice_id =
         agent_spec::values::VoiceId::parse(crate::speech::tts::DEFAULT_VOICE).expect("espeak-ng's voice id is valid");
     LocalPipeline::new(&config, settings)
+}
+
+/// `line`'s sentences with their 8 kHz μ-law audio, all synthesized (at once)
+/// before the first is sent: a cloud model generates speech faster than real time,
+/// so its reply has no gap between sentences that a caller would take for the end
+/// of the turn. Stops at the first sentence that cannot be voiced.
+pub(crate) async fn voice(brain: &LocalPipeline, line: &str) -> Vec<(String, bytes::Bytes)> {
+    let all = crate::speech::sentences(line);
+    let tts = brain.synthesizer();
+    let audio = futures::future::join_all(all.iter().map(|s| tts.synthesize(s))).await;
+    all.into_iter().zip(audio).map_while(|(s, a)| a.ok().map(|a| (s, a))).collect()
 }
 
 /// Accepts connections on `listener` until `stop`, serving each with `serve` in a

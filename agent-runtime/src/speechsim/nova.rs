@@ -31,9 +31,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::speech::ToolCall;
 use crate::speech::local::LocalPipeline;
 use crate::speech::vad::TurnEvent;
-use crate::speech::{ToolCall, sentences};
 
 /// Nova 2 Sonic's voices.
 const VOICES: &[&str] = &[
@@ -520,12 +520,11 @@ impl Stream {
             if let Some(caller) = &caller {
                 text_block("USER", "FINAL", caller, "END_TURN");
             }
-            let all = sentences(&line);
+            let all = super::voice(&brain, &line).await;
             let mut spoken = Vec::new();
             let mut interrupted = false;
-            'speech: for (i, sentence) in all.iter().enumerate() {
+            'speech: for (i, (sentence, ulaw)) in all.iter().enumerate() {
                 text_block("ASSISTANT", "SPECULATIVE", sentence, "PARTIAL_TURN");
-                let Ok(ulaw) = brain.synthesizer().synthesize(sentence).await else { break };
                 let pcm: Vec<u8> = ulaw.iter().flat_map(|b| crate::audio::ulaw_decode(*b).to_le_bytes()).collect();
                 let c = id();
                 send(json!({"event": {"contentStart": {"contentId": c, "type": "AUDIO", "role": "ASSISTANT",

@@ -27,9 +27,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_util::sync::CancellationToken;
 
+use crate::speech::ToolCall;
 use crate::speech::local::LocalPipeline;
 use crate::speech::vad::TurnEvent;
-use crate::speech::{ToolCall, sentences};
 
 /// OpenAI Realtime's voices.
 const VOICES: &[&str] = &["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"];
@@ -395,8 +395,7 @@ impl Connection {
             );
             let mut late = late;
             let mut status = "completed";
-            'speech: for sentence in sentences(&line) {
-                let Ok(audio) = brain.synthesizer().synthesize(&sentence).await else { break };
+            'speech: for (sentence, audio) in super::voice(&brain, &line).await {
                 send(
                     json!({"type": "response.output_audio_transcript.delta", "response_id": response_id, "item_id": item_id, "delta": format!("{sentence} ")}),
                 );
