@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
         name: "Load".into(),
         system_prompt: "Load test agent.".into(),
         greeting: "Hello.".into(),
-        voice: agent_spec::draft::VoiceDraft { provider: speech, model: None, voice_id: None },
+        voice: agent_spec::draft::VoiceDraft { provider: speech, ..Default::default() },
         enable_recording: false,
         telephony: TelephonyDraft {
             call_phone_number: "+14155550100".into(),

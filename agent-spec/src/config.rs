@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::values::{AwsRegion, E164, HttpsUrl, LanguageTag, ModelId, SipUri, TwilioAccountSid, VoiceId};
+use crate::values::{AwsRegion, E164, HttpsUrl, LanguageTag, ModelId, SipUri, Temperature, TwilioAccountSid, VoiceId};
 
 /// Which speech pipeline answers the agent's calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
@@ -81,14 +81,114 @@ impl SpeechProvider {
             Self::Local => "en-us",
         }
     }
+
+    /// Whether the model takes an endpointing sensitivity (Nova 2 Sonic; Nova Sonic
+    /// v1 has none).
+    pub fn has_endpointing(self, model: &str) -> bool {
+        self == Self::NovaSonic && model == "amazon.nova-2-sonic-v1:0"
+    }
 }
 
+/// Declares a setting with a fixed set of values: `ALL`, `as_str`, `parse`, and
+/// serde as those names.
+macro_rules! keyword {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+
+            pub fn parse(raw: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == raw.trim())
+            }
+
+            /// The accepted names, for error messages: `a, b or c`.
+            pub fn choices() -> String {
+                let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                match names.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                    _ => names.concat(),
+                }
+            }
+        }
+    };
+}
+
+keyword!(
+    /// How OpenAI Realtime decides that the caller has finished a turn.
+    TurnDetection {
+        /// Silence after speech (voice activity detection).
+        #[default]
+        ServerVad = "server_vad",
+        /// A model that judges whether the caller has finished what they meant to say.
+        SemanticVad = "semantic_vad",
+    }
+);
+
+keyword!(
+    /// How soon OpenAI's `semantic_vad` answers: `low` waits up to 8 s for the caller
+    /// to go on, `medium` 4 s, `high` 2 s; `auto` is `medium`.
+    Eagerness {
+        Low = "low",
+        Medium = "medium",
+        High = "high",
+        #[default]
+        Auto = "auto",
+    }
+);
+
+keyword!(
+    /// How quickly Nova 2 Sonic takes the end of the caller's speech as the end of
+    /// the turn: `high` after about 1.5 s of pause, `medium` 1.75 s, `low` 2 s.
+    EndpointingSensitivity {
+        High = "high",
+        #[default]
+        Medium = "medium",
+        Low = "low",
+    }
+);
+
+impl EndpointingSensitivity {
+    /// Nova Sonic's name for it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::High => "HIGH",
+            Self::Medium => "MEDIUM",
+            Self::Low => "LOW",
+        }
+    }
+}
+
+/// The speech provider, its model and voice, and the provider's own settings. A
+/// setting is `null` when the provider (or model) has no such thing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoiceConfig {
     pub provider: SpeechProvider,
     pub model: ModelId,
     pub voice_id: VoiceId,
+    /// openai-realtime: `server_vad` or `semantic_vad`.
+    #[serde(default)]
+    pub turn_detection: Option<TurnDetection>,
+    /// openai-realtime with `semantic_vad`: `low`, `medium`, `high` or `auto`.
+    #[serde(default)]
+    pub eagerness: Option<Eagerness>,
+    /// nova-sonic with Nova 2 Sonic: `high`, `medium` or `low`.
+    #[serde(default)]
+    pub endpointing_sensitivity: Option<EndpointingSensitivity>,
+    /// nova-sonic: sampling temperature from 0 to 1.
+    #[serde(default)]
+    pub temperature: Option<Temperature>,
 }
 
 /// One document the agent may answer from.

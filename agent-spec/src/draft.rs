@@ -11,14 +11,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::{
-    AgentConfig, CpuArchitecture, Guardrails, Integrations, KnowledgeDocument, Sizing, SpeechProvider, Telephony,
-    VoiceConfig, fargate_memory_for,
+    AgentConfig, CpuArchitecture, Eagerness, EndpointingSensitivity, Guardrails, Integrations, KnowledgeDocument,
+    Sizing, SpeechProvider, Telephony, TurnDetection, VoiceConfig, fargate_memory_for,
 };
 use crate::env::{ENV_BUDGET_BYTES, EnvironmentSize};
 use crate::secrets::{AgentSecrets, SecretPatch};
 use crate::validation::ValidationErrors;
 use crate::values::{
-    AwsRegion, E164, HttpsUrl, InvalidValue, LanguageTag, ModelId, SipUri, TwilioAccountSid, VoiceId, check_text,
+    AwsRegion, E164, HttpsUrl, InvalidValue, LanguageTag, ModelId, SipUri, Temperature, TwilioAccountSid, VoiceId,
+    check_text,
 };
 
 /// Limits on free text and lists. Sizes are in characters.
@@ -57,6 +58,16 @@ pub struct VoiceDraft {
     pub model: Option<String>,
     /// Defaults to the provider's default voice.
     pub voice_id: Option<String>,
+    /// openai-realtime only: `server_vad` (the default) or `semantic_vad`.
+    pub turn_detection: Option<String>,
+    /// openai-realtime with `semantic_vad` only: `low`, `medium`, `high` or `auto`
+    /// (the default).
+    pub eagerness: Option<String>,
+    /// nova-sonic with Nova 2 Sonic only: `high`, `medium` (the default) or `low`.
+    pub endpointing_sensitivity: Option<String>,
+    /// nova-sonic only: 0 to 1, at most two decimals (default 0.7).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub temperature: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -224,6 +235,84 @@ impl Default for AgentDraft {
     }
 }
 
+/// The provider's own settings, validated: each one the provider (and model) has
+/// is filled with its default when not given; one it does not have is refused.
+struct Tuning {
+    turn_detection: Option<TurnDetection>,
+    eagerness: Option<Eagerness>,
+    endpointing_sensitivity: Option<EndpointingSensitivity>,
+    temperature: Option<Temperature>,
+}
+
+impl VoiceDraft {
+    /// `model` is the validated model (`None` when it was refused).
+    fn tuning(&self, e: &mut ValidationErrors, model: Option<&str>) -> Tuning {
+        let provider = self.provider;
+        let given = |raw: &Option<String>| raw.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let (openai, nova) = (provider == SpeechProvider::OpenaiRealtime, provider == SpeechProvider::NovaSonic);
+        let elsewhere = |e: &mut ValidationErrors, field: &str, owner: &str| {
+            e.push(field, format!("applies to {owner} only, not to {}", provider.as_str()));
+        };
+
+        let turn_detection = match given(&self.turn_detection) {
+            Some(_) if !openai => {
+                elsewhere(e, "voice.turn_detection", "openai-realtime");
+                None
+            }
+            Some(raw) => TurnDetection::parse(&raw).or_else(|| {
+                e.push("voice.turn_detection", format!("must be {}", TurnDetection::choices()));
+                None
+            }),
+            None => openai.then(TurnDetection::default),
+        };
+        let semantic = turn_detection == Some(TurnDetection::SemanticVad);
+        let eagerness = match given(&self.eagerness) {
+            Some(_) if !openai => {
+                elsewhere(e, "voice.eagerness", "openai-realtime");
+                None
+            }
+            Some(_) if !semantic => {
+                e.push("voice.eagerness", "applies only when voice.turn_detection is semantic_vad");
+                None
+            }
+            Some(raw) => Eagerness::parse(&raw).or_else(|| {
+                e.push("voice.eagerness", format!("must be {}", Eagerness::choices()));
+                None
+            }),
+            None => semantic.then(Eagerness::default),
+        };
+        let endpointing = model.is_some_and(|m| provider.has_endpointing(m));
+        let endpointing_sensitivity = match given(&self.endpointing_sensitivity) {
+            Some(_) if !nova => {
+                elsewhere(e, "voice.endpointing_sensitivity", "nova-sonic");
+                None
+            }
+            Some(_) if model.is_some() && !endpointing => {
+                e.push(
+                    "voice.endpointing_sensitivity",
+                    "needs the model amazon.nova-2-sonic-v1:0 (Nova Sonic v1 has no endpointing setting)",
+                );
+                None
+            }
+            Some(raw) => EndpointingSensitivity::parse(&raw.to_ascii_lowercase()).or_else(|| {
+                e.push("voice.endpointing_sensitivity", format!("must be {}", EndpointingSensitivity::choices()));
+                None
+            }),
+            None => endpointing.then(EndpointingSensitivity::default),
+        };
+        let temperature = match self.temperature {
+            Some(_) if !nova => {
+                let why = if openai { " (OpenAI's Realtime API takes no temperature)" } else { "" };
+                e.push("voice.temperature", format!("applies to nova-sonic only, not to {}{why}", provider.as_str()));
+                None
+            }
+            Some(t) => e.check("voice.temperature", Temperature::new(t)),
+            None => nova.then_some(Temperature::DEFAULT),
+        };
+        Tuning { turn_detection, eagerness, endpointing_sensitivity, temperature }
+    }
+}
+
 /// Parses an optional value: absent or blank means "not set".
 fn optional<T>(
     errors: &mut ValidationErrors,
@@ -273,6 +362,10 @@ impl AgentDraft {
                 provider: config.voice.provider,
                 model: Some(config.voice.model.to_string()),
                 voice_id: Some(config.voice.voice_id.to_string()),
+                turn_detection: config.voice.turn_detection.map(|t| t.as_str().to_owned()),
+                eagerness: config.voice.eagerness.map(|e| e.as_str().to_owned()),
+                endpointing_sensitivity: config.voice.endpointing_sensitivity.map(|e| e.as_str().to_owned()),
+                temperature: config.voice.temperature.map(Temperature::value),
             },
             knowledge_base: config
                 .knowledge_base
@@ -342,6 +435,8 @@ impl AgentDraft {
                 );
             }
         }
+
+        let tuning = self.voice.tuning(&mut e, model.as_ref().map(ModelId::as_str));
 
         if self.knowledge_base.len() > KNOWLEDGE_DOCUMENTS_MAX {
             e.push("knowledge_base", format!("must hold at most {KNOWLEDGE_DOCUMENTS_MAX} documents"));
@@ -489,7 +584,15 @@ impl AgentDraft {
             system_prompt,
             greeting,
             language,
-            voice: VoiceConfig { provider, model, voice_id },
+            voice: VoiceConfig {
+                provider,
+                model,
+                voice_id,
+                turn_detection: tuning.turn_detection,
+                eagerness: tuning.eagerness,
+                endpointing_sensitivity: tuning.endpointing_sensitivity,
+                temperature: tuning.temperature,
+            },
             knowledge_base,
             guardrails: Guardrails {
                 custom_rules,

@@ -48,6 +48,14 @@ pub mod vars {
     pub const SPEECH_PROVIDER: &str = "SPEECH_PROVIDER";
     pub const SPEECH_MODEL: &str = "SPEECH_MODEL";
     pub const VOICE_ID: &str = "VOICE_ID";
+    /// openai-realtime: `server_vad` or `semantic_vad`.
+    pub const TURN_DETECTION: &str = "TURN_DETECTION";
+    /// openai-realtime with `semantic_vad`.
+    pub const TURN_EAGERNESS: &str = "TURN_EAGERNESS";
+    /// nova-sonic (Nova 2 Sonic).
+    pub const ENDPOINTING_SENSITIVITY: &str = "ENDPOINTING_SENSITIVITY";
+    /// nova-sonic.
+    pub const SPEECH_TEMPERATURE: &str = "SPEECH_TEMPERATURE";
     /// JSON array of `{"title", "text"}`.
     pub const AGENT_KNOWLEDGE_BASE: &str = "AGENT_KNOWLEDGE_BASE";
     /// JSON array of strings.
@@ -93,6 +101,10 @@ const FIELD_VARS: &[(&str, &str)] = &[
     ("voice.provider", vars::SPEECH_PROVIDER),
     ("voice.model", vars::SPEECH_MODEL),
     ("voice.voice_id", vars::VOICE_ID),
+    ("voice.turn_detection", vars::TURN_DETECTION),
+    ("voice.eagerness", vars::TURN_EAGERNESS),
+    ("voice.endpointing_sensitivity", vars::ENDPOINTING_SENSITIVITY),
+    ("voice.temperature", vars::SPEECH_TEMPERATURE),
     ("knowledge_base", vars::AGENT_KNOWLEDGE_BASE),
     ("guardrails.custom_rules", vars::GUARDRAILS_CUSTOM_RULES),
     ("guardrails.max_conversation_turns", vars::MAX_CONVERSATION_TURNS),
@@ -204,6 +216,10 @@ fn config_vars(c: &AgentConfig) -> Vec<(&'static str, String)> {
         (vars::TRANSCRIPT_WEBHOOK_URL, c.integrations.transcript_webhook_url.as_ref().map(ToString::to_string)),
         (vars::PICKUP_WEBHOOK_URL, c.integrations.pickup_webhook_url.as_ref().map(ToString::to_string)),
         (vars::MAKE_ENDPOINT, c.integrations.make_endpoint.as_ref().map(ToString::to_string)),
+        (vars::TURN_DETECTION, c.voice.turn_detection.map(|t| t.as_str().to_owned())),
+        (vars::TURN_EAGERNESS, c.voice.eagerness.map(|e| e.as_str().to_owned())),
+        (vars::ENDPOINTING_SENSITIVITY, c.voice.endpointing_sensitivity.map(|e| e.as_str().to_owned())),
+        (vars::SPEECH_TEMPERATURE, c.voice.temperature.map(|t| t.to_string())),
     ];
     out.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
     // ECS passes empty values through, but an absent variable is clearer to read.
@@ -320,7 +336,15 @@ impl AgentSpec {
             system_prompt: reader.text(vars::AGENT_SYSTEM_PROMPT),
             greeting: reader.text(vars::AGENT_GREETING),
             language: reader.text(vars::AGENT_LANGUAGE),
-            voice: VoiceDraft { provider, model: reader.get(vars::SPEECH_MODEL), voice_id: reader.get(vars::VOICE_ID) },
+            voice: VoiceDraft {
+                provider,
+                model: reader.get(vars::SPEECH_MODEL),
+                voice_id: reader.get(vars::VOICE_ID),
+                turn_detection: reader.get(vars::TURN_DETECTION),
+                eagerness: reader.get(vars::TURN_EAGERNESS),
+                endpointing_sensitivity: reader.get(vars::ENDPOINTING_SENSITIVITY),
+                temperature: reader.optional_number(vars::SPEECH_TEMPERATURE),
+            },
             knowledge_base: knowledge_base
                 .into_iter()
                 .map(|d| KnowledgeDocumentDraft { title: d.title, text: d.text })
@@ -421,6 +445,12 @@ impl EnvReader<'_> {
 
     fn number(&mut self, var: &'static str) -> u32 {
         self.parsed(var, |raw| raw.trim().parse::<u32>().map_err(|_| "must be a whole number")).unwrap_or_default()
+    }
+
+    /// A decimal number, if the variable is set.
+    fn optional_number(&mut self, var: &'static str) -> Option<f64> {
+        let raw = self.get(var)?;
+        raw.trim().parse::<f64>().map_err(|_| self.fail(var, "must be a number".to_owned())).ok()
     }
 
     fn boolean(&mut self, var: &'static str) -> bool {

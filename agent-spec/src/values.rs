@@ -325,6 +325,68 @@ impl fmt::Display for crate::config::SpeechProvider {
     }
 }
 
+/// A sampling temperature from 0 to 1, held in hundredths so configs compare
+/// exactly. JSON carries it as a number (`0.7`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Temperature(u8);
+
+impl Temperature {
+    pub const DEFAULT: Temperature = Temperature(70);
+
+    /// `value` if it lies in 0–1 with at most two decimals.
+    pub fn new(value: f64) -> Result<Self, InvalidValue> {
+        if !value.is_finite() || !(0.0..=1.0).contains(&value) {
+            return Err(InvalidValue::new("must be a number from 0 to 1"));
+        }
+        let hundredths = (value * 100.0).round();
+        if (hundredths / 100.0 - value).abs() > 1e-9 {
+            return Err(InvalidValue::new("must have at most two decimals"));
+        }
+        Ok(Self(hundredths as u8))
+    }
+
+    /// A temperature as typed (`"0.7"`).
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        raw.trim().parse::<f64>().map_err(|_| InvalidValue::new("must be a number from 0 to 1")).and_then(Self::new)
+    }
+
+    pub fn value(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+impl fmt::Display for Temperature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.value())
+    }
+}
+
+impl serde::Serialize for Temperature {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.value())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Temperature {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::new(f64::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl utoipa::PartialSchema for Temperature {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Number)
+            .description(Some("Sampling temperature from 0 to 1, at most two decimals"))
+            .minimum(Some(0.0))
+            .maximum(Some(1.0))
+            .examples([serde_json::Value::from(0.7)])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Temperature {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,10 @@ pub struct AgentForm {
     pub provider: String,
     pub model: String,
     pub voice_id: String,
+    pub turn_detection: String,
+    pub eagerness: String,
+    pub endpointing_sensitivity: String,
+    pub temperature: String,
     pub aws_region: String,
     pub openai_api_key: String,
     pub remove_openai_api_key: String,
@@ -151,6 +155,10 @@ impl AgentForm {
             provider: d.voice.provider.as_str().into(),
             model: o(d.voice.model),
             voice_id: o(d.voice.voice_id),
+            turn_detection: o(d.voice.turn_detection),
+            eagerness: o(d.voice.eagerness),
+            endpointing_sensitivity: o(d.voice.endpointing_sensitivity),
+            temperature: d.voice.temperature.map(|t| t.to_string()).unwrap_or_default(),
             aws_region: d.integrations.aws_region,
             knowledge: d.knowledge_base.into_iter().map(|k| DocumentForm { title: k.title, text: k.text }).collect(),
             custom_rules: d.guardrails.custom_rules.join("\n"),
@@ -250,6 +258,19 @@ impl AgentForm {
             SpeechProvider::default()
         });
 
+        // The provider's own settings are sent for the chosen provider only: the
+        // others' inputs are hidden, and the API refuses settings a provider lacks.
+        let mine = |owner: SpeechProvider, raw: &str| if provider == owner { optional(raw) } else { None };
+        let temperature = mine(SpeechProvider::NovaSonic, &self.temperature).and_then(|raw| match raw.parse::<f64>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                errors.push(FieldError {
+                    field: "voice.temperature".into(),
+                    reason: "must be a number from 0 to 1".into(),
+                });
+                None
+            }
+        });
         let patch = |value: &Option<SecretString>, remove: &str| match value {
             Some(v) => SecretPatch::Set(v.clone()),
             None if remove == "on" => SecretPatch::Clear,
@@ -261,7 +282,15 @@ impl AgentForm {
             system_prompt: self.system_prompt.clone(),
             greeting: self.greeting.clone(),
             language: self.language.clone(),
-            voice: VoiceDraft { provider, model: optional(&self.model), voice_id: optional(&self.voice_id) },
+            voice: VoiceDraft {
+                provider,
+                model: optional(&self.model),
+                voice_id: optional(&self.voice_id),
+                turn_detection: mine(SpeechProvider::OpenaiRealtime, &self.turn_detection),
+                eagerness: mine(SpeechProvider::OpenaiRealtime, &self.eagerness),
+                endpointing_sensitivity: mine(SpeechProvider::NovaSonic, &self.endpointing_sensitivity),
+                temperature,
+            },
             knowledge_base: self
                 .knowledge
                 .iter()
@@ -320,52 +349,8 @@ pub fn all_errors(draft: &AgentDraft, mut errors: Vec<FieldError>, editing: bool
             }
         }
     }
-    errors.sort_by_key(|e| form_position(&e.field));
+    errors.sort_by_key(|e| crate::fields::position(&e.field));
     errors
-}
-
-/// Where a field comes in the form, to list errors in the order the inputs appear.
-pub fn form_position(path: &str) -> usize {
-    const ORDER: &[&str] = &[
-        "name",
-        "description",
-        "language",
-        "system_prompt",
-        "greeting",
-        "idle_prompt_after_secs",
-        "voice.provider",
-        "integrations.aws_region",
-        "voice.model",
-        "voice.voice_id",
-        "secrets.openai_api_key",
-        "knowledge_base",
-        "guardrails.custom_rules",
-        "guardrails.max_conversation_turns",
-        "guardrails.max_session_duration_secs",
-        "guardrails.max_inappropriate_attempts",
-        "telephony.call_phone_number",
-        "telephony.twilio_account_sid",
-        "secrets.twilio_auth_token",
-        "telephony.transfer_phone_number",
-        "telephony.summary_phone_number",
-        "telephony.sip_endpoint",
-        "integrations.webhook_endpoint",
-        "integrations.transcript_webhook_url",
-        "integrations.pickup_webhook_url",
-        "integrations.make_endpoint",
-        "secrets.webhook_signing_secret",
-        "sizing.cpu",
-        "sizing.memory_mib",
-        "sizing.desired_count",
-        "sizing.cpu_architecture",
-    ];
-    let base = path.split('[').next().unwrap_or(path);
-    ORDER.iter().position(|p| *p == base).unwrap_or(ORDER.len()) * 1000 + list_index(path)
-}
-
-/// `3` for `knowledge_base[3].title`; 0 for fields that are not list items.
-fn list_index(path: &str) -> usize {
-    path.split_once('[').and_then(|(_, rest)| rest.split(']').next()).and_then(|i| i.parse().ok()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -390,6 +375,34 @@ mod tests {
         assert!(all.iter().any(|e| e.field == "name" && e.reason == "is required"), "{all:?}");
         assert!(all.iter().any(|e| e.field == "secrets.twilio_auth_token"), "{all:?}");
         assert_eq!(all.iter().filter(|e| e.field == "sizing.cpu").count(), 1);
+    }
+
+    #[test]
+    fn only_the_chosen_providers_own_settings_are_sent() {
+        let mut form = AgentForm::new_agent();
+        // Values left in the hidden inputs of the provider not chosen.
+        form.temperature = "0.4".into();
+        form.endpointing_sensitivity = "high".into();
+        form.turn_detection = "semantic_vad".into();
+        form.eagerness = "low".into();
+        let (draft, errors) = form.to_draft(&KeptSecrets::default());
+        assert!(errors.is_empty());
+        assert_eq!(
+            (draft.voice.temperature, draft.voice.endpointing_sensitivity.as_deref()),
+            (Some(0.4), Some("high"))
+        );
+        assert_eq!((draft.voice.turn_detection, draft.voice.eagerness), (None, None));
+        form.provider = "openai-realtime".into();
+        let (draft, _) = form.to_draft(&KeptSecrets::default());
+        assert_eq!((draft.voice.temperature, draft.voice.endpointing_sensitivity), (None, None));
+        assert_eq!(
+            (draft.voice.turn_detection.as_deref(), draft.voice.eagerness.as_deref()),
+            (Some("semantic_vad"), Some("low"))
+        );
+        form.provider = "nova-sonic".into();
+        form.temperature = "warm".into();
+        let (_, errors) = form.to_draft(&KeptSecrets::default());
+        assert_eq!(errors[0].field, "voice.temperature");
     }
 
     #[test]

@@ -62,11 +62,7 @@ fn env(
         name: "Test".into(),
         system_prompt: "Be brief.".into(),
         greeting: "Hello.".into(),
-        voice: agent_spec::draft::VoiceDraft {
-            provider: agent_spec::SpeechProvider::Local,
-            model: None,
-            voice_id: None,
-        },
+        voice: agent_spec::draft::VoiceDraft { provider: agent_spec::SpeechProvider::Local, ..Default::default() },
         idle_prompt_after_secs: 3,
         telephony: agent_spec::draft::TelephonyDraft {
             call_phone_number: "+14155550100".into(),

@@ -66,6 +66,20 @@ pub enum SpeechEvent {
     Failed(String),
 }
 
+impl SpeechEvent {
+    /// Part of the agent's response (what a cut drops).
+    pub fn is_agent_output(&self) -> bool {
+        matches!(
+            self,
+            Self::AgentAudio { .. }
+                | Self::AgentText(_)
+                | Self::AgentTextFinal(_)
+                | Self::AgentDraft(_)
+                | Self::AgentTurnEnd
+        )
+    }
+}
+
 /// The caller's audio of one Media Streams message, decoded once for every consumer.
 #[derive(Debug, Clone, Copy)]
 pub struct CallerAudio<'a> {

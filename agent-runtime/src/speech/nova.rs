@@ -118,6 +118,8 @@ pub struct NovaSonic {
     brief: AgentBrief,
     search: Option<Arc<Responder>>,
     rotate_after: Duration,
+    /// Every stream's first event.
+    session_start: Value,
 }
 
 impl NovaSonic {
@@ -134,6 +136,7 @@ impl NovaSonic {
             brief,
             search,
             rotate_after: rotate_after.min(STREAM_LIMIT),
+            session_start: session_start(config),
         }
     }
 
@@ -155,6 +158,8 @@ impl NovaSonic {
             turns: 0,
             contents: Vec::new(),
             dropping: false,
+            responding: false,
+            resume_at_next_response: false,
             agent_busy: false,
             last_agent_activity: Instant::now(),
             usage: (0, 0),
@@ -177,13 +182,7 @@ impl NovaSonic {
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let prompt = format!("p{}", uuid_like());
         let audio = format!("a{}", uuid_like());
-        let mut opening = vec![
-            json!({"event": {"sessionStart": {
-                "inferenceConfiguration": {"maxTokens": 1024, "topP": 0.9, "temperature": 0.7},
-                "turnDetectionConfiguration": {"endpointingSensitivity": "MEDIUM"},
-            }}}),
-            self.prompt_start(&prompt),
-        ];
+        let mut opening = vec![self.session_start.clone(), self.prompt_start(&prompt)];
         opening.extend(text_content(&prompt, "SYSTEM", &self.brief.instructions, false));
         for (role, text) in history {
             opening.extend(text_content(&prompt, role.as_str(), text, false));
@@ -258,6 +257,21 @@ impl NovaSonic {
             "toolConfiguration": {"tools": tools},
         }}})
     }
+}
+
+/// `sessionStart`: the agent's temperature, and its endpointing sensitivity when the
+/// model has one (Nova 2 Sonic; Nova Sonic v1 has no turn-detection setting).
+pub fn session_start(config: &AgentConfig) -> Value {
+    let temperature = config.voice.temperature.unwrap_or(agent_spec::values::Temperature::DEFAULT).value();
+    let mut start = json!({"inferenceConfiguration": {"maxTokens": 1024, "topP": 0.9, "temperature": temperature}});
+    let sensitivity = config
+        .voice
+        .endpointing_sensitivity
+        .or_else(|| config.voice.provider.has_endpointing(config.voice.model.as_str()).then(Default::default));
+    if let Some(sensitivity) = sensitivity {
+        start["turnDetectionConfiguration"] = json!({"endpointingSensitivity": sensitivity.wire_name()});
+    }
+    json!({"event": {"sessionStart": start}})
 }
 
 /// The history Nova accepts: the newest messages within its size limit, starting
@@ -391,6 +405,13 @@ pub struct NovaSession {
     contents: Vec<Content>,
     /// The response was cut: its audio and text are dropped until the next one.
     dropping: bool,
+    /// A response is being generated (from its first assistant content to its
+    /// audio's `END_TURN` or `INTERRUPTED`).
+    responding: bool,
+    /// A line was asked for while a cut response was still arriving: dropping ends
+    /// when the next response begins (Nova has no cancel, so the rest of the cut
+    /// one comes first).
+    resume_at_next_response: bool,
     /// The agent is producing audio (no rotation meanwhile).
     agent_busy: bool,
     last_agent_activity: Instant,
@@ -485,6 +506,13 @@ impl NovaSession {
                     role: body["role"].as_str().unwrap_or_default().to_owned(),
                     speculative: stage.as_deref() == Some("SPECULATIVE"),
                 };
+                let opens_response = content.role == "ASSISTANT" && (content.kind == "AUDIO" || content.speculative);
+                if opens_response && !self.responding {
+                    self.responding = true;
+                    if std::mem::take(&mut self.resume_at_next_response) {
+                        self.dropping = false;
+                    }
+                }
                 if content.kind == "AUDIO" && content.role == "ASSISTANT" && !self.dropping {
                     self.agent_busy = true;
                 }
@@ -514,8 +542,11 @@ impl NovaSession {
                     if kind == "AUDIO" {
                         self.agent_busy = false;
                         self.last_agent_activity = Instant::now();
-                        if body["stopReason"].as_str() != Some("PARTIAL_TURN") && !self.dropping {
-                            self.pending.push_back(SpeechEvent::AgentTurnEnd);
+                        if body["stopReason"].as_str() != Some("PARTIAL_TURN") {
+                            self.responding = false;
+                            if !self.dropping {
+                                self.pending.push_back(SpeechEvent::AgentTurnEnd);
+                            }
                         }
                     }
                 }
@@ -555,6 +586,7 @@ impl NovaSession {
             self.remember(Role::User, &text);
             // A new caller turn: the next response is heard.
             self.dropping = false;
+            self.resume_at_next_response = false;
             self.pending.push_back(SpeechEvent::CallerText { item, text });
             return;
         }
@@ -661,13 +693,19 @@ impl SpeechSession for NovaSession {
     }
 
     fn speak(&mut self, text: &str) {
-        self.dropping = false;
+        if self.dropping && self.responding {
+            self.resume_at_next_response = true;
+        } else {
+            self.dropping = false;
+        }
         let line = format!("Say exactly this, word for word, and nothing else: {text}");
         self.send_text("USER", &line, true);
     }
 
     fn interrupt(&mut self, _played: Duration) {
-        // Nova has no cancel: what it still sends of this response is dropped.
+        // Nova has no cancel: what it still sends of this response is dropped, and so
+        // is what of it is queued here, not yet taken by the call.
+        self.pending.retain(|e| !e.is_agent_output());
         self.dropping = true;
         self.agent_busy = false;
     }

@@ -5,7 +5,8 @@
 //! agent's `openai_api_key` as a bearer token (no `OpenAI-Beta` header: that is the
 //! retired beta shape). After `session.created` the runtime sends one
 //! `session.update`: `audio/pcmu` in and out (Twilio's μ-law passes through with no
-//! transcoding), `server_vad` turn detection, the agent's voice, its instructions and
+//! transcoding), the agent's turn detection (`server_vad`, or `semantic_vad` with its
+//! eagerness), its voice, its instructions and
 //! tools ([`super::instructions`]), and input transcription; the session is open once
 //! `session.updated` comes back.
 //!
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_spec::AgentConfig;
+use agent_spec::config::TurnDetection;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
@@ -210,6 +212,17 @@ pub fn session_update(config: &AgentConfig, brief: &AgentBrief) -> Value {
         .iter()
         .map(|t| json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}))
         .collect();
+    let turn_detection = match config.voice.turn_detection.unwrap_or_default() {
+        TurnDetection::ServerVad => {
+            json!({"type": "server_vad", "create_response": true, "interrupt_response": true})
+        }
+        TurnDetection::SemanticVad => json!({
+            "type": "semantic_vad",
+            "eagerness": config.voice.eagerness.unwrap_or_default().as_str(),
+            "create_response": true,
+            "interrupt_response": true,
+        }),
+    };
     json!({
         "type": "session.update",
         "session": {
@@ -219,11 +232,7 @@ pub fn session_update(config: &AgentConfig, brief: &AgentBrief) -> Value {
             "audio": {
                 "input": {
                     "format": {"type": "audio/pcmu"},
-                    "turn_detection": {
-                        "type": "server_vad",
-                        "create_response": true,
-                        "interrupt_response": true,
-                    },
+                    "turn_detection": turn_detection,
                     "transcription": {"model": "gpt-4o-mini-transcribe", "language": language_code(config)},
                 },
                 "output": {"format": {"type": "audio/pcmu"}, "voice": config.voice.voice_id.as_str()},
@@ -493,6 +502,8 @@ impl SpeechSession for OpenAiSession {
             }
         }
         self.dropping_audio = true;
+        // What of the cut response is queued here, not yet taken by the call, goes too.
+        self.pending.retain(|e| !e.is_agent_output());
         self.words.clear();
         let played_ms = played.as_millis() as u64;
         // The item playing at that moment keeps what was heard; the model's memory of

@@ -65,6 +65,8 @@ pub struct NovaLog {
     pub histories: Vec<Vec<(String, String)>>,
     pub system_prompts: Vec<String>,
     pub voices: Vec<String>,
+    /// Each stream's `sessionStart` body.
+    pub session_starts: Vec<Value>,
     /// Tool uses the fake made: (toolUseId, name).
     pub tool_uses: Vec<(String, String)>,
     /// Tool results it got: (toolUseId, content).
@@ -185,7 +187,7 @@ async fn handle(
     log.lock().expect("nova log lock").streams += 1;
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let out = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))));
-    let mut stream = Stream::new(options.clone(), Arc::clone(&log), tx);
+    let mut stream = Stream::new(options.clone(), Arc::clone(&log), tx, model);
     let input = request.into_body();
     tokio::spawn(async move {
         let limit = options.stream_limit.unwrap_or(Duration::from_secs(8 * 60));
@@ -220,6 +222,8 @@ struct Stream {
     log: Arc<Mutex<NovaLog>>,
     tx: Option<mpsc::UnboundedSender<Bytes>>,
     phase: Phase,
+    /// The model the stream was opened for.
+    model: String,
     prompt: String,
     /// Open input contents: name → (type, role, toolUseId).
     contents: HashMap<String, (String, String, Option<String>)>,
@@ -233,13 +237,19 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(options: NovaFakeOptions, log: Arc<Mutex<NovaLog>>, tx: mpsc::UnboundedSender<Bytes>) -> Self {
+    fn new(
+        options: NovaFakeOptions,
+        log: Arc<Mutex<NovaLog>>,
+        tx: mpsc::UnboundedSender<Bytes>,
+        model: String,
+    ) -> Self {
         let vad = super::FakeEar::new(options.hearing);
         Self {
             options,
             log,
             tx: Some(tx),
             phase: Phase::New,
+            model,
             prompt: String::new(),
             contents: HashMap::new(),
             history: Vec::new(),
@@ -340,6 +350,20 @@ impl Stream {
             "sessionStart" => {
                 expect(self.phase == Phase::New, &self.log, "sessionStart");
                 self.phase = Phase::Session;
+                let temperature = body["inferenceConfiguration"]["temperature"].as_f64();
+                if !temperature.is_some_and(|t| (0.0..=1.0).contains(&t)) {
+                    violation(&self.log, format!("inference temperature must be 0 to 1: {body}"));
+                }
+                let turns = &body["turnDetectionConfiguration"];
+                if !turns.is_null() {
+                    if !matches!(turns["endpointingSensitivity"].as_str(), Some("HIGH" | "MEDIUM" | "LOW")) {
+                        violation(&self.log, format!("endpointingSensitivity must be HIGH, MEDIUM or LOW: {turns}"));
+                    }
+                    if self.model != "amazon.nova-2-sonic-v1:0" {
+                        violation(&self.log, format!("{} has no turnDetectionConfiguration", self.model));
+                    }
+                }
+                self.log.lock().expect("nova log lock").session_starts.push(body.clone());
             }
             "promptStart" => {
                 expect(self.phase == Phase::Session, &self.log, "promptStart");

@@ -299,6 +299,16 @@ impl Connection {
         if !s["audio"]["output"]["voice"].as_str().is_some_and(|v| VOICES.contains(&v)) {
             problems.push(format!("unknown voice {}", s["audio"]["output"]["voice"]));
         }
+        let turns = &s["audio"]["input"]["turn_detection"];
+        match (turns["type"].as_str(), turns.get("eagerness").and_then(Value::as_str)) {
+            (Some("server_vad"), None) => {}
+            (Some("semantic_vad"), None | Some("low" | "medium" | "high" | "auto")) => {}
+            (Some("server_vad"), Some(_)) => problems.push("eagerness is a semantic_vad setting".to_owned()),
+            _ => problems.push(format!("turn_detection must be server_vad or semantic_vad: {turns}")),
+        }
+        if s.get("temperature").is_some() {
+            problems.push("Unknown parameter: 'session.temperature'.".to_owned());
+        }
         for tool in s["tools"].as_array().into_iter().flatten() {
             if tool["type"] != "function" || !tool["name"].is_string() || !tool["parameters"].is_object() {
                 problems.push(format!("malformed tool {tool}"));

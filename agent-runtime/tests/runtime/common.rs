@@ -26,11 +26,7 @@ pub fn draft() -> AgentDraft {
         name: "Rosa's Bakery".into(),
         system_prompt: "You answer calls for Rosa's Bakery.".into(),
         greeting: "Hello, thank you for calling Rosa's Bakery.".into(),
-        voice: agent_spec::draft::VoiceDraft {
-            provider: agent_spec::SpeechProvider::Local,
-            model: None,
-            voice_id: None,
-        },
+        voice: agent_spec::draft::VoiceDraft { provider: agent_spec::SpeechProvider::Local, ..Default::default() },
         knowledge_base: vec![
             KnowledgeDocumentDraft {
                 title: "Opening hours".into(),

@@ -52,7 +52,9 @@ async fn runtime(d: AgentDraft, nova: &Nova, extra: Vec<(&'static str, String)>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_through_nova_sonic_answers_from_the_knowledge_base_and_hangs_up_on_goodbye() {
-    let d = nova_draft();
+    let mut d = nova_draft();
+    d.voice.endpointing_sensitivity = Some("high".into());
+    d.voice.temperature = Some(0.35);
     let nova = fake(&d, None).await;
     let rt = runtime(d, &nova, vec![]).await;
     let script = vec![
@@ -72,6 +74,8 @@ async fn a_call_through_nova_sonic_answers_from_the_knowledge_base_and_hangs_up_
     assert!(log.violations.is_empty(), "protocol breaches: {:?}", log.violations);
     assert_eq!(log.streams, 1);
     assert_eq!(log.voices, vec!["tiffany"]);
+    assert_eq!(log.session_starts[0]["inferenceConfiguration"]["temperature"], 0.35);
+    assert_eq!(log.session_starts[0]["turnDetectionConfiguration"]["endpointingSensitivity"], "HIGH");
     assert!(log.system_prompts[0].contains("Monday to Friday"), "a small knowledge base goes in whole");
     assert_eq!(log.spoken_lines, vec!["Hello, thank you for calling Rosa's Bakery."]);
     assert_eq!(log.tool_uses.len(), 1, "{:?}", log.tool_uses);
@@ -237,4 +241,32 @@ async fn nova_transfer_call_dials_the_transfer_number() {
     assert_eq!(log.tool_results[0].1, r#"{"result":"ok"}"#);
     let metadata = rt.json(&report.call_sid, "metadata.json").await;
     assert_eq!(metadata["end_reason"], "transferred");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nova_reply_that_breaks_a_rule_is_cut_at_its_speculative_text_before_it_is_heard() {
+    // The model ignores the rule (the fake's brain has none); the runtime holds the
+    // reply to it from the SPECULATIVE text, which comes before the reply's audio.
+    let nova = fake(&nova_draft(), None).await;
+    let mut d = nova_draft();
+    d.guardrails.custom_rules = vec!["Never discuss wedding cakes.".into()];
+    let rt = runtime(d, &nova, vec![]).await;
+    let script = vec![wait_for_agent(), say("Do you make wedding cakes?"), wait_for_agent(), Step::HangUp];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    let log = nova.fake.log();
+    assert!(log.violations.is_empty(), "protocol breaches: {:?}", log.violations);
+    assert_eq!(
+        log.spoken_lines,
+        vec!["Hello, thank you for calling Rosa's Bakery.", "I am sorry, I cannot discuss that."],
+        "the refusal, asked of the model in place of its reply"
+    );
+    let transcript = rt.json(&report.call_sid, "transcript.json").await;
+    let lines = agent_lines(&transcript);
+    assert!(lines.iter().all(|l| !l.to_lowercase().contains("wedding")), "nothing of the reply was heard: {lines:?}");
+    assert!(lines.iter().any(|l| l.contains("cannot discuss")), "{lines:?}");
+    let metadata = rt.json(&report.call_sid, "metadata.json").await;
+    assert_eq!(metadata["guardrail_cuts"], 1, "{metadata:#}");
+    assert!(metadata["errors"][0].as_str().unwrap().contains("wedding cakes"), "{metadata:#}");
+    let metrics = rt.state.metrics().render(0);
+    assert!(metrics.contains("tempovoice_guardrail_cuts_total 1"), "{metrics}");
 }

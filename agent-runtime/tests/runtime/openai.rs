@@ -46,7 +46,9 @@ async fn runtime(d: AgentDraft, url: String) -> Runtime {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_through_openai_realtime_answers_from_the_knowledge_base_and_hangs_up_on_goodbye() {
-    let d = openai_draft();
+    let mut d = openai_draft();
+    d.voice.turn_detection = Some("semantic_vad".into());
+    d.voice.eagerness = Some("high".into());
     let (fake, _work) = fake(&d, true, None).await;
     let rt = runtime(d, fake.url()).await;
     let script = vec![
@@ -67,6 +69,8 @@ async fn a_call_through_openai_realtime_answers_from_the_knowledge_base_and_hang
     assert_eq!(log.sessions, 1);
     let session = log.session.expect("session.update");
     assert_eq!(session["audio"]["output"]["voice"], "marin");
+    let turns = &session["audio"]["input"]["turn_detection"];
+    assert_eq!((&turns["type"], &turns["eagerness"]), (&"semantic_vad".into(), &"high".into()), "{turns}");
     assert!(
         session["instructions"].as_str().unwrap().contains("Monday to Friday"),
         "a small knowledge base goes in whole"

@@ -5,7 +5,7 @@ use crate::common;
 
 use std::collections::BTreeMap;
 
-use agent_spec::config::FARGATE_SIZES;
+use agent_spec::config::{Eagerness, EndpointingSensitivity, FARGATE_SIZES, TurnDetection};
 use agent_spec::draft::{
     AgentDraft, GuardrailsDraft, IntegrationsDraft, KnowledgeDocumentDraft, SecretsDraft, SizingDraft, TelephonyDraft,
     VoiceDraft,
@@ -50,6 +50,9 @@ prop_compose! {
         language in select(vec!["en-US", "en-GB", "es", "pt-BR", "zh-Hans-CN"]),
         provider in select(SpeechProvider::ALL.to_vec()),
         (model_pick, voice_pick) in (maybe_index(), maybe_index()),
+        // The provider's own settings: an index into each choice list, or unset.
+        (turn_pick, eager_pick, endpoint_pick) in (maybe_index(), maybe_index(), maybe_index()),
+        temperature in proptest::option::of(0u8..=100),
         local_voice in "[a-z][a-z0-9+_-]{0,10}",
         documents in prop::collection::vec((single_line(30), free_text(200)), 0..4),
         rules in prop::collection::vec(single_line(50), 0..4),
@@ -96,6 +99,16 @@ prop_compose! {
                     Some(voices) => voices[i % voices.len()].to_owned(),
                     None => local_voice.clone(),
                 }),
+                turn_detection: turn_pick
+                    .filter(|_| provider == SpeechProvider::OpenaiRealtime)
+                    .map(|i| TurnDetection::ALL[i % TurnDetection::ALL.len()].as_str().to_owned()),
+                eagerness: eager_pick
+                    .filter(|_| provider == SpeechProvider::OpenaiRealtime && turn_pick.is_some_and(|i| TurnDetection::ALL[i % TurnDetection::ALL.len()] == TurnDetection::SemanticVad))
+                    .map(|i| Eagerness::ALL[i % Eagerness::ALL.len()].as_str().to_owned()),
+                endpointing_sensitivity: endpoint_pick
+                    .filter(|_| provider == SpeechProvider::NovaSonic && model_pick.is_none_or(|i| i % 2 == 0))
+                    .map(|i| EndpointingSensitivity::ALL[i % EndpointingSensitivity::ALL.len()].as_str().to_owned()),
+                temperature: temperature.filter(|_| provider == SpeechProvider::NovaSonic).map(|t| f64::from(t) / 100.0),
             },
             knowledge_base: documents.into_iter().map(|(title, text)| KnowledgeDocumentDraft { title, text }).collect(),
             guardrails: GuardrailsDraft {

@@ -26,6 +26,30 @@ const TABLE: &[(&str, Mutation, &str, &str)] = &[
     ("bad model", |d| d.voice.model = Some("no spaces allowed".into()), "voice.model", "letters, digits"),
     ("bad voice", |d| d.voice.voice_id = Some("Tiffany!".into()), "voice.voice_id", "lowercase"),
     (
+        "turn detection on nova",
+        |d| d.voice.turn_detection = Some("server_vad".into()),
+        "voice.turn_detection",
+        "openai-realtime only",
+    ),
+    ("eagerness on nova", |d| d.voice.eagerness = Some("low".into()), "voice.eagerness", "openai-realtime only"),
+    (
+        "unknown sensitivity",
+        |d| d.voice.endpointing_sensitivity = Some("fast".into()),
+        "voice.endpointing_sensitivity",
+        "high, medium or low",
+    ),
+    (
+        "sensitivity on nova sonic v1",
+        |d| {
+            d.voice.model = Some("amazon.nova-sonic-v1:0".into());
+            d.voice.endpointing_sensitivity = Some("high".into());
+        },
+        "voice.endpointing_sensitivity",
+        "amazon.nova-2-sonic-v1:0",
+    ),
+    ("temperature above 1", |d| d.voice.temperature = Some(1.5), "voice.temperature", "from 0 to 1"),
+    ("temperature too precise", |d| d.voice.temperature = Some(0.555), "voice.temperature", "two decimals"),
+    (
         "empty document title",
         |d| d.knowledge_base = vec![KnowledgeDocumentDraft { title: String::new(), text: "x".into() }],
         "knowledge_base[0].title",
@@ -196,6 +220,39 @@ fn the_valid_draft_is_valid() {
     assert_eq!(config.voice.model.as_str(), "amazon.nova-2-sonic-v1:0");
     assert_eq!(config.voice.voice_id.as_str(), "tiffany");
     assert!(secrets.openai_api_key.is_none());
+}
+
+#[test]
+fn each_provider_gets_its_own_settings_filled_and_refuses_the_others() {
+    use agent_spec::config::{Eagerness, EndpointingSensitivity, TurnDetection};
+    // Nova 2 Sonic: endpointing and temperature, with their defaults.
+    let (config, _) = valid_draft().validate(None).unwrap();
+    assert_eq!(config.voice.endpointing_sensitivity, Some(EndpointingSensitivity::Medium));
+    assert_eq!(config.voice.temperature.map(|t| t.value()), Some(0.7));
+    assert_eq!((config.voice.turn_detection, config.voice.eagerness), (None, None));
+    // Nova Sonic v1 has no endpointing setting.
+    let mut v1 = valid_draft();
+    v1.voice.model = Some("amazon.nova-sonic-v1:0".into());
+    assert_eq!(v1.validate(None).unwrap().0.voice.endpointing_sensitivity, None);
+    // OpenAI: server_vad by default; eagerness only with semantic_vad.
+    let mut openai = valid_draft();
+    openai.voice.provider = SpeechProvider::OpenaiRealtime;
+    openai.voice.voice_id = Some("alloy".into());
+    openai.secrets.openai_api_key = SecretPatch::set("sk-test-0123456789abcdef");
+    let (config, _) = openai.validate(None).unwrap();
+    assert_eq!((config.voice.turn_detection, config.voice.eagerness), (Some(TurnDetection::ServerVad), None));
+    assert_eq!((config.voice.endpointing_sensitivity, config.voice.temperature), (None, None));
+    openai.voice.turn_detection = Some("semantic_vad".into());
+    assert_eq!(openai.validate(None).unwrap().0.voice.eagerness, Some(Eagerness::Auto));
+    openai.voice.eagerness = Some("high".into());
+    assert_eq!(openai.validate(None).unwrap().0.voice.eagerness, Some(Eagerness::High));
+    openai.voice.turn_detection = Some("server_vad".into());
+    let errors = openai.validate(None).unwrap_err();
+    assert!(errors.reason_for("voice.eagerness").unwrap().contains("semantic_vad"), "{errors}");
+    openai.voice.eagerness = None;
+    openai.voice.temperature = Some(0.5);
+    let errors = openai.validate(None).unwrap_err();
+    assert!(errors.reason_for("voice.temperature").unwrap().contains("takes no temperature"), "{errors}");
 }
 
 #[test]

@@ -151,7 +151,7 @@ pub async fn save_agent(csrf: String, agent: AgentForm) -> Result<(), ServerFnEr
             ctx.redirect(&ctx.with_flash(&format!("/agents/{}", agent.id), Flash::success(message)));
         }
         Err(ApiFailure::Invalid(mut errors)) => {
-            errors.sort_by_key(|e| crate::form::form_position(&e.field));
+            errors.sort_by_key(|e| crate::fields::position(&e.field));
             again(form, secrets, errors, None)
         }
         Err(ApiFailure::Unauthorized) => ctx.redirect("/sign-in?error=expired"),

@@ -174,8 +174,15 @@ pub(crate) enum Kind {
     Text,
     Tel,
     Url,
-    Number { min: u32, max: u32 },
-    TextArea { tall: bool },
+    Number {
+        min: u32,
+        max: u32,
+    },
+    /// A number from 0 to 1 in hundredths.
+    Fraction,
+    TextArea {
+        tall: bool,
+    },
 }
 
 /// One labelled input: label, hint, input, errors (announced and linked).
@@ -229,8 +236,10 @@ impl Input<'_> {
                     Kind::Number { min, max } => {
                         ("number", Some(min.to_string()), Some(max.to_string()), Some("numeric"))
                     }
+                    Kind::Fraction => ("number", Some("0".to_owned()), Some("1".to_owned()), Some("decimal")),
                     _ => ("text", None, None, None),
                 };
+                let step = matches!(kind, Kind::Fraction).then_some("0.01");
                 view! {
                     <input
                         type=input_type
@@ -239,6 +248,7 @@ impl Input<'_> {
                         value=self.value
                         min=min
                         max=max
+                        step=step
                         inputmode=mode
                         aria-describedby=described
                         aria-invalid=invalid_attr

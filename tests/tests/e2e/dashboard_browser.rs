@@ -254,7 +254,19 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     fill(&browser, "f-secrets-twilio_auth_token", AUTH_TOKEN).await;
     fill(&browser, "f-knowledge_base-0-title", "Opening hours").await;
     fill(&browser, "f-knowledge_base-0-text", "We are open Tuesday to Sunday from seven to three.").await;
-    browser.find(Locator::Id("f-voice-provider")).await.unwrap().select_by_value("local").await.unwrap();
+    // Each provider's own settings show while it is chosen (Nova Sonic by default).
+    let shown = |id: &'static str| {
+        let browser = browser.clone();
+        async move { browser.find(Locator::Id(id)).await.unwrap().is_displayed().await.unwrap() }
+    };
+    assert!(shown("f-voice-temperature").await && shown("f-voice-endpointing_sensitivity").await);
+    assert!(!shown("f-voice-turn_detection").await && !shown("f-secrets-openai_api_key").await);
+    let provider = browser.find(Locator::Id("f-voice-provider")).await.unwrap();
+    provider.clone().select_by_value("openai-realtime").await.unwrap();
+    assert!(shown("f-voice-turn_detection").await && shown("f-voice-eagerness").await);
+    assert!(shown("f-secrets-openai_api_key").await && !shown("f-voice-temperature").await);
+    provider.select_by_value("local").await.unwrap();
+    assert!(!shown("f-voice-turn_detection").await && !shown("f-voice-temperature").await);
     browser.find(Locator::Id("f-enable_recording")).await.unwrap().click().await.unwrap();
     browser.find(Locator::Css("form.agent-form .actions button[type=submit]")).await.unwrap().click().await.unwrap();
     let errors = browser.wait().for_element(Locator::Id("errors")).await.unwrap();
