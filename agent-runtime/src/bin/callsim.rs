@@ -39,6 +39,10 @@ struct Args {
     /// Text the caller says (synthesized with espeak-ng). Repeatable; after --say files.
     #[arg(long)]
     text: Vec<String>,
+    /// Say the N-th --text (counting from 1) over the agent's answer, a second into
+    /// it, instead of after it: a barge-in. Repeatable.
+    #[arg(long = "barge-in", value_name = "N")]
+    barge_in: Vec<usize>,
     /// The espeak-ng voice of --text.
     #[arg(long, default_value = agent_runtime::callsim::DEFAULT_CALLER_VOICE)]
     voice: String,
@@ -89,7 +93,15 @@ async fn main() -> anyhow::Result<()> {
         script.push(Step::Say(Arc::new(agent_runtime::audio::read_wav_8khz(file)?)));
         script.push(wait.clone());
     }
-    for text in &args.text {
+    if let Some(n) = args.barge_in.iter().find(|n| **n == 0 || **n > args.text.len()) {
+        anyhow::bail!("--barge-in {n}: there is no --text number {n} (they count from 1)");
+    }
+    for (i, text) in args.text.iter().enumerate() {
+        if args.barge_in.contains(&(i + 1)) {
+            // In place of waiting for the agent's turn to end.
+            script.pop();
+            script.push(Step::WaitForAgentSpeaking { after: Duration::from_secs(1), timeout: Duration::from_secs(20) });
+        }
         script.push(Step::Say(Arc::new(speech(text, &args.voice)?)));
         script.push(wait.clone());
     }
