@@ -25,8 +25,9 @@
 //!
 //! A stream lasts at most 8 minutes. The session rotates before that: after
 //! `rotate_after` (6 minutes by default), once the agent is quiet, it opens a new
-//! stream carrying the conversation over as text history, replays the last 3 s of
-//! caller audio into it, and closes the old one. If a stream ends early anyway the
+//! stream carrying the conversation over as text history, replays the caller audio
+//! since the last turn Nova transcribed (at most 3 s: what the history does not hold
+//! yet) into it, and closes the old one. If a stream ends early anyway the
 //! session reconnects the same way at once; the caller hears nothing meanwhile (the
 //! gap is the time to open a stream, about the connect latency).
 
@@ -61,7 +62,9 @@ const PROVIDER: &str = "nova-sonic";
 pub const STREAM_LIMIT: Duration = Duration::from_secs(8 * 60);
 /// When a stream is replaced, by default.
 pub const ROTATE_AFTER: Duration = Duration::from_secs(6 * 60);
-/// Caller audio kept for replay into the next stream (3 s of 8 kHz).
+/// Caller audio kept for replay into the next stream (3 s of 8 kHz), since the last
+/// caller turn Nova transcribed: that turn is in the history, and replaying it too
+/// would have the model answer it twice.
 const REPLAY_SAMPLES: usize = 8_000 * 3;
 /// History carried into a new stream: Nova takes 200 KB in all, 50 KB per message.
 const HISTORY_MAX_BYTES: usize = 190_000;
@@ -584,6 +587,8 @@ impl NovaSession {
                 }
             };
             self.remember(Role::User, &text);
+            // Its words are in the history now; only later audio needs replaying.
+            self.replay.clear();
             // A new caller turn: the next response is heard.
             self.dropping = false;
             self.resume_at_next_response = false;

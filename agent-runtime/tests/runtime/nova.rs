@@ -130,8 +130,9 @@ async fn a_barge_in_on_nova_clears_once_and_cuts_the_turn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nova_stream_ended_early_is_replaced_and_the_conversation_carries_over() {
     let d = nova_draft();
-    // Nova ends a stream at 8 minutes; the fake, at 12 s.
-    let nova = fake(&d, Some(Duration::from_secs(12))).await;
+    // Nova ends a stream at 8 minutes; the fake, at 15 s: the first stream ends in the
+    // caller's 8 s of silence (about 12–20 s into the call), the second after the call.
+    let nova = fake(&d, Some(Duration::from_secs(15))).await;
     let rt = runtime(d, &nova, vec![]).await;
     let script = vec![
         wait_for_agent(),
