@@ -10,34 +10,55 @@ use utoipa::ToSchema;
 
 use crate::values::{AwsRegion, E164, HttpsUrl, LanguageTag, ModelId, SipUri, Temperature, TwilioAccountSid, VoiceId};
 
-/// Which speech pipeline answers the agent's calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum SpeechProvider {
-    /// Amazon Nova Sonic (speech-to-speech on Bedrock).
-    #[default]
-    NovaSonic,
-    /// OpenAI Realtime (needs `secrets.openai_api_key`).
-    OpenaiRealtime,
-    /// The offline pipeline: local voice activity detection, recognition and synthesis.
-    Local,
+/// Declares a setting with a fixed set of values: `ALL`, `as_str`, `parse`, and
+/// serde as those names.
+macro_rules! keyword {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+
+            pub fn parse(raw: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == raw.trim())
+            }
+
+            /// The accepted names, for error messages: `a, b or c`.
+            pub fn choices() -> String {
+                let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                match names.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                    _ => names.concat(),
+                }
+            }
+        }
+    };
 }
 
+keyword!(
+    /// Which speech pipeline answers the agent's calls.
+    SpeechProvider {
+        /// Amazon Nova Sonic (speech-to-speech on Bedrock).
+        #[default]
+        NovaSonic = "nova-sonic",
+        /// OpenAI Realtime (needs `secrets.openai_api_key`).
+        OpenaiRealtime = "openai-realtime",
+        /// The offline pipeline: local voice activity detection, recognition and synthesis.
+        Local = "local",
+    }
+);
+
 impl SpeechProvider {
-    pub const ALL: [SpeechProvider; 3] = [Self::NovaSonic, Self::OpenaiRealtime, Self::Local];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NovaSonic => "nova-sonic",
-            Self::OpenaiRealtime => "openai-realtime",
-            Self::Local => "local",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == raw.trim())
-    }
-
     /// The model used when the config names none.
     pub fn default_model(self) -> &'static str {
         match self {
@@ -87,41 +108,6 @@ impl SpeechProvider {
     pub fn has_endpointing(self, model: &str) -> bool {
         self == Self::NovaSonic && model == "amazon.nova-2-sonic-v1:0"
     }
-}
-
-/// Declares a setting with a fixed set of values: `ALL`, `as_str`, `parse`, and
-/// serde as those names.
-macro_rules! keyword {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &[$name] = &[$(Self::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text),+
-                }
-            }
-
-            pub fn parse(raw: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == raw.trim())
-            }
-
-            /// The accepted names, for error messages: `a, b or c`.
-            pub fn choices() -> String {
-                let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
-                match names.split_last() {
-                    Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-                    _ => names.concat(),
-                }
-            }
-        }
-    };
 }
 
 keyword!(
@@ -242,30 +228,17 @@ pub struct Integrations {
     pub aws_region: AwsRegion,
 }
 
-/// The CPU architecture an agent's tasks run on. ARM64 (Graviton) Fargate costs
-/// about 20 % less for the same size; the runtime image is built for both.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CpuArchitecture {
-    #[default]
-    X86_64,
-    Arm64,
-}
+keyword!(
+    /// The CPU architecture an agent's tasks run on. ARM64 (Graviton) Fargate costs
+    /// about 20 % less for the same size; the runtime image is built for both.
+    CpuArchitecture {
+        #[default]
+        X86_64 = "x86_64",
+        Arm64 = "arm64",
+    }
+);
 
 impl CpuArchitecture {
-    pub const ALL: [CpuArchitecture; 2] = [Self::X86_64, Self::Arm64];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::X86_64 => "x86_64",
-            Self::Arm64 => "arm64",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == raw.trim())
-    }
-
     /// ECS's name for it (`runtimePlatform.cpuArchitecture`).
     pub fn ecs_name(self) -> &'static str {
         match self {
@@ -355,7 +328,7 @@ mod tests {
 
     #[test]
     fn provider_names_round_trip() {
-        for p in SpeechProvider::ALL {
+        for &p in SpeechProvider::ALL {
             assert_eq!(SpeechProvider::parse(p.as_str()), Some(p));
             let json = serde_json::to_string(&p).unwrap();
             assert_eq!(json, format!("\"{}\"", p.as_str()));

@@ -314,7 +314,7 @@ impl AgentSpec {
                 SpeechProvider::default()
             }
             Some(raw) => SpeechProvider::parse(&raw).unwrap_or_else(|| {
-                reader.fail(vars::SPEECH_PROVIDER, "must be one of nova-sonic, openai-realtime, local".to_owned());
+                reader.fail(vars::SPEECH_PROVIDER, format!("must be {}", SpeechProvider::choices()));
                 SpeechProvider::default()
             }),
         };
@@ -322,7 +322,7 @@ impl AgentSpec {
         let cpu_architecture = match reader.get(vars::AGENT_CPU_ARCHITECTURE) {
             None => CpuArchitecture::default(),
             Some(raw) => CpuArchitecture::parse(&raw).unwrap_or_else(|| {
-                reader.fail(vars::AGENT_CPU_ARCHITECTURE, "must be x86_64 or arm64".to_owned());
+                reader.fail(vars::AGENT_CPU_ARCHITECTURE, format!("must be {}", CpuArchitecture::choices()));
                 CpuArchitecture::default()
             }),
         };

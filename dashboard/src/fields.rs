@@ -7,6 +7,7 @@ use agent_spec::SpeechProvider;
 use agent_spec::api::{SecretState, SecretsStatus};
 use agent_spec::config::{Eagerness, EndpointingSensitivity, FARGATE_SIZES, TurnDetection};
 
+use crate::app::view::Kind;
 use crate::form::{AgentForm, KeptSecrets};
 
 /// Reads one value out of a posted form.
@@ -64,18 +65,8 @@ pub struct Secret {
 /// How a field is drawn.
 #[derive(Clone, Copy)]
 pub enum Control {
-    Text,
-    Tel,
-    Url,
-    Number {
-        min: u32,
-        max: u32,
-    },
-    /// A number from 0 to 1 in hundredths.
-    Fraction,
-    TextArea {
-        tall: bool,
-    },
+    /// A labelled input or text area.
+    Input(Kind),
     Checkbox,
     /// `(value, label)` options.
     Select(fn() -> Vec<(String, String)>),
@@ -87,7 +78,11 @@ pub enum Control {
 impl Control {
     /// Drawn side by side with its neighbours in a grid.
     pub fn is_short(self) -> bool {
-        matches!(self, Self::Text | Self::Tel | Self::Url | Self::Number { .. } | Self::Fraction | Self::Select(_))
+        match self {
+            Self::Input(kind) => !matches!(kind, Kind::TextArea { .. }),
+            Self::Select(_) => true,
+            Self::Checkbox | Self::Secret(_) | Self::Documents => false,
+        }
     }
 }
 
@@ -200,21 +195,24 @@ fn architecture_options() -> Vec<(String, String)> {
 
 use Control::*;
 use Group::*;
+use Kind::*;
 use SpeechProvider::{NovaSonic, OpenaiRealtime};
 
 /// Every field, in the order the form shows them.
 pub static FIELDS: &[Field] = &[
-    field(Identity, "name", "name", "Name", Text, |f| &f.name)
+    field(Identity, "name", "name", "Name", Input(Text), |f| &f.name)
         .hint("Shown in the dashboard and in call metadata.")
         .required(),
-    field(Identity, "description", "description", "Description", TextArea { tall: false }, |f| &f.description),
-    field(Identity, "language", "language", "Language", Text, |f| &f.language)
+    field(Identity, "description", "description", "Description", Input(TextArea { tall: false }), |f| &f.description),
+    field(Identity, "language", "language", "Language", Input(Text), |f| &f.language)
         .hint("BCP 47 tag, e.g. en-US.")
         .required(),
-    field(Behaviour, "system_prompt", "system_prompt", "System prompt", TextArea { tall: true }, |f| &f.system_prompt)
-        .hint("Who the agent is, what it does and how it speaks.")
-        .required(),
-    field(Behaviour, "greeting", "greeting", "Greeting", Text, |f| &f.greeting)
+    field(Behaviour, "system_prompt", "system_prompt", "System prompt", Input(TextArea { tall: true }), |f| {
+        &f.system_prompt
+    })
+    .hint("Who the agent is, what it does and how it speaks.")
+    .required(),
+    field(Behaviour, "greeting", "greeting", "Greeting", Input(Text), |f| &f.greeting)
         .hint("The first words when the agent picks up.")
         .required(),
     field(
@@ -222,7 +220,7 @@ pub static FIELDS: &[Field] = &[
         "idle_prompt_after_secs",
         "idle_prompt_after_secs",
         "Idle prompt after (seconds)",
-        Number { min: 3, max: 300 },
+        Input(Number { min: 3, max: 300 }),
         |f| &f.idle_prompt_after_secs,
     )
     .hint("Silence before the agent asks whether the caller is still there (3 to 300).")
@@ -234,9 +232,10 @@ pub static FIELDS: &[Field] = &[
     field(Behaviour, "enable_recording", "enable_recording", "Record calls", Checkbox, |f| &f.enable_recording)
         .hint("Each call's audio is written to the agent's bucket."),
     field(Voice, "voice.provider", "provider", "Speech provider", Select(provider_options), |f| &f.provider).required(),
-    field(Voice, "voice.model", "model", "Model", Text, |f| &f.model).hint("Blank: the provider's default."),
-    field(Voice, "voice.voice_id", "voice_id", "Voice", Text, |f| &f.voice_id).hint("Blank: the provider's default."),
-    field(Voice, "integrations.aws_region", "aws_region", "Bedrock region", Text, |f| &f.aws_region)
+    field(Voice, "voice.model", "model", "Model", Input(Text), |f| &f.model).hint("Blank: the provider's default."),
+    field(Voice, "voice.voice_id", "voice_id", "Voice", Input(Text), |f| &f.voice_id)
+        .hint("Blank: the provider's default."),
+    field(Voice, "integrations.aws_region", "aws_region", "Bedrock region", Input(Text), |f| &f.aws_region)
         .hint("AWS region of Amazon Bedrock that serves Nova Sonic.")
         .required()
         .only(NovaSonic),
@@ -250,7 +249,7 @@ pub static FIELDS: &[Field] = &[
     )
     .hint("How long a pause ends the caller's turn (Nova 2 Sonic only).")
     .only(NovaSonic),
-    field(Voice, "voice.temperature", "temperature", "Temperature", Fraction, |f| &f.temperature)
+    field(Voice, "voice.temperature", "temperature", "Temperature", Input(Fraction), |f| &f.temperature)
         .hint("0 to 1; lower is more predictable. Blank: 0.7.")
         .only(NovaSonic),
     field(Voice, "voice.turn_detection", "turn_detection", "Turn detection", Select(turn_detection_options), |f| {
@@ -277,7 +276,7 @@ pub static FIELDS: &[Field] = &[
     .only(OpenaiRealtime),
     field(Knowledge, "knowledge_base", "knowledge", "Knowledge base", Documents, none)
         .hint("Documents the agent answers from. Clear a document's title and text to remove it."),
-    field(Guardrails, "guardrails.custom_rules", "custom_rules", "Rules", TextArea { tall: false }, |f| {
+    field(Guardrails, "guardrails.custom_rules", "custom_rules", "Rules", Input(TextArea { tall: false }), |f| {
         &f.custom_rules
     })
     .hint("One per line, e.g. “Never discuss pricing.”"),
@@ -286,7 +285,7 @@ pub static FIELDS: &[Field] = &[
         "guardrails.max_conversation_turns",
         "max_conversation_turns",
         "Maximum turns",
-        Number { min: 1, max: 1000 },
+        Input(Number { min: 1, max: 1000 }),
         |f| &f.max_conversation_turns,
     )
     .hint("1 to 1000 caller turns.")
@@ -296,7 +295,7 @@ pub static FIELDS: &[Field] = &[
         "guardrails.max_session_duration_secs",
         "max_session_duration_secs",
         "Maximum call length (seconds)",
-        Number { min: 30, max: 3_600 },
+        Input(Number { min: 30, max: 3_600 }),
         |f| &f.max_session_duration_secs,
     )
     .hint("30 to 3600: a deploy keeps a replaced task's calls for at most an hour.")
@@ -306,15 +305,17 @@ pub static FIELDS: &[Field] = &[
         "guardrails.max_inappropriate_attempts",
         "max_inappropriate_attempts",
         "Inappropriate turns allowed",
-        Number { min: 1, max: 20 },
+        Input(Number { min: 1, max: 20 }),
         |f| &f.max_inappropriate_attempts,
     )
     .hint("1 to 20, then the call ends.")
     .required(),
-    field(Telephony, "telephony.call_phone_number", "call_phone_number", "Phone number", Tel, |f| &f.call_phone_number)
-        .hint("The Twilio number callers dial, E.164 (+14155550123).")
-        .required(),
-    field(Telephony, "telephony.twilio_account_sid", "twilio_account_sid", "Twilio account SID", Text, |f| {
+    field(Telephony, "telephony.call_phone_number", "call_phone_number", "Phone number", Input(Tel), |f| {
+        &f.call_phone_number
+    })
+    .hint("The Twilio number callers dial, E.164 (+14155550123).")
+    .required(),
+    field(Telephony, "telephony.twilio_account_sid", "twilio_account_sid", "Twilio account SID", Input(Text), |f| {
         &f.twilio_account_sid
     })
     .hint("AC followed by 32 hex digits.")
@@ -329,17 +330,17 @@ pub static FIELDS: &[Field] = &[
     )
     .hint("From the Twilio console; checks that webhooks come from Twilio.")
     .required(),
-    field(Telephony, "telephony.transfer_phone_number", "transfer_phone_number", "Transfer number", Tel, |f| {
+    field(Telephony, "telephony.transfer_phone_number", "transfer_phone_number", "Transfer number", Input(Tel), |f| {
         &f.transfer_phone_number
     })
     .hint("Where “talk to a person” goes."),
-    field(Telephony, "telephony.summary_phone_number", "summary_phone_number", "Summary number", Tel, |f| {
+    field(Telephony, "telephony.summary_phone_number", "summary_phone_number", "Summary number", Input(Tel), |f| {
         &f.summary_phone_number
     })
     .hint("Receives call summaries by SMS."),
-    field(Telephony, "telephony.sip_endpoint", "sip_endpoint", "SIP endpoint", Text, |f| &f.sip_endpoint)
+    field(Telephony, "telephony.sip_endpoint", "sip_endpoint", "SIP endpoint", Input(Text), |f| &f.sip_endpoint)
         .hint("sip:… URI, optional."),
-    field(Integrations, "integrations.webhook_endpoint", "webhook_endpoint", "Event webhook", Url, |f| {
+    field(Integrations, "integrations.webhook_endpoint", "webhook_endpoint", "Event webhook", Input(Url), |f| {
         &f.webhook_endpoint
     })
     .hint("https:// URL."),
@@ -348,16 +349,18 @@ pub static FIELDS: &[Field] = &[
         "integrations.transcript_webhook_url",
         "transcript_webhook_url",
         "Transcript webhook",
-        Url,
+        Input(Url),
         |f| &f.transcript_webhook_url,
     )
     .hint("Receives the transcript when a call ends."),
-    field(Integrations, "integrations.pickup_webhook_url", "pickup_webhook_url", "Pickup webhook", Url, |f| {
+    field(Integrations, "integrations.pickup_webhook_url", "pickup_webhook_url", "Pickup webhook", Input(Url), |f| {
         &f.pickup_webhook_url
     })
     .hint("Notified when a call is answered."),
-    field(Integrations, "integrations.make_endpoint", "make_endpoint", "Make.com endpoint", Url, |f| &f.make_endpoint)
-        .hint("Receives scheduled callbacks."),
+    field(Integrations, "integrations.make_endpoint", "make_endpoint", "Make.com endpoint", Input(Url), |f| {
+        &f.make_endpoint
+    })
+    .hint("Receives scheduled callbacks."),
     field(
         Integrations,
         "secrets.webhook_signing_secret",
@@ -374,14 +377,16 @@ pub static FIELDS: &[Field] = &[
     field(Sizing, "sizing.cpu", "cpu", "CPU", Select(cpu_options), |f| &f.cpu)
         .hint("Fargate CPU units per task.")
         .required(),
-    field(Sizing, "sizing.memory_mib", "memory_mib", "Memory (MiB)", Number { min: 512, max: 122_880 }, |f| {
+    field(Sizing, "sizing.memory_mib", "memory_mib", "Memory (MiB)", Input(Number { min: 512, max: 122_880 }), |f| {
         &f.memory_mib
     })
     .hint("A Fargate size for the CPU: 512, 1024 or 2048 with 256 CPU.")
     .required(),
-    field(Sizing, "sizing.desired_count", "desired_count", "Tasks", Number { min: 0, max: 20 }, |f| &f.desired_count)
-        .hint("0 to 20; 0 pauses the agent.")
-        .required(),
+    field(Sizing, "sizing.desired_count", "desired_count", "Tasks", Input(Number { min: 0, max: 20 }), |f| {
+        &f.desired_count
+    })
+    .hint("0 to 20; 0 pauses the agent.")
+    .required(),
     field(
         Sizing,
         "sizing.cpu_architecture",
@@ -394,17 +399,15 @@ pub static FIELDS: &[Field] = &[
     .required(),
 ];
 
-/// The field at `path`, or the list `path` is an item of (`knowledge_base[2].title`
-/// → the knowledge base).
-pub fn lookup(path: &str) -> Option<&'static Field> {
-    let base = path.split('[').next().unwrap_or(path);
-    FIELDS.iter().find(|f| f.path == base)
+/// The field `path` names, or the list it is an item of (`knowledge_base[2].title`
+/// → `knowledge_base`).
+fn base(path: &str) -> &str {
+    path.split('[').next().unwrap_or(path)
 }
 
 /// Where a field comes in the form, to list errors in the order the inputs appear.
 pub fn position(path: &str) -> usize {
-    let index = FIELDS.iter().position(|f| Some(f.path) == lookup(path).map(|l| l.path)).unwrap_or(FIELDS.len());
-    index * 1000 + list_index(path)
+    FIELDS.iter().position(|f| f.path == base(path)).unwrap_or(FIELDS.len()) * 1000 + list_index(path)
 }
 
 /// `3` for `knowledge_base[3].title`; 0 for fields that are not list items.
@@ -456,7 +459,7 @@ mod tests {
         draft.sizing.cpu = 3;
         let errors = draft.validate(None).unwrap_err();
         for e in &errors.0 {
-            assert!(lookup(&e.field).is_some(), "no form field for {}", e.field);
+            assert!(FIELDS.iter().any(|f| f.path == base(&e.field)), "no form field for {}", e.field);
         }
     }
 

@@ -11,6 +11,7 @@ use agent_spec::config::CpuArchitecture;
 use agent_spec::draft::{
     GuardrailsDraft, IntegrationsDraft, KnowledgeDocumentDraft, SecretsDraft, SizingDraft, TelephonyDraft, VoiceDraft,
 };
+use agent_spec::values::Temperature;
 use agent_spec::{AgentDraft, FieldError, SecretPatch, SpeechProvider};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -245,7 +246,7 @@ impl AgentForm {
             CpuArchitecture::parse(&self.cpu_architecture).unwrap_or_else(|| {
                 errors.push(FieldError {
                     field: "sizing.cpu_architecture".into(),
-                    reason: "must be x86_64 or arm64".into(),
+                    reason: format!("must be {}", CpuArchitecture::choices()),
                 });
                 s.cpu_architecture
             })
@@ -253,7 +254,7 @@ impl AgentForm {
         let provider = SpeechProvider::parse(&self.provider).unwrap_or_else(|| {
             errors.push(FieldError {
                 field: "voice.provider".into(),
-                reason: "must be one of nova-sonic, openai-realtime, local".into(),
+                reason: format!("must be {}", SpeechProvider::choices()),
             });
             SpeechProvider::default()
         });
@@ -261,15 +262,11 @@ impl AgentForm {
         // The provider's own settings are sent for the chosen provider only: the
         // others' inputs are hidden, and the API refuses settings a provider lacks.
         let mine = |owner: SpeechProvider, raw: &str| if provider == owner { optional(raw) } else { None };
-        let temperature = mine(SpeechProvider::NovaSonic, &self.temperature).and_then(|raw| match raw.parse::<f64>() {
-            Ok(t) => Some(t),
-            Err(_) => {
-                errors.push(FieldError {
-                    field: "voice.temperature".into(),
-                    reason: "must be a number from 0 to 1".into(),
-                });
-                None
-            }
+        let temperature = mine(SpeechProvider::NovaSonic, &self.temperature).and_then(|raw| {
+            Temperature::parse(&raw)
+                .map_err(|e| errors.push(FieldError { field: "voice.temperature".into(), reason: e.0 }))
+                .ok()
+                .map(Temperature::value)
         });
         let patch = |value: &Option<SecretString>, remove: &str| match value {
             Some(v) => SecretPatch::Set(v.clone()),

@@ -24,7 +24,7 @@
 pub mod api;
 pub mod app;
 mod assets;
-pub mod fields;
+pub(crate) mod fields;
 pub mod flash;
 pub mod form;
 pub mod session;

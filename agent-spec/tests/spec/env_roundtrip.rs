@@ -185,6 +185,10 @@ fn from_env_names_every_missing_and_invalid_variable() {
     env.insert(vars::AGENT_KNOWLEDGE_BASE.into(), "[{\"title\":1}]".into());
     env.insert(vars::ENABLE_RECORDING.into(), "yes".into());
     env.insert(vars::AGENT_ID.into(), "not-an-id".into());
+    // The sample is a Nova Sonic agent: a temperature that is no number, and a setting
+    // only OpenAI has.
+    env.insert(vars::SPEECH_TEMPERATURE.into(), "warm".into());
+    env.insert(vars::TURN_DETECTION.into(), "server_vad".into());
 
     let errors = AgentSpec::from_env(|k| env.get(k).cloned()).unwrap_err();
     let named: Vec<&str> = errors.0.iter().map(|e| e.var).collect();
@@ -196,13 +200,17 @@ fn from_env_names_every_missing_and_invalid_variable() {
         vars::AGENT_KNOWLEDGE_BASE,
         vars::ENABLE_RECORDING,
         vars::AGENT_ID,
+        vars::SPEECH_TEMPERATURE,
+        vars::TURN_DETECTION,
     ] {
         assert!(named.contains(&var), "{var} not named in {errors}");
     }
-    assert_eq!(named.len(), 7, "{errors}");
+    assert_eq!(named.len(), 9, "{errors}");
     let message = errors.to_string();
     assert!(message.contains("MAX_CONVERSATION_TURNS must be a whole number"), "{message}");
     assert!(message.contains("AGENT_NAME is required"), "{message}");
+    assert!(message.contains("SPEECH_TEMPERATURE must be a number"), "{message}");
+    assert!(message.contains("TURN_DETECTION applies to openai-realtime only"), "{message}");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 pub mod actions;
 pub mod pages;
-mod view;
+pub(crate) mod view;
 
 use agent_spec::FieldError;
 use axum::http::request::Parts;

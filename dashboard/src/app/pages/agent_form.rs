@@ -53,26 +53,18 @@ impl Drawing<'_> {
     fn field(&self, f: &'static Field) -> AnyView {
         let e = self.errors;
         let value = (f.value)(self.form).to_owned();
-        let input = |kind| {
-            Input {
+        let drawn = match f.control {
+            Control::Input(kind) => Input {
                 errors: e,
                 path: f.path,
                 name: f.name.into(),
                 label: f.label,
                 hint: f.hint,
-                value: value.clone(),
+                value,
                 kind,
                 required: f.required,
             }
-            .render()
-        };
-        let drawn = match f.control {
-            Control::Text => input(Kind::Text),
-            Control::Tel => input(Kind::Tel),
-            Control::Url => input(Kind::Url),
-            Control::Number { min, max } => input(Kind::Number { min, max }),
-            Control::Fraction => input(Kind::Fraction),
-            Control::TextArea { tall } => input(Kind::TextArea { tall }),
+            .render(),
             Control::Checkbox => checkbox(f.name, f.label, f.hint.unwrap_or_default(), value == "on"),
             Control::Select(options) => select(e, f.path, f.name, f.label, f.hint, options(), &value),
             Control::Secret(secret) => SecretInput {
