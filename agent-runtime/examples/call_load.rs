@@ -8,8 +8,10 @@
 //! AWS_ENDPOINT_URL=http://127.0.0.1:4566 taskset -c 1 target/release/examples/call_load 250 500 1000
 //! ```
 //!
-//! Each call repeats for `TEMPOVOICE_BENCH_SECS` (default 30): the caller says a
-//! 1.3 s phrase, the agent answers, and again. The runtime runs under `taskset -c 0`.
+//! Each call repeats for `TEMPOVOICE_BENCH_SECS` (default 45): the caller says a
+//! 1.3 s phrase, the agent answers, and again. Calls arrive evenly over
+//! `TEMPOVOICE_BENCH_RAMP_SECS` (default 10, about one such cycle), so their turns are
+//! spread as independent callers' are. The runtime runs under `taskset -c 0`.
 //!
 //! `TEMPOVOICE_BENCH_PROVIDER=openai` or `nova` runs the calls through that cloud
 //! provider instead, played by `speechsim`'s fake in this process (on the other core,
@@ -78,7 +80,12 @@ fn proc_stat(pid: u32) -> (u64, u64) {
 async fn main() -> anyhow::Result<()> {
     let loads: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
     let loads = if loads.is_empty() { vec![100] } else { loads };
-    let secs: u64 = std::env::var("TEMPOVOICE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let secs: u64 = std::env::var("TEMPOVOICE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(45);
+    let ramp: u64 = std::env::var("TEMPOVOICE_BENCH_RAMP_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    anyhow::ensure!(
+        secs >= ramp + 15,
+        "TEMPOVOICE_BENCH_SECS ({secs}) must be at least TEMPOVOICE_BENCH_RAMP_SECS ({ramp}) + 15"
+    );
     let runtime_bin = std::env::var("TEMPOVOICE_RUNTIME_BIN").unwrap_or_else(|_| "target/release/agent-runtime".into());
 
     let provider = std::env::var("TEMPOVOICE_BENCH_PROVIDER").unwrap_or_else(|_| "local".into());
@@ -259,16 +266,18 @@ async fn main() -> anyhow::Result<()> {
             let sim = Arc::clone(&sim);
             let options = options.clone();
             tasks.spawn(async move {
-                // Spread call arrivals over 2 s.
-                tokio::time::sleep(Duration::from_micros((i as u64 * 2_000_000) / n.max(1) as u64)).await;
+                // Arrivals spread over the ramp, about one script cycle, so the calls'
+                // turns (all alike) fall at every point of the cycle, as independent
+                // callers' would, rather than all at once.
+                tokio::time::sleep(Duration::from_micros((i as u64 * ramp * 1_000_000) / n.max(1) as u64)).await;
                 sim.call(&options).await
             });
         }
         // Steady state: from 5 s after the last arrival to 5 s before the first call ends.
-        tokio::time::sleep(Duration::from_secs(7)).await;
+        tokio::time::sleep(Duration::from_secs(ramp + 5)).await;
         let (rss_busy, cpu0) = proc_stat(runtime_pid);
         let window = Instant::now();
-        tokio::time::sleep(Duration::from_secs(secs.saturating_sub(14).max(5))).await;
+        tokio::time::sleep(Duration::from_secs(secs - ramp - 10)).await;
         let (_, cpu1) = proc_stat(runtime_pid);
         let elapsed = window.elapsed().as_secs_f64();
         let mut reports = Vec::new();

@@ -114,7 +114,13 @@ fn violation(log: &Mutex<FakeLog>, what: impl Into<String>) {
 async fn serve(tcp: tokio::net::TcpStream, options: OpenAiFakeOptions, log: Arc<Mutex<FakeLog>>) {
     let (key, l) = (options.api_key.clone(), Arc::clone(&log));
     let check = move |request: &Request, response: Response| check_handshake(&key, &l, request, response);
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, check).await else { return };
+    // As the runtime's own reader: small reads, not tungstenite's 128 KiB buffer
+    // zeroed on each.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(4 << 20))
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(16 * 1024);
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(config)).await else { return };
     log.lock().expect("fake log lock").sessions += 1;
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Option<Value>>();
