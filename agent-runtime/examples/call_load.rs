@@ -8,8 +8,8 @@
 //! AWS_ENDPOINT_URL=http://127.0.0.1:4566 taskset -c 1 target/release/examples/call_load 250 500 1000
 //! ```
 //!
-//! Each call repeats for `TEMPOVOICE_BENCH_SECS` (default 45): the caller says a
-//! 1.3 s phrase, the agent answers, and again. Calls arrive evenly over
+//! Each call repeats for `TEMPOVOICE_BENCH_SECS` (default 30): the caller says a
+//! 1.3 s phrase, the agent answers, the caller pauses 1.5 s, and again. Calls arrive evenly over
 //! `TEMPOVOICE_BENCH_RAMP_SECS` (default 10, about one such cycle), so their turns are
 //! spread as independent callers' are. The runtime runs under `taskset -c 0`.
 //!
@@ -80,7 +80,7 @@ fn proc_stat(pid: u32) -> (u64, u64) {
 async fn main() -> anyhow::Result<()> {
     let loads: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
     let loads = if loads.is_empty() { vec![100] } else { loads };
-    let secs: u64 = std::env::var("TEMPOVOICE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(45);
+    let secs: u64 = std::env::var("TEMPOVOICE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let ramp: u64 = std::env::var("TEMPOVOICE_BENCH_RAMP_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     anyhow::ensure!(
         secs >= ramp + 15,
@@ -251,8 +251,10 @@ async fn main() -> anyhow::Result<()> {
             public_host: format!("127.0.0.1:{port}"),
             from: "+15550001234".into(),
             to: "+14155550100".into(),
+            // The script repeats: the first wait hears the greeting, and in later
+            // rounds is the caller's 1.5 s pause before asking again.
             script: vec![
-                Step::WaitForAgent { quiet: Duration::from_millis(400), timeout: Duration::from_secs(10) },
+                Step::WaitForAgent { quiet: Duration::from_millis(400), timeout: Duration::from_millis(1500) },
                 Step::Say(Arc::clone(&phrase)),
                 Step::WaitForAgent { quiet: Duration::from_millis(400), timeout: Duration::from_secs(10) },
             ],
