@@ -411,11 +411,21 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         let mut draining = false;
         let mut connecting = std::pin::pin!(connecting);
         let mut connected = false;
+        // The timer and the drain signal live across iterations: the loop turns once
+        // per inbound frame, and a timer registered and cleared (or a cancellation
+        // waiter added and removed) on every turn cost more than the frame's own work.
+        let mut deadline = self.next_deadline(max_duration);
+        let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline.into()));
+        let mut drained = std::pin::pin!(drain.cancelled());
         loop {
             if !self.socket_ok {
                 return self.ending.unwrap_or(EndReason::StreamDropped);
             }
-            let deadline = self.next_deadline(max_duration);
+            let next = self.next_deadline(max_duration);
+            if next != deadline {
+                deadline = next;
+                timer.as_mut().reset(deadline.into());
+            }
             tokio::select! {
                 frame = inbound.next() => {
                     let Some(frame) = frame else {
@@ -437,17 +447,19 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                     Some(event) => self.on_speech(event).await,
                     None => self.provider_lost("the speech session closed".into()).await,
                 },
-                () = drain.cancelled(), if !draining => {
+                () = &mut drained, if !draining => {
                     draining = true;
                     if self.ending.is_none() {
                         tracing::info!("draining: ending the call");
                         self.end_politely(EndReason::Shutdown).await;
                     }
                 }
-                () = tokio::time::sleep_until(deadline.into()) => {
+                () = &mut timer => {
                     if let Some(reason) = self.on_timer(max_duration).await {
                         return reason;
                     }
+                    // Fired: armed again below even if the next deadline is the same.
+                    deadline = Instant::now();
                 }
             }
         }
