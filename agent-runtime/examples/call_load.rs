@@ -9,9 +9,10 @@
 //! ```
 //!
 //! Each call repeats for `TEMPOVOICE_BENCH_SECS` (default 30): the caller says a
-//! 1.3 s phrase, the agent answers, the caller pauses 1.5 s, and again. Calls arrive evenly over
-//! `TEMPOVOICE_BENCH_RAMP_SECS` (default 10, about one such cycle), so their turns are
-//! spread as independent callers' are. The runtime runs under `taskset -c 0`.
+//! 1.3 s phrase, the agent answers, the caller pauses 1.5 s, and again. Calls arrive
+//! evenly over `TEMPOVOICE_BENCH_RAMP_SECS` (default 10, about one such round), so
+//! their turns are spread as independent callers' are. The runtime runs under
+//! `taskset -c 0`.
 //!
 //! `TEMPOVOICE_BENCH_PROVIDER=openai` or `nova` runs the calls through that cloud
 //! provider instead, played by `speechsim`'s fake in this process (on the other core,

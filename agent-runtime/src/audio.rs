@@ -64,11 +64,19 @@ pub fn encode(samples: &[i16]) -> Vec<u8> {
 
 /// 8 kHz → 16 kHz: each input sample followed by the mean of it and the next.
 pub fn upsample_2x(input: &[i16], out: &mut Vec<i16>) {
-    out.reserve(input.len() * 2);
-    for (i, s) in input.iter().enumerate() {
-        let next = input.get(i + 1).copied().unwrap_or(*s);
-        out.push(*s);
-        out.push(((i32::from(*s) + i32::from(next)) / 2) as i16);
+    let Some(&last) = input.last() else { return };
+    let start = out.len();
+    out.resize(start + input.len() * 2, 0);
+    upsample_2x_into(input, last, &mut out[start..]);
+}
+
+/// [`upsample_2x`] into `out` (twice `input`'s length), the last sample's mean taken
+/// with `after`, the sample that follows `input`.
+pub fn upsample_2x_into(input: &[i16], after: i16, out: &mut [i16]) {
+    for (i, (&s, pair)) in input.iter().zip(out.chunks_exact_mut(2)).enumerate() {
+        let next = input.get(i + 1).copied().unwrap_or(after);
+        pair[0] = s;
+        pair[1] = ((i32::from(s) + i32::from(next)) / 2) as i16;
     }
 }
 

@@ -422,7 +422,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                 return self.ending.unwrap_or(EndReason::StreamDropped);
             }
             let next = self.next_deadline(max_duration);
-            if next != deadline {
+            if next != deadline || timer.is_elapsed() {
                 deadline = next;
                 timer.as_mut().reset(deadline.into());
             }
@@ -458,8 +458,6 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                     if let Some(reason) = self.on_timer(max_duration).await {
                         return reason;
                     }
-                    // Fired: armed again below even if the next deadline is the same.
-                    deadline = Instant::now();
                 }
             }
         }

@@ -464,7 +464,7 @@ impl NovaSession {
         drop(old);
         self.contents.clear();
         let replay: Vec<i16> = self.replay.iter().copied().collect();
-        for piece in replay.chunks(160 * 4) {
+        for piece in replay.chunks(AUDIO_EVENT_SAMPLES) {
             self.send_audio(piece);
         }
     }

@@ -1,9 +1,10 @@
 //! Voice activity and end of turn, from the `earshot` neural detector.
 //!
-//! Earshot scores 16 ms frames of 16 kHz audio; the caller's 8 kHz frames are
-//! re-framed and each scored frame upsampled. A turn starts after [`TurnDetector::START_FRAMES`] voiced
-//! frames in a row and ends after `end_of_turn` of unvoiced audio; the utterance keeps
-//! a little audio from before the start so the first syllable is not clipped.
+//! Earshot scores 16 ms frames of 16 kHz audio; the caller's 8 kHz audio is re-framed
+//! and each frame scored is upsampled. A turn starts after
+//! [`TurnDetector::START_FRAMES`] voiced frames in a row and ends after `end_of_turn`
+//! of unvoiced audio; the utterance keeps a little audio from before the start so the
+//! first syllable is not clipped.
 //!
 //! While the agent talks the caller's line is mostly quiet, and scoring quiet is most
 //! of the detector's cost: after [`SETTLE_FRAMES`] frames in a row below
@@ -131,13 +132,9 @@ impl TurnDetector {
                 false
             } else {
                 self.scored += 1;
-                // 2× by linear interpolation, the last sample towards the next frame's first.
-                let next = self.pending.get(consumed + FRAME_8K).copied().unwrap_or(frame[FRAME_8K - 1]);
-                for (i, &s) in frame.iter().enumerate() {
-                    let following = frame.get(i + 1).copied().unwrap_or(next);
-                    self.frame_16k[2 * i] = s;
-                    self.frame_16k[2 * i + 1] = ((i32::from(s) + i32::from(following)) / 2) as i16;
-                }
+                // The last sample interpolates towards the next frame's first, if here.
+                let after = self.pending.get(consumed + FRAME_8K).copied().unwrap_or(frame[FRAME_8K - 1]);
+                crate::audio::upsample_2x_into(frame, after, &mut self.frame_16k);
                 self.detector.predict_i16(&self.frame_16k) >= self.threshold
             };
             consumed += FRAME_8K;
