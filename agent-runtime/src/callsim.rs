@@ -293,13 +293,14 @@ impl TwilioSim {
         headers.insert("X-Forwarded-Proto", "https".parse()?);
         let authority = &stream[url::Position::BeforeHost..url::Position::AfterPort];
         headers.insert("X-Forwarded-Host", authority.parse()?);
+        // Twilio streams in real time: each frame goes out when it is due (no Nagle).
         // Media messages are small: tungstenite's 128 KiB default read buffer is zeroed
         // on every read, which at hundreds of calls costs the simulator more than the
         // messages themselves.
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(8 * 1024)
             .write_buffer_size(8 * 1024);
-        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
             .await
             .context("open the media stream")?;
         report.stream_sid = format!("MZ{}", random_hex(32));

@@ -114,7 +114,7 @@ impl OpenAiRealtime {
             .write_buffer_size(16 * 1024);
         let connector = Connector::Rustls(Arc::clone(&self.tls));
         let (mut ws, _) =
-            tokio_tungstenite::connect_async_tls_with_config(request, Some(config), false, Some(connector))
+            tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector))
                 .await
                 .map_err(|e| match e {
                     tokio_tungstenite::tungstenite::Error::Http(r) => {

@@ -55,6 +55,8 @@ pub(crate) fn accept_until_stopped<F, Fut>(
                 a = listener.accept() => a,
             };
             let Ok((tcp, _)) = accepted else { continue };
+            // The providers stream audio in real time.
+            let _ = tcp.set_nodelay(true);
             let (connection, stop) = (serve(tcp), stop.clone());
             tokio::spawn(async move {
                 tokio::select! {
