@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo build --release -p agent-runtime --bin agent-runtime --example call_load
-//! AWS_ENDPOINT_URL=http://127.0.0.1:4566 taskset -c 1 target/release/examples/call_load 250 500 1000
+//! taskset -c 1 target/release/examples/call_load 250 500 1000
 //! ```
 //!
 //! Each call repeats for `TEMPOVOICE_BENCH_SECS` (default 30): the caller says a
@@ -23,11 +23,21 @@
 //! for OpenAI; μ-law ↔ PCM16, base64, event-stream framing, SigV4 signing and TLS
 //! for Nova). The table then also gives provider audio received → media frames
 //! written (`tempovoice_agent_audio_seconds`).
-//! Reported per load: inbound frame handling p50/p99 and end-of-turn → first audio
-//! p50/p99 (the runtime's histograms, upper bucket bounds), the greeting's delay
-//! after `start` as the simulator heard it, frames lost (sent by the
-//! simulator and not counted by the runtime), simulator ticks late by > 5 ms, RSS and
-//! CPU per call (from /proc, over the steady part of the run).
+//! Every load runs `TEMPOVOICE_BENCH_RUNS` times (default 3), each against a fresh
+//! runtime process, and is reported run by run and then as the median and range
+//! over its runs. Per run: frames sent and lost (sent by the simulator and not
+//! counted by the runtime); simulator ticks late by > 5 ms; the share of the
+//! nominal 50 frames a second per call that reached the runtime during the measured
+//! window, and how busy the generator's own core was (when either says the
+//! generator could not keep up, the row says so); inbound frame handling p99 and
+//! end-of-turn → first audio p50/p99 (the runtime's histograms, upper bucket
+//! bounds); the greeting's delay after `start` as the simulator heard it; RSS per
+//! call; CPU per call over the steady window, with the lowest and highest of its
+//! one-second samples; and whether every call's artifacts were stored.
+//!
+//! The artifacts go to an S3 stand-in in this process (it answers `PutObject` and
+//! counts the calls' metadata objects), so no S3 emulator shares either core; the
+//! runtime's S3 code is tested against moto in the test suite.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -81,8 +91,10 @@ fn proc_stat(pid: u32) -> (u64, u64) {
 async fn main() -> anyhow::Result<()> {
     let loads: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
     let loads = if loads.is_empty() { vec![100] } else { loads };
-    let secs: u64 = std::env::var("TEMPOVOICE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
-    let ramp: u64 = std::env::var("TEMPOVOICE_BENCH_RAMP_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let env_num = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let secs = env_num("TEMPOVOICE_BENCH_SECS", 30);
+    let ramp = env_num("TEMPOVOICE_BENCH_RAMP_SECS", 10);
+    let runs = env_num("TEMPOVOICE_BENCH_RUNS", 3).max(1);
     anyhow::ensure!(
         secs >= ramp + 15,
         "TEMPOVOICE_BENCH_SECS ({secs}) must be at least TEMPOVOICE_BENCH_RAMP_SECS ({ramp}) + 15"
@@ -129,21 +141,8 @@ async fn main() -> anyhow::Result<()> {
         vars.insert((*k).to_owned(), v.expose_secret().to_owned());
     }
 
-    let endpoint =
-        std::env::var("AWS_ENDPOINT_URL").map_err(|_| anyhow::anyhow!("AWS_ENDPOINT_URL must point at moto"))?;
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&endpoint)
-        .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&aws).force_path_style(true).build());
-    let bucket = format!("tv-load-{}", AgentId::generate());
-    s3.create_bucket().bucket(&bucket).send().await?;
-
+    let s3 = S3StandIn::start().await?;
     let sim = Arc::new(TwilioSim::start(ACCOUNT_SID, AUTH_TOKEN).await?);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    drop(listener);
     let spool = tempfile::tempdir()?;
     // The fake provider, in this process (the other core).
     let brain_dir = tempfile::tempdir()?;
@@ -153,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
         espeak: "espeak-ng".into(),
         work_dir: brain_dir.path().to_owned(),
     };
-    let mut provider_env: Vec<(&str, String)> = Vec::new();
+    let mut provider_env: Vec<(&'static str, String)> = Vec::new();
     let _openai;
     let _nova;
     match speech {
@@ -194,79 +193,278 @@ async fn main() -> anyhow::Result<()> {
         }
         agent_spec::SpeechProvider::Local => {}
     }
-    let mut child = std::process::Command::new("taskset")
-        .args(["-c", "0", &runtime_bin])
-        .env_clear()
-        .envs(&vars)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("S3_BUCKET_NAME", &bucket)
-        .env("S3_BUCKET_REGION", "us-east-1")
-        .env("TEMPOVOICE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TEMPOVOICE_PUBLIC_HOST", format!("127.0.0.1:{port}"))
-        .env("TWILIO_API_BASE", sim.api_base())
-        .env("TEMPOVOICE_SPOOL_DIR", spool.path())
-        .env("TEMPOVOICE_ASR", "off")
-        .env("TEMPOVOICE_MAX_CALLS", "100000")
-        .env("RUST_LOG", std::env::var("TEMPOVOICE_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
-        .envs(provider_env.iter().map(|(k, v)| (*k, v.as_str())))
-        .spawn()?;
-    let pid = child.id();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..400 {
-        let r = http.get(format!("{base}/health/ready")).send().await;
-        if r.is_ok_and(|r| r.status().is_success()) {
-            ready = true;
-            break;
-        }
-        if child.try_wait()?.is_some() {
-            anyhow::bail!("the runtime exited at start-up (its error is above)");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::ensure!(ready, "the runtime did not become ready within 20 s");
-    // The runtime binary is `taskset`'s child.
-    let runtime_pid = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .ok()
-        .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
-        .unwrap_or(pid);
-
     let phrase = Arc::new(agent_runtime::callsim::speech(
         "What are your opening hours?",
         agent_runtime::callsim::DEFAULT_CALLER_VOICE,
     )?);
-    println!(
-        "| provider | calls | frames sent | frames lost | late sim ticks | frame p50 µs | frame p99 µs | provider audio → frames p50 µs | p99 µs | end-of-turn → audio p50 ms | p99 ms | turns | greeting p50 ms | p99 ms | RSS/call KiB | CPU/call % of a core |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let runtime = RuntimeCommand {
+        bin: runtime_bin,
+        vars,
+        provider_env,
+        s3_endpoint: s3.endpoint.clone(),
+        sim_api: sim.api_base(),
+        spool: spool.path().to_owned(),
+    };
+    let load = Load { sim, s3, phrase, agent_id: spec.agent_id.to_string(), secs, ramp, provider: provider.clone() };
+
+    println!("Each run (a fresh runtime process):\n");
+    println!("{RUN_HEADER}");
+    let mut summaries = Vec::new();
     for &n in &loads {
+        let mut results = Vec::new();
+        for run in 1..=runs {
+            let r = load.run(&runtime, n).await?;
+            println!("{}", r.row(run));
+            results.push(r);
+        }
+        summaries.push(summary(n, &results));
+    }
+    println!("\nMedian (lowest-highest) over {runs} runs:\n");
+    println!("{SUMMARY_HEADER}");
+    for s in summaries {
+        println!("{s}");
+    }
+    Ok(())
+}
+
+const RUN_HEADER: &str = "| provider | calls | run | frames sent | frames lost | late sim ticks | frames delivered % | generator core % | frame p99 µs | provider audio → frames p99 µs | end-of-turn → audio p50 ms | p99 ms | turns | greeting p50 ms | p99 ms | RSS/call KiB | CPU/call % of a core (1 s samples) | artifacts stored | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const SUMMARY_HEADER: &str = "| provider | calls | frames lost (most) | late sim ticks | frames delivered % (least) | end-of-turn → audio p99 ms | greeting p99 ms | RSS/call KiB | CPU/call % of a core | generator-bound runs |\n|---|---|---|---|---|---|---|---|---|---|";
+
+/// How to start the runtime under test.
+struct RuntimeCommand {
+    bin: String,
+    vars: BTreeMap<String, String>,
+    provider_env: Vec<(&'static str, String)>,
+    s3_endpoint: String,
+    sim_api: String,
+    spool: std::path::PathBuf,
+}
+
+/// A runtime process pinned to core 0; killed when dropped.
+struct Runtime {
+    child: std::process::Child,
+    pid: u32,
+    base: String,
+    port: u16,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RuntimeCommand {
+    async fn spawn(&self, http: &reqwest::Client) -> anyhow::Result<Runtime> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        drop(listener);
+        let spool = self.spool.join(format!("spool-{port}"));
+        std::fs::create_dir_all(&spool)?;
+        let child = std::process::Command::new("taskset")
+            .args(["-c", "0", &self.bin])
+            .env_clear()
+            .envs(&self.vars)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL", &self.s3_endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("S3_BUCKET_NAME", "tv-load")
+            .env("S3_BUCKET_REGION", "us-east-1")
+            .env("TEMPOVOICE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TEMPOVOICE_PUBLIC_HOST", format!("127.0.0.1:{port}"))
+            .env("TWILIO_API_BASE", &self.sim_api)
+            .env("TEMPOVOICE_SPOOL_DIR", &spool)
+            .env("TEMPOVOICE_ASR", "off")
+            .env("TEMPOVOICE_MAX_CALLS", "100000")
+            .env("RUST_LOG", std::env::var("TEMPOVOICE_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+            .envs(self.provider_env.iter().map(|(k, v)| (*k, v.as_str())))
+            .spawn()?;
+        let pid = child.id();
+        let mut runtime = Runtime { child, pid, base: format!("http://127.0.0.1:{port}"), port };
+        for _ in 0..400 {
+            let r = http.get(format!("{}/health/ready", runtime.base)).send().await;
+            if r.is_ok_and(|r| r.status().is_success()) {
+                // The runtime binary is `taskset`'s child.
+                runtime.pid = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                    .ok()
+                    .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+                    .unwrap_or(pid);
+                return Ok(runtime);
+            }
+            if runtime.child.try_wait()?.is_some() {
+                anyhow::bail!("the runtime exited at start-up (its error is above)");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("the runtime did not become ready within 20 s")
+    }
+}
+
+/// Stands in for S3: answers `PutObject` (and anything else) with 200 and counts the
+/// calls' metadata objects, the last artifact a call stores.
+struct S3StandIn {
+    endpoint: String,
+    metadata_objects: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl S3StandIn {
+    async fn start() -> anyhow::Result<Self> {
+        use axum::http::{Method, Uri, header};
+        let metadata_objects = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = Arc::clone(&metadata_objects);
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, _body: axum::body::Bytes| {
+            let count = Arc::clone(&count);
+            async move {
+                if method == Method::PUT && uri.path().ends_with("/metadata.json") {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                ([(header::ETAG, "\"d41d8cd98f00b204e9800998ecf8427e\"")], "")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { endpoint, metadata_objects })
+    }
+
+    fn stored(&self) -> u64 {
+        self.metadata_objects.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+struct Load {
+    sim: Arc<TwilioSim>,
+    s3: S3StandIn,
+    phrase: Arc<Vec<i16>>,
+    agent_id: String,
+    secs: u64,
+    ramp: u64,
+    provider: String,
+}
+
+/// One run of one load.
+struct RunResult {
+    provider: String,
+    calls: usize,
+    sent: u64,
+    lost: u64,
+    late: u64,
+    delivered_pct: f64,
+    generator_pct: f64,
+    frame_p99: Option<f64>,
+    audio_p99: Option<f64>,
+    turn_p50: Option<f64>,
+    turn_p99: Option<f64>,
+    turns: u64,
+    greeting_p50: Option<u64>,
+    greeting_p99: Option<u64>,
+    rss_kib: f64,
+    cpu_pct: f64,
+    cpu_low: f64,
+    cpu_high: f64,
+    artifacts: (u64, usize),
+}
+
+impl RunResult {
+    /// The generator, not the runtime, held the load back.
+    fn generator_bound(&self) -> bool {
+        self.delivered_pct < 99.0 || self.generator_pct > 95.0 || self.late as f64 > 0.01 * self.sent as f64
+    }
+
+    fn row(&self, run: u64) -> String {
+        let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("≤ {}", v * 1e6));
+        let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("≤ {}", v * 1e3));
+        let exact = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+        format!(
+            "| {} | {} | {run} | {} | {} | {} | {:.1} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.3} ({:.3}–{:.3}) | {} of {} | {} |",
+            self.provider,
+            self.calls,
+            self.sent,
+            self.lost,
+            self.late,
+            self.delivered_pct,
+            self.generator_pct,
+            us(self.frame_p99),
+            us(self.audio_p99),
+            ms(self.turn_p50),
+            ms(self.turn_p99),
+            self.turns,
+            exact(self.greeting_p50),
+            exact(self.greeting_p99),
+            self.rss_kib,
+            self.cpu_pct,
+            self.cpu_low,
+            self.cpu_high,
+            self.artifacts.0,
+            self.artifacts.1,
+            if self.generator_bound() { "generator-bound" } else { "" },
+        )
+    }
+}
+
+/// The median and range of a load's runs.
+fn summary(n: usize, runs: &[RunResult]) -> String {
+    fn spread(mut values: Vec<f64>, digits: usize) -> String {
+        values.sort_by(f64::total_cmp);
+        let Some((&low, &high)) = values.first().zip(values.last()) else { return "-".into() };
+        let median = if values.len() % 2 == 1 {
+            values[values.len() / 2]
+        } else {
+            (values[values.len() / 2 - 1] + values[values.len() / 2]) / 2.0
+        };
+        format!("{median:.digits$} ({low:.digits$}–{high:.digits$})")
+    }
+    let opt = |f: &dyn Fn(&RunResult) -> Option<f64>| runs.iter().filter_map(f).collect::<Vec<_>>();
+    format!(
+        "| {} | {n} | {} | {} | {:.1} | ≤ {} | {} | {} | {} | {} of {} |",
+        runs.first().map_or("", |r| r.provider.as_str()),
+        runs.iter().map(|r| r.lost).max().unwrap_or(0),
+        spread(runs.iter().map(|r| r.late as f64).collect(), 0),
+        runs.iter().map(|r| r.delivered_pct).fold(f64::INFINITY, f64::min),
+        spread(opt(&|r| r.turn_p99.map(|v| v * 1e3)), 1),
+        spread(opt(&|r| r.greeting_p99.map(|v| v as f64)), 0),
+        spread(runs.iter().map(|r| r.rss_kib).collect(), 0),
+        spread(runs.iter().map(|r| r.cpu_pct).collect(), 3),
+        runs.iter().filter(|r| r.generator_bound()).count(),
+        runs.len(),
+    )
+}
+
+impl Load {
+    async fn run(&self, command: &RuntimeCommand, n: usize) -> anyhow::Result<RunResult> {
+        let http = reqwest::Client::new();
+        let runtime = command.spawn(&http).await?;
+        let base = &runtime.base;
         let metrics_before = http.get(format!("{base}/metrics")).send().await?.text().await?;
-        let (rss_idle, _) = proc_stat(runtime_pid);
+        let (rss_idle, _) = proc_stat(runtime.pid);
+        let stored_before = self.s3.stored();
         let options = CallOptions {
-            voice_url: format!("{base}/agent/{}/incoming-call", spec.agent_id),
-            public_host: format!("127.0.0.1:{port}"),
+            voice_url: format!("{base}/agent/{}/incoming-call", self.agent_id),
+            public_host: format!("127.0.0.1:{}", runtime.port),
             from: "+15550001234".into(),
             to: "+14155550100".into(),
             // The script repeats: the first wait hears the greeting, and in later
             // rounds is the caller's 1.5 s pause before asking again.
             script: vec![
                 Step::WaitForAgent { quiet: Duration::from_millis(400), timeout: Duration::from_millis(1500) },
-                Step::Say(Arc::clone(&phrase)),
+                Step::Say(Arc::clone(&self.phrase)),
                 Step::WaitForAgent { quiet: Duration::from_millis(400), timeout: Duration::from_secs(10) },
             ],
             realtime: true,
-            max_duration: Duration::from_secs(secs + 60),
+            max_duration: Duration::from_secs(self.secs + 60),
             bad_signature: false,
-            repeat_for: Some(Duration::from_secs(secs)),
+            repeat_for: Some(Duration::from_secs(self.secs)),
+            keep_heard: false,
         };
+        let (secs, ramp) = (self.secs, self.ramp);
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..n {
-            let sim = Arc::clone(&sim);
+            let sim = Arc::clone(&self.sim);
             let options = options.clone();
             tasks.spawn(async move {
                 // Arrivals spread over the ramp, about one script cycle, so the calls'
@@ -278,11 +476,26 @@ async fn main() -> anyhow::Result<()> {
         }
         // Steady state: from 5 s after the last arrival to 5 s before the first call ends.
         tokio::time::sleep(Duration::from_secs(ramp + 5)).await;
-        let (rss_busy, cpu0) = proc_stat(runtime_pid);
+        let (rss_busy, cpu0) = proc_stat(runtime.pid);
+        let (_, generator0) = proc_stat(std::process::id());
+        let frames0 =
+            counter(&http.get(format!("{base}/metrics")).send().await?.text().await?, "tempovoice_frames_in_total");
         let window = Instant::now();
-        tokio::time::sleep(Duration::from_secs(secs - ramp - 10)).await;
-        let (_, cpu1) = proc_stat(runtime_pid);
+        let mut samples = Vec::new();
+        let mut last = cpu0;
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
+        for _ in 0..(secs - ramp - 10) {
+            tick.tick().await;
+            let (_, cpu) = proc_stat(runtime.pid);
+            samples.push((cpu - last) as f64 / TICKS_PER_SEC * 100.0 / n as f64);
+            last = cpu;
+        }
         let elapsed = window.elapsed().as_secs_f64();
+        let (_, cpu1) = proc_stat(runtime.pid);
+        let (_, generator1) = proc_stat(std::process::id());
+        let frames1 =
+            counter(&http.get(format!("{base}/metrics")).send().await?.text().await?, "tempovoice_frames_in_total");
         let mut reports = Vec::new();
         while let Some(r) = tasks.join_next().await {
             match r? {
@@ -290,53 +503,49 @@ async fn main() -> anyhow::Result<()> {
                 Err(e) => eprintln!("call failed: {e:#}"),
             }
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The calls' artifacts: every call stores its metadata last.
+        let stored_by = Instant::now() + Duration::from_secs(10);
+        while self.s3.stored() - stored_before < reports.len() as u64 && Instant::now() < stored_by {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
+        drop(runtime);
         let sent: u64 = reports.iter().map(|r| r.frames_sent).sum();
         let received =
             counter(&metrics, "tempovoice_frames_in_total") - counter(&metrics_before, "tempovoice_frames_in_total");
-        let late: u64 = reports.iter().map(|r| r.late_ticks).sum();
-        // Histograms are cumulative over the process; report this load's share by
-        // taking the quantiles of the whole run when it is the first load, else of
-        // the difference (buckets subtract).
         let diff = subtract_histograms(&metrics, &metrics_before);
-        let frame_p50 = histogram_quantile(&diff, "tempovoice_frame_handling_seconds", 0.5);
-        let frame_p99 = histogram_quantile(&diff, "tempovoice_frame_handling_seconds", 0.99);
-        let turn_p50 = histogram_quantile(&diff, "tempovoice_turn_latency_seconds", 0.5);
-        let turn_p99 = histogram_quantile(&diff, "tempovoice_turn_latency_seconds", 0.99);
-        let turns = counter(&diff, "tempovoice_turn_latency_seconds_count");
-        let audio_p50 = histogram_quantile(&diff, "tempovoice_agent_audio_seconds", 0.5);
-        let audio_p99 = histogram_quantile(&diff, "tempovoice_agent_audio_seconds", 0.99);
         // Greeting: `start` to the first agent audio the simulator played.
         let mut greetings: Vec<u64> = reports.iter().filter_map(|r| r.first_audio_ms).collect();
         greetings.sort_unstable();
-        let greeting = |q: f64| {
-            greetings
-                .get(((greetings.len() as f64 * q).ceil() as usize).saturating_sub(1))
-                .map_or("-".to_owned(), |v| v.to_string())
-        };
-        let ticks_per_sec = 100.0;
-        let cpu_pct = (cpu1 - cpu0) as f64 / ticks_per_sec / elapsed * 100.0 / n as f64;
-        let fmt = |v: Option<f64>, scale: f64| v.map_or("-".into(), |v| format!("≤ {}", v * scale));
-        println!(
-            "| {provider} | {n} | {sent} | {} | {late} | {} | {} | {} | {} | {} | {} | {turns} | {} | {} | {:.0} | {:.3} |",
-            sent.saturating_sub(received),
-            fmt(frame_p50, 1e6),
-            fmt(frame_p99, 1e6),
-            fmt(audio_p50, 1e6),
-            fmt(audio_p99, 1e6),
-            fmt(turn_p50, 1e3),
-            fmt(turn_p99, 1e3),
-            greeting(0.5),
-            greeting(0.99),
-            rss_busy.saturating_sub(rss_idle) as f64 / n as f64,
-            cpu_pct,
-        );
+        let greeting =
+            |q: f64| greetings.get(((greetings.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied();
+        let (cpu_low, cpu_high) = samples.iter().fold((f64::INFINITY, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        Ok(RunResult {
+            provider: self.provider.clone(),
+            calls: n,
+            sent,
+            lost: sent.saturating_sub(received),
+            late: reports.iter().map(|r| r.late_ticks).sum(),
+            delivered_pct: (frames1 - frames0) as f64 / (n as f64 * 50.0 * elapsed) * 100.0,
+            generator_pct: (generator1 - generator0) as f64 / TICKS_PER_SEC / elapsed * 100.0,
+            frame_p99: histogram_quantile(&diff, "tempovoice_frame_handling_seconds", 0.99),
+            audio_p99: histogram_quantile(&diff, "tempovoice_agent_audio_seconds", 0.99),
+            turn_p50: histogram_quantile(&diff, "tempovoice_turn_latency_seconds", 0.5),
+            turn_p99: histogram_quantile(&diff, "tempovoice_turn_latency_seconds", 0.99),
+            turns: counter(&diff, "tempovoice_turn_latency_seconds_count"),
+            greeting_p50: greeting(0.5),
+            greeting_p99: greeting(0.99),
+            rss_kib: rss_busy.saturating_sub(rss_idle) as f64 / n as f64,
+            cpu_pct: (cpu1 - cpu0) as f64 / TICKS_PER_SEC / elapsed * 100.0 / n as f64,
+            cpu_low,
+            cpu_high,
+            artifacts: (self.s3.stored() - stored_before, reports.len()),
+        })
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    Ok(())
 }
+
+/// Clock ticks per second of /proc's CPU times.
+const TICKS_PER_SEC: f64 = 100.0;
 
 /// `after - before` for every histogram line (`_bucket`, `_count`, `_sum`).
 fn subtract_histograms(after: &str, before: &str) -> String {

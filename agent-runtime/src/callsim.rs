@@ -112,6 +112,9 @@ pub struct CallOptions {
     pub bad_signature: bool,
     /// Repeat the script until this much time has passed, then hang up.
     pub repeat_for: Option<Duration>,
+    /// Keep what the caller heard in the report (`heard`); a load leaves it off, as
+    /// it grows by 16 KB a second per call.
+    pub keep_heard: bool,
 }
 
 /// How the call ended, from Twilio's side.
@@ -139,7 +142,8 @@ pub struct CallReport {
     /// `<Reject>` was the answer.
     pub rejected: bool,
     pub ending: Option<Ending>,
-    /// What the caller heard, 8 kHz, one sample per tick position (silence included).
+    /// What the caller heard, 8 kHz, one sample per tick position (silence included);
+    /// empty unless [`CallOptions::keep_heard`].
     pub heard: Vec<i16>,
     /// Milliseconds from `start` to the first agent audio played.
     pub first_audio_ms: Option<u64>,
@@ -544,7 +548,9 @@ where
             quiet_since.get_or_insert_with(Instant::now);
             speaking_since = None;
         }
-        report.heard.extend(heard.iter().map(|b| crate::audio::ulaw_decode(*b)));
+        if options.keep_heard {
+            report.heard.extend(heard.iter().map(|b| crate::audio::ulaw_decode(*b)));
+        }
         while player.marks.front().is_some_and(|(_, at)| *at <= player.played) {
             let (name, _) = player.marks.pop_front().expect("checked above");
             report.marks.push((name.clone(), player.played / 8));

@@ -5,9 +5,12 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-/// Upper bounds (seconds) of the turn-latency histogram.
-pub const LATENCY_BUCKETS: [f64; 16] =
-    [0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0];
+/// Upper bounds (seconds) of the turn-latency and greeting histograms: fine enough
+/// from 1 ms to 10 s that a tail is seen near its value, not at a distant bound.
+pub const LATENCY_BUCKETS: [f64; 26] = [
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5,
+    0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0,
+];
 /// Upper bounds (seconds) of the frame-handling histogram.
 pub const FRAME_BUCKETS: [f64; 14] = [
     0.000_005, 0.000_01, 0.000_02, 0.000_03, 0.000_05, 0.000_075, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005,
@@ -33,6 +36,7 @@ pub struct Metrics {
     pub provider_failed: AtomicU64,
     ended: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
+    greeting: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
     frame_handling: Mutex<Histogram<{ FRAME_BUCKETS.len() }>>,
     agent_audio: Mutex<Histogram<{ FRAME_BUCKETS.len() }>>,
 }
@@ -87,6 +91,11 @@ impl Metrics {
 
     pub fn observe_turn_latency(&self, secs: f64) {
         self.latency.lock().expect("metrics lock").observe(&LATENCY_BUCKETS, secs);
+    }
+
+    /// The stream's `start` → the first agent audio sent (the greeting).
+    pub fn observe_greeting(&self, secs: f64) {
+        self.greeting.lock().expect("metrics lock").observe(&LATENCY_BUCKETS, secs);
     }
 
     /// Agent audio received from the provider → its media frames written to Twilio.
@@ -184,6 +193,12 @@ impl Metrics {
             "End of the caller's turn to the first agent audio sent.",
             &LATENCY_BUCKETS,
         );
+        self.greeting.lock().expect("metrics lock").render(
+            &mut out,
+            "tempovoice_greeting_seconds",
+            "The media stream's start to the first agent audio sent (the greeting).",
+            &LATENCY_BUCKETS,
+        );
         self.frame_handling.lock().expect("metrics lock").render(
             &mut out,
             "tempovoice_frame_handling_seconds",
@@ -197,5 +212,33 @@ impl Metrics {
             &FRAME_BUCKETS,
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(text: &str, name: &str, le: &str) -> u64 {
+        let prefix = format!("{name}_bucket{{le=\"{le}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.parse().ok()).expect("bucket rendered")
+    }
+
+    #[test]
+    fn latencies_land_in_buckets_near_their_value() {
+        let m = Metrics::default();
+        m.observe_turn_latency(0.012);
+        m.observe_greeting(0.180);
+        m.observe_greeting(8.0);
+        let text = m.render(0);
+        let turn = "tempovoice_turn_latency_seconds";
+        assert_eq!(bucket(&text, turn, "0.01"), 0);
+        assert_eq!(bucket(&text, turn, "0.015"), 1);
+        let greeting = "tempovoice_greeting_seconds";
+        assert_eq!(bucket(&text, greeting, "0.15"), 0);
+        assert_eq!(bucket(&text, greeting, "0.2"), 1);
+        assert_eq!(bucket(&text, greeting, "7.5"), 1);
+        assert_eq!(bucket(&text, greeting, "10"), 2);
+        assert!(text.contains("tempovoice_greeting_seconds_count 2"), "{text}");
     }
 }

@@ -120,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
         realtime: !args.fast,
         max_duration: Duration::from_secs(args.max_secs),
         bad_signature: false,
+        keep_heard: true,
         repeat_for: args.repeat_secs.map(Duration::from_secs),
     };
     let sim = Arc::new(sim);

@@ -981,6 +981,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
     /// Sends audio as 20 ms media messages, with a mark every [`FRAMES_PER_MARK`]
     /// frames and after the last one; with `flush`, a last short frame is padded.
     async fn send_audio(&mut self, mut ulaw: &[u8], flush: bool) {
+        let first = self.frames_out == 0;
         let mut any = false;
         while let Some(frame) = self.playback.next_frame(&mut ulaw, flush) {
             any = true;
@@ -1006,6 +1007,8 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         }
         if self.out.flush().await.is_err() {
             self.socket_ok = false;
+        } else if first {
+            self.env.metrics.observe_greeting(self.t0.elapsed().as_secs_f64());
         }
     }
 

@@ -180,6 +180,7 @@ impl Runtime {
             realtime: true,
             max_duration: Duration::from_secs(90),
             bad_signature: false,
+            keep_heard: true,
             repeat_for: None,
         }
     }

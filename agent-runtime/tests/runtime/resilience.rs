@@ -73,6 +73,7 @@ async fn artifacts_are_spooled_while_s3_is_down_and_uploaded_when_it_returns() {
     let metrics = reqwest::get(format!("http://{}/metrics", rt.addr)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tempovoice_spooled_calls 1"), "{metrics}");
     assert!(metrics.contains("tempovoice_s3_errors_total 1"), "{metrics}");
+    assert!(metrics.contains("tempovoice_greeting_seconds_count 1"), "the greeting is timed: {metrics}");
 
     down.store(false, Ordering::SeqCst);
     let transcript = rt.json(&report.call_sid, "transcript.json").await;

@@ -94,6 +94,7 @@ async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_read
             realtime: true,
             max_duration: Duration::from_secs(60),
             bad_signature: false,
+            keep_heard: true,
             repeat_for: None,
         })
         .await
