@@ -227,8 +227,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-const RUN_HEADER: &str = "| provider | calls | run | frames sent | frames lost | late sim ticks | frames delivered % | generator core % | frame p99 µs | provider audio → frames p99 µs | end-of-turn → audio p50 ms | p99 ms | turns | greeting p50 ms | p99 ms | RSS/call KiB | CPU/call % of a core (1 s samples) | artifacts stored | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
-const SUMMARY_HEADER: &str = "| provider | calls | frames lost (most) | late sim ticks | frames delivered % (least) | end-of-turn → audio p99 ms | greeting p99 ms | RSS/call KiB | CPU/call % of a core | generator-bound runs |\n|---|---|---|---|---|---|---|---|---|---|";
+const RUN_HEADER: &str = "| provider | calls | run | frames sent | frames lost | late sim ticks | frames delivered % | generator core % | frame p99 µs | provider audio → frames p99 µs | end-of-turn → audio p50 ms | p99 ms | turns | greeting p50 ms | p99 ms | RSS/call KiB | CPU/call % of a core (1 s samples) | core 0 busy/call % | artifacts stored | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const SUMMARY_HEADER: &str = "| provider | calls | frames lost (most) | late sim ticks | frames delivered % (least) | end-of-turn → audio p99 ms | greeting p99 ms | RSS/call KiB | CPU/call % of a core | core 0 busy/call % | generator-bound runs |\n|---|---|---|---|---|---|---|---|---|---|---|";
 
 /// How to start the runtime under test.
 struct RuntimeCommand {
@@ -367,6 +367,9 @@ struct RunResult {
     cpu_pct: f64,
     cpu_low: f64,
     cpu_high: f64,
+    /// Core 0's busy time per call: the runtime's, and any kernel work done there
+    /// in no process's name (receive processing steered to it, ksoftirqd).
+    core_pct: f64,
     artifacts: (u64, usize),
 }
 
@@ -381,7 +384,7 @@ impl RunResult {
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("≤ {}", v * 1e3));
         let exact = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
         format!(
-            "| {} | {} | {run} | {} | {} | {} | {:.1} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.3} ({:.3}–{:.3}) | {} of {} | {} |",
+            "| {} | {} | {run} | {} | {} | {} | {:.1} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.3} ({:.3}–{:.3}) | {:.3} | {} of {} | {} |",
             self.provider,
             self.calls,
             self.sent,
@@ -400,6 +403,7 @@ impl RunResult {
             self.cpu_pct,
             self.cpu_low,
             self.cpu_high,
+            self.core_pct,
             self.artifacts.0,
             self.artifacts.1,
             if self.generator_bound() { "generator-bound" } else { "" },
@@ -421,7 +425,7 @@ fn summary(n: usize, runs: &[RunResult]) -> String {
     }
     let opt = |f: &dyn Fn(&RunResult) -> Option<f64>| runs.iter().filter_map(f).collect::<Vec<_>>();
     format!(
-        "| {} | {n} | {} | {} | {:.1} | ≤ {} | {} | {} | {} | {} of {} |",
+        "| {} | {n} | {} | {} | {:.1} | ≤ {} | {} | {} | {} | {} | {} of {} |",
         runs.first().map_or("", |r| r.provider.as_str()),
         runs.iter().map(|r| r.lost).max().unwrap_or(0),
         spread(runs.iter().map(|r| r.late as f64).collect(), 0),
@@ -430,6 +434,7 @@ fn summary(n: usize, runs: &[RunResult]) -> String {
         spread(opt(&|r| r.greeting_p99.map(|v| v as f64)), 0),
         spread(runs.iter().map(|r| r.rss_kib).collect(), 0),
         spread(runs.iter().map(|r| r.cpu_pct).collect(), 3),
+        spread(runs.iter().map(|r| r.core_pct).collect(), 3),
         runs.iter().filter(|r| r.generator_bound()).count(),
         runs.len(),
     )
@@ -478,6 +483,7 @@ impl Load {
         tokio::time::sleep(Duration::from_secs(ramp + 5)).await;
         let (rss_busy, cpu0) = proc_stat(runtime.pid);
         let (_, generator0) = proc_stat(std::process::id());
+        let core0 = core_busy(0);
         let frames0 =
             counter(&http.get(format!("{base}/metrics")).send().await?.text().await?, "tempovoice_frames_in_total");
         let window = Instant::now();
@@ -494,6 +500,7 @@ impl Load {
         let elapsed = window.elapsed().as_secs_f64();
         let (_, cpu1) = proc_stat(runtime.pid);
         let (_, generator1) = proc_stat(std::process::id());
+        let core1 = core_busy(0);
         let frames1 =
             counter(&http.get(format!("{base}/metrics")).send().await?.text().await?, "tempovoice_frames_in_total");
         let mut reports = Vec::new();
@@ -537,11 +544,21 @@ impl Load {
             greeting_p99: greeting(0.99),
             rss_kib: rss_busy.saturating_sub(rss_idle) as f64 / n as f64,
             cpu_pct: (cpu1 - cpu0) as f64 / TICKS_PER_SEC / elapsed * 100.0 / n as f64,
+            core_pct: (core1 - core0) as f64 / TICKS_PER_SEC / elapsed * 100.0 / n as f64,
             cpu_low,
             cpu_high,
             artifacts: (self.s3.stored() - stored_before, reports.len()),
         })
     }
+}
+
+/// Busy clock ticks of core `n` (user, nice, system, irq, softirq) from /proc/stat.
+fn core_busy(n: usize) -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = format!("cpu{n} ");
+    let Some(line) = stat.lines().find(|l| l.starts_with(&name)) else { return 0 };
+    let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    [0, 1, 2, 5, 6].iter().filter_map(|&i| fields.get(i)).sum()
 }
 
 /// Clock ticks per second of /proc's CPU times.

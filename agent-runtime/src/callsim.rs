@@ -33,7 +33,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::audio::{FRAME_SAMPLES, ULAW_SILENCE};
-use crate::media::{Inbound, MediaFormat, MediaPayload, Outbound, StartInfo, StopInfo};
+use crate::media::{Inbound, MediaFormat, Outbound, StartInfo, StopInfo};
 
 /// A request the runtime made to the simulated Twilio REST API.
 #[derive(Debug, Clone)]
@@ -408,6 +408,9 @@ struct Player {
     marks: VecDeque<(String, u64)>,
 }
 
+/// Room for one inbound `media` message (about 330 bytes).
+const MEDIA_JSON_CAPACITY: usize = 512;
+
 async fn stream_call<S>(
     sim: &TwilioSim,
     options: &CallOptions,
@@ -450,6 +453,7 @@ where
     let mut speaking_since: Option<Instant> = None;
     let mut last_utterance_end: Option<Instant> = None;
     let mut tick: u64 = 0;
+    let mut media_json = String::with_capacity(MEDIA_JSON_CAPACITY);
     let deadline = t0 + options.max_duration;
     let mut closed = false;
 
@@ -621,17 +625,9 @@ where
             break;
         }
         seq += 1;
-        let media = Inbound::Media {
-            sequence_number: seq.to_string(),
-            media: MediaPayload {
-                track: Some("inbound".into()),
-                chunk: Some(tick.to_string()),
-                timestamp: Some((tick * 20).to_string()),
-                payload: base64::engine::general_purpose::STANDARD.encode(frame),
-            },
-            stream_sid: stream_sid.clone(),
-        };
-        if tx.send(Message::Text(serde_json::to_string(&media)?.into())).await.is_err() {
+        crate::media::write_inbound_media_json(&mut media_json, &stream_sid, seq, tick, &frame);
+        let text = std::mem::replace(&mut media_json, String::with_capacity(MEDIA_JSON_CAPACITY));
+        if tx.send(Message::Text(text.into())).await.is_err() {
             report.ending.get_or_insert(Ending::StreamClosed);
             break;
         }

@@ -152,7 +152,28 @@ pub fn write_media_json(out: &mut String, stream_sid: &str, ulaw: &[u8]) {
     out.push_str(r#""}}"#);
 }
 
+/// Writes Twilio's inbound `media` message for one frame of caller audio into `out`
+/// (replacing its contents): what the call simulator sends 50 times a second per call.
+pub fn write_inbound_media_json(out: &mut String, stream_sid: &str, sequence: u64, chunk: u64, ulaw: &[u8]) {
+    use base64::Engine;
+    use std::fmt::Write;
+    out.clear();
+    let _ = write!(
+        out,
+        r#"{{"event":"media","sequenceNumber":"{sequence}","media":{{"track":"inbound","chunk":"{chunk}","timestamp":"{}","payload":""#,
+        chunk * crate::audio::FRAME_MS
+    );
+    base64::engine::general_purpose::STANDARD.encode_string(ulaw, out);
+    out.push_str(r#""},"streamSid":""#);
+    push_json_str_body(out, stream_sid);
+    out.push_str(r#""}"#);
+}
+
 fn push_json_str_body(out: &mut String, s: &str) {
+    if !s.chars().any(|c| c == '"' || c == '\\' || (c as u32) < 0x20) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -166,6 +187,19 @@ fn push_json_str_body(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_simulators_media_message_is_twilios() {
+        let mut out = String::new();
+        write_inbound_media_json(&mut out, "MZ\"1", 7, 3, &[0xff; 160]);
+        let parsed: Inbound = serde_json::from_str(&out).expect("valid JSON of an inbound message");
+        let Inbound::Media { sequence_number, media, stream_sid } = parsed else { panic!("not media: {out}") };
+        assert_eq!((sequence_number.as_str(), stream_sid.as_str()), ("7", "MZ\"1"));
+        assert_eq!(media.track.as_deref(), Some("inbound"));
+        assert_eq!((media.chunk.as_deref(), media.timestamp.as_deref()), (Some("3"), Some("60")));
+        use base64::Engine;
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(&media.payload).unwrap(), vec![0xff; 160]);
+    }
 
     #[test]
     fn parses_twilio_documented_messages() {
