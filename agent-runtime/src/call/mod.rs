@@ -437,37 +437,26 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                 timer.as_mut().reset(deadline.into());
             }
             tokio::select! {
-                frame = inbound.next(), if reading => {
-                    // This frame and whatever else has already arrived, then the
-                    // socket rests for READ_EVERY. A backlog is taken a few frames at
-                    // a time, so the session's events are not held up behind it.
-                    let mut frame = frame;
-                    let mut taken = 0;
-                    let caught_up = loop {
-                        let Some(this) = frame else {
-                            return self.ending.unwrap_or(EndReason::StreamDropped);
-                        };
-                        let started = Instant::now();
-                        let ended = self.on_frame(this).await;
-                        self.env.metrics.observe_frame_handling(started.elapsed().as_secs_f64());
-                        if let Some(reason) = ended {
-                            return reason;
-                        }
-                        taken += 1;
-                        if taken == MAX_FRAMES_PER_READ || !self.socket_ok {
-                            break false;
-                        }
-                        match inbound.next().now_or_never() {
-                            Some(more) => frame = more,
-                            None => break true,
-                        }
-                    };
-                    if caught_up {
+                frame = inbound.next(), if reading => match self.on_frames(inbound, frame).await {
+                    Err(reason) => return reason,
+                    Ok(caught_up) => if caught_up {
                         reading = false;
                         rest.as_mut().reset((Instant::now() + READ_EVERY).into());
-                    }
-                }
-                () = &mut rest, if !reading => reading = true,
+                    },
+                },
+                // The rest is over: take what has arrived in this same turn of the loop,
+                // and wait on the socket only if nothing has.
+                () = &mut rest, if !reading => match inbound.next().now_or_never() {
+                    None => reading = true,
+                    Some(frame) => match self.on_frames(inbound, frame).await {
+                        Err(reason) => return reason,
+                        Ok(caught_up) => if caught_up {
+                            rest.as_mut().reset((Instant::now() + READ_EVERY).into());
+                        } else {
+                            reading = true;
+                        },
+                    },
+                },
                 result = &mut connecting, if !connected => {
                     connected = true;
                     self.on_connected(result).await;
@@ -489,6 +478,36 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                         return reason;
                     }
                 }
+            }
+        }
+    }
+
+    /// Handles `frame` and whatever else has already arrived, a few at a time so the
+    /// session's events are not held up behind a backlog. `Ok(true)` when it caught
+    /// up with the socket (the next message has not arrived yet); `Err` when the call
+    /// ended.
+    async fn on_frames<I>(&mut self, inbound: &mut I, mut frame: Option<WsFrame>) -> Result<bool, EndReason>
+    where
+        I: Stream<Item = WsFrame> + Unpin,
+    {
+        let mut taken = 0;
+        loop {
+            let Some(this) = frame else {
+                return Err(self.ending.unwrap_or(EndReason::StreamDropped));
+            };
+            let started = Instant::now();
+            let ended = self.on_frame(this).await;
+            self.env.metrics.observe_frame_handling(started.elapsed().as_secs_f64());
+            if let Some(reason) = ended {
+                return Err(reason);
+            }
+            taken += 1;
+            if !self.socket_ok || taken == MAX_FRAMES_PER_READ {
+                return Ok(false);
+            }
+            match inbound.next().now_or_never() {
+                Some(more) => frame = more,
+                None => return Ok(true),
             }
         }
     }
