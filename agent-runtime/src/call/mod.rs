@@ -419,9 +419,10 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         let mut draining = false;
         let mut connecting = std::pin::pin!(connecting);
         let mut connected = false;
-        // The timer and the drain signal live across iterations: the loop turns once
-        // per inbound frame, and a timer registered and cleared (or a cancellation
-        // waiter added and removed) on every turn cost more than the frame's own work.
+        // The timers and the drain signal live across iterations: the loop turns for
+        // every read of the socket, and a timer registered and cleared (or a
+        // cancellation waiter added and removed) on every turn cost more than the
+        // frames' own work. `rest` is the pause between reads (READ_EVERY).
         let mut deadline = self.next_deadline(max_duration);
         let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline.into()));
         let mut drained = std::pin::pin!(drain.cancelled());
