@@ -20,6 +20,7 @@ pub mod callsim;
 pub mod guardrails;
 pub mod media;
 pub mod metrics;
+pub mod outbound;
 pub mod phrases;
 pub mod server;
 pub mod settings;

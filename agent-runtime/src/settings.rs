@@ -55,6 +55,9 @@ pub struct Settings {
     pub bedrock_endpoint: Option<String>,
     /// When a Nova Sonic stream is replaced.
     pub nova_rotate_after: Duration,
+    /// Webhooks may go to private, loopback and link-local addresses
+    /// (`TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES=allow`); by default only to public ones.
+    pub webhooks_to_private: bool,
 }
 
 impl Settings {
@@ -111,6 +114,14 @@ impl Settings {
             Some(v) => {
                 errors.push(format!("TEMPOVOICE_LOG_FORMAT: {v:?} is not json or text"));
                 true
+            }
+        };
+        let webhooks_to_private = match get("TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES").as_deref() {
+            None | Some("deny") => false,
+            Some("allow") => true,
+            Some(v) => {
+                errors.push(format!("TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES: {v:?} is not allow or deny"));
+                false
             }
         };
         let twilio_api_base = get("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into());
@@ -172,6 +183,7 @@ impl Settings {
                 openai_realtime_url: get("OPENAI_REALTIME_URL"),
                 bedrock_endpoint: get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"),
                 nova_rotate_after,
+                webhooks_to_private,
             }),
             _ => Err(errors),
         }

@@ -2,7 +2,9 @@
 //! requests (Make.com). JSON bodies, signed with HMAC-SHA256 over
 //! `{timestamp}.{body}` in `X-TempoVoice-Signature: t={timestamp},v1={hex}`, retried
 //! with back-off. They run beside the call, so a slow or dead endpoint never holds
-//! the call up; the outcome is recorded in the call's metadata.
+//! the call up; the outcome is recorded in the call's metadata. The client must come
+//! from [`crate::outbound::client`]: webhook URLs are the tenant's, and may not reach
+//! inward (no private addresses, no redirects).
 
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ pub struct WebhookSender {
     pub attempts: u32,
     pub first_backoff: Duration,
     pub timeout: Duration,
+    /// Literal private addresses are allowed (the client's resolver checks names).
+    allow_private: bool,
 }
 
 /// `t={timestamp},v1={hex hmac}` for `body` sent at `timestamp` (Unix seconds).
@@ -35,7 +39,21 @@ pub fn signature_header(secret: &str, timestamp: i64, body: &[u8]) -> String {
 
 impl WebhookSender {
     pub fn new(http: reqwest::Client, secret: Option<SecretString>) -> Self {
-        Self { http, secret, attempts: 4, first_backoff: Duration::from_millis(500), timeout: Duration::from_secs(5) }
+        Self {
+            http,
+            secret,
+            attempts: 4,
+            first_backoff: Duration::from_millis(500),
+            timeout: Duration::from_secs(5),
+            allow_private: false,
+        }
+    }
+
+    /// Lets webhooks go to literal private addresses too (the client must allow them
+    /// as well: see [`crate::outbound::client`]).
+    pub fn allowing_private_addresses(mut self, allow: bool) -> Self {
+        self.allow_private = allow;
+        self
     }
 
     /// Delivers in the background, as a task of `tasks` (so shutdown waits for it);
@@ -61,6 +79,16 @@ impl WebhookSender {
 
     /// Delivers `body` to `url`, retrying server errors and network failures.
     pub async fn deliver(&self, kind: &str, url: &str, body: &serde_json::Value) -> WebhookDelivery {
+        if let Err(refused) = crate::outbound::check_url(url, self.allow_private) {
+            tracing::warn!(kind, url, %refused, "webhook refused");
+            return WebhookDelivery {
+                kind: kind.to_owned(),
+                url: url.to_owned(),
+                delivered: false,
+                attempts: 0,
+                error: Some(format!("refused: {refused}")),
+            };
+        }
         let bytes = serde_json::to_vec(body).expect("JSON values serialize");
         let mut backoff = self.first_backoff;
         let mut last_error = None;
@@ -83,6 +111,17 @@ impl WebhookSender {
                         delivered: true,
                         attempts: attempt,
                         error: None,
+                    };
+                }
+                Ok(r) if r.status().is_redirection() => {
+                    // Redirects are not followed: they could point inward.
+                    tracing::warn!(kind, url, status = %r.status(), "webhook answered with a redirect; not followed");
+                    return WebhookDelivery {
+                        kind: kind.to_owned(),
+                        url: url.to_owned(),
+                        delivered: false,
+                        attempts: attempt,
+                        error: Some("refused: a redirect is not followed".into()),
                     };
                 }
                 Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
@@ -111,5 +150,77 @@ impl WebhookSender {
             attempts: self.attempts,
             error: last_error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// A receiver on 127.0.0.1 that counts what reaches it; `redirect_to` makes it
+    /// answer 302 there instead of 200.
+    async fn receiver(redirect_to: Option<String>) -> (String, Arc<AtomicU32>) {
+        let hits = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&hits);
+        let app = axum::Router::new().fallback(move || {
+            let (counted, redirect_to) = (Arc::clone(&counted), redirect_to.clone());
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                match redirect_to {
+                    Some(to) => (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, to)]).into_response(),
+                    None => axum::http::StatusCode::OK.into_response(),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("127.0.0.1:{port}"), hits)
+    }
+
+    fn sender(allow_private: bool) -> WebhookSender {
+        let http = crate::outbound::client(reqwest::Client::builder(), allow_private).unwrap();
+        let mut sender = WebhookSender::new(http, None).allowing_private_addresses(allow_private);
+        sender.attempts = 2;
+        sender.first_backoff = Duration::from_millis(10);
+        sender
+    }
+
+    use axum::response::IntoResponse;
+
+    #[tokio::test]
+    async fn a_redirect_inward_is_not_followed() {
+        let (inside, inside_hits) = receiver(None).await;
+        let (outside, outside_hits) = receiver(Some(format!("http://{inside}/v2/credentials"))).await;
+        // Private addresses allowed, so the first receiver is reachable at all.
+        let result =
+            sender(true).deliver("transcript", &format!("http://{outside}/hook"), &serde_json::json!({})).await;
+        assert!(!result.delivered);
+        assert_eq!(result.attempts, 1, "a redirect is final, not retried");
+        assert_eq!(outside_hits.load(Ordering::SeqCst), 1);
+        assert_eq!(inside_hits.load(Ordering::SeqCst), 0, "the redirect's target was never requested");
+        let direct = sender(true).deliver("transcript", &format!("http://{inside}/hook"), &serde_json::json!({})).await;
+        assert!(direct.delivered, "the target itself answers");
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_inward_or_a_mapped_loopback_address_is_refused() {
+        let (inside, hits) = receiver(None).await;
+        let port = inside.rsplit_once(':').unwrap().1;
+        for url in [format!("http://localhost:{port}/hook"), format!("http://[::ffff:127.0.0.1]:{port}/hook")] {
+            let result = sender(false).deliver("pickup", &url, &serde_json::json!({})).await;
+            assert!(!result.delivered, "{url}");
+        }
+        let literal = sender(false)
+            .deliver("pickup", &format!("http://[::ffff:127.0.0.1]:{port}/h"), &serde_json::json!({}))
+            .await;
+        assert_eq!(literal.attempts, 0, "a literal inward address is refused before any request");
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the receiver on 127.0.0.1");
+        let allowed =
+            sender(true).deliver("pickup", &format!("http://localhost:{port}/hook"), &serde_json::json!({})).await;
+        assert!(allowed.delivered, "the same receiver is reachable where private addresses are allowed");
     }
 }

@@ -148,7 +148,7 @@ impl App {
         if leftovers > 0 {
             tracing::info!(calls = leftovers, "uploading call artifacts left in the spool");
         }
-        let http = http_client(&settings)?.build()?;
+        let http = crate::outbound::client(http_client(&settings)?, settings.webhooks_to_private)?;
         let env = CallEnv {
             agent_id: settings.spec.agent_id.to_string(),
             tenant_id: settings.spec.tenant_id.to_string(),
@@ -156,7 +156,8 @@ impl App {
             phrases,
             voice,
             telephony: peers.telephony,
-            webhooks: WebhookSender::new(http, settings.spec.secrets.webhook_signing_secret.clone()),
+            webhooks: WebhookSender::new(http, settings.spec.secrets.webhook_signing_secret.clone())
+                .allowing_private_addresses(settings.webhooks_to_private),
             artifacts,
             metrics: Arc::new(Metrics::default()),
             tasks: TaskTracker::new(),

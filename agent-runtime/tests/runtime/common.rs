@@ -127,6 +127,8 @@ pub async fn spawn_with(draft: AgentDraft, options: Options) -> Runtime {
     vars.insert("TEMPOVOICE_SPOOL_DIR".into(), spool.path().display().to_string());
     vars.insert("TEMPOVOICE_LOG_FORMAT".into(), "text".into());
     vars.insert("TEMPOVOICE_DRAIN_SECS".into(), "2".into());
+    // The tests' webhook receivers listen on 127.0.0.1.
+    vars.insert("TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES".into(), "allow".into());
     for (k, v) in options.extra_env {
         vars.insert(k.to_owned(), v);
     }
