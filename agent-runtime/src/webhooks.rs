@@ -2,7 +2,9 @@
 //! requests (Make.com). JSON bodies, signed with HMAC-SHA256 over
 //! `{timestamp}.{body}` in `X-TempoVoice-Signature: t={timestamp},v1={hex}`, retried
 //! with back-off. They run beside the call, so a slow or dead endpoint never holds
-//! the call up; the outcome is recorded in the call's metadata. The client must come
+//! the call up; the outcome is recorded in the call's metadata: delivered or not, the
+//! attempts, and the runtime's own reason when it refused to send (never what the
+//! receiver answered; that is logged). A response's body is never read. The client must come
 //! from [`crate::outbound::client`]: webhook URLs are the tenant's, and may not reach
 //! inward (no private addresses, no redirects).
 
@@ -125,13 +127,13 @@ impl WebhookSender {
                     };
                 }
                 Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
-                    last_error = Some(format!("HTTP {}", r.status()));
+                    tracing::warn!(kind, url, status = %r.status(), "webhook refused by its receiver; not retried");
                     return WebhookDelivery {
                         kind: kind.to_owned(),
                         url: url.to_owned(),
                         delivered: false,
                         attempts: attempt,
-                        error: last_error,
+                        error: None,
                     };
                 }
                 Ok(r) => last_error = Some(format!("HTTP {}", r.status())),
@@ -143,12 +145,14 @@ impl WebhookSender {
             }
         }
         tracing::warn!(kind, url, error = ?last_error, "webhook not delivered");
+        // What the far side answered stays in the logs: in the tenant's metadata it
+        // would tell a status code or a connection error of any address it names.
         WebhookDelivery {
             kind: kind.to_owned(),
             url: url.to_owned(),
             delivered: false,
             attempts: self.attempts,
-            error: last_error,
+            error: None,
         }
     }
 }

@@ -131,6 +131,8 @@ pub struct WebhookDelivery {
     pub url: String,
     pub delivered: bool,
     pub attempts: u32,
+    /// Why the runtime would not send it (an address that is not public, a redirect);
+    /// never what the receiver answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

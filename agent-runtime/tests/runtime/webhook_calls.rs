@@ -127,7 +127,7 @@ async fn pickup_callback_and_transcript_webhooks_are_signed_and_recorded() {
     assert_eq!(find("pickup")["delivered"], true);
     let make = find("schedule_callback");
     assert_eq!((make["delivered"].clone(), make["attempts"].clone()), (false.into(), 4.into()), "{make}");
-    assert_eq!(make["error"], "HTTP 503 Service Unavailable");
+    assert!(make.get("error").is_none(), "the receiver's answer is not recorded: {make}");
     assert_eq!(find("transcript")["delivered"], true);
 
     let received = received.lock().unwrap().clone();

@@ -68,11 +68,11 @@ async fn a_client_error_is_not_retried_and_a_dead_endpoint_is_recorded() {
     let result = sender().deliver("pickup", &url, &serde_json::json!({})).await;
     assert!(!result.delivered);
     assert_eq!((result.attempts, hits.load(Ordering::SeqCst)), (1, 1));
-    assert_eq!(result.error.as_deref(), Some("HTTP 400 Bad Request"));
+    assert_eq!(result.error, None, "the receiver's answer is not recorded");
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let result = sender().deliver("pickup", &format!("http://{closed}/hook"), &serde_json::json!({})).await;
     assert!(!result.delivered);
     assert_eq!(result.attempts, 4);
-    assert!(result.error.is_some());
+    assert_eq!(result.error, None, "nor is a connection error");
 }
