@@ -100,30 +100,19 @@ impl Settings {
         let drain = Duration::from_secs(number("TEMPOVOICE_DRAIN_SECS", 20, 0..=3_600));
         let nova_rotate_after = Duration::from_secs(number("TEMPOVOICE_NOVA_ROTATE_SECS", 360, 5..=450));
         let end_of_turn = Duration::from_millis(number("TEMPOVOICE_END_OF_TURN_MS", 700, 100..=5_000));
-        let recognition = match get("TEMPOVOICE_ASR").as_deref() {
-            None | Some("on") => true,
-            Some("off") => false,
+        // A setting with two words: `yes` (true) or `no` (false), `default` when unset.
+        let mut switch = |name: &str, yes: &str, no: &str, default: bool| match get(name) {
+            None => default,
+            Some(v) if v == yes => true,
+            Some(v) if v == no => false,
             Some(v) => {
-                errors.push(format!("TEMPOVOICE_ASR: {v:?} is not on or off"));
-                true
+                errors.push(format!("{name}: {v:?} is not {yes} or {no}"));
+                default
             }
         };
-        let json_logs = match get("TEMPOVOICE_LOG_FORMAT").as_deref() {
-            None | Some("json") => true,
-            Some("text") => false,
-            Some(v) => {
-                errors.push(format!("TEMPOVOICE_LOG_FORMAT: {v:?} is not json or text"));
-                true
-            }
-        };
-        let webhooks_to_private = match get("TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES").as_deref() {
-            None | Some("deny") => false,
-            Some("allow") => true,
-            Some(v) => {
-                errors.push(format!("TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES: {v:?} is not allow or deny"));
-                false
-            }
-        };
+        let recognition = switch("TEMPOVOICE_ASR", "on", "off", true);
+        let json_logs = switch("TEMPOVOICE_LOG_FORMAT", "json", "text", true);
+        let webhooks_to_private = switch("TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES", "allow", "deny", false);
         let twilio_api_base = get("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into());
         if url::Url::parse(&twilio_api_base).is_err() {
             errors.push(format!("TWILIO_API_BASE: {twilio_api_base:?} is not a URL"));

@@ -81,15 +81,16 @@ impl WebhookSender {
 
     /// Delivers `body` to `url`, retrying server errors and network failures.
     pub async fn deliver(&self, kind: &str, url: &str, body: &serde_json::Value) -> WebhookDelivery {
+        let outcome = |delivered: bool, attempts: u32, refused: Option<String>| WebhookDelivery {
+            kind: kind.to_owned(),
+            url: url.to_owned(),
+            delivered,
+            attempts,
+            error: refused,
+        };
         if let Err(refused) = crate::outbound::check_url(url, self.allow_private) {
             tracing::warn!(kind, url, %refused, "webhook refused");
-            return WebhookDelivery {
-                kind: kind.to_owned(),
-                url: url.to_owned(),
-                delivered: false,
-                attempts: 0,
-                error: Some(format!("refused: {refused}")),
-            };
+            return outcome(false, 0, Some(format!("refused: {refused}")));
         }
         let bytes = serde_json::to_vec(body).expect("JSON values serialize");
         let mut backoff = self.first_backoff;
@@ -106,35 +107,15 @@ impl WebhookSender {
                 request = request.header(SIGNATURE_HEADER, signature_header(secret.expose_secret(), ts, &bytes));
             }
             match request.body(bytes.clone()).send().await {
-                Ok(r) if r.status().is_success() => {
-                    return WebhookDelivery {
-                        kind: kind.to_owned(),
-                        url: url.to_owned(),
-                        delivered: true,
-                        attempts: attempt,
-                        error: None,
-                    };
-                }
+                Ok(r) if r.status().is_success() => return outcome(true, attempt, None),
                 Ok(r) if r.status().is_redirection() => {
                     // Redirects are not followed: they could point inward.
                     tracing::warn!(kind, url, status = %r.status(), "webhook answered with a redirect; not followed");
-                    return WebhookDelivery {
-                        kind: kind.to_owned(),
-                        url: url.to_owned(),
-                        delivered: false,
-                        attempts: attempt,
-                        error: Some("refused: a redirect is not followed".into()),
-                    };
+                    return outcome(false, attempt, Some("refused: a redirect is not followed".into()));
                 }
                 Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
                     tracing::warn!(kind, url, status = %r.status(), "webhook refused by its receiver; not retried");
-                    return WebhookDelivery {
-                        kind: kind.to_owned(),
-                        url: url.to_owned(),
-                        delivered: false,
-                        attempts: attempt,
-                        error: None,
-                    };
+                    return outcome(false, attempt, None);
                 }
                 Ok(r) => last_error = Some(format!("HTTP {}", r.status())),
                 Err(e) => last_error = Some(e.to_string()),
@@ -144,16 +125,10 @@ impl WebhookSender {
                 backoff *= 2;
             }
         }
-        tracing::warn!(kind, url, error = ?last_error, "webhook not delivered");
         // What the far side answered stays in the logs: in the tenant's metadata it
         // would tell a status code or a connection error of any address it names.
-        WebhookDelivery {
-            kind: kind.to_owned(),
-            url: url.to_owned(),
-            delivered: false,
-            attempts: self.attempts,
-            error: None,
-        }
+        tracing::warn!(kind, url, error = ?last_error, "webhook not delivered");
+        outcome(false, self.attempts, None)
     }
 }
 

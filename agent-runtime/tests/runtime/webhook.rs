@@ -166,6 +166,8 @@ fn settings_name_every_missing_or_invalid_variable() {
     vars.insert("MAX_CONVERSATION_TURNS".into(), "many".into());
     vars.insert("TEMPOVOICE_MAX_CALLS".into(), "0".into());
     vars.insert("TEMPOVOICE_ASR".into(), "maybe".into());
+    vars.insert("TEMPOVOICE_LOG_FORMAT".into(), "xml".into());
+    vars.insert("TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES".into(), "yes".into());
     let errors = agent_runtime::settings::Settings::from_env(|k| vars.get(k).cloned()).unwrap_err();
     let text = errors.join("\n");
     for var in
@@ -173,4 +175,6 @@ fn settings_name_every_missing_or_invalid_variable() {
     {
         assert!(text.contains(var), "{var} not named in:\n{text}");
     }
+    assert!(text.contains(r#"TEMPOVOICE_LOG_FORMAT: "xml" is not json or text"#), "{text}");
+    assert!(text.contains(r#"TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES: "yes" is not allow or deny"#), "{text}");
 }
