@@ -95,6 +95,15 @@ pub trait ObjectStore: Send + Sync + 'static {
         path: &'a Path,
         content_type: &'a str,
     ) -> futures::future::BoxFuture<'a, Result<(), UploadError>>;
+
+    /// Writes `body` at `key` only if no object is there: `Ok(false)` when one is
+    /// (or another writer is creating it right now).
+    fn create_new<'a>(
+        &'a self,
+        key: &'a str,
+        body: Vec<u8>,
+        content_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<bool, UploadError>>;
 }
 
 /// S3, in the agent's bucket.
@@ -127,6 +136,37 @@ impl ObjectStore for S3Store {
                 reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
             })?;
             Ok(())
+        })
+    }
+
+    fn create_new<'a>(
+        &'a self,
+        key: &'a str,
+        body: Vec<u8>,
+        content_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<bool, UploadError>> {
+        Box::pin(async move {
+            let sent = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .if_none_match("*")
+                .body(body.into())
+                .send()
+                .await;
+            match sent {
+                Ok(_) => Ok(true),
+                // 412 PreconditionFailed: the object exists. 409
+                // ConditionalRequestConflict: another conditional write of the same key
+                // is under way; one of the two wins, and it is not this one.
+                Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(412 | 409)) => Ok(false),
+                Err(e) => Err(UploadError::Put {
+                    key: format!("s3://{}/{key}", self.bucket),
+                    reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                }),
+            }
         })
     }
 }
@@ -169,6 +209,19 @@ impl ArtifactStore {
     }
 
     /// A scratch path for a file of this call (recordings are written here during the call).
+    /// Claims the call's media stream: `calls/{callSid}/stream.json`, written only if
+    /// no stream claimed the call before. `Ok(false)` when one did.
+    pub async fn claim_stream(&self, call_sid: &str, stream_sid: &str, agent_id: &str) -> Result<bool, UploadError> {
+        let body = serde_json::json!({
+            "call_sid": call_sid,
+            "stream_sid": stream_sid,
+            "agent_id": agent_id,
+            "claimed_at": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        });
+        let key = format!("calls/{call_sid}/stream.json");
+        self.store.create_new(&key, serde_json::to_vec(&body).unwrap_or_default(), "application/json").await
+    }
+
     pub fn scratch_path(&self, call_sid: &str, file: &str) -> PathBuf {
         self.spool.join("active").join(call_sid).join(file)
     }

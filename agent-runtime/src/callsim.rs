@@ -163,6 +163,8 @@ pub struct CallReport {
     pub late_ticks: u64,
     pub unknown_messages: u64,
     pub duration: Duration,
+    /// The stream status callbacks posted: event and the HTTP status answered.
+    pub status_callbacks: Vec<(String, u16)>,
 }
 
 impl TwilioSim {
@@ -274,11 +276,12 @@ impl TwilioSim {
             late_ticks: 0,
             unknown_messages: 0,
             duration: Duration::ZERO,
+            status_callbacks: Vec::new(),
         };
         if http_status != 200 || report.rejected {
             return Ok(report);
         }
-        let (stream_url, parameters) = parse_connect_stream(&twiml)?;
+        let ConnectStream { url: stream_url, status_callback, parameters } = parse_connect_stream(&twiml)?;
         let stream = url::Url::parse(&stream_url).context("stream url")?;
         if stream.scheme() != "wss" {
             bail!("stream url {stream_url} is not wss://");
@@ -308,8 +311,59 @@ impl TwilioSim {
             .await
             .context("open the media stream")?;
         report.stream_sid = format!("MZ{}", random_hex(32));
+        let callback = status_callback.map(|url| (url, target.clone()));
+        if let Some((url, target)) = &callback {
+            let status = self.stream_status(url, target, &report, "stream-started").await?;
+            report.status_callbacks.push(("stream-started".into(), status));
+        }
         stream_call(self, options, &mut report, socket, parameters, rest_rx).await?;
+        if let Some((url, target)) = &callback {
+            let status = self.stream_status(url, target, &report, "stream-stopped").await?;
+            report.status_callbacks.push(("stream-stopped".into(), status));
+        }
         Ok(report)
+    }
+
+    /// Posts `event` to the `<Stream statusCallback>` (at `target`'s address, signed
+    /// over the public `url`, as the load balancer would pass it on); its HTTP status.
+    async fn stream_status(
+        &self,
+        url: &str,
+        target: &url::Url,
+        report: &CallReport,
+        event: &str,
+    ) -> anyhow::Result<u16> {
+        let public = url::Url::parse(url).context("statusCallback url")?;
+        let params: Vec<(String, String)> = [
+            ("AccountSid", self.state.account_sid.as_str()),
+            ("CallSid", report.call_sid.as_str()),
+            ("StreamSid", report.stream_sid.as_str()),
+            ("StreamEvent", event),
+            ("Timestamp", &time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let signature = crate::twilio::signature(&self.state.auth_token, url, &params);
+        let body = crate::telephony::form_urlencoded(
+            &params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+        );
+        let address = format!(
+            "http://{}:{}{}",
+            target.host_str().unwrap_or("127.0.0.1"),
+            target.port().unwrap_or(80),
+            public.path()
+        );
+        let response = reqwest::Client::new()
+            .post(address)
+            .header("X-Twilio-Signature", signature)
+            .header("X-Forwarded-Proto", "https")
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .context("post the stream status callback")?;
+        Ok(response.status().as_u16())
     }
 }
 
@@ -362,11 +416,21 @@ async fn rest_update_call(
     }
 }
 
-/// The `<Stream url>` and its `<Parameter>`s from a `<Connect>` answer.
-pub fn parse_connect_stream(twiml: &str) -> anyhow::Result<(String, Vec<(String, String)>)> {
+/// A `<Connect><Stream>` answer.
+#[derive(Debug, Clone)]
+pub struct ConnectStream {
+    pub url: String,
+    /// Where Twilio reports the stream's start, stop and failure.
+    pub status_callback: Option<String>,
+    pub parameters: Vec<(String, String)>,
+}
+
+/// The `<Stream url statusCallback>` and its `<Parameter>`s from a `<Connect>` answer.
+pub fn parse_connect_stream(twiml: &str) -> anyhow::Result<ConnectStream> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(twiml);
     let mut url = None;
+    let mut status_callback = None;
     let mut params = Vec::new();
     let mut in_connect = false;
     loop {
@@ -384,7 +448,10 @@ pub fn parse_connect_stream(twiml: &str) -> anyhow::Result<(String, Vec<(String,
                 };
                 match name.as_ref() {
                     b"Connect" => in_connect = true,
-                    b"Stream" if in_connect => url = attr(b"url")?,
+                    b"Stream" if in_connect => {
+                        url = attr(b"url")?;
+                        status_callback = attr(b"statusCallback")?;
+                    }
                     b"Parameter" => {
                         if let (Some(n), Some(v)) = (attr(b"name")?, attr(b"value")?) {
                             params.push((n, v));
@@ -398,7 +465,7 @@ pub fn parse_connect_stream(twiml: &str) -> anyhow::Result<(String, Vec<(String,
         }
     }
     let url = url.context("the TwiML has no <Connect><Stream url>")?;
-    Ok((url, params))
+    Ok(ConnectStream { url, status_callback, parameters: params })
 }
 
 struct Player {

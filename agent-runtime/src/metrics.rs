@@ -5,6 +5,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use crate::server::admission::Refusal;
+
 /// Upper bounds (seconds) of the turn-latency and greeting histograms: fine enough
 /// from 1 ms to 10 s that a tail is seen near its value, not at a distant bound.
 pub const LATENCY_BUCKETS: [f64; 26] = [
@@ -34,6 +36,13 @@ pub struct Metrics {
     /// Calls the speech provider failed: `unavailable` at the start, `error` during.
     pub provider_unavailable: AtomicU64,
     pub provider_failed: AtomicU64,
+    /// Media streams refused at `start`, by [`Refusal::index`].
+    streams_refused: [AtomicU64; Refusal::ALL.len()],
+    /// Stream claims the bucket did not answer (the stream went on, checked by this
+    /// task alone).
+    pub stream_claim_errors: AtomicU64,
+    /// Twilio's stream status callbacks, by `StreamEvent`.
+    stream_events: Mutex<BTreeMap<String, u64>>,
     ended: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
     greeting: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
@@ -78,6 +87,24 @@ impl<const N: usize> Histogram<N> {
 impl Metrics {
     pub fn call_ended(&self, reason: &str) {
         *self.ended.lock().expect("metrics lock").entry(reason.to_owned()).or_default() += 1;
+    }
+
+    pub fn stream_refused(&self, refusal: Refusal) {
+        self.streams_refused[refusal.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn streams_refused(&self, refusal: Refusal) -> u64 {
+        self.streams_refused[refusal.index()].load(Ordering::Relaxed)
+    }
+
+    /// One of Twilio's stream status callbacks (`stream-started`, `stream-stopped`,
+    /// `stream-error`); other values are counted as `other`.
+    pub fn stream_event(&self, event: &str) {
+        let event = match event {
+            "stream-started" | "stream-stopped" | "stream-error" => event,
+            _ => "other",
+        };
+        *self.stream_events.lock().expect("metrics lock").entry(event.to_owned()).or_default() += 1;
     }
 
     /// A call lost its speech provider (`unavailable` when it could not connect,
@@ -165,6 +192,12 @@ impl Metrics {
             load(&self.signature_failures),
         );
         gauge(
+            "tempovoice_stream_claim_errors_total",
+            "Media streams whose claim in the bucket failed; each went on, checked by this task alone.",
+            "counter",
+            load(&self.stream_claim_errors),
+        );
+        gauge(
             "tempovoice_spooled_calls",
             "Calls whose artifacts wait in the local spool.",
             "gauge",
@@ -180,6 +213,27 @@ impl Metrics {
             load(&self.provider_unavailable),
             load(&self.provider_failed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP tempovoice_streams_refused_total Media streams refused at start, by reason.\n\
+             # TYPE tempovoice_streams_refused_total counter"
+        );
+        for refusal in Refusal::ALL {
+            let _ = writeln!(
+                out,
+                "tempovoice_streams_refused_total{{reason=\"{}\"}} {}",
+                refusal.as_str(),
+                self.streams_refused(refusal)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tempovoice_stream_events_total Twilio's stream status callbacks, by event.\n\
+             # TYPE tempovoice_stream_events_total counter"
+        );
+        for (event, n) in self.stream_events.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "tempovoice_stream_events_total{{event=\"{event}\"}} {n}");
+        }
         let _ = writeln!(
             out,
             "# HELP tempovoice_calls_ended_total Calls ended, by reason.\n# TYPE tempovoice_calls_ended_total counter"

@@ -17,10 +17,15 @@ pub fn escape(text: &str) -> String {
 }
 
 /// `<Connect><Stream>` to the media stream, with parameters the stream receives in
-/// its `start` message.
-pub fn connect_stream(stream_url: &str, parameters: &[(&str, &str)]) -> String {
+/// its `start` message; Twilio reports the stream's start, stop and errors to
+/// `status_callback`.
+pub fn connect_stream(stream_url: &str, status_callback: &str, parameters: &[(&str, &str)]) -> String {
     let mut out = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect>"#);
-    out.push_str(&format!(r#"<Stream url="{}">"#, escape(stream_url)));
+    out.push_str(&format!(
+        r#"<Stream url="{}" statusCallback="{}" statusCallbackMethod="POST">"#,
+        escape(stream_url),
+        escape(status_callback)
+    ));
     for (name, value) in parameters {
         out.push_str(&format!(r#"<Parameter name="{}" value="{}"/>"#, escape(name), escape(value)));
     }

@@ -51,7 +51,7 @@ use crate::guardrails::{Guardrails, Verdict};
 use crate::media::{Inbound, Outbound, write_media_json};
 use crate::metrics::Metrics;
 use crate::phrases::Phrases;
-use crate::server::admission::AnsweredCalls;
+use crate::server::admission::{AnsweredCalls, Refusal, STREAM_TOKEN_PARAMETER, StreamTokens};
 use crate::speech::tts::Synthesizer;
 use crate::speech::vad::{TurnDetector, TurnEvent};
 use crate::speech::{CallerAudio, ConnectError, SpeechEvent, SpeechSession, ToolCall, ToolOutcome, sentences};
@@ -126,6 +126,10 @@ pub struct CallEnv {
     pub tasks: TaskTracker,
     /// Calls the webhook answered whose stream has not started yet.
     pub answered: AnsweredCalls,
+    /// Issues and checks the one-time tokens that bind a media stream to its call.
+    pub stream_tokens: StreamTokens,
+    /// `TEMPOVOICE_MAX_CALLS`.
+    pub max_calls: usize,
     pub timings: CallTimings,
 }
 
@@ -293,6 +297,14 @@ where
         return None;
     };
     let call_sid = call_sid.to_string();
+    let pickup = match admit(env, &start, &stream_sid).await {
+        Ok(pickup) => pickup,
+        Err(refusal) => {
+            env.metrics.stream_refused(refusal);
+            tracing::warn!(call_sid, account_sid = %start.account_sid, reason = refusal.as_str(), "media stream refused");
+            return None;
+        }
+    };
     let span = tracing::info_span!("call", call_sid = %call_sid, agent_id = %env.agent_id, tenant_id = %env.tenant_id);
     // Every line the call logs, here and in its speech session's tasks, carries the span.
     async move {
@@ -360,7 +372,7 @@ where
             errors: Vec::new(),
         };
         tracing::info!(from = ?call.id.from, "call started");
-        if let Some(pickup) = env.answered.stream_started(&call_sid) {
+        if let Some(pickup) = pickup {
             call.webhook_results.push(pickup);
         }
         let connecting = tokio::time::timeout(env.timings.connect_timeout, connect());
@@ -369,6 +381,48 @@ where
     }
     .instrument(span)
     .await
+}
+
+/// How long the stream's claim in the bucket may take before the call goes on
+/// without it.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether the stream that sent `start` may become a call (see
+/// [`crate::server::admission`]): its token, its account, a slot, and the call's
+/// first stream. Returns the pickup webhook fired when the call was answered here.
+async fn admit(
+    env: &CallEnv,
+    start: &crate::media::StartInfo,
+    stream_sid: &str,
+) -> Result<Option<tokio::task::JoinHandle<WebhookDelivery>>, Refusal> {
+    let call_sid = start.call_sid.as_str();
+    let token = start.custom_parameters.get(STREAM_TOKEN_PARAMETER).ok_or(Refusal::MissingToken)?;
+    let expires = env.stream_tokens.check(call_sid, token, crate::server::admission::unix_now())?;
+    if start.account_sid != env.config.telephony.twilio_account_sid.as_str() {
+        return Err(Refusal::ForeignAccount);
+    }
+    let live = env.metrics.active_calls.load(Ordering::SeqCst).max(0) as usize;
+    let pickup = env.answered.stream_started(call_sid, expires, live, env.max_calls)?;
+    // Another task of the agent may have taken this call's stream: the first claim in
+    // the bucket wins.
+    match tokio::time::timeout(CLAIM_TIMEOUT, env.artifacts.claim_stream(call_sid, stream_sid, &env.agent_id)).await {
+        Ok(Ok(true)) => Ok(pickup),
+        Ok(Ok(false)) => Err(Refusal::Duplicate),
+        Ok(Err(e)) => {
+            env.metrics.stream_claim_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(call_sid, error = %e, "claim the call's stream in the bucket; the call goes on, checked by this task alone");
+            Ok(pickup)
+        }
+        Err(_) => {
+            env.metrics.stream_claim_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                call_sid,
+                timeout_secs = CLAIM_TIMEOUT.as_secs(),
+                "claim the call's stream in the bucket: no answer; the call goes on, checked by this task alone"
+            );
+            Ok(pickup)
+        }
+    }
 }
 
 fn parse(text: &str) -> Option<Inbound> {

@@ -39,8 +39,12 @@ impl TelephonyControl for Telephony {
     }
 }
 
-/// Artifacts are returned by `run_call`; nothing is uploaded in these tests.
-struct NoUploads;
+/// Artifacts are returned by `run_call`; nothing is uploaded in these tests. Stream
+/// claims are kept, so a second claim of a call is refused as S3 refuses it.
+#[derive(Default)]
+struct NoUploads {
+    claimed: Mutex<std::collections::HashSet<String>>,
+}
 
 impl ObjectStore for NoUploads {
     fn put_file<'a>(
@@ -51,7 +55,20 @@ impl ObjectStore for NoUploads {
     ) -> futures::future::BoxFuture<'a, Result<(), UploadError>> {
         Box::pin(async move { Err(UploadError::Put { key: key.to_owned(), reason: "not in this test".into() }) })
     }
+
+    fn create_new<'a>(
+        &'a self,
+        key: &'a str,
+        _: Vec<u8>,
+        _: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<bool, UploadError>> {
+        let created = self.claimed.lock().unwrap().insert(key.to_owned());
+        Box::pin(async move { Ok(created) })
+    }
 }
+
+const AGENT: &str = "k3v7q2mxa9bd4fhe";
+const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 fn env(
     spool: &std::path::Path,
@@ -70,7 +87,7 @@ fn env(
             ..Default::default()
         },
         secrets: agent_spec::draft::SecretsDraft {
-            twilio_auth_token: agent_spec::SecretPatch::set("0123456789abcdef0123456789abcdef"),
+            twilio_auth_token: agent_spec::SecretPatch::set(AUTH_TOKEN),
             ..Default::default()
         },
         ..Default::default()
@@ -86,7 +103,7 @@ fn env(
         }
     }
     CallEnv {
-        agent_id: "k3v7q2mxa9bd4fhe".into(),
+        agent_id: AGENT.into(),
         tenant_id: "t5fz2qhw7nca3mde".into(),
         guardrails: Guardrails::new(&config.guardrails),
         phrases,
@@ -95,7 +112,7 @@ fn env(
         // The tests' receivers listen on 127.0.0.1.
         webhooks: WebhookSender::new(reqwest::Client::new(), None).allowing_private_addresses(true),
         artifacts: Arc::new(ArtifactStore::new(
-            Arc::new(NoUploads),
+            Arc::new(NoUploads::default()),
             spool.to_owned(),
             Duration::from_secs(1),
             Duration::from_secs(1),
@@ -103,6 +120,8 @@ fn env(
         metrics: Arc::new(Metrics::default()),
         tasks: TaskTracker::new(),
         answered: AnsweredCalls::default(),
+        stream_tokens: StreamTokens::new(AUTH_TOKEN, AGENT),
+        max_calls: 4,
         timings: CallTimings { playback_slack: Duration::from_millis(500), ..CallTimings::default() },
         config,
     }
@@ -155,11 +174,16 @@ fn twilio(
         }
     });
     let _ = in_tx.send(WsFrame::Text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.into()));
-    let start = format!(
-        r#"{{"event":"start","sequenceNumber":"1","streamSid":"{STREAM}","start":{{"accountSid":"AC0123456789abcdef0123456789abcdef","streamSid":"{STREAM}","callSid":"{CALL}","tracks":["inbound"],"mediaFormat":{{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"customParameters":{{}}}}}}"#
-    );
-    let _ = in_tx.send(WsFrame::Text(start));
+    let token = StreamTokens::new(AUTH_TOKEN, AGENT).issue(CALL);
+    let _ = in_tx.send(WsFrame::Text(start_message("AC0123456789abcdef0123456789abcdef", &token)));
     (Twilio { inbound: in_tx, wire }, in_rx, out_tx)
+}
+
+/// The stream's `start` for the test call, from `account_sid`, presenting `token`.
+fn start_message(account_sid: &str, token: &str) -> String {
+    format!(
+        r#"{{"event":"start","sequenceNumber":"1","streamSid":"{STREAM}","start":{{"accountSid":"{account_sid}","streamSid":"{STREAM}","callSid":"{CALL}","tracks":["inbound"],"mediaFormat":{{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"customParameters":{{"streamToken":"{token}"}}}}}}"#
+    )
 }
 
 impl Twilio {

@@ -4,7 +4,8 @@
 //! | route | |
 //! |---|---|
 //! | `POST /agent/{agentId}/incoming-call` | Twilio voice webhook → TwiML `<Connect><Stream>` (or `<Reject reason="busy"/>`) |
-//! | `GET /agent/{agentId}/media-stream` | Media Streams WebSocket → [`crate::call::run_call`] |
+//! | `GET /agent/{agentId}/media-stream` | Media Streams WebSocket → [`crate::call::run_call`], once per call ([`admission`]) |
+//! | `POST /agent/{agentId}/stream-status` | Twilio's `<Stream statusCallback>`: stream started, stopped, failed |
 //! | `GET /health` | liveness |
 //! | `GET /health/ready` | 200 while taking calls; 503 while draining, or when the agent's speech provider cannot work (the body says why) |
 //! | `GET /metrics` | Prometheus |
@@ -43,7 +44,7 @@ use crate::speech::provider::Provider;
 use crate::speech::tts::Synthesizer;
 use crate::telephony::{TelephonyControl, TwilioRest};
 use crate::webhooks::WebhookSender;
-use admission::AnsweredCalls;
+use admission::{AnsweredCalls, STREAM_TOKEN_PARAMETER, StreamTokens};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -162,6 +163,11 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             tasks: TaskTracker::new(),
             answered: AnsweredCalls::default(),
+            stream_tokens: StreamTokens::new(
+                settings.spec.secrets.twilio_auth_token.expose_secret(),
+                settings.spec.agent_id.as_str(),
+            ),
+            max_calls: settings.max_calls,
             timings: CallTimings { end_of_turn: settings.end_of_turn, ..CallTimings::default() },
             config,
         };
@@ -316,6 +322,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/agent/{agent_id}/incoming-call", post(incoming_call))
         .route("/agent/{agent_id}/media-stream", get(media_stream))
+        .route("/agent/{agent_id}/stream-status", post(stream_status))
         .route("/health", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -430,13 +437,25 @@ async fn incoming_call(
         let base = public_url(&inner.settings, &headers, &Uri::from_static("/"), true);
         format!("{}agent/{}/media-stream", base, inner.env.agent_id)
     };
+    let status_url = {
+        let base = public_url(&inner.settings, &headers, &Uri::from_static("/"), false);
+        format!("{}agent/{}/stream-status", base, inner.env.agent_id)
+    };
     let from = param("From");
     let to = param("To");
     let direction = param("Direction");
+    let token = inner.env.stream_tokens.issue(&call_sid);
     tracing::info!(call_sid, from, "incoming call answered");
     twiml(crate::twiml::connect_stream(
         &stream_url,
-        &[("from", &from), ("to", &to), ("callSid", &call_sid), ("direction", &direction)],
+        &status_url,
+        &[
+            ("from", &from),
+            ("to", &to),
+            ("callSid", &call_sid),
+            ("direction", &direction),
+            (STREAM_TOKEN_PARAMETER, &token),
+        ],
     ))
 }
 
@@ -466,12 +485,44 @@ async fn media_stream(
     if inner.draining.load(Ordering::SeqCst) || inner.calls.is_closed() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
     }
+    // Every open stream counts against the limit, started or not; which call it is
+    // (and whether its slot was held here) is known at its `start`.
+    if inner.env.metrics.active_calls.load(Ordering::SeqCst).max(0) as usize >= inner.settings.max_calls {
+        inner.env.metrics.stream_refused(admission::Refusal::Full);
+        tracing::warn!("media stream refused: every call slot is taken");
+        return (StatusCode::SERVICE_UNAVAILABLE, "no free call slot").into_response();
+    }
     let st = state.clone();
     // Media messages are ~300 bytes: small buffers keep a call's memory small.
     ws.max_message_size(1024 * 1024).read_buffer_size(4096).write_buffer_size(8192).on_upgrade(move |socket| {
         let tracker = st.inner.calls.clone();
         tracker.track_future(handle_socket(st, socket))
     })
+}
+
+/// Twilio's `<Stream statusCallback>`: counted by event; a failed stream is logged
+/// with Twilio's reason.
+async fn stream_status(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    if let Some(refused) = state.refusal(&agent_id, &headers, &uri, &params, false) {
+        return refused;
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
+    let event = param("StreamEvent");
+    state.inner.env.metrics.stream_event(event);
+    let (call_sid, stream_sid) = (param("CallSid"), param("StreamSid"));
+    if event == "stream-error" {
+        tracing::error!(call_sid, stream_sid, error = param("StreamError"), "Twilio reports the media stream failed");
+    } else {
+        tracing::debug!(call_sid, stream_sid, event, "stream status");
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn handle_socket(state: AppState, socket: WebSocket) {

@@ -83,12 +83,19 @@ pub struct Options {
     pub spool: Option<tempfile::TempDir>,
     /// Use this bucket instead of a new one.
     pub bucket: Option<String>,
+    /// Be this agent (another task of it) instead of a new one.
+    pub agent_id: Option<AgentId>,
 }
 
 /// The environment ECS would give the runtime for `draft`.
 pub fn environment(draft: &AgentDraft, bucket: &str) -> (AgentSpec, BTreeMap<String, String>) {
+    environment_of(AgentId::generate(), draft, bucket)
+}
+
+/// The environment ECS would give a task of agent `agent_id`.
+pub fn environment_of(agent_id: AgentId, draft: &AgentDraft, bucket: &str) -> (AgentSpec, BTreeMap<String, String>) {
     let (config, secrets) = draft.clone().validate(None).expect("test draft is valid");
-    let spec = AgentSpec { agent_id: AgentId::generate(), tenant_id: TenantId::generate(), config, secrets };
+    let spec = AgentSpec { agent_id, tenant_id: TenantId::generate(), config, secrets };
     let env = spec.to_env();
     let mut vars: BTreeMap<String, String> = env.vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
     for (k, v) in &env.secrets {
@@ -120,7 +127,7 @@ pub async fn spawn_with(draft: AgentDraft, options: Options) -> Runtime {
     };
     let sim = TwilioSim::start(ACCOUNT_SID, AUTH_TOKEN).await.expect("start the Twilio simulator");
     let spool = options.spool.unwrap_or_else(|| tempfile::tempdir().expect("spool dir"));
-    let (spec, mut vars) = environment(&draft, &bucket);
+    let (spec, mut vars) = environment_of(options.agent_id.unwrap_or_else(AgentId::generate), &draft, &bucket);
     vars.insert("TEMPOVOICE_LISTEN".into(), "127.0.0.1:0".into());
     vars.insert("TEMPOVOICE_PUBLIC_HOST".into(), PUBLIC_HOST.into());
     vars.insert("TWILIO_API_BASE".into(), sim.api_base());
@@ -287,4 +294,67 @@ pub fn tool_names(transcript: &serde_json::Value) -> Vec<String> {
         .flat_map(|t| t["tool_calls"].as_array().cloned().unwrap_or_default())
         .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The media stream upgrade as Twilio sends it, signed.
+pub fn stream_request(rt: &Runtime) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let public = format!("wss://{PUBLIC_HOST}/agent/{}/media-stream", rt.agent_id);
+    let mut request = format!("ws://{}/agent/{}/media-stream", rt.addr, rt.agent_id).into_client_request().unwrap();
+    let h = request.headers_mut();
+    h.insert("X-Twilio-Signature", agent_runtime::twilio::signature(AUTH_TOKEN, &public, &[]).parse().unwrap());
+    h.insert("X-Forwarded-Host", PUBLIC_HOST.parse().unwrap());
+    h.insert("X-Forwarded-Proto", "https".parse().unwrap());
+    request
+}
+
+/// Opens the media stream as Twilio would, signed.
+pub async fn open_stream(rt: &Runtime) -> Ws {
+    tokio_tungstenite::connect_async(stream_request(rt)).await.expect("upgrade").0
+}
+
+/// The voice webhook's answer to `call_sid`, signed as Twilio signs it.
+pub async fn answer(rt: &Runtime, call_sid: &str) -> String {
+    let params = [
+        ("AccountSid", ACCOUNT_SID),
+        ("CallSid", call_sid),
+        ("Direction", "inbound"),
+        ("From", "+15550001234"),
+        ("To", "+14155550100"),
+    ];
+    let signed: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let public = format!("https://{PUBLIC_HOST}/agent/{}/incoming-call", rt.agent_id);
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/agent/{}/incoming-call", rt.addr, rt.agent_id))
+        .header("X-Twilio-Signature", agent_runtime::twilio::signature(AUTH_TOKEN, &public, &signed))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(agent_runtime::telephony::form_urlencoded(&params))
+        .send()
+        .await
+        .expect("post the voice webhook");
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+/// The stream token in the webhook's answer to `call_sid`.
+pub async fn stream_token(rt: &Runtime, call_sid: &str) -> String {
+    let twiml = answer(rt, call_sid).await;
+    let stream = agent_runtime::callsim::parse_connect_stream(&twiml).unwrap();
+    stream.parameters.into_iter().find(|(k, _)| k == "streamToken").expect("the answer carries a stream token").1
+}
+
+/// A stream's `start` for `call_sid` from `account_sid`, with `token` (if any) among
+/// its parameters.
+pub fn start_message(call_sid: &str, stream_sid: &str, account_sid: &str, token: Option<&str>) -> String {
+    let mut parameters = serde_json::json!({"from": "+15550001234"});
+    if let Some(token) = token {
+        parameters["streamToken"] = token.into();
+    }
+    serde_json::json!({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+        "start": {"accountSid": account_sid, "streamSid": stream_sid, "callSid": call_sid, "tracks": ["inbound"],
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                  "customParameters": parameters}})
+    .to_string()
 }

@@ -11,6 +11,7 @@ mod nova;
 mod openai;
 mod resilience;
 mod signature;
+mod stream_admission;
 mod webhook;
 mod webhook_calls;
 mod webhook_delivery;

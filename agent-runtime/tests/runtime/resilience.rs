@@ -12,7 +12,6 @@ use agent_runtime::callsim::{Ending, Step};
 use common::*;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// S3 that fails while `down` is set.
 struct Outage {
@@ -33,6 +32,20 @@ impl ObjectStore for Outage {
             });
         }
         self.inner.put_file(key, path, content_type)
+    }
+
+    fn create_new<'a>(
+        &'a self,
+        key: &'a str,
+        body: Vec<u8>,
+        content_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<bool, UploadError>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async move {
+                Err(UploadError::Put { key: key.to_owned(), reason: "S3 unreachable (test outage)".to_owned() })
+            });
+        }
+        self.inner.create_new(key, body, content_type)
     }
 }
 
@@ -74,6 +87,8 @@ async fn artifacts_are_spooled_while_s3_is_down_and_uploaded_when_it_returns() {
     assert!(metrics.contains("tempovoice_spooled_calls 1"), "{metrics}");
     assert!(metrics.contains("tempovoice_s3_errors_total 1"), "{metrics}");
     assert!(metrics.contains("tempovoice_greeting_seconds_count 1"), "the greeting is timed: {metrics}");
+    // The stream's claim could not be written either: the call went on, and it says so.
+    assert!(metrics.contains("tempovoice_stream_claim_errors_total 1"), "{metrics}");
 
     down.store(false, Ordering::SeqCst);
     let transcript = rt.json(&report.call_sid, "transcript.json").await;
@@ -156,19 +171,6 @@ async fn shutdown_drains_live_calls_and_stores_every_artifact_before_exit() {
     }
 }
 
-/// Opens the media stream as Twilio would, signed.
-async fn open_stream(
-    rt: &Runtime,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let public = format!("wss://{PUBLIC_HOST}/agent/{}/media-stream", rt.agent_id);
-    let mut request = format!("ws://{}/agent/{}/media-stream", rt.addr, rt.agent_id).into_client_request().unwrap();
-    let h = request.headers_mut();
-    h.insert("X-Twilio-Signature", agent_runtime::twilio::signature(AUTH_TOKEN, &public, &[]).parse().unwrap());
-    h.insert("X-Forwarded-Host", PUBLIC_HOST.parse().unwrap());
-    h.insert("X-Forwarded-Proto", "https".parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.expect("upgrade").0
-}
-
 fn media(stream_sid: &str, n: u64) -> Message {
     Message::Text(
         serde_json::json!({"event": "media", "sequenceNumber": (n + 3).to_string(), "streamSid": stream_sid,
@@ -181,17 +183,15 @@ fn media(stream_sid: &str, n: u64) -> Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_out_of_order_messages_and_a_dropped_socket_still_leave_artifacts() {
     let rt = spawn(draft()).await;
-    let mut ws = open_stream(&rt).await;
     let call_sid = "CA00000000000000000000000000000abc";
     let stream_sid = "MZ00000000000000000000000000000abc";
+    let token = stream_token(&rt, call_sid).await;
+    let mut ws = open_stream(&rt).await;
     // Before start: media and a mark are out of order.
     ws.send(media(stream_sid, 0)).await.unwrap();
     ws.send(Message::Text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.into())).await.unwrap();
-    let start = serde_json::json!({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-        "start": {"accountSid": ACCOUNT_SID, "streamSid": stream_sid, "callSid": call_sid, "tracks": ["inbound"],
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                  "customParameters": {"from": "+15550001234"}}});
-    ws.send(Message::Text(start.to_string().into())).await.unwrap();
+    let start = start_message(call_sid, stream_sid, ACCOUNT_SID, Some(&token));
+    ws.send(Message::Text(start.clone().into())).await.unwrap();
     let junk = [
         "not json at all".to_owned(),
         r#"{"event":"media"}"#.to_owned(),
@@ -199,7 +199,7 @@ async fn malformed_and_out_of_order_messages_and_a_dropped_socket_still_leave_ar
         r#"{"event":"media","sequenceNumber":"9","streamSid":"MZ-other","media":{"payload":"/w=="}}"#.to_owned(),
         r#"{"event":"media","sequenceNumber":"9","streamSid":"MZ00000000000000000000000000000abc","media":{"payload":"%%%not base64"}}"#.to_owned(),
         r#"{"event":"mark","sequenceNumber":"9","streamSid":"MZ00000000000000000000000000000abc","mark":{"name":"never-sent"}}"#.to_owned(),
-        start.to_string(),
+        start,
         format!(r#"{{"event":"media","pad":"{}"}}"#, "x".repeat(200_000)),
     ];
     for (i, j) in junk.iter().enumerate() {
@@ -237,13 +237,11 @@ async fn malformed_and_out_of_order_messages_and_a_dropped_socket_still_leave_ar
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_over_the_websocket_limit_drops_the_stream_but_not_the_artifacts() {
     let rt = spawn(draft()).await;
-    let mut ws = open_stream(&rt).await;
     let call_sid = "CA00000000000000000000000000000def";
     let stream_sid = "MZ00000000000000000000000000000def";
-    let start = serde_json::json!({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-        "start": {"accountSid": ACCOUNT_SID, "streamSid": stream_sid, "callSid": call_sid, "tracks": ["inbound"],
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
-    ws.send(Message::Text(start.to_string().into())).await.unwrap();
+    let token = stream_token(&rt, call_sid).await;
+    let mut ws = open_stream(&rt).await;
+    ws.send(Message::Text(start_message(call_sid, stream_sid, ACCOUNT_SID, Some(&token)).into())).await.unwrap();
     for n in 0..25 {
         ws.send(media(stream_sid, n)).await.unwrap();
     }

@@ -69,8 +69,10 @@ async fn webhooks_signed_by_twilios_library_are_answered_and_any_change_is_refus
 
     let (status, twiml) = post(&rt, PUBLIC_HOST, "", &params(), Some(&signature)).await;
     assert_eq!(status, 200, "{twiml}");
-    let (stream, parameters) = agent_runtime::callsim::parse_connect_stream(&twiml).unwrap();
+    let agent_runtime::callsim::ConnectStream { url: stream, status_callback, parameters } =
+        agent_runtime::callsim::parse_connect_stream(&twiml).unwrap();
     assert_eq!(stream, format!("wss://{PUBLIC_HOST}/agent/{}/media-stream", rt.agent_id));
+    assert_eq!(status_callback, Some(format!("https://{PUBLIC_HOST}/agent/{}/stream-status", rt.agent_id)));
     let get = |n: &str| parameters.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     assert_eq!(get("from"), Some("+15550001234"));
     assert_eq!(get("to"), Some("+14155550100"));
