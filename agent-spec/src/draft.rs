@@ -314,6 +314,13 @@ impl VoiceDraft {
 }
 
 /// Parses an optional value: absent or blank means "not set".
+/// Which hosts a webhook URL may name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Webhooks {
+    AnyHost,
+    PublicHostsOnly,
+}
+
 fn optional<T>(
     errors: &mut ValidationErrors,
     field: &str,
@@ -410,6 +417,25 @@ impl AgentDraft {
     ///
     /// Returns every problem at once, in field order.
     pub fn validate(&self, existing: Option<&AgentSecrets>) -> Result<(AgentConfig, AgentSecrets), ValidationErrors> {
+        self.validate_with(existing, Webhooks::AnyHost)
+    }
+
+    /// [`Self::validate`], and the rule for saving an agent: no webhook URL may name a
+    /// host that is not on the public internet, written as an address (`10.0.0.5`,
+    /// `[::ffff:127.0.0.1]`) or as `localhost` ([`crate::net::inward_host`]). The
+    /// agent's runtime checks every name it resolves by the same rule.
+    pub fn validate_to_save(
+        &self,
+        existing: Option<&AgentSecrets>,
+    ) -> Result<(AgentConfig, AgentSecrets), ValidationErrors> {
+        self.validate_with(existing, Webhooks::PublicHostsOnly)
+    }
+
+    fn validate_with(
+        &self,
+        existing: Option<&AgentSecrets>,
+        webhooks: Webhooks,
+    ) -> Result<(AgentConfig, AgentSecrets), ValidationErrors> {
         use limits::*;
         let mut e = ValidationErrors::default();
 
@@ -521,6 +547,21 @@ impl AgentDraft {
         let pickup_webhook_url =
             optional(&mut e, "integrations.pickup_webhook_url", &i.pickup_webhook_url, HttpsUrl::parse);
         let make_endpoint = optional(&mut e, "integrations.make_endpoint", &i.make_endpoint, HttpsUrl::parse);
+        if webhooks == Webhooks::PublicHostsOnly {
+            let urls = [
+                ("integrations.webhook_endpoint", &webhook_endpoint),
+                ("integrations.transcript_webhook_url", &transcript_webhook_url),
+                ("integrations.pickup_webhook_url", &pickup_webhook_url),
+                ("integrations.make_endpoint", &make_endpoint),
+            ];
+            for (field, url) in urls {
+                if let Some(reason) =
+                    url.as_ref().and_then(Option::as_ref).and_then(|u| crate::net::inward_host(&u.url()))
+                {
+                    e.push(field, reason);
+                }
+            }
+        }
         let aws_region = required(&mut e, "integrations.aws_region", &i.aws_region, AwsRegion::parse);
 
         let s = &self.sizing;

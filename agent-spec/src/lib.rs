@@ -17,6 +17,7 @@
 //!   from the runtime container's environment, with the task-definition size budget.
 //! - [`api`]: the REST API's response and admin types.
 //! - [`calls`]: the documents a call leaves in the agent's bucket (transcript, metadata).
+//! - [`net`]: which addresses are public, for the URLs tenants give.
 
 pub mod api;
 pub mod calls;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod draft;
 pub mod env;
 pub mod ids;
+pub mod net;
 pub mod secrets;
 pub mod validation;
 pub mod values;

@@ -154,6 +154,13 @@ string_value!(
     },
 );
 
+impl HttpsUrl {
+    /// The parsed URL.
+    pub fn url(&self) -> url::Url {
+        url::Url::parse(self.as_str()).expect("an HttpsUrl was parsed when it was made")
+    }
+}
+
 string_value!(
     /// A Twilio account SID: `AC` followed by 32 lowercase hex digits.
     TwilioAccountSid,

@@ -73,7 +73,7 @@ async fn create_agent(
     ApiJson(draft): ApiJson<AgentDraft>,
 ) -> Result<Response, ApiError> {
     let [(_, deploy)] = flag_query(query.as_deref(), [("deploy", true)])?;
-    let (config, secrets) = draft.validate(None)?;
+    let (config, secrets) = draft.validate_to_save(None)?;
     let mut agent =
         state.store.create_agent(&tenant, config, &secrets).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
     tracing::info!(agent_id = %agent.id, "agent created");
@@ -180,7 +180,7 @@ async fn update_agent(
     }
     let [(_, deploy)] = flag_query(query.as_deref(), [("deploy", true)])?;
     let ApiJson(draft) = body?;
-    let (config, secrets) = draft.validate(Some(&secrets))?;
+    let (config, secrets) = draft.validate_to_save(Some(&secrets))?;
     let mut agent = state
         .store
         .update_agent(&tenant, &id, expected, config, &secrets)

@@ -118,3 +118,49 @@ async fn a_knowledge_base_too_large_to_deploy_is_refused_by_name() {
     assert_eq!((status, fields), (422, vec!["knowledge_base".to_owned()]));
     assert!(body["error"]["message"].as_str().unwrap().contains("too large to deploy"));
 }
+
+#[tokio::test]
+async fn webhook_urls_naming_inward_hosts_are_refused_when_an_agent_is_saved() {
+    let app = TestApp::spawn().await;
+    let tenant = app.new_tenant("t").await;
+    let fields = [
+        ("webhook_endpoint", "https://169.254.170.2/v2/credentials"),
+        ("transcript_webhook_url", "https://[::ffff:127.0.0.1]:8443/hook"),
+        ("pickup_webhook_url", "https://10.0.0.5/hook"),
+        ("make_endpoint", "https://localhost/hook"),
+    ];
+    let mut body = agent_body("Front desk");
+    for (field, url) in fields {
+        body["integrations"][field] = json!(url);
+    }
+    let (status, code, named, error) = error_of(app.create_agent(&tenant, &body).await).await;
+    assert_eq!((status, code.as_str()), (422, "invalid_request"), "{error}");
+    assert_eq!(named, fields.map(|(f, _)| format!("integrations.{f}")));
+    assert!(error.to_string().contains("must not point at 169.254.170.2"), "{error}");
+
+    // Saved with public hosts, then changed to an inward one: refused, and the stored
+    // agent is unchanged.
+    let mut body = agent_body("Front desk");
+    body["integrations"]["transcript_webhook_url"] = json!("https://hooks.example.com/t");
+    let created: serde_json::Value = app.create_agent(&tenant, &body).await.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    body["integrations"]["transcript_webhook_url"] = json!("https://127.0.0.1/t");
+    let res = app
+        .request(Method::PUT, &format!("/v1/agents/{id}"), Some(&tenant.key))
+        .header("If-Match", "\"1\"")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, named, _) = error_of(res).await;
+    assert_eq!((status, named), (422, vec!["integrations.transcript_webhook_url".to_owned()]));
+    let stored: serde_json::Value = app
+        .request(Method::GET, &format!("/v1/agents/{id}"), Some(&tenant.key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["integrations"]["transcript_webhook_url"], "https://hooks.example.com/t");
+}
