@@ -18,7 +18,7 @@
 //! redirect rule), for a runtime whose webhook receivers are on a private network or
 //! on this machine.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 pub use agent_spec::net::is_public;
