@@ -177,8 +177,9 @@ impl Workers {
         match result {
             Ok((deployed_version, reports, image)) => {
                 for r in &reports {
-                    let arn = r.arn.as_deref().unwrap_or(&r.name);
-                    let mut message = format!("{} {arn}", action_name(r));
+                    // The name, not the ARN: events are the tenant's to read, and an
+                    // ARN names the platform's account.
+                    let mut message = format!("{} {}", action_name(r), r.name);
                     if !r.changes.is_empty() {
                         message.push_str(&format!(" ({})", r.changes.join(", ")));
                     }
@@ -214,20 +215,20 @@ impl Workers {
             Err(error) if error.retryable && d.attempts < self.policy().max_attempts => {
                 let backoff = backoff(self.policy().retry_base, d.attempts);
                 let message = format!(
-                    "attempt {} failed: {}; retrying in {} s ({} of {} attempts used)",
+                    "attempt {} failed: {} in {} s ({} of {} attempts used)",
                     d.attempts,
-                    error.message,
+                    tenant_message(&error),
                     backoff.as_secs(),
                     d.attempts,
                     self.policy().max_attempts
                 );
-                tracing::warn!(deployment_id = %d.id, error_type = %error.error_type, "{message}");
+                tracing::warn!(deployment_id = %d.id, error_type = %error.error_type, error = %error.message, "{message}");
                 self.event(d, "retry", error.step.as_deref(), message).await;
                 Completion::Retry { error, not_before: now_ms() + backoff.as_millis() as i64 }
             }
             Err(error) => {
                 tracing::warn!(deployment_id = %d.id, error_type = %error.error_type, error = %error.message, "deployment failed");
-                self.event(d, "failed", error.step.as_deref(), error.message.clone()).await;
+                self.event(d, "failed", error.step.as_deref(), tenant_message(&error)).await;
                 Completion::Failed(error)
             }
         }
@@ -241,7 +242,8 @@ impl Workers {
         let again = Completion::Watch { not_before: now + self.policy().rollout_poll.as_millis() as i64 };
         let Some(td) = d.resources.iter().find(|r| r.kind == "task_definition").and_then(|r| r.arn.clone()) else {
             let error = control_error(false, "no_task_definition", "the deployment recorded no task definition");
-            self.event(d, "failed", Some("rollout"), error.message.clone()).await;
+            tracing::error!(deployment_id = %d.id, error = %error.message, "rollout cannot be watched");
+            self.event(d, "failed", Some("rollout"), tenant_message(&error)).await;
             return Completion::Failed(error);
         };
         let event = DeployerEvent {
@@ -261,7 +263,8 @@ impl Workers {
                 return again;
             }
             Err(e) => {
-                self.event(d, "failed", e.step.as_deref(), e.message.clone()).await;
+                tracing::warn!(deployment_id = %d.id, error_type = %e.error_type, error = %e.message, "could not look at the rollout");
+                self.event(d, "failed", e.step.as_deref(), tenant_message(&e)).await;
                 return Completion::Failed(e);
             }
         };
@@ -288,7 +291,7 @@ impl Workers {
                     retryable: false,
                 };
                 tracing::warn!(deployment_id = %d.id, agent_id = %d.agent_id, error = %error.message, "rollout failed");
-                self.event(d, "failed", Some("rollout"), error.message.clone()).await;
+                self.event(d, "failed", Some("rollout"), tenant_message(&error)).await;
                 Completion::Failed(error)
             }
             Stage::RollingOut if now >= deadline => {
@@ -304,7 +307,7 @@ impl Workers {
                     retryable: false,
                 };
                 tracing::warn!(deployment_id = %d.id, agent_id = %d.agent_id, error = %error.message, "rollout timed out");
-                self.event(d, "failed", Some("rollout"), error.message.clone()).await;
+                self.event(d, "failed", Some("rollout"), tenant_message(&error)).await;
                 Completion::Failed(error)
             }
             Stage::RollingOut => again,
@@ -428,6 +431,24 @@ impl Drop for AbortOnDrop {
 pub fn backoff(base: Duration, attempts: i64) -> Duration {
     let factor = 1u32 << attempts.clamp(1, 16).saturating_sub(1) as u32;
     base.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+/// What a tenant is told of a deployment's failure: the step, AWS's error code and
+/// whether it is retried, never AWS's own words (which name the platform's account,
+/// roles and resources) or the control plane's internals. The whole error stays in
+/// the logs and on the admin API.
+pub(crate) fn tenant_message(error: &DeploymentError) -> String {
+    let step = error.step.as_deref().unwrap_or("deployment");
+    let code = error.code.as_deref().unwrap_or("an error");
+    let what = match (step, code) {
+        ("control_plane", _) => format!("the control plane could not carry out the deployment ({code})"),
+        ("rollout", "RolloutTimeout") => "the agent's service did not become healthy within the rollout timeout".into(),
+        ("rollout", _) => format!("the agent's service did not start ({code})"),
+        ("validate", _) => "the deployer refused the agent's configuration".into(),
+        _ => format!("the {step} step failed: AWS answered {code}"),
+    };
+    let next = if error.retryable { "it is retried" } else { "the operator has the details" };
+    format!("{what}; {next}")
 }
 
 fn control_error(retryable: bool, code: &str, message: &str) -> DeploymentError {

@@ -1,7 +1,9 @@
 //! `/v1/admin`: the operator's routes, authenticated with `TEMPOVOICE_ADMIN_TOKEN`
 //! (disabled when it is unset). The same operations are on the CLI.
 
-use agent_spec::api::{CreateTenantRequest, ErrorBody, IssueApiKeyRequest, IssuedApiKey, TenantResponse};
+use agent_spec::api::{
+    CreateTenantRequest, DeploymentResponse, ErrorBody, IssueApiKeyRequest, IssuedApiKey, TenantResponse,
+};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Admin, ApiJson, TenantPath};
+use super::extract::{Admin, AgentPath, ApiJson, DeploymentPath, TenantPath};
 use crate::store::api_keys::ApiKeyInfo;
 use deployer_lambda::event::{Action, DeployerEvent, DeployerResponse, EVENT_VERSION, Outcome};
 use deployer_lambda::fleet::{SweepReport, SweepRequest};
@@ -21,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(issue_api_key, list_api_keys))
         .routes(routes!(revoke_api_key))
         .routes(routes!(sweep))
+        .routes(routes!(get_deployment))
 }
 
 /// Longest tenant name or key label.
@@ -128,6 +131,38 @@ async fn revoke_api_key(
     state.store.revoke_api_key(&tenant, &key_id).await.map_err(|e| ApiError::from_store(e, "api key"))?;
     tracing::info!(tenant_id = %tenant, key_id = %key_id, "api key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One deployment of a tenant's agent, whole: AWS's error text and the resources'
+/// ARNs, which the tenant's own view leaves out.
+#[utoipa::path(
+    get, path = "/v1/admin/tenants/{tenantId}/agents/{id}/deployments/{deploymentId}", tag = "admin",
+    params(
+        ("tenantId" = agent_spec::TenantId, Path, description = "Tenant id"),
+        ("id" = agent_spec::AgentId, Path, description = "Agent id"),
+        ("deploymentId" = agent_spec::DeploymentId, Path, description = "Deployment id"),
+    ),
+    responses(
+        (status = 200, description = "The deployment", body = DeploymentResponse),
+        (status = 401, description = "Invalid admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 404, description = "No such deployment of this tenant's agent", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+async fn get_deployment(
+    State(state): State<AppState>,
+    _: Admin,
+    TenantPath(tenant): TenantPath,
+    AgentPath(id): AgentPath,
+    DeploymentPath(deployment): DeploymentPath,
+) -> Result<Json<DeploymentResponse>, ApiError> {
+    let found = state
+        .store
+        .get_deployment(&tenant, &id, &deployment)
+        .await
+        .map_err(|e| ApiError::from_store(e, "deployment"))?;
+    Ok(Json(found))
 }
 
 /// Look for orphans: AWS resources named and tagged as an agent's whose agent the

@@ -52,8 +52,23 @@ pub(crate) fn agent_response_body(state: &AppState, agent: StoredAgent) -> Agent
     AgentResponse { voice_url, ..agent.into_response() }
 }
 
-/// `202 Accepted` with the deployment and its `Location`.
+/// A deployment as its tenant sees it: resources by name without their ARNs, and a
+/// failure as its step, AWS's error code and what happens next, never AWS's own words
+/// (which name the platform's account, roles and resources). The admin API gives the
+/// whole record.
+pub(crate) fn for_tenant(mut deployment: DeploymentResponse) -> DeploymentResponse {
+    for resource in &mut deployment.resources {
+        resource.arn = None;
+    }
+    if let Some(error) = &mut deployment.error {
+        error.message = crate::deploy::worker::tenant_message(error);
+    }
+    deployment
+}
+
+/// `202 Accepted` with the deployment (as its tenant sees it) and its `Location`.
 pub(crate) fn accepted(deployment: DeploymentResponse) -> Response {
+    let deployment = for_tenant(deployment);
     let location = format!("/v1/agents/{}/deployments/{}", deployment.agent_id, deployment.id);
     let mut headers = HeaderMap::new();
     headers.insert(header::LOCATION, HeaderValue::from_str(&location).expect("ids are valid in a header"));
@@ -118,7 +133,7 @@ async fn list_deployments(
         .await
         .map_err(|e| ApiError::from_store(e, "agent"))?;
     Ok(axum::Json(DeploymentPage {
-        deployments: deployments.into_iter().map(|d| d.into_response(Vec::new())).collect(),
+        deployments: deployments.into_iter().map(|d| for_tenant(d.into_response(Vec::new()))).collect(),
         next_cursor: next.map(|c| c.encode()),
     }))
 }
@@ -148,5 +163,5 @@ async fn get_deployment(
         .get_deployment(&tenant, &id, &deployment)
         .await
         .map_err(|e| ApiError::from_store(e, "deployment"))?;
-    Ok(axum::Json(found))
+    Ok(axum::Json(for_tenant(found)))
 }

@@ -40,6 +40,14 @@ fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build())
 }
 
+/// The whole record of a deployment, as the operator sees it on the admin API.
+async fn admin_view(app: &TestApp, tenant: &TestTenant, agent: &str, deployment: &str) -> Value {
+    let path = format!("/v1/admin/tenants/{}/agents/{agent}/deployments/{deployment}", tenant.id);
+    let res = app.admin(Method::GET, &path, None).await;
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().await.unwrap()
+}
+
 async fn get_json(app: &TestApp, tenant: &TestTenant, path: &str) -> (u16, Value) {
     let res = app.request(Method::GET, path, Some(&tenant.key)).send().await.unwrap();
     let status = res.status().as_u16();
@@ -108,9 +116,27 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     let actions = resource_actions(&done);
     assert_eq!(actions.len(), 7, "{actions:?}");
     assert!(actions.values().all(|a| a == "created"), "{actions:?}");
+    // The tenant sees resources by name; ARNs (the platform's account id, its role
+    // names) are the operator's.
     for r in done["resources"].as_array().unwrap() {
+        assert!(r["arn"].is_null() && r["name"].as_str().is_some(), "{r}");
+    }
+    assert!(!done.to_string().contains("arn:aws:"), "{done:#}");
+    let whole = admin_view(&app, &tenant, &id, &first).await;
+    for r in whole["resources"].as_array().unwrap() {
         assert!(r["arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:")), "{r}");
     }
+    // A tenant cannot read it there.
+    let res = app
+        .request(
+            Method::GET,
+            &format!("/v1/admin/tenants/{}/agents/{id}/deployments/{first}", tenant.id),
+            Some(&tenant.key),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
     let kinds: Vec<&str> = done["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"queued"));
     assert_eq!(kinds.last(), Some(&"succeeded"));
@@ -216,6 +242,9 @@ async fn a_full_listener_fails_the_deployment_clearly_and_a_delete_frees_its_slo
     assert_eq!(done["attempts"], 1, "not retried: waiting will not make room");
     assert_eq!(done["error"]["code"], "no_capacity");
     let message = done["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no_capacity") && !message.contains("TEMPOVOICE_LISTENERS"), "{message}");
+    let whole = admin_view(&app, &tenant, second_id, second["deployment"]["id"].as_str().unwrap()).await;
+    let message = whole["error"]["message"].as_str().unwrap();
     assert!(message.contains("every listener is full") && message.contains("TEMPOVOICE_LISTENERS"), "{message}");
     assert!(done["resources"].as_array().unwrap().is_empty(), "nothing was created");
 
@@ -330,7 +359,9 @@ async fn retryable_failures_are_retried_and_others_fail_at_once() {
     let retries: Vec<&Value> = done["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "retry").collect();
     assert_eq!(retries.len(), 2);
     assert_eq!(retries[0]["step"], "target_group");
-    assert!(retries[0]["message"].as_str().unwrap().contains("Rate exceeded"));
+    // The tenant reads the step and AWS's error code, not AWS's words.
+    let said = retries[0]["message"].as_str().unwrap();
+    assert!(said.contains("AWS answered Throttling") && !said.contains("Rate exceeded"), "{said}");
 
     let app = spawn_with_deployer(deploying(&base), flaky(&base, 1, false, false).await).await;
     let tenant = app.new_tenant("t").await;
@@ -341,6 +372,9 @@ async fn retryable_failures_are_retried_and_others_fail_at_once() {
     assert_eq!(done["attempts"], 1);
     assert_eq!(done["error"]["error_type"], "NonRetryable.target_group.Throttling");
     assert_eq!(done["error"]["step"], "target_group");
+    let whole = admin_view(&app, &tenant, id, agent["deployment"]["id"].as_str().unwrap()).await;
+    assert!(whole["error"]["message"].as_str().unwrap().contains("Rate exceeded"), "{whole:#}");
+    assert!(!done["error"]["message"].as_str().unwrap().contains("Rate exceeded"), "{done:#}");
 
     // A deployer-side refusal: the runtime image tag does not exist; nothing is made.
     let mut missing_image = base.clone();
@@ -352,7 +386,9 @@ async fn retryable_failures_are_retried_and_others_fail_at_once() {
     let done = wait_done(&app, &tenant, id, agent["deployment"]["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "failed");
     assert_eq!(done["error"]["error_type"], "NonRetryable.runtime_image.ImageNotFoundException");
-    assert!(done["error"]["message"].as_str().unwrap().contains("no-such-tag"));
+    assert!(done["error"]["message"].as_str().unwrap().contains("ImageNotFoundException"), "{done:#}");
+    let whole = admin_view(&app, &tenant, id, agent["deployment"]["id"].as_str().unwrap()).await;
+    assert!(whole["error"]["message"].as_str().unwrap().contains("no-such-tag"), "{whole:#}");
 }
 
 #[tokio::test]
@@ -618,8 +654,10 @@ async fn a_deploy_rolls_out_until_ecs_reports_it_healthy_and_fails_when_it_never
     let rolling = wait_status(&app, &tenant, &id, &first, "rolling_out").await;
     let (_, shown) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
     assert_eq!(shown["deployment"]["status"], "rolling_out");
+    let whole = admin_view(&app, &tenant, &id, &first).await;
+    assert_eq!(whole["status"], rolling["status"]);
     let arn = |kind: &str| {
-        rolling["resources"].as_array().unwrap().iter().find(|r| r["kind"] == kind).unwrap()["arn"]
+        whole["resources"].as_array().unwrap().iter().find(|r| r["kind"] == kind).unwrap()["arn"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -666,7 +704,9 @@ async fn a_deploy_rolls_out_until_ecs_reports_it_healthy_and_fails_when_it_never
     let failed = wait_done(&app, &tenant, &id, &second).await;
     assert_eq!(failed["status"], "failed", "{failed:#}");
     assert_eq!(failed["error"]["code"], "RolloutTimeout", "{failed:#}");
-    assert!(failed["error"]["message"].as_str().unwrap().contains("TEMPOVOICE_ROLLOUT_TIMEOUT_SECS"), "{failed:#}");
+    assert!(failed["error"]["message"].as_str().unwrap().contains("within the rollout timeout"), "{failed:#}");
+    let whole = admin_view(&app, &tenant, &id, &second).await;
+    assert!(whole["error"]["message"].as_str().unwrap().contains("TEMPOVOICE_ROLLOUT_TIMEOUT_SECS"), "{whole:#}");
 }
 
 /// `POST /v1/admin/sweep`: the deployer hears of every agent the database knows, so
