@@ -20,33 +20,133 @@ use std::time::Duration;
 use agent_spec::calls::CALL_FILES;
 pub use agent_spec::calls::{CallMetadata, DtmfRecord, Role, ToolCallRecord, Transcript, Turn, WebhookDelivery};
 
-/// Writes the stereo call recording to a file as the call goes.
+/// The bytes the spool may hold (`TEMPOVOICE_SPOOL_MAX_MB`): recordings being
+/// written and every call's files waiting for S3. Recordings take their room ahead,
+/// [`RECORDING_CHUNK`] at a time, and stop when there is none; a call's transcript and
+/// metadata are always written (they are small, and the call's record).
+#[derive(Debug)]
+pub struct DiskBudget {
+    cap: u64,
+    used: AtomicU64,
+}
+
+/// How much room a recording takes at a time (about 2 s of a stereo recording).
+pub const RECORDING_CHUNK: u64 = 64 * 1024;
+
+impl DiskBudget {
+    pub fn new(cap: u64) -> Self {
+        Self { cap, used: AtomicU64::new(0) }
+    }
+
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` if they fit under the cap.
+    pub fn reserve(&self, bytes: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.cap)
+            })
+            .is_ok()
+    }
+
+    /// Counts `bytes` written whatever the cap (a call's transcript and metadata).
+    pub fn add(&self, bytes: u64) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    pub fn release(&self, bytes: u64) {
+        let _ = self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| Some(used.saturating_sub(bytes)));
+    }
+}
+
+/// Why a recording stopped before its call ended.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("the spool is full ({cap} bytes, TEMPOVOICE_SPOOL_MAX_MB)")]
+    SpoolFull { cap: u64 },
+    #[error(transparent)]
+    Write(#[from] hound::Error),
+}
+
+/// Writes the stereo call recording to a file as the call goes, within the spool's
+/// [`DiskBudget`].
 pub struct Recorder {
-    writer: hound::WavWriter<BufWriter<std::fs::File>>,
+    /// `None` once finished.
+    writer: Option<hound::WavWriter<BufWriter<std::fs::File>>>,
     path: PathBuf,
+    budget: Arc<DiskBudget>,
+    /// Bytes taken from the budget and not yet written.
+    room: u64,
+    /// Bytes taken from the budget in all.
+    taken: u64,
+    channels: u16,
 }
 
 impl Recorder {
-    pub fn create(path: PathBuf, channels: u16) -> Result<Self, hound::Error> {
+    /// A recording at `path`; refused when the spool has no room for its first chunk.
+    pub fn create(path: PathBuf, channels: u16, budget: Arc<DiskBudget>) -> Result<Self, RecordError> {
+        if !budget.reserve(RECORDING_CHUNK) {
+            return Err(RecordError::SpoolFull { cap: budget.cap() });
+        }
         let spec = hound::WavSpec {
             channels,
             sample_rate: crate::audio::SAMPLE_RATE,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+        let opened = (|| {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            hound::WavWriter::create(&path, spec)
+        })();
+        match opened {
+            Ok(writer) => {
+                // The WAV header (44 bytes) comes out of the first chunk.
+                Ok(Self {
+                    writer: Some(writer),
+                    path,
+                    budget,
+                    room: RECORDING_CHUNK - 44,
+                    taken: RECORDING_CHUNK,
+                    channels,
+                })
+            }
+            Err(e) => {
+                budget.release(RECORDING_CHUNK);
+                Err(e.into())
+            }
         }
-        Ok(Self { writer: hound::WavWriter::create(&path, spec)?, path })
     }
 
     /// One frame: caller μ-law and, for a stereo recording, the agent audio heard at
-    /// the same time (shorter is padded with silence).
-    pub fn write_frame(&mut self, caller: &[u8], agent: Option<&[u8]>) -> Result<(), hound::Error> {
+    /// the same time (shorter is padded with silence). At the spool's cap the
+    /// recording stops: [`RecordError::SpoolFull`], and what was written is kept.
+    pub fn write_frame(&mut self, caller: &[u8], agent: Option<&[u8]>) -> Result<(), RecordError> {
+        let samples = match agent {
+            None => caller.len(),
+            Some(agent) => caller.len().max(agent.len()),
+        };
+        let bytes = (samples * 2 * usize::from(self.channels)) as u64;
+        while self.room < bytes {
+            if !self.budget.reserve(RECORDING_CHUNK) {
+                return Err(RecordError::SpoolFull { cap: self.budget.cap() });
+            }
+            self.room += RECORDING_CHUNK;
+            self.taken += RECORDING_CHUNK;
+        }
+        self.room -= bytes;
+        let writer = self.writer.as_mut().expect("a recorder is written until it is finished");
         match agent {
             None => {
                 for b in caller {
-                    self.writer.write_sample(crate::audio::ulaw_decode(*b))?;
+                    writer.write_sample(crate::audio::ulaw_decode(*b))?;
                 }
             }
             Some(agent) => {
@@ -54,17 +154,40 @@ impl Recorder {
                 for i in 0..n {
                     let c = caller.get(i).copied().unwrap_or(crate::audio::ULAW_SILENCE);
                     let a = agent.get(i).copied().unwrap_or(crate::audio::ULAW_SILENCE);
-                    self.writer.write_sample(crate::audio::ulaw_decode(c))?;
-                    self.writer.write_sample(crate::audio::ulaw_decode(a))?;
+                    writer.write_sample(crate::audio::ulaw_decode(c))?;
+                    writer.write_sample(crate::audio::ulaw_decode(a))?;
                 }
             }
         }
         Ok(())
     }
 
-    pub fn finish(self) -> Result<PathBuf, hound::Error> {
-        self.writer.finalize()?;
-        Ok(self.path)
+    /// Closes the file; the room taken and not written goes back to the budget (the
+    /// file's own bytes go back when it leaves the spool).
+    pub fn finish(mut self) -> Result<PathBuf, hound::Error> {
+        let writer = self.writer.take().expect("a recorder is finished once");
+        self.budget.release(std::mem::take(&mut self.room));
+        match writer.finalize() {
+            Ok(()) => Ok(self.path.clone()),
+            Err(e) => {
+                self.discard();
+                Err(e)
+            }
+        }
+    }
+
+    fn discard(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        self.budget.release(std::mem::take(&mut self.taken));
+    }
+}
+
+impl Drop for Recorder {
+    /// A recording dropped unfinished (it failed) is deleted, and its room given back.
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            self.discard();
+        }
     }
 }
 
@@ -171,6 +294,19 @@ impl ObjectStore for S3Store {
     }
 }
 
+/// The bytes of the files under `dir`, recursively.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Releases a call claimed for writing or uploading.
 struct Claim<'a> {
     store: &'a ArtifactStore,
@@ -190,13 +326,33 @@ pub struct ArtifactStore {
     busy: std::sync::Mutex<std::collections::HashSet<String>>,
     spool: PathBuf,
     spooled_calls: AtomicU64,
+    disk: Arc<DiskBudget>,
     retry_first: Duration,
     retry_max: Duration,
 }
 
 impl ArtifactStore {
     pub fn new(store: Arc<dyn ObjectStore>, spool: PathBuf, retry_first: Duration, retry_max: Duration) -> Self {
-        Self { store, busy: Default::default(), spool, spooled_calls: AtomicU64::new(0), retry_first, retry_max }
+        Self {
+            store,
+            busy: Default::default(),
+            spool,
+            spooled_calls: AtomicU64::new(0),
+            disk: Arc::new(DiskBudget::new(u64::MAX)),
+            retry_first,
+            retry_max,
+        }
+    }
+
+    /// The spool holds at most `bytes` (see [`DiskBudget`]).
+    pub fn with_spool_cap(mut self, bytes: u64) -> Self {
+        self.disk = Arc::new(DiskBudget::new(bytes));
+        self
+    }
+
+    /// The spool's budget, which recordings draw on.
+    pub fn disk(&self) -> Arc<DiskBudget> {
+        Arc::clone(&self.disk)
     }
 
     pub fn spool_dir(&self) -> &Path {
@@ -208,7 +364,6 @@ impl ArtifactStore {
         self.spooled_calls.load(Ordering::Relaxed)
     }
 
-    /// A scratch path for a file of this call (recordings are written here during the call).
     /// Claims the call's media stream: `calls/{callSid}/stream.json`, written only if
     /// no stream claimed the call before. `Ok(false)` when one did.
     pub async fn claim_stream(&self, call_sid: &str, stream_sid: &str, agent_id: &str) -> Result<bool, UploadError> {
@@ -222,6 +377,7 @@ impl ArtifactStore {
         self.store.create_new(&key, serde_json::to_vec(&body).unwrap_or_default(), "application/json").await
     }
 
+    /// A scratch path for a file of this call (recordings are written here during the call).
     pub fn scratch_path(&self, call_sid: &str, file: &str) -> PathBuf {
         self.spool.join("active").join(call_sid).join(file)
     }
@@ -233,6 +389,7 @@ impl ArtifactStore {
         let dir = self.spool.join("pending").join(&artifacts.call_sid);
         tokio::fs::create_dir_all(&dir).await?;
         tokio::fs::write(dir.join("transcript.json"), &artifacts.transcript).await?;
+        self.disk.add((artifacts.transcript.len() + artifacts.metadata.len()) as u64);
         for (src, name) in [(&artifacts.recording, "recording.wav"), (&artifacts.voicemail, "voicemail.wav")] {
             if let Some(src) = src {
                 tokio::fs::rename(src, dir.join(name)).await?;
@@ -270,8 +427,11 @@ impl ArtifactStore {
         let _claim = self.claim(call_sid).await;
         let dir = self.spool.join("pending").join(call_sid);
         let existed = dir.exists();
+        let before = tokio::fs::metadata(dir.join("metadata.json")).await.map_or(0, |m| m.len());
         tokio::fs::create_dir_all(&dir).await?;
         tokio::fs::write(dir.join("metadata.json.tmp"), metadata).await?;
+        self.disk.add(metadata.len() as u64);
+        self.disk.release(before);
         tokio::fs::rename(dir.join("metadata.json.tmp"), dir.join("metadata.json")).await?;
         if !existed {
             self.spooled_calls.fetch_add(1, Ordering::Relaxed);
@@ -296,10 +456,15 @@ impl ArtifactStore {
             }
             // Uploaded files are removed one by one, so a retry does not send them again.
             if name != "metadata.json" {
-                let _ = tokio::fs::remove_file(&path).await;
+                let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+                if tokio::fs::remove_file(&path).await.is_ok() {
+                    self.disk.release(size);
+                }
             }
         }
+        let left = dir_size(&dir);
         if tokio::fs::remove_dir_all(&dir).await.is_ok() {
+            self.disk.release(left);
             self.spooled_calls.fetch_sub(1, Ordering::Relaxed);
         }
         true
@@ -317,10 +482,18 @@ impl ArtifactStore {
         out
     }
 
-    /// Counts what a previous process left, so that metrics and the retry loop know.
+    /// Counts what a previous process left, so that metrics, the retry loop and the
+    /// spool's budget know. Recordings of calls that process never finished (it died
+    /// mid-call, so they have no transcript or metadata to go with) are deleted.
     pub fn recover(&self) -> usize {
+        let active = self.spool.join("active");
+        if active.exists() {
+            tracing::warn!(bytes = dir_size(&active), "deleting recordings of calls a previous process never finished");
+            let _ = std::fs::remove_dir_all(&active);
+        }
         let pending = self.pending_calls();
         self.spooled_calls.store(pending.len() as u64, Ordering::Relaxed);
+        self.disk.add(dir_size(&self.spool.join("pending")));
         pending.len()
     }
 
@@ -352,5 +525,48 @@ impl ArtifactStore {
             let left = self.flush_spool().await;
             delay = if left == 0 { self.retry_first } else { (delay * 2).min(self.retry_max) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_disk_budget_never_goes_over_its_cap() {
+        let budget = DiskBudget::new(100);
+        assert!(budget.reserve(60));
+        assert!(!budget.reserve(41), "60 + 41 is over 100");
+        assert!(budget.reserve(40));
+        budget.add(10);
+        assert_eq!(budget.used(), 110, "transcripts are written over the cap");
+        assert!(!budget.reserve(1));
+        budget.release(200);
+        assert_eq!(budget.used(), 0, "never below zero");
+    }
+
+    #[test]
+    fn a_recording_that_fails_or_is_dropped_gives_its_room_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = Arc::new(DiskBudget::new(3 * RECORDING_CHUNK));
+        let path = dir.path().join("a/recording.wav");
+        let mut rec = Recorder::create(path.clone(), 2, Arc::clone(&budget)).unwrap();
+        for _ in 0..150 {
+            rec.write_frame(&[0xFF; 160], Some(&[0xFF; 160])).unwrap();
+        }
+        assert_eq!(budget.used(), 2 * RECORDING_CHUNK, "150 frames of 640 bytes take two chunks");
+        drop(rec);
+        assert_eq!(budget.used(), 0);
+        assert!(!path.exists(), "an unfinished recording is deleted");
+
+        let rec = Recorder::create(path.clone(), 1, Arc::clone(&budget)).unwrap();
+        let kept = rec.finish().unwrap();
+        assert_eq!(budget.used(), std::fs::metadata(&kept).unwrap().len(), "a finished file keeps its own bytes");
+
+        let full = DiskBudget::new(RECORDING_CHUNK - 1);
+        assert!(matches!(
+            Recorder::create(dir.path().join("b.wav"), 2, Arc::new(full)),
+            Err(RecordError::SpoolFull { .. })
+        ));
     }
 }

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub provider_failed: AtomicU64,
     /// Media streams refused at `start`, by [`Refusal::index`].
     streams_refused: [AtomicU64; Refusal::ALL.len()],
+    /// Recordings (and voicemails) stopped at the spool's cap.
+    pub recordings_cut: AtomicU64,
     /// Stream claims the bucket did not answer (the stream went on, checked by this
     /// task alone).
     pub stream_claim_errors: AtomicU64,
@@ -134,7 +136,7 @@ impl Metrics {
         self.frame_handling.lock().expect("metrics lock").observe(&FRAME_BUCKETS, secs);
     }
 
-    pub fn render(&self, spooled_calls: u64) -> String {
+    pub fn render(&self, spooled_calls: u64, spool_bytes: u64) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, kind: &str, value: String| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
@@ -196,6 +198,18 @@ impl Metrics {
             "Media streams whose claim in the bucket failed; each went on, checked by this task alone.",
             "counter",
             load(&self.stream_claim_errors),
+        );
+        gauge(
+            "tempovoice_spool_bytes",
+            "Bytes in the spool: recordings being written and files waiting for S3.",
+            "gauge",
+            spool_bytes.to_string(),
+        );
+        gauge(
+            "tempovoice_recordings_cut_total",
+            "Recordings and voicemails stopped at the spool's cap (TEMPOVOICE_SPOOL_MAX_MB); their calls went on.",
+            "counter",
+            load(&self.recordings_cut),
         );
         gauge(
             "tempovoice_spooled_calls",
@@ -284,7 +298,7 @@ mod tests {
         m.observe_turn_latency(0.012);
         m.observe_greeting(0.180);
         m.observe_greeting(8.0);
-        let text = m.render(0);
+        let text = m.render(0, 0);
         let turn = "tempovoice_turn_latency_seconds";
         assert_eq!(bucket(&text, turn, "0.01"), 0);
         assert_eq!(bucket(&text, turn, "0.015"), 1);

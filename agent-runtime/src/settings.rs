@@ -14,6 +14,7 @@
 //! | `TEMPOVOICE_MAX_CALLS` | `50` | concurrent calls per task |
 //! | `TEMPOVOICE_DRAIN_SECS` | `20` | on SIGTERM, how long live calls may go on (keep under the ECS stop timeout, 30 s by default) |
 //! | `TEMPOVOICE_SPOOL_DIR` | `{tmp}/tempovoice-spool` | recordings during calls, and artifacts S3 did not take |
+//! | `TEMPOVOICE_SPOOL_MAX_MB` | `12288` | what the spool may hold (MiB): at the cap a call's recording stops and the call goes on; its transcript and metadata are always kept. The default fits Fargate's 20 GiB of ephemeral storage with the image |
 //! | `TEMPOVOICE_ASR` | `on` | `off`: the local pipeline does not recognize speech |
 //! | `POCKETSPHINX_MODEL_DIR` | `/usr/share/pocketsphinx/model/en-us` | recognizer model |
 //! | `ESPEAK_NG` | `espeak-ng` | synthesizer program |
@@ -43,6 +44,8 @@ pub struct Settings {
     pub max_calls: usize,
     pub drain: Duration,
     pub spool_dir: PathBuf,
+    /// `TEMPOVOICE_SPOOL_MAX_MB`, in bytes.
+    pub spool_max_bytes: u64,
     pub local: LocalSettings,
     /// Caller silence that ends a turn.
     pub end_of_turn: Duration,
@@ -100,6 +103,7 @@ impl Settings {
         let drain = Duration::from_secs(number("TEMPOVOICE_DRAIN_SECS", 20, 0..=3_600));
         let nova_rotate_after = Duration::from_secs(number("TEMPOVOICE_NOVA_ROTATE_SECS", 360, 5..=450));
         let end_of_turn = Duration::from_millis(number("TEMPOVOICE_END_OF_TURN_MS", 700, 100..=5_000));
+        let spool_max_bytes = number("TEMPOVOICE_SPOOL_MAX_MB", 12_288, 1..=1_048_576) * 1024 * 1024;
         // A setting with two words: `yes` (true) or `no` (false), `default` when unset.
         let mut switch = |name: &str, yes: &str, no: &str, default: bool| match get(name) {
             None => default,
@@ -165,6 +169,7 @@ impl Settings {
                 max_calls,
                 drain,
                 spool_dir,
+                spool_max_bytes,
                 local,
                 end_of_turn,
                 json_logs,

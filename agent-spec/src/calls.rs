@@ -181,6 +181,11 @@ pub struct CallMetadata {
     pub frames_out: u64,
     pub malformed_messages: u64,
     pub recording: bool,
+    /// When the recording stopped because the runtime's spool reached its cap
+    /// (milliseconds into the call; 0: the call was not recorded at all). The call
+    /// itself went on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_cut_at_ms: Option<u64>,
     pub voicemail: bool,
     pub webhooks: Vec<WebhookDelivery>,
     pub errors: Vec<String>,

@@ -100,6 +100,7 @@ fn metadata(agent_id: &str, tenant_id: &str) -> CallMetadata {
         frames_out: 20_000,
         malformed_messages: 0,
         recording: true,
+        recording_cut_at_ms: None,
         voicemail: false,
         webhooks: vec![],
         errors: vec![],

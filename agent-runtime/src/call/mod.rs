@@ -44,7 +44,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::artifacts::{
-    ArtifactStore, CallArtifacts, DtmfRecord, Recorder, Role, ToolCallRecord, Turn, WebhookDelivery,
+    ArtifactStore, CallArtifacts, DtmfRecord, RecordError, Recorder, Role, ToolCallRecord, Turn, WebhookDelivery,
 };
 use crate::audio::FRAME_SAMPLES;
 use crate::guardrails::{Guardrails, Verdict};
@@ -248,6 +248,11 @@ struct Call<'e, S, O> {
     socket_ok: bool,
     webhook_results: Vec<tokio::task::JoinHandle<WebhookDelivery>>,
     errors: Vec<String>,
+    /// When the recording stopped at the spool's cap (ms into the call).
+    recording_cut_at_ms: Option<u64>,
+    /// The recording (or voicemail) as it was when the spool's cap stopped it.
+    recording_kept: Option<std::path::PathBuf>,
+    voicemail_kept: Option<std::path::PathBuf>,
 }
 
 /// Runs one call to its end and returns its artifacts (`None` if the stream never
@@ -317,11 +322,18 @@ where
             to: params.get("to").cloned(),
             started_at: time::OffsetDateTime::now_utc(),
         };
+        let mut errors = Vec::new();
+        let mut recording_cut_at_ms = None;
         let recorder = if env.config.enable_recording {
-            match Recorder::create(env.artifacts.scratch_path(&call_sid, "recording.wav"), 2) {
+            match Recorder::create(env.artifacts.scratch_path(&call_sid, "recording.wav"), 2, env.artifacts.disk()) {
                 Ok(r) => Some(r),
                 Err(e) => {
+                    if matches!(e, RecordError::SpoolFull { .. }) {
+                        env.metrics.recordings_cut.fetch_add(1, Ordering::Relaxed);
+                        recording_cut_at_ms = Some(0);
+                    }
                     tracing::error!(error = %e, "start the call recording; the call goes on without it");
+                    errors.push(format!("recording: {e}"));
                     None
                 }
             }
@@ -369,7 +381,10 @@ where
             hung_up_at: None,
             socket_ok: true,
             webhook_results: Vec::new(),
-            errors: Vec::new(),
+            errors,
+            recording_cut_at_ms,
+            recording_kept: None,
+            voicemail_kept: None,
         };
         tracing::info!(from = ?call.id.from, "call started");
         if let Some(pickup) = pickup {
@@ -838,15 +853,35 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         if let Some(rec) = &mut self.recorder {
             self.playback.heard(&mut self.heard, ulaw.len());
             if let Err(e) = rec.write_frame(ulaw, Some(&self.heard)) {
-                tracing::error!(error = %e, "write the call recording; recording stopped");
+                let at = self.now_ms();
                 self.errors.push(format!("recording: {e}"));
-                self.recorder = None;
+                let rec = self.recorder.take().expect("the recorder just written to");
+                if matches!(e, RecordError::SpoolFull { .. }) {
+                    // What was recorded is kept; the call goes on.
+                    tracing::warn!(error = %e, at_ms = at, "the call recording stopped at the spool's cap");
+                    self.env.metrics.recordings_cut.fetch_add(1, Ordering::Relaxed);
+                    self.recording_cut_at_ms = Some(at);
+                    self.recording_kept = rec.finish().ok();
+                } else {
+                    tracing::error!(error = %e, "write the call recording; recording stopped");
+                }
             }
         }
-        if let Mode::Voicemail { recorder: Some(rec), .. } = &mut self.mode {
+        if let Mode::Voicemail { recorder: Some(rec), until } = &mut self.mode {
             if let Err(e) = rec.write_frame(ulaw, None) {
-                tracing::error!(error = %e, "write the voicemail");
-                self.mode = Mode::Voicemail { recorder: None, until: Instant::now() + self.env.timings.voicemail_max };
+                let until = *until;
+                self.errors.push(format!("voicemail: {e}"));
+                if let Mode::Voicemail { recorder: Some(rec), .. } =
+                    std::mem::replace(&mut self.mode, Mode::Voicemail { recorder: None, until })
+                {
+                    if matches!(e, RecordError::SpoolFull { .. }) {
+                        tracing::warn!(error = %e, "the voicemail stopped at the spool's cap");
+                        self.env.metrics.recordings_cut.fetch_add(1, Ordering::Relaxed);
+                        self.voicemail_kept = rec.finish().ok();
+                    } else {
+                        tracing::error!(error = %e, "write the voicemail");
+                    }
+                }
             }
             return;
         }
@@ -1226,7 +1261,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             AfterPlayback::StartVoicemail => {
                 self.close_turn();
                 let path = self.env.artifacts.scratch_path(&self.id.call_sid, "voicemail.wav");
-                let recorder = match Recorder::create(path, 1) {
+                let recorder = match Recorder::create(path, 1, self.env.artifacts.disk()) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         self.errors.push(format!("voicemail: {e}"));

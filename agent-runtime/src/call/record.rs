@@ -22,17 +22,22 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         let duration = self.t0.elapsed();
         tracing::info!(reason = reason.as_str(), duration_ms = duration.as_millis() as u64, "call ended");
         self.env.metrics.call_ended(reason.as_str());
-        let recording = self.recorder.take().and_then(|r| match r.finish() {
-            Ok(p) => Some(p),
-            Err(e) => {
-                self.errors.push(format!("recording: {e}"));
-                None
-            }
-        });
+        let recording = self
+            .recorder
+            .take()
+            .and_then(|r| match r.finish() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.errors.push(format!("recording: {e}"));
+                    None
+                }
+            })
+            .or_else(|| self.recording_kept.take());
         let voicemail = match std::mem::replace(&mut self.mode, Mode::Conversation) {
             Mode::Voicemail { recorder: Some(r), .. } => r.finish().ok(),
             _ => None,
-        };
+        }
+        .or_else(|| self.voicemail_kept.take());
         let mut webhooks = Vec::new();
         for handle in self.webhook_results.drain(..) {
             match tokio::time::timeout(WEBHOOK_REPORT_WAIT, handle).await {
@@ -75,6 +80,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             frames_out: self.frames_out,
             malformed_messages: self.malformed,
             recording: recording.is_some(),
+            recording_cut_at_ms: self.recording_cut_at_ms,
             voicemail: voicemail.is_some(),
             webhooks,
             errors: std::mem::take(&mut self.errors),

@@ -221,9 +221,21 @@ fn start_call(
     hold: Arc<Mutex<Option<u64>>>,
     connect_fails: bool,
 ) -> Run {
+    start_call_in(edit, |_| {}, hold, connect_fails)
+}
+
+/// [`start_call`], with `edit_env` applied to the call's environment.
+fn start_call_in(
+    edit: impl FnOnce(&mut agent_spec::draft::AgentDraft),
+    edit_env: impl FnOnce(&mut CallEnv),
+    hold: Arc<Mutex<Option<u64>>>,
+    connect_fails: bool,
+) -> Run {
     let spool = tempfile::tempdir().unwrap();
     let telephony = Arc::new(Telephony::default());
-    let env: &'static CallEnv = Box::leak(Box::new(env(spool.path(), Arc::clone(&telephony), edit)));
+    let mut call_env = env(spool.path(), Arc::clone(&telephony), edit);
+    edit_env(&mut call_env);
+    let env: &'static CallEnv = Box::leak(Box::new(call_env));
     let (twilio, inbound, outbound) = twilio(hold);
     let (session, script, log) = ScriptedSession::new();
     let out = futures::sink::unfold(outbound, |tx, s: String| async move {
@@ -439,4 +451,41 @@ async fn a_shutdown_mid_call_asks_the_provider_for_the_goodbye_then_hangs_up() {
     run.twilio.stop();
     let artifacts = run.call.await.unwrap().unwrap();
     assert_eq!(metadata(&artifacts)["end_reason"], "shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_stops_the_recording_and_the_call_goes_on() {
+    use crate::artifacts::RECORDING_CHUNK;
+    let budget: Arc<Mutex<Option<Arc<crate::artifacts::DiskBudget>>>> = Arc::default();
+    let keep = Arc::clone(&budget);
+    let run = start_call_in(
+        |d| d.enable_recording = true,
+        move |env| {
+            let spool = env.artifacts.spool_dir().to_owned();
+            let capped = ArtifactStore::new(Arc::new(NoUploads::default()), spool, Duration::ZERO, Duration::ZERO)
+                .with_spool_cap(2 * RECORDING_CHUNK);
+            *keep.lock().unwrap() = Some(capped.disk());
+            env.artifacts = Arc::new(capped);
+        },
+        Arc::default(),
+        false,
+    );
+    wait_for("the greeting asked for", || run.log.lock().unwrap().spoken.len() == 1).await;
+    // Ten seconds of the caller: the spool has room for about four of the recording.
+    run.twilio.silence(10_000);
+    wait_for("the caller's audio", || run.log.lock().unwrap().audio_bytes >= 400 * FRAME_SAMPLES).await;
+    run.twilio.stop();
+    let artifacts = run.call.await.unwrap().unwrap();
+    let m = metadata(&artifacts);
+    assert_eq!(m["end_reason"], "caller_hung_up", "the call went on: {m:#}");
+    assert_eq!(m["recording"], true, "what was recorded is kept");
+    assert!(m["recording_cut_at_ms"].as_u64().is_some(), "{m:#}");
+    assert!(m["errors"].to_string().contains("the spool is full"), "{m:#}");
+    let path = artifacts.recording.expect("the recording up to the cap");
+    let wav = hound::WavReader::open(&path).expect("a whole WAV file");
+    let secs = f64::from(wav.duration()) / 8000.0;
+    assert!((4.0..=4.1).contains(&secs), "two 64 KiB chunks hold 4.08 s of stereo audio: {secs}");
+    // The budget holds exactly the file, until the file leaves the spool.
+    let budget = budget.lock().unwrap().clone().unwrap();
+    assert_eq!(budget.used(), std::fs::metadata(&path).unwrap().len());
 }

@@ -139,12 +139,15 @@ impl App {
             phrases = lines.len(),
             "speech ready"
         );
-        let artifacts = Arc::new(ArtifactStore::new(
-            peers.objects,
-            settings.spool_dir.clone(),
-            Duration::from_millis(500),
-            Duration::from_secs(60),
-        ));
+        let artifacts = Arc::new(
+            ArtifactStore::new(
+                peers.objects,
+                settings.spool_dir.clone(),
+                Duration::from_millis(500),
+                Duration::from_secs(60),
+            )
+            .with_spool_cap(settings.spool_max_bytes),
+        );
         let leftovers = artifacts.recover();
         if leftovers > 0 {
             tracing::info!(calls = leftovers, "uploading call artifacts left in the spool");
@@ -341,7 +344,8 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.inner.env.metrics.render(state.inner.env.artifacts.spooled());
+    let artifacts = &state.inner.env.artifacts;
+    let body = state.inner.env.metrics.render(artifacts.spooled(), artifacts.disk().used());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -268,6 +268,6 @@ async fn a_nova_reply_that_breaks_a_rule_is_cut_at_its_speculative_text_before_i
     let metadata = rt.json(&report.call_sid, "metadata.json").await;
     assert_eq!(metadata["guardrail_cuts"], 1, "{metadata:#}");
     assert!(metadata["errors"][0].as_str().unwrap().contains("wedding cakes"), "{metadata:#}");
-    let metrics = rt.state.metrics().render(0);
+    let metrics = rt.state.metrics().render(0, 0);
     assert!(metrics.contains("tempovoice_guardrail_cuts_total 1"), "{metrics}");
 }

@@ -157,7 +157,7 @@ async fn openai_down_at_the_start_gets_an_apology_and_a_hang_up() {
     let metadata = rt.json(&report.call_sid, "metadata.json").await;
     assert_eq!(metadata["end_reason"], "provider_unavailable");
     assert!(metadata["errors"][0].as_str().unwrap().contains("openai-realtime unreachable"), "{metadata:#}");
-    let metrics = rt.state.metrics().render(0);
+    let metrics = rt.state.metrics().render(0, 0);
     assert!(metrics.contains("tempovoice_provider_failures_total{kind=\"unavailable\"} 1"), "{metrics}");
 }
 

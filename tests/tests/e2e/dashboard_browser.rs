@@ -194,6 +194,7 @@ async fn put_call(platform: &Platform, key: &str, agent_id: &str) {
         frames_out: 300,
         malformed_messages: 0,
         recording: true,
+        recording_cut_at_ms: None,
         voicemail: false,
         webhooks: vec![WebhookDelivery {
             kind: "transcript".into(),
