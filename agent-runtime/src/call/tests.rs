@@ -489,3 +489,68 @@ async fn a_full_spool_stops_the_recording_and_the_call_goes_on() {
     let budget = budget.lock().unwrap().clone().unwrap();
     assert_eq!(budget.used(), std::fs::metadata(&path).unwrap().len());
 }
+
+/// Any message a socket can carry: garbage, JSON of the wrong shape, Twilio's
+/// messages with odd values (other stream sids, payloads that are not base64 or not a
+/// whole frame, long or non-ASCII digits and mark names, repeated `start`s, unknown
+/// events), and messages over the size limit.
+fn any_message() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let text = || proptest::string::string_regex("[\\PC\"\\\\{}]{0,40}").unwrap();
+    let payload = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..400)
+            .prop_map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+        text(),
+    ];
+    let sid = prop_oneof![Just(STREAM.to_owned()), text()];
+    prop_oneof![
+        text(),
+        proptest::collection::vec(any::<u8>(), 0..200).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        (sid.clone(), payload).prop_map(|(sid, p)| {
+            serde_json::json!({"event": "media", "sequenceNumber": "3", "streamSid": sid, "media": {"payload": p}})
+                .to_string()
+        }),
+        (sid.clone(), text()).prop_map(|(sid, name)| {
+            serde_json::json!({"event": "mark", "sequenceNumber": "4", "streamSid": sid, "mark": {"name": name}})
+                .to_string()
+        }),
+        (sid, text()).prop_map(|(sid, digit)| {
+            serde_json::json!({"event": "dtmf", "sequenceNumber": "5", "streamSid": sid,
+                "dtmf": {"track": "inbound_track", "digit": digit}})
+            .to_string()
+        }),
+        (text(), text()).prop_map(|(event, value)| serde_json::json!({"event": event, "x": value}).to_string()),
+        Just(start_message("AC0123456789abcdef0123456789abcdef", "not-a-token")),
+        (0usize..3).prop_map(|n| format!(r#"{{"event":"media","pad":"{}"}}"#, "x".repeat(MAX_MESSAGE_BYTES + n))),
+    ]
+}
+
+/// The stream's parser and the call loop behind it survive any sequence of messages:
+/// no panic, the call still ends at Twilio's `stop` with its artifacts, and what it
+/// keeps grows with what it was sent only within bounds (DTMF digits are cut to 4
+/// characters, everything else unusable is only counted).
+#[test]
+fn the_call_loop_survives_any_messages() {
+    use proptest::prelude::*;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let config = ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() };
+    proptest!(config, |(messages in proptest::collection::vec(any_message(), 1..40))| {
+        let sent = messages.len();
+        let artifacts = runtime.block_on(async {
+            let run = start_call(|_| {}, Arc::default(), false);
+            for m in messages {
+                let _ = run.twilio.inbound.send(WsFrame::Text(m));
+            }
+            run.twilio.stop();
+            tokio::time::timeout(Duration::from_secs(20), run.call).await
+        });
+        let artifacts = artifacts.expect("the call ends").expect("no panic").expect("artifacts");
+        let m = metadata(&artifacts);
+        prop_assert_eq!(&m["end_reason"], "caller_hung_up");
+        let t = transcript(&artifacts);
+        let dtmf = t["dtmf"].as_array().unwrap();
+        prop_assert!(dtmf.len() <= sent);
+        prop_assert!(dtmf.iter().all(|d| d["digit"].as_str().unwrap().chars().count() <= 4));
+        prop_assert!(artifacts.transcript.len() + artifacts.metadata.len() < 8 * 1024 + 64 * sent);
+    });
+}

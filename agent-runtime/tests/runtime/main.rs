@@ -15,3 +15,4 @@ mod stream_admission;
 mod webhook;
 mod webhook_calls;
 mod webhook_delivery;
+mod webhook_form;

@@ -9,6 +9,7 @@ mod deployments;
 mod errors;
 mod health;
 mod helpers;
+mod json_bodies;
 mod lambda;
 mod openapi;
 mod pagination;
