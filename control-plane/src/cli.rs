@@ -45,6 +45,32 @@ pub enum TenantCommand {
         #[arg(long, default_value = "default")]
         key_label: String,
     },
+    /// Show a tenant's quotas and use; with any of the flags, set those overrides
+    /// first (a number, or `default` for the operator's default).
+    Quotas {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        agents: Option<String>,
+        /// Task CPU units × desired count over the tenant's agents (1024 = 1 vCPU).
+        #[arg(long)]
+        cpu_units: Option<String>,
+        #[arg(long)]
+        listener_slots: Option<String>,
+        #[arg(long)]
+        knowledge_bytes: Option<String>,
+    },
+}
+
+/// `--flag N` sets an override, `--flag default` clears it; absent keeps it.
+fn quota_flag(flag: &str, value: Option<String>, current: Option<u64>) -> anyhow::Result<Option<u64>> {
+    match value.as_deref() {
+        None => Ok(current),
+        Some("default") => Ok(None),
+        Some(v) => {
+            v.parse::<u64>().map(Some).map_err(|_| anyhow::anyhow!("--{flag} {v:?} is not a whole number or `default`"))
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +122,28 @@ pub async fn run_operator_command(settings: &Settings, command: Command) -> anyh
             let tenant = store.create_tenant(&name).await.context("create tenant")?;
             let key = store.issue_api_key(&tenant.id, &key_label).await.context("issue api key")?;
             serde_json::json!({ "tenant": tenant, "api_key": key })
+        }
+        Command::Tenant(TenantCommand::Quotas { tenant, agents, cpu_units, listener_slots, knowledge_bytes }) => {
+            let tenant = tenant_id(&tenant)?;
+            if !store.tenant_exists(&tenant).await? {
+                anyhow::bail!("tenant not found");
+            }
+            let current = store.quota_overrides(&tenant).await?;
+            let overrides = crate::store::quotas::QuotaOverrides {
+                agents: quota_flag("agents", agents, current.agents)?,
+                cpu_units: quota_flag("cpu-units", cpu_units, current.cpu_units)?,
+                listener_slots: quota_flag("listener-slots", listener_slots, current.listener_slots)?,
+                knowledge_bytes: quota_flag("knowledge-bytes", knowledge_bytes, current.knowledge_bytes)?,
+            };
+            if overrides != current {
+                store.set_quota_overrides(&tenant, overrides).await.map_err(|e| not_found(e, "tenant"))?;
+            }
+            let used = store.quota_use(&tenant, None).await?;
+            serde_json::to_value(crate::store::quotas::TenantQuotas {
+                limits: settings.tenant_quotas.with(overrides),
+                overrides,
+                used,
+            })?
         }
         Command::Key(KeyCommand::Issue { tenant, label: key_label }) => {
             let key_label = label("--label", &key_label, false)?;

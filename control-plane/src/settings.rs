@@ -14,6 +14,10 @@
 //! | `TEMPOVOICE_LISTENERS` | none | ALB listeners agents are placed on, one per ALB, comma-separated: `listenerArn[=capacity][@publicHost]`; capacity 1–100, default 95; the public host is the one that ALB answers Twilio on (required for each listener when there are several) |
 //! | `TEMPOVOICE_TARGETS_PER_ALB` | `1000` | the account's quota of targets per Application Load Balancer; each agent counts its tasks × 2 (a rolling deploy doubles them) |
 //! | `TEMPOVOICE_TARGET_GROUP_QUOTA` | `3000` | the account's quota of target groups per Region (one per agent) |
+//! | `TEMPOVOICE_TENANT_MAX_AGENTS` | `100` | each tenant's quota of agents (the admin API and CLI override it per tenant) |
+//! | `TEMPOVOICE_TENANT_MAX_CPU_UNITS` | `65536` | each tenant's quota of task CPU units × desired count over its agents (1024 = 1 vCPU; the default is 64 vCPU) |
+//! | `TEMPOVOICE_TENANT_MAX_LISTENER_SLOTS` | `100` | each tenant's quota of listener slots (deployed agents) |
+//! | `TEMPOVOICE_TENANT_MAX_KNOWLEDGE_BYTES` | `20971520` | each tenant's quota of knowledge-base bytes over its agents (20 MiB) |
 //! | `TEMPOVOICE_DEPLOYER` | `in-process` | how agents are deployed: `in-process` (the deployer library, in this process), `lambda` (invoke the deployer Lambda), or `off` (store agents only) |
 //! | `DEPLOYER_LAMBDA_FUNCTION` | required with `lambda` | name or ARN of the deployer Lambda |
 //! | `TEMPOVOICE_PUBLIC_HOST` | none | with a single listener naming no host of its own: the host (and port) of its load balancer, for each agent's Twilio voice URL `https://{host}/agent/{id}/incoming-call` |
@@ -127,6 +131,8 @@ pub struct Settings {
     pub listeners: Vec<ListenerCapacity>,
     /// The AWS quotas placements are checked against.
     pub quotas: crate::store::placements::Quotas,
+    /// Each tenant's quotas, unless the operator set others for it.
+    pub tenant_quotas: crate::store::quotas::QuotaLimits,
     pub deployer: DeployerMode,
     pub deploy: DeploySettings,
     /// Host (and port) in each agent's voice URL.
@@ -300,6 +306,12 @@ impl Settings {
             targets_per_alb: number("TEMPOVOICE_TARGETS_PER_ALB", 1_000, 2..=100_000) as u32,
             target_groups: number("TEMPOVOICE_TARGET_GROUP_QUOTA", 3_000, 1..=1_000_000) as u32,
         };
+        let tenant_quotas = crate::store::quotas::QuotaLimits {
+            agents: number("TEMPOVOICE_TENANT_MAX_AGENTS", 100, 0..=1_000_000),
+            cpu_units: number("TEMPOVOICE_TENANT_MAX_CPU_UNITS", 65_536, 0..=1_000_000_000),
+            listener_slots: number("TEMPOVOICE_TENANT_MAX_LISTENER_SLOTS", 100, 0..=1_000_000),
+            knowledge_bytes: number("TEMPOVOICE_TENANT_MAX_KNOWLEDGE_BYTES", 20 * 1024 * 1024, 0..=1 << 40),
+        };
         let session_hours =
             number("TEMPOVOICE_DASHBOARD_SESSION_HOURS", dashboard::DEFAULT_SESSION_HOURS as u64, 1..=720);
         let public_host = get("TEMPOVOICE_PUBLIC_HOST");
@@ -366,6 +378,7 @@ impl Settings {
             resource_prefix,
             listeners,
             quotas,
+            tenant_quotas,
             bind,
             data_dir,
             database_url: SecretString::from(database_url),

@@ -343,6 +343,11 @@ impl Workers {
                 self.store.release_placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)?;
             }
         }
+        match self.store.check_listener_slot(&d.tenant_id, Some(&d.agent_id), self.settings.tenant_quotas).await {
+            Ok(()) => {}
+            Err(StoreError::OverQuota(over)) => return Err(control_error(false, "tenant_quota", &over.to_string())),
+            Err(e) => return Err(store_error(e)),
+        }
         let targets = crate::store::placements::targets_of(agent.config.sizing.desired_count);
         let placement = match self
             .store
@@ -441,6 +446,8 @@ pub(crate) fn tenant_message(error: &DeploymentError) -> String {
     let step = error.step.as_deref().unwrap_or("deployment");
     let code = error.code.as_deref().unwrap_or("an error");
     let what = match (step, code) {
+        // The tenant's own quota: the message is ours, and theirs to act on.
+        ("control_plane", "tenant_quota") => error.message.clone(),
         ("control_plane", _) => format!("the control plane could not carry out the deployment ({code})"),
         ("rollout", "RolloutTimeout") => "the agent's service did not become healthy within the rollout timeout".into(),
         ("rollout", _) => format!("the agent's service did not start ({code})"),

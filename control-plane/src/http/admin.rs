@@ -14,6 +14,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Admin, AgentPath, ApiJson, DeploymentPath, TenantPath};
 use crate::store::api_keys::ApiKeyInfo;
+use crate::store::quotas::{QuotaOverrides, TenantQuotas};
 use deployer_lambda::event::{Action, DeployerEvent, DeployerResponse, EVENT_VERSION, Outcome};
 use deployer_lambda::fleet::{SweepReport, SweepRequest};
 
@@ -24,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_api_key))
         .routes(routes!(sweep))
         .routes(routes!(get_deployment))
+        .routes(routes!(get_quotas, set_quotas))
 }
 
 /// Longest tenant name or key label.
@@ -131,6 +133,65 @@ async fn revoke_api_key(
     state.store.revoke_api_key(&tenant, &key_id).await.map_err(|e| ApiError::from_store(e, "api key"))?;
     tracing::info!(tenant_id = %tenant, key_id = %key_id, "api key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A tenant's quotas: those in force, the overrides set for it, and its use.
+#[utoipa::path(
+    get, path = "/v1/admin/tenants/{tenantId}/quotas", tag = "admin",
+    params(("tenantId" = agent_spec::TenantId, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The tenant's quotas", body = TenantQuotas),
+        (status = 401, description = "Invalid admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+async fn get_quotas(
+    State(state): State<AppState>,
+    _: Admin,
+    TenantPath(tenant): TenantPath,
+) -> Result<Json<TenantQuotas>, ApiError> {
+    Ok(Json(tenant_quotas(&state, &tenant).await?))
+}
+
+/// Set a tenant's quota overrides; `null` (or an omitted field) is the operator's
+/// default. Lowering a quota below the tenant's use refuses new agents and growth,
+/// and takes nothing away.
+#[utoipa::path(
+    put, path = "/v1/admin/tenants/{tenantId}/quotas", tag = "admin",
+    params(("tenantId" = agent_spec::TenantId, Path, description = "Tenant id")),
+    request_body = QuotaOverrides,
+    responses(
+        (status = 200, description = "The tenant's quotas now", body = TenantQuotas),
+        (status = 401, description = "Invalid admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+async fn set_quotas(
+    State(state): State<AppState>,
+    _: Admin,
+    TenantPath(tenant): TenantPath,
+    ApiJson(overrides): ApiJson<QuotaOverrides>,
+) -> Result<Json<TenantQuotas>, ApiError> {
+    state.store.set_quota_overrides(&tenant, overrides).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
+    tracing::info!(tenant_id = %tenant, ?overrides, "tenant quotas set");
+    Ok(Json(tenant_quotas(&state, &tenant).await?))
+}
+
+async fn tenant_quotas(state: &AppState, tenant: &agent_spec::TenantId) -> Result<TenantQuotas, ApiError> {
+    let store = |e| ApiError::from_store(e, "tenant");
+    if !state.store.tenant_exists(tenant).await.map_err(store)? {
+        return Err(ApiError::NotFound("tenant"));
+    }
+    let overrides = state.store.quota_overrides(tenant).await.map_err(store)?;
+    let used = state.store.quota_use(tenant, None).await.map_err(store)?;
+    Ok(TenantQuotas { limits: state.settings.tenant_quotas.with(overrides), overrides, used })
 }
 
 /// One deployment of a tenant's agent, whole: AWS's error text and the resources'

@@ -74,8 +74,19 @@ async fn create_agent(
 ) -> Result<Response, ApiError> {
     let [(_, deploy)] = flag_query(query.as_deref(), [("deploy", true)])?;
     let (config, secrets) = draft.validate_to_save(None)?;
-    let mut agent =
-        state.store.create_agent(&tenant, config, &secrets).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
+    if wants_deploy(&state, deploy) {
+        // A new agent that could not be deployed is refused before it is stored.
+        state
+            .store
+            .check_listener_slot(&tenant, None, state.settings.tenant_quotas)
+            .await
+            .map_err(|e| ApiError::from_store(e, "tenant"))?;
+    }
+    let mut agent = state
+        .store
+        .create_agent(&tenant, config, &secrets, state.settings.tenant_quotas)
+        .await
+        .map_err(|e| ApiError::from_store(e, "tenant"))?;
     tracing::info!(agent_id = %agent.id, "agent created");
     if wants_deploy(&state, deploy) {
         let deployment =
@@ -183,7 +194,7 @@ async fn update_agent(
     let (config, secrets) = draft.validate_to_save(Some(&secrets))?;
     let mut agent = state
         .store
-        .update_agent(&tenant, &id, expected, config, &secrets)
+        .update_agent(&tenant, &id, expected, config, &secrets, state.settings.tenant_quotas)
         .await
         .map_err(|e| ApiError::from_store(e, "agent"))?;
     tracing::info!(agent_id = %agent.id, version = agent.version, "agent updated");

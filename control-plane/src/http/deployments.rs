@@ -35,6 +35,13 @@ pub(crate) async fn enqueue(
     purge_transcripts: bool,
 ) -> Result<Deployment, ApiError> {
     let aws = state.aws()?;
+    if action == DeploymentAction::Deploy {
+        state
+            .store
+            .check_listener_slot(tenant, Some(agent), state.settings.tenant_quotas)
+            .await
+            .map_err(|e| ApiError::from_store(e, "agent"))?;
+    }
     let deployment = state
         .store
         .enqueue_deployment(tenant, agent, action, agent_version, purge_transcripts)

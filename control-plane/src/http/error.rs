@@ -31,6 +31,8 @@ pub enum ApiError {
     VersionConflict { current: i64 },
     #[error("precondition required")]
     PreconditionRequired,
+    #[error("{0}")]
+    OverQuota(crate::store::quotas::OverQuota),
     #[error("deployments are turned off")]
     DeployerOff,
     #[error("AWS request failed")]
@@ -51,6 +53,7 @@ impl ApiError {
         match e {
             StoreError::NotFound => Self::NotFound(what),
             StoreError::VersionConflict { current } => Self::VersionConflict { current },
+            StoreError::OverQuota(over) => Self::OverQuota(over),
             // Pool exhausted or closed, connection lost: temporary, worth a retry.
             StoreError::Database(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))) => {
                 Self::Unavailable(e.into())
@@ -109,6 +112,7 @@ impl ApiError {
                  concurrent changes are not overwritten"
                     .into(),
             ),
+            Self::OverQuota(over) => (StatusCode::UNPROCESSABLE_ENTITY, "quota_exceeded", over.to_string()),
             Self::DeployerOff => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "deployer_off",
@@ -150,6 +154,8 @@ impl IntoResponse for ApiError {
         }
         let fields = match self {
             Self::Invalid(fields) => fields,
+            // Named like an invalid field, so a form shows it where it belongs.
+            Self::OverQuota(over) => vec![FieldError { field: over.field.into(), reason: over.to_string() }],
             _ => Vec::new(),
         };
         let body = ErrorBody { error: ErrorDetail { code: code.into(), message, fields } };

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use super::quotas::{QuotaLimits, check_agent, quota_use_on};
 use super::{Store, StoreError};
 use crate::db::{from_ms, now_ms};
 
@@ -211,15 +212,22 @@ fn decode_row(row: Row) -> Result<StoredAgent, StoreError> {
 }
 
 impl Store {
+    /// Stores a new agent if it fits the tenant's quotas (`defaults` with the tenant's
+    /// overrides): [`StoreError::OverQuota`] otherwise.
     pub async fn create_agent(
         &self,
         tenant: &TenantId,
         config: AgentConfig,
         secrets: &AgentSecrets,
+        defaults: QuotaLimits,
     ) -> Result<StoredAgent, StoreError> {
         let id = AgentId::generate();
         let now = now_ms();
         let sealed = self.cipher.seal(tenant, &id, secrets);
+        let limits = defaults.with(self.quota_overrides(tenant).await?);
+        let mut tx = self.quota_transaction(tenant).await?;
+        let used = quota_use_on(&mut tx, tenant, None).await?;
+        check_agent(limits, used, &config, true)?;
         sqlx::query(
             "INSERT INTO agents (id, tenant_id, config, secrets, secrets_set, version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
@@ -230,8 +238,9 @@ impl Store {
         .bind(sealed)
         .bind(secrets_set_bits(secrets))
         .bind(now)
-        .execute(&self.db.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(StoredAgent {
             id,
             tenant_id: tenant.clone(),
@@ -329,7 +338,12 @@ impl Store {
         expected_version: i64,
         config: AgentConfig,
         secrets: &AgentSecrets,
+        defaults: QuotaLimits,
     ) -> Result<StoredAgent, StoreError> {
+        let limits = defaults.with(self.quota_overrides(tenant).await?);
+        let mut tx = self.quota_transaction(tenant).await?;
+        let used = quota_use_on(&mut tx, tenant, Some(id)).await?;
+        check_agent(limits, used, &config, false)?;
         let written: Option<Row> = sqlx::query_as(&format!(
             "UPDATE agents SET config = $1, secrets = $2, secrets_set = $3, version = version + 1, updated_at = $4 \
              WHERE tenant_id = $5 AND id = $6 AND version = $7 RETURNING {COLUMNS}"
@@ -341,8 +355,9 @@ impl Store {
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(expected_version)
-        .fetch_optional(&self.db.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         match written {
             Some(row) => decode_row(row),
             None => {

@@ -1,5 +1,5 @@
 //! Persistence. [`Store`] holds the pool and the secrets cipher; its methods are
-//! grouped by resource ([`tenants`], [`api_keys`], [`agents`]). Every method on
+//! grouped by resource ([`tenants`], [`api_keys`], [`agents`], [`quotas`]). Every method on
 //! tenant-owned data takes the tenant id and puts it in the `WHERE` clause, so one
 //! tenant's request can never read or change another tenant's rows.
 
@@ -7,6 +7,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod deployments;
 pub mod placements;
+pub mod quotas;
 pub mod tenants;
 
 use crate::crypto::SecretsCipher;
@@ -42,6 +43,9 @@ pub enum StoreError {
     /// Placing the agent would exceed an AWS quota; the message names it and how to raise it.
     #[error("{0}")]
     Quota(String),
+    /// The change would take the tenant over one of its quotas.
+    #[error(transparent)]
+    OverQuota(#[from] quotas::OverQuota),
     /// Concurrent writers kept taking the same rows; worth retrying later.
     #[error("too much contention on {what}")]
     Contention { what: String },

@@ -225,6 +225,46 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
 }
 
 #[tokio::test]
+async fn a_tenant_over_its_listener_slot_quota_cannot_deploy_another_agent() {
+    let base = aws_base(1, 95);
+    let app = TestApp::spawn_with(|vars| {
+        deploying(&base)(vars);
+        vars.insert("TEMPOVOICE_TENANT_MAX_LISTENER_SLOTS".into(), "1".into());
+    })
+    .await;
+    let tenant = app.new_tenant("t").await;
+    let other = app.new_tenant("u").await;
+    let first: Value = app.create_agent(&tenant, &agent_body("One")).await.json().await.unwrap();
+    let done =
+        wait_done(&app, &tenant, first["id"].as_str().unwrap(), first["deployment"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "active", "{done:#}");
+
+    // A second deployed agent would take a second slot: refused before it is stored.
+    let (status, code, fields, body) = error_of(app.create_agent(&tenant, &agent_body("Two")).await).await;
+    assert_eq!((status, code.as_str(), fields), (422, "quota_exceeded", vec!["deploy".to_owned()]), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("1 of 1 listener slots in use"), "{body}");
+    // Stored without deploying, then asked to deploy: refused too.
+    let res = app
+        .request(Method::POST, "/v1/agents?deploy=false", Some(&tenant.key))
+        .json(&agent_body("Two"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let second: Value = res.json().await.unwrap();
+    let path = format!("/v1/agents/{}/deployments", second["id"].as_str().unwrap());
+    let (status, code, ..) = error_of(app.request(Method::POST, &path, Some(&tenant.key)).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (422, "quota_exceeded"));
+    // The deployed agent may be deployed again; another tenant deploys its own.
+    let again = format!("/v1/agents/{}/deployments", first["id"].as_str().unwrap());
+    assert_eq!(app.request(Method::POST, &again, Some(&tenant.key)).send().await.unwrap().status(), 202);
+    let theirs: Value = app.create_agent(&other, &agent_body("Theirs")).await.json().await.unwrap();
+    let done =
+        wait_done(&app, &other, theirs["id"].as_str().unwrap(), theirs["deployment"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "active", "{done:#}");
+}
+
+#[tokio::test]
 async fn a_full_listener_fails_the_deployment_clearly_and_a_delete_frees_its_slot() {
     let base = aws_base(1, 1);
     let app = TestApp::spawn_with(deploying(&base)).await;

@@ -15,5 +15,6 @@ mod openapi;
 mod pagination;
 mod placement;
 mod process;
+mod quotas;
 mod secrets;
 mod startup;

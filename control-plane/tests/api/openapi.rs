@@ -21,7 +21,7 @@ async fn the_document_and_the_router_agree() {
     let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 16, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 17, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
 
     let mut operations = 0;
     for (template, item) in paths {
@@ -88,7 +88,7 @@ async fn the_document_and_the_router_agree() {
             }
         }
     }
-    assert_eq!(operations, 21);
+    assert_eq!(operations, 23);
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
     assert!(schemes.contains_key("api_key") && schemes.contains_key("admin_token"));
 

@@ -51,6 +51,21 @@ async fn operator_bootstraps_serves_and_stops_on_sigterm() {
         issued["key_id"].as_str().unwrap(),
     ]));
 
+    // Quotas: shown, overridden, returned to the default; a bad value names its flag.
+    let shown = run_json(command(dir.path(), &db).args(["tenant", "quotas", "--tenant", &tenant]));
+    assert_eq!((shown["limits"]["agents"].clone(), shown["use"]["agents"].clone()), (100.into(), 0.into()));
+    let set = run_json(command(dir.path(), &db).args(["tenant", "quotas", "--tenant", &tenant, "--agents", "7"]));
+    assert_eq!((set["limits"]["agents"].clone(), set["overrides"]["agents"].clone()), (7.into(), 7.into()));
+    let back =
+        run_json(command(dir.path(), &db).args(["tenant", "quotas", "--tenant", &tenant, "--agents", "default"]));
+    assert_eq!((back["limits"]["agents"].clone(), back["overrides"]["agents"].clone()), (100.into(), Value::Null));
+    let out = command(dir.path(), &db)
+        .args(["tenant", "quotas", "--tenant", &tenant, "--cpu-units", "lots"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cpu-units"), "{out:?}");
+
     // Bad input names the flag and fails.
     let out = command(dir.path(), &db).args(["key", "issue", "--tenant", "nope"]).output().unwrap();
     assert!(!out.status.success());

@@ -32,7 +32,20 @@ async fn a_lost_or_wrong_secrets_key_stops_start_up() {
     let tenant = store.create_tenant("t").await.unwrap();
     let draft: AgentDraft = serde_json::from_value(agent_body("A")).unwrap();
     let (config, secrets) = draft.validate(None).unwrap();
-    store.create_agent(&tenant.id, config, &secrets).await.unwrap();
+    store
+        .create_agent(
+            &tenant.id,
+            config,
+            &secrets,
+            control_plane::store::quotas::QuotaLimits {
+                agents: 10,
+                cpu_units: 1 << 20,
+                listener_slots: 10,
+                knowledge_bytes: 1 << 20,
+            },
+        )
+        .await
+        .unwrap();
     store.db.pool.close().await;
 
     // The same key opens them again.
