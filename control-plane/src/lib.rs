@@ -78,10 +78,12 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// The running control plane: a bound listener and the service behind it.
+/// The running control plane: a bound listener and the service behind it (and the
+/// admin API's own, when it has one).
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
+    admin: Option<(TcpListener, axum::Router)>,
     store: Store,
     settings: Arc<Settings>,
     workers: Option<Workers>,
@@ -98,6 +100,12 @@ impl App {
     pub async fn build_with_deployer(settings: Settings, deployer: Option<Arc<dyn Deployer>>) -> anyhow::Result<App> {
         let store = open_store(&settings).await?;
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("bind {}", settings.bind))?;
+        let admin_listener = match settings.admin_bind {
+            Some(addr) => {
+                Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr} (TEMPOVOICE_ADMIN_BIND)"))?)
+            }
+            None => None,
+        };
         let settings = Arc::new(settings);
         let (aws, workers) = match &settings.deployer {
             DeployerMode::Off => {
@@ -143,11 +151,25 @@ impl App {
             }
             None => http::service(state, None),
         };
-        Ok(App { listener, router, store, settings, workers, shutdown: CancellationToken::new() })
+        // With an address of its own, the admin API is served there alone, and the
+        // main address answers as if it had no admin routes.
+        let (router, admin) = match admin_listener {
+            Some(admin_listener) => {
+                let admin_router = router.clone().layer(axum::middleware::from_fn(only_admin_routes));
+                (router.layer(axum::middleware::from_fn(no_admin_routes)), Some((admin_listener, admin_router)))
+            }
+            None => (router, None),
+        };
+        Ok(App { listener, router, admin, store, settings, workers, shutdown: CancellationToken::new() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The admin API's own address, when `TEMPOVOICE_ADMIN_BIND` gives it one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(l, _)| l.local_addr().expect("a bound listener has an address"))
     }
 
     /// Cancelling this token stops the server as SIGTERM would.
@@ -159,11 +181,23 @@ impl App {
     /// lets in-flight requests finish within the grace period (aborting what is
     /// left after it), and closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let App { listener, router, store, settings, workers, shutdown } = self;
+        let App { listener, router, admin, store, settings, workers, shutdown } = self;
         tracing::info!(addr = %listener.local_addr()?, backend = ?store.db.backend, "control plane listening");
         let mut workers = workers.map(|w| w.spawn(shutdown.clone(), settings.shutdown_grace));
         let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut server = tokio::spawn(serve.into_future());
+        let admin_serve = admin.map(|(admin_listener, admin_router)| {
+            tracing::info!(addr = ?admin_listener.local_addr(), "admin API listening on its own address");
+            axum::serve(admin_listener, admin_router).with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        });
+        let mut server = tokio::spawn(async move {
+            match admin_serve {
+                // Either ending (only on an error) ends both.
+                Some(admin_serve) => {
+                    tokio::try_join!(serve.into_future(), admin_serve.into_future()).map(|((), ())| ())
+                }
+                None => serve.await,
+            }
+        });
         tokio::select! {
             () = wait_for_signal() => shutdown.cancel(),
             () = shutdown.cancelled() => {}
@@ -199,6 +233,29 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+fn is_admin_path(path: &str) -> bool {
+    path == "/v1/admin" || path.starts_with("/v1/admin/")
+}
+
+/// The main address when the admin API has its own: no admin routes here.
+async fn no_admin_routes(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if is_admin_path(request.uri().path()) {
+        return http::error::ApiError::RouteNotFound.into_response();
+    }
+    next.run(request).await
+}
+
+/// The admin address: the admin routes and the liveness check, nothing else.
+async fn only_admin_routes(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path();
+    if !(is_admin_path(path) || path == "/health") {
+        return http::error::ApiError::RouteNotFound.into_response();
+    }
+    next.run(request).await
 }
 
 async fn wait_for_signal() {

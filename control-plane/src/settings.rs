@@ -4,6 +4,7 @@
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `TEMPOVOICE_BIND` | `127.0.0.1:8080` | address the API listens on |
+//! | `TEMPOVOICE_ADMIN_BIND` | unset: the admin API is on `TEMPOVOICE_BIND` | an address of its own for the admin API (`/v1/admin/*`, with `/health`), e.g. one only the operator's network reaches; the main address then answers 404 there |
 //! | `TEMPOVOICE_DATA_DIR` | `./data` | local state: SQLite file, generated secrets key |
 //! | `DATABASE_URL` | `sqlite://{data dir}/tempovoice.db` | `sqlite:` or `postgres://` URL |
 //! | `TEMPOVOICE_DB_MAX_CONNECTIONS` | `8` | pool size |
@@ -120,6 +121,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
+    /// `TEMPOVOICE_ADMIN_BIND`: the admin API on an address of its own.
+    pub admin_bind: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// May hold a password: kept secret, never logged.
     pub database_url: SecretString,
@@ -195,6 +198,13 @@ impl Settings {
         let bind = bind.parse::<SocketAddr>().unwrap_or_else(|_| {
             errors.push(format!("TEMPOVOICE_BIND must be an address like 127.0.0.1:8080, got {bind:?}"));
             SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let admin_bind = get("TEMPOVOICE_ADMIN_BIND").and_then(|raw| match raw.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                errors.push(format!("TEMPOVOICE_ADMIN_BIND must be an address like 10.0.0.5:8081, got {raw:?}"));
+                None
+            }
         });
         let data_dir = PathBuf::from(get("TEMPOVOICE_DATA_DIR").unwrap_or_else(|| "./data".into()));
         let database_url =
@@ -380,6 +390,7 @@ impl Settings {
             quotas,
             tenant_quotas,
             bind,
+            admin_bind,
             data_dir,
             database_url: SecretString::from(database_url),
             db_max_connections,

@@ -84,3 +84,34 @@ async fn tenants_and_keys_lifecycle() {
         .await;
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn the_admin_api_can_have_an_address_of_its_own() {
+    let app = TestApp::spawn_with(|vars| {
+        vars.insert("TEMPOVOICE_ADMIN_BIND".into(), "127.0.0.1:0".into());
+    })
+    .await;
+    let admin = app.admin_addr.expect("the admin API's own address");
+    let on = |addr: std::net::SocketAddr, method: Method, path: &str, token: &str| {
+        app.client.request(method, format!("http://{addr}{path}")).bearer_auth(token.to_owned())
+    };
+    // There: tenants are created; the tenant API is not served.
+    let res = on(admin, Method::POST, "/v1/admin/tenants", &app.admin_token).json(&json!({"name": "t"})).send().await;
+    let created: Value = res.unwrap().json().await.unwrap();
+    let tenant = created["id"].as_str().unwrap();
+    let res = on(admin, Method::POST, &format!("/v1/admin/tenants/{tenant}/api-keys"), &app.admin_token)
+        .json(&json!({"label": "k"}))
+        .send()
+        .await
+        .unwrap();
+    let key: Value = res.json().await.unwrap();
+    let key = key["api_key"].as_str().unwrap();
+    let (status, code, ..) = error_of(on(admin, Method::GET, "/v1/agents", key).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (404, "route_not_found"));
+    assert_eq!(on(admin, Method::GET, "/health", "").send().await.unwrap().status(), 200);
+    // The main address: the tenant API, and no admin routes, even with the admin token.
+    assert_eq!(on(app.addr, Method::GET, "/v1/agents", key).send().await.unwrap().status(), 200);
+    let res = on(app.addr, Method::POST, "/v1/admin/tenants", &app.admin_token).json(&json!({"name": "x"})).send();
+    let (status, code, ..) = error_of(res.await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (404, "route_not_found"));
+}

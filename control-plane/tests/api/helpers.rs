@@ -57,6 +57,8 @@ pub use test_support::random_token;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin API's own address, when the settings give it one.
+    pub admin_addr: Option<SocketAddr>,
     pub client: Client,
     pub admin_token: String,
     /// The database URL the app uses (SQLite file or fresh Postgres database).
@@ -129,9 +131,10 @@ impl TestApp {
         let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings are valid");
         let app = App::build_with_deployer(settings, deployer).await.expect("app builds");
         let addr = app.local_addr();
+        let admin_addr = app.admin_addr();
         let shutdown = app.shutdown_token();
         let server = tokio::spawn(app.run_until_stopped());
-        TestApp { addr, client: Client::new(), admin_token, database_url, shutdown, server, data_dir }
+        TestApp { addr, admin_addr, client: Client::new(), admin_token, database_url, shutdown, server, data_dir }
     }
 
     /// Stops the app as SIGTERM would, and waits until it has.
