@@ -81,15 +81,18 @@ impl WebhookSender {
 
     /// Delivers `body` to `url`, retrying server errors and network failures.
     pub async fn deliver(&self, kind: &str, url: &str, body: &serde_json::Value) -> WebhookDelivery {
+        // A webhook URL's path and query can be its credential (Make.com's are): logs
+        // and metadata show only its scheme and host.
+        let shown = agent_spec::net::redact_url(url);
         let outcome = |delivered: bool, attempts: u32, refused: Option<String>| WebhookDelivery {
             kind: kind.to_owned(),
-            url: url.to_owned(),
+            url: shown.clone(),
             delivered,
             attempts,
             error: refused,
         };
         if let Err(refused) = crate::outbound::check_url(url, self.allow_private) {
-            tracing::warn!(kind, url, %refused, "webhook refused");
+            tracing::warn!(kind, url = %shown, %refused, "webhook refused");
             return outcome(false, 0, Some(format!("refused: {refused}")));
         }
         let bytes = serde_json::to_vec(body).expect("JSON values serialize");
@@ -110,15 +113,15 @@ impl WebhookSender {
                 Ok(r) if r.status().is_success() => return outcome(true, attempt, None),
                 Ok(r) if r.status().is_redirection() => {
                     // Redirects are not followed: they could point inward.
-                    tracing::warn!(kind, url, status = %r.status(), "webhook answered with a redirect; not followed");
+                    tracing::warn!(kind, url = %shown, status = %r.status(), "webhook answered with a redirect; not followed");
                     return outcome(false, attempt, Some("refused: a redirect is not followed".into()));
                 }
                 Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
-                    tracing::warn!(kind, url, status = %r.status(), "webhook refused by its receiver; not retried");
+                    tracing::warn!(kind, url = %shown, status = %r.status(), "webhook refused by its receiver; not retried");
                     return outcome(false, attempt, None);
                 }
                 Ok(r) => last_error = Some(format!("HTTP {}", r.status())),
-                Err(e) => last_error = Some(e.to_string()),
+                Err(e) => last_error = Some(e.without_url().to_string()),
             }
             if attempt < self.attempts {
                 tokio::time::sleep(backoff).await;
@@ -127,7 +130,7 @@ impl WebhookSender {
         }
         // What the far side answered stays in the logs: in the tenant's metadata it
         // would tell a status code or a connection error of any address it names.
-        tracing::warn!(kind, url, error = ?last_error, "webhook not delivered");
+        tracing::warn!(kind, url = %shown, error = ?last_error, "webhook not delivered");
         outcome(false, self.attempts, None)
     }
 }

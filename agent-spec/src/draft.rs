@@ -619,6 +619,28 @@ impl AgentDraft {
             return Err(e);
         };
 
+        // Webhook URLs that are credentials go into the secrets; the config keeps them
+        // redacted. The redacted form of a stored one sent back means "keep it".
+        let mut secrets = secrets;
+        let mut seal = |field: &str, url: Option<HttpsUrl>| -> Option<HttpsUrl> {
+            let url = url?;
+            if let Some(real) = existing.and_then(|s| s.webhook_urls.get(field)) {
+                if crate::net::redact_url(real.expose_secret()) == url.as_str() {
+                    secrets.webhook_urls.insert(field.to_owned(), real.clone());
+                    return Some(url);
+                }
+            }
+            if !crate::net::is_secret_url(&url.url()) {
+                return Some(url);
+            }
+            secrets.webhook_urls.insert(field.to_owned(), SecretString::from(url.as_str().to_owned()));
+            Some(HttpsUrl::parse(&crate::net::redact_url(url.as_str())).expect("a redacted https URL is one"))
+        };
+        let webhook_endpoint = seal("integrations.webhook_endpoint", webhook_endpoint);
+        let transcript_webhook_url = seal("integrations.transcript_webhook_url", transcript_webhook_url);
+        let pickup_webhook_url = seal("integrations.pickup_webhook_url", pickup_webhook_url);
+        let make_endpoint = seal("integrations.make_endpoint", make_endpoint);
+
         let config = AgentConfig {
             name,
             description,
@@ -734,6 +756,7 @@ fn validate_secrets(
         twilio_auth_token: twilio_auth_token?,
         openai_api_key: openai_api_key?,
         webhook_signing_secret: webhook_signing_secret?,
+        webhook_urls: Default::default(),
     })
 }
 

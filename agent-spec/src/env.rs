@@ -288,6 +288,12 @@ impl AgentSpec {
         if let Some(v) = &self.secrets.webhook_signing_secret {
             secrets.insert(vars::WEBHOOK_SIGNING_SECRET, v.clone());
         }
+        // A webhook URL that is a credential travels as a secret, under its own name.
+        for (field, url) in &self.secrets.webhook_urls {
+            let var = var_for_field(field);
+            vars.remove(var);
+            secrets.insert(var, url.clone());
+        }
         AgentEnvironment { vars, secrets }
     }
 

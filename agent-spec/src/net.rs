@@ -70,6 +70,29 @@ pub fn inward_host(url: &url::Url) -> Option<String> {
     })
 }
 
+/// Whether a webhook URL is a credential in itself, kept sealed like a secret: a
+/// Make.com (or Integromat) scenario URL, whose path is the key, or any URL with a
+/// query string or fragment (where tokens travel).
+pub fn is_secret_url(url: &url::Url) -> bool {
+    let host = url.host_str().unwrap_or_default().trim_end_matches('.').to_ascii_lowercase();
+    let make = ["make.com", "integromat.com"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")));
+    make || url.query().is_some() || url.fragment().is_some()
+}
+
+/// `url` as it may be shown and logged: scheme, host and port, with the path and
+/// query replaced by `…` (`https://hook.eu1.make.com/…`).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or_default();
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let bare = u.path() == "/" && u.query().is_none() && u.fragment().is_none();
+            if bare { format!("{}://{host}{port}/", u.scheme()) } else { format!("{}://{host}{port}/…", u.scheme()) }
+        }
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +126,24 @@ mod tests {
         for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
             assert!(is_public(ip.parse().unwrap()), "{ip} is public");
         }
+    }
+
+    #[test]
+    fn urls_that_carry_credentials_are_found_and_shown_without_them() {
+        for secret in [
+            "https://hook.eu1.make.com/abc123xyz",
+            "https://hook.integromat.com/abc",
+            "https://hooks.example.com/in?token=abc",
+            "https://hooks.example.com/in#sig",
+        ] {
+            assert!(is_secret_url(&url::Url::parse(secret).unwrap()), "{secret}");
+        }
+        assert!(!is_secret_url(&url::Url::parse("https://hooks.example.com/tempovoice").unwrap()));
+        assert!(!is_secret_url(&url::Url::parse("https://notmake.com/x").unwrap()));
+        assert_eq!(redact_url("https://hook.eu1.make.com/abc123xyz"), "https://hook.eu1.make.com/…");
+        assert_eq!(redact_url("https://h.example.com:8443/a/b?token=s3cret"), "https://h.example.com:8443/…");
+        assert_eq!(redact_url("https://h.example.com/"), "https://h.example.com/");
+        assert_eq!(redact_url("not a url"), "(not a URL)");
     }
 
     #[test]

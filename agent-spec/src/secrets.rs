@@ -15,6 +15,9 @@ pub struct AgentSecrets {
     pub openai_api_key: Option<SecretString>,
     /// Signs outgoing webhooks (HMAC-SHA256).
     pub webhook_signing_secret: Option<SecretString>,
+    /// Webhook URLs that are credentials in themselves ([`crate::net::is_secret_url`]),
+    /// by field (`integrations.make_endpoint`, …); the config holds them redacted.
+    pub webhook_urls: std::collections::BTreeMap<String, SecretString>,
 }
 
 impl AgentSecrets {
@@ -31,6 +34,31 @@ impl AgentSecrets {
         self.twilio_auth_token.expose_secret() == other.twilio_auth_token.expose_secret()
             && eq(&self.openai_api_key, &other.openai_api_key)
             && eq(&self.webhook_signing_secret, &other.webhook_signing_secret)
+            && self.webhook_urls.len() == other.webhook_urls.len()
+            && self
+                .webhook_urls
+                .iter()
+                .all(|(k, v)| other.webhook_urls.get(k).is_some_and(|o| o.expose_secret() == v.expose_secret()))
+    }
+
+    /// `config` with its redacted webhook URLs replaced by the sealed ones: what the
+    /// runtime calls, and what a deployment is given.
+    pub fn with_webhook_urls(&self, config: &crate::AgentConfig) -> crate::AgentConfig {
+        let mut config = config.clone();
+        let i = &mut config.integrations;
+        for (field, slot) in [
+            ("integrations.webhook_endpoint", &mut i.webhook_endpoint),
+            ("integrations.transcript_webhook_url", &mut i.transcript_webhook_url),
+            ("integrations.pickup_webhook_url", &mut i.pickup_webhook_url),
+            ("integrations.make_endpoint", &mut i.make_endpoint),
+        ] {
+            if let Some(real) =
+                self.webhook_urls.get(field).and_then(|u| crate::values::HttpsUrl::parse(u.expose_secret()).ok())
+            {
+                *slot = Some(real);
+            }
+        }
+        config
     }
 }
 

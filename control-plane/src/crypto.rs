@@ -49,6 +49,8 @@ struct PlainRef<'a> {
     twilio_auth_token: &'a str,
     openai_api_key: Option<&'a str>,
     webhook_signing_secret: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    webhook_urls: std::collections::BTreeMap<&'a str, &'a str>,
 }
 
 /// The plaintext form when opening; its strings move straight into `SecretString`s.
@@ -57,6 +59,9 @@ struct Plain {
     twilio_auth_token: String,
     openai_api_key: Option<String>,
     webhook_signing_secret: Option<String>,
+    /// Absent in secrets sealed before webhook URLs could be secrets.
+    #[serde(default)]
+    webhook_urls: std::collections::BTreeMap<String, String>,
 }
 
 impl SecretsCipher {
@@ -94,6 +99,7 @@ impl SecretsCipher {
             twilio_auth_token: secrets.twilio_auth_token.expose_secret(),
             openai_api_key: secrets.openai_api_key.as_ref().map(|s| s.expose_secret()),
             webhook_signing_secret: secrets.webhook_signing_secret.as_ref().map(|s| s.expose_secret()),
+            webhook_urls: secrets.webhook_urls.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect(),
         };
         let json = Zeroizing::new(serde_json::to_vec(&plain).expect("secrets serialize"));
         let mut nonce = [0u8; NONCE_LEN];
@@ -127,6 +133,7 @@ impl SecretsCipher {
             twilio_auth_token: SecretString::from(plain.twilio_auth_token),
             openai_api_key: plain.openai_api_key.map(SecretString::from),
             webhook_signing_secret: plain.webhook_signing_secret.map(SecretString::from),
+            webhook_urls: plain.webhook_urls.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect(),
         })
     }
 }
@@ -163,6 +170,11 @@ mod tests {
             twilio_auth_token: SecretString::from("0123456789abcdef0123456789abcdef"),
             openai_api_key: None,
             webhook_signing_secret: Some(SecretString::from("w".repeat(40))),
+            webhook_urls: [(
+                "integrations.make_endpoint".to_owned(),
+                SecretString::from("https://hook.eu1.make.com/key"),
+            )]
+            .into(),
         }
     }
 

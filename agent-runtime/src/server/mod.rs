@@ -94,7 +94,9 @@ impl App {
 
     pub async fn build_with(settings: Settings, peers: Peers) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let config = settings.spec.config.clone();
+        // The webhook URLs that are credentials come from the secrets; the config
+        // shows them redacted.
+        let config = settings.spec.secrets.with_webhook_urls(&settings.spec.config);
         let phrases = Phrases::for_agent(&config);
         let started = std::time::Instant::now();
         let provider = match config.voice.provider {

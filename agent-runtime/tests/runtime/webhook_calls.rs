@@ -90,7 +90,9 @@ async fn pickup_callback_and_transcript_webhooks_are_signed_and_recorded() {
     let mut d = draft();
     d.integrations.pickup_webhook_url = Some(format!("{base}/pickup"));
     d.integrations.make_endpoint = Some(format!("{base}/make"));
-    d.integrations.transcript_webhook_url = Some(format!("{base}/transcript"));
+    // A URL with a token in its query is a credential: it reaches the runtime as a
+    // secret and is shown with its path and query redacted.
+    d.integrations.transcript_webhook_url = Some(format!("{base}/transcript?token=s3cret-in-the-query"));
     d.secrets.webhook_signing_secret = agent_spec::SecretPatch::set(SECRET);
     let rt = spawn_with(
         d,
@@ -128,7 +130,9 @@ async fn pickup_callback_and_transcript_webhooks_are_signed_and_recorded() {
     let make = find("schedule_callback");
     assert_eq!((make["delivered"].clone(), make["attempts"].clone()), (false.into(), 4.into()), "{make}");
     assert!(make.get("error").is_none(), "the receiver's answer is not recorded: {make}");
-    assert_eq!(find("transcript")["delivered"], true);
+    assert_eq!(find("transcript")["delivered"], true, "sent to the whole URL");
+    assert!(!metadata.to_string().contains("s3cret") && !metadata.to_string().contains("/make"), "{metadata:#}");
+    assert_eq!(find("transcript")["url"], format!("{}/…", base.trim_end_matches('/')));
 
     let received = received.lock().unwrap().clone();
     for (_, headers, body) in &received {

@@ -307,6 +307,7 @@ fn secrets_are_kept_replaced_or_removed_on_update() {
         twilio_auth_token: SecretString::from("0123456789abcdef0123456789abcdef"),
         openai_api_key: None,
         webhook_signing_secret: Some(SecretString::from("s".repeat(40))),
+        webhook_urls: Default::default(),
     };
     let mut draft = valid_draft();
     draft.secrets.twilio_auth_token = SecretPatch::Keep;
@@ -357,4 +358,59 @@ fn unknown_fields_are_refused() {
     assert!(err.to_string().contains("unknown field `nmae`"), "{err}");
     let err = serde_json::from_str::<AgentDraft>(r#"{"telephony":{"phone":"+1"}}"#).unwrap_err();
     assert!(err.to_string().contains("unknown field `phone`"), "{err}");
+}
+
+#[test]
+fn webhook_urls_that_are_credentials_are_sealed_shown_redacted_and_kept_when_sent_back() {
+    use secrecy::ExposeSecret;
+    let make = "https://hook.eu1.make.com/k3y0fth3scenario";
+    let tokened = "https://hooks.example.com/calls?token=t0k3n";
+    let mut draft = valid_draft();
+    draft.integrations.make_endpoint = Some(make.into());
+    draft.integrations.transcript_webhook_url = Some(tokened.into());
+    draft.integrations.pickup_webhook_url = Some("https://hooks.example.com/pickup".into());
+    let (config, secrets) = draft.validate(None).unwrap();
+    let shown = |u: &Option<agent_spec::values::HttpsUrl>| u.as_ref().map(|u| u.as_str().to_owned());
+    assert_eq!(shown(&config.integrations.make_endpoint).as_deref(), Some("https://hook.eu1.make.com/…"));
+    assert_eq!(shown(&config.integrations.transcript_webhook_url).as_deref(), Some("https://hooks.example.com/…"));
+    assert_eq!(
+        shown(&config.integrations.pickup_webhook_url).as_deref(),
+        Some("https://hooks.example.com/pickup"),
+        "a URL that carries no credential stays in the config"
+    );
+    assert_eq!(secrets.webhook_urls["integrations.make_endpoint"].expose_secret(), make);
+    assert!(!serde_json::to_string(&config).unwrap().contains("k3y0f"), "the stored config holds no credential");
+    assert!(!format!("{secrets:?}").contains("k3y0f"), "nor does Debug");
+    let real = secrets.with_webhook_urls(&config);
+    assert_eq!(shown(&real.integrations.transcript_webhook_url).as_deref(), Some(tokened));
+
+    // To the runtime: the URL travels as a secret, and reads back whole.
+    let spec = agent_spec::AgentSpec {
+        agent_id: agent_spec::AgentId::generate(),
+        tenant_id: agent_spec::TenantId::generate(),
+        config: config.clone(),
+        secrets: secrets.clone(),
+    };
+    let env = spec.to_env();
+    assert!(!env.vars.contains_key("MAKE_ENDPOINT") && env.secrets.contains_key("MAKE_ENDPOINT"));
+    assert!(!env.vars.values().any(|v| v.contains("k3y0f") || v.contains("t0k3n")));
+    let merged = env.merged();
+    let back = agent_spec::AgentSpec::from_env(|k| merged.get(k).cloned()).unwrap();
+    assert_eq!(back.config, config);
+    assert!(back.secrets.same_values(&secrets));
+
+    // An update that sends the redacted form back keeps the URL; a new one replaces it.
+    let mut update = agent_spec::draft::AgentDraft::from_config(&config);
+    update.secrets.twilio_auth_token = SecretPatch::Keep;
+    let (_, kept) = update.validate(Some(&secrets)).unwrap();
+    assert!(kept.same_values(&secrets));
+    update.integrations.make_endpoint = Some("https://hook.eu1.make.com/an0th3r".into());
+    let (_, replaced) = update.validate(Some(&secrets)).unwrap();
+    assert_eq!(
+        replaced.webhook_urls["integrations.make_endpoint"].expose_secret(),
+        "https://hook.eu1.make.com/an0th3r"
+    );
+    update.integrations.make_endpoint = None;
+    let (_, removed) = update.validate(Some(&secrets)).unwrap();
+    assert!(!removed.webhook_urls.contains_key("integrations.make_endpoint"));
 }

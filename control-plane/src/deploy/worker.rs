@@ -381,7 +381,9 @@ impl Workers {
             action: Action::Deploy(Box::new(DeployRequest {
                 agent_id: agent.id.clone(),
                 tenant_id: agent.tenant_id.clone(),
-                config: agent.config,
+                // The deployer is given the webhook URLs the config shows redacted; it
+                // seals them again into the task's secrets.
+                config: secrets.with_webhook_urls(&agent.config),
                 secrets: SecretsDraft::from_secrets(&secrets),
                 placement: DeployPlacement {
                     public_host: Some(public_host),

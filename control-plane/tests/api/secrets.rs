@@ -16,12 +16,15 @@ async fn secrets_never_appear_in_responses_logs_or_the_database() {
     let openai = format!("oa-{}", random_token(40));
     let signing = format!("whsec{}", random_token(40));
     let new_token = random_token(32);
-    let secrets = [token.as_str(), openai.as_str(), signing.as_str(), new_token.as_str()];
+    // A Make.com scenario URL is a credential: its path is the key.
+    let make_key = random_token(30);
+    let secrets = [token.as_str(), openai.as_str(), signing.as_str(), new_token.as_str(), make_key.as_str()];
 
     let mut body = agent_body("Secretive");
     body["voice"] = json!({ "provider": "openai-realtime" });
     body["secrets"] =
         json!({ "twilio_auth_token": token, "openai_api_key": openai, "webhook_signing_secret": signing });
+    body["integrations"]["make_endpoint"] = json!(format!("https://hook.eu1.make.com/{make_key}"));
 
     let mut responses: Vec<String> = Vec::new();
     let res = app.create_agent(&tenant, &body).await;
@@ -38,6 +41,7 @@ async fn secrets_never_appear_in_responses_logs_or_the_database() {
         json!({"twilio_auth_token": "set", "openai_api_key": "set", "webhook_signing_secret": "set"})
     );
 
+    assert_eq!(created["integrations"]["make_endpoint"], "https://hook.eu1.make.com/…");
     responses.push(app.request(Method::GET, &path, Some(&tenant.key)).send().await.unwrap().text().await.unwrap());
     responses
         .push(app.request(Method::GET, "/v1/agents", Some(&tenant.key)).send().await.unwrap().text().await.unwrap());
