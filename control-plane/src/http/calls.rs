@@ -79,7 +79,7 @@ impl CallCursor {
     get, path = "/v1/agents/{id}/calls", tag = "calls",
     params(
         ("id" = agent_spec::AgentId, Path, description = "Agent id"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(

@@ -112,7 +112,7 @@ async fn start_deployment(
     get, path = "/v1/agents/{id}/deployments", tag = "deployments",
     params(
         ("id" = agent_spec::AgentId, Path, description = "Agent id"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 100 (default 20)"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 100 (default 20)", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(

@@ -80,12 +80,56 @@ pub fn api() -> (Router<AppState>, OpenApi) {
     (router, doc)
 }
 
+/// A type with a `#[serde(flatten)]`ed struct (an agent's response: its config and
+/// its id, version, …) is generated as `allOf` of the two, and the config's own
+/// `additionalProperties: false` would then refuse every field of the other. Each
+/// such schema is written out as the one object it is on the wire.
+fn merge_flattened_schemas(doc: &mut serde_json::Value) {
+    use serde_json::{Map, Value};
+    let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object).cloned() else { return };
+    let resolve = |part: &Value| -> Value {
+        match part.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/")) {
+            Some(name) => schemas.get(name).cloned().unwrap_or(Value::Null),
+            None => part.clone(),
+        }
+    };
+    let Some(out) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    for schema in out.values_mut() {
+        let Some(parts) = schema.get("allOf").and_then(Value::as_array) else { continue };
+        let parts: Vec<Value> = parts.iter().map(&resolve).collect();
+        if !parts.iter().all(|p| p.get("properties").is_some_and(Value::is_object)) {
+            continue;
+        }
+        let mut properties = Map::new();
+        let mut required: Vec<Value> = Vec::new();
+        for part in &parts {
+            properties.extend(part["properties"].as_object().cloned().unwrap_or_default());
+            for r in part.get("required").and_then(Value::as_array).cloned().unwrap_or_default() {
+                if !required.contains(&r) {
+                    required.push(r);
+                }
+            }
+        }
+        let mut merged = Map::new();
+        merged.insert("type".into(), "object".into());
+        if let Some(description) = schema.get("description").cloned() {
+            merged.insert("description".into(), description);
+        }
+        merged.insert("properties".into(), Value::Object(properties));
+        merged.insert("required".into(), Value::Array(required));
+        merged.insert("additionalProperties".into(), false.into());
+        *schema = Value::Object(merged);
+    }
+}
+
 /// The complete service: routes, fallbacks and layers, with state. `pages` (the
 /// dashboard) is served beside the API; an unknown path then gets the dashboard's
 /// 404 page when a browser asks for HTML outside `/v1/`, and a JSON error otherwise.
 pub fn service(state: AppState, pages: Option<Router>) -> Router {
     let (router, doc) = api();
-    let doc_json = health::OpenApiJson(Arc::new(doc.to_json().expect("OpenAPI document serializes")));
+    let mut doc = serde_json::to_value(&doc).expect("OpenAPI document serializes");
+    merge_flattened_schemas(&mut doc);
+    let doc_json = health::OpenApiJson(Arc::new(doc.to_string()));
     let request_id = HeaderName::from_static("x-request-id");
     let has_pages = pages.is_some();
     // Set before `with_state`: it applies to the method routers registered so far.

@@ -123,3 +123,29 @@ async fn request_and_response_schemas_are_in_the_document() {
     assert!(field.contains("#/components/schemas/SecretPatch"), "{field}");
     assert_eq!(schemas["SecretPatch"]["writeOnly"], true);
 }
+
+/// What the API answers is what the document describes: an agent is one object with
+/// its config's fields and its own (no `allOf` whose parts refuse each other's
+/// fields), and enums list the values as they are sent.
+#[tokio::test]
+async fn responses_match_the_documented_schemas() {
+    let app = TestApp::spawn().await;
+    let tenant = app.new_tenant("t").await;
+    let agent = app.new_agent(&tenant, "A").await;
+    let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let response = &schemas["AgentResponse"];
+    assert!(response.get("allOf").is_none(), "{response:#}");
+    assert_eq!(response["additionalProperties"], false);
+    let properties = response["properties"].as_object().unwrap();
+    for key in agent.as_object().unwrap().keys() {
+        assert!(properties.contains_key(key), "{key} is answered but not documented");
+    }
+    for required in response["required"].as_array().unwrap() {
+        assert!(agent.get(required.as_str().unwrap()).is_some(), "{required} is documented as always there");
+    }
+    let values = |name: &str| schemas[name]["enum"].as_array().cloned().unwrap_or_default();
+    assert!(values("SpeechProvider").contains(&agent["voice"]["provider"]), "{}", schemas["SpeechProvider"]);
+    assert!(values("CpuArchitecture").contains(&agent["sizing"]["cpu_architecture"]));
+    assert!(values("SpeechProvider").contains(&Value::from("openai-realtime")));
+}
