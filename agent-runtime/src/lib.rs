@@ -9,7 +9,8 @@
 //!
 //! - [`settings`]: the environment, including the agent (`agent_spec::AgentSpec`).
 //! - [`guardrails`], [`phrases`]: conversation rules and lines shared by every provider.
-//! - [`metrics`], [`telemetry`]: Prometheus and logs.
+//! - [`metrics`]: Prometheus (logs, the shutdown signal and the HTTP server come from
+//!   the `serving` crate).
 //! - [`callsim`]: a Twilio simulator (webhook, Media Streams, REST) for tests,
 //!   benchmarks and developers.
 
@@ -26,7 +27,6 @@ pub mod server;
 pub mod settings;
 pub mod speech;
 pub mod speechsim;
-pub mod telemetry;
 pub mod telephony;
 pub mod twilio;
 pub mod twiml;

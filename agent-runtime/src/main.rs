@@ -31,8 +31,9 @@ async fn run() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    agent_runtime::telemetry::init(settings.json_logs);
+    let format = if settings.json_logs { serving::logging::LogFormat::Json } else { serving::logging::LogFormat::Text };
+    serving::logging::init(format, std::io::stderr);
     let app = App::build(settings).await?;
     tracing::info!(addr = %app.local_addr(), "agent runtime listening");
-    app.run_until_stopped(agent_runtime::telemetry::shutdown_signal()).await
+    app.run_until_stopped(serving::shutdown_signal()).await
 }

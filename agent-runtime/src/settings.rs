@@ -9,6 +9,9 @@
 //! | `S3_BUCKET_NAME` | required | the agent's transcript bucket |
 //! | `S3_BUCKET_REGION` | `AWS_REGION` | its region |
 //! | `TEMPOVOICE_LISTEN` | `0.0.0.0:8080` | address to listen on |
+//! | `TEMPOVOICE_HEADER_TIMEOUT_SECS` | `10` | a client must send a request's headers within this, or is disconnected |
+//! | `TEMPOVOICE_REQUEST_TIMEOUT_SECS` | `60` | a request (not a WebSocket once upgraded) is answered 408 after this |
+//! | `TEMPOVOICE_MAX_CONNECTIONS` | `10000` | open connections at most; more wait in the listen backlog |
 //! | `TEMPOVOICE_PUBLIC_HOST` | required | the host Twilio calls (its load balancer's, set by the deployer): Twilio's signatures are checked over URLs with this host, never the request's `Host` or `X-Forwarded-Host`, and the stream URL uses it |
 //! | `TWILIO_API_BASE` | `https://api.twilio.com` | Twilio REST base URL |
 //! | `TEMPOVOICE_MAX_CALLS` | `50` | concurrent calls per task |
@@ -39,6 +42,8 @@ pub struct Settings {
     pub bucket: String,
     pub bucket_region: String,
     pub listen: SocketAddr,
+    /// Header-read and request timeouts, and the connection limit.
+    pub limits: serving::Limits,
     pub public_host: String,
     pub twilio_api_base: String,
     pub max_calls: usize,
@@ -65,58 +70,34 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<String>> {
-        let mut errors = Vec::new();
+        let mut reader = serving::Settings::new(&lookup);
         let spec = match AgentSpec::from_env(&lookup) {
             Ok(s) => Some(s),
             Err(e) => {
-                errors.extend(e.0.iter().map(|e| format!("{}: {}", e.var, e.reason)));
+                for e in e.0.iter() {
+                    reader.error(format!("{}: {}", e.var, e.reason));
+                }
                 None
             }
         };
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let bucket = get("S3_BUCKET_NAME");
+        let bucket = reader.get("S3_BUCKET_NAME");
         if bucket.is_none() {
-            errors.push("S3_BUCKET_NAME: missing (the agent's transcript bucket)".into());
+            reader.error("S3_BUCKET_NAME: missing (the agent's transcript bucket)");
         }
-        let bucket_region = get("S3_BUCKET_REGION").or_else(|| get("AWS_REGION")).unwrap_or_else(|| "us-east-1".into());
-        let listen_raw = get("TEMPOVOICE_LISTEN").unwrap_or_else(|| "0.0.0.0:8080".to_owned());
-        let listen = match listen_raw.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                errors.push(format!("TEMPOVOICE_LISTEN: {listen_raw:?} is not an address like 0.0.0.0:8080"));
-                None
-            }
-        };
-        let mut number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> u64 {
-            match get(name) {
-                None => default,
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if range.contains(&n) => n,
-                    _ => {
-                        errors.push(format!("{name}: {v:?} is not a number in {}..={}", range.start(), range.end()));
-                        default
-                    }
-                },
-            }
-        };
-        let max_calls = number("TEMPOVOICE_MAX_CALLS", 50, 1..=100_000) as usize;
-        let drain = Duration::from_secs(number("TEMPOVOICE_DRAIN_SECS", 20, 0..=3_600));
-        let nova_rotate_after = Duration::from_secs(number("TEMPOVOICE_NOVA_ROTATE_SECS", 360, 5..=450));
-        let end_of_turn = Duration::from_millis(number("TEMPOVOICE_END_OF_TURN_MS", 700, 100..=5_000));
-        let spool_max_bytes = number("TEMPOVOICE_SPOOL_MAX_MB", 12_288, 1..=1_048_576) * 1024 * 1024;
-        // A setting with two words: `yes` (true) or `no` (false), `default` when unset.
-        let mut switch = |name: &str, yes: &str, no: &str, default: bool| match get(name) {
-            None => default,
-            Some(v) if v == yes => true,
-            Some(v) if v == no => false,
-            Some(v) => {
-                errors.push(format!("{name}: {v:?} is not {yes} or {no}"));
-                default
-            }
-        };
-        let recognition = switch("TEMPOVOICE_ASR", "on", "off", true);
-        let json_logs = switch("TEMPOVOICE_LOG_FORMAT", "json", "text", true);
-        let webhooks_to_private = switch("TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES", "allow", "deny", false);
+        let bucket_region =
+            reader.get("S3_BUCKET_REGION").or_else(|| reader.get("AWS_REGION")).unwrap_or_else(|| "us-east-1".into());
+        let listen = reader.address("TEMPOVOICE_LISTEN", SocketAddr::from(([0, 0, 0, 0], 8080)));
+        let limits = reader.limits(serving::Limits::default());
+        let max_calls = reader.number("TEMPOVOICE_MAX_CALLS", 50, 1..=100_000) as usize;
+        let drain = Duration::from_secs(reader.number("TEMPOVOICE_DRAIN_SECS", 20, 0..=3_600));
+        let nova_rotate_after = Duration::from_secs(reader.number("TEMPOVOICE_NOVA_ROTATE_SECS", 360, 5..=450));
+        let end_of_turn = Duration::from_millis(reader.number("TEMPOVOICE_END_OF_TURN_MS", 700, 100..=5_000));
+        let spool_max_bytes = reader.number("TEMPOVOICE_SPOOL_MAX_MB", 12_288, 1..=1_048_576) * 1024 * 1024;
+        let recognition = reader.switch("TEMPOVOICE_ASR", "on", "off", true);
+        let json_logs = reader.log_format(serving::logging::LogFormat::Json) == serving::logging::LogFormat::Json;
+        let webhooks_to_private = reader.switch("TEMPOVOICE_WEBHOOKS_TO_PRIVATE_ADDRESSES", "allow", "deny", false);
+        let get = |name: &str| reader.get(name);
+        let mut errors = Vec::new();
         let twilio_api_base = get("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into());
         if url::Url::parse(&twilio_api_base).is_err() {
             errors.push(format!("TWILIO_API_BASE: {twilio_api_base:?} is not a URL"));
@@ -158,12 +139,19 @@ impl Settings {
             espeak: get("ESPEAK_NG").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("espeak-ng")),
             work_dir: spool_dir.join("model"),
         };
-        match (spec, bucket, listen) {
-            (Some(spec), Some(bucket), Some(listen)) if errors.is_empty() => Ok(Self {
+        let openai_realtime_url = get("OPENAI_REALTIME_URL");
+        let bedrock_endpoint = get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME");
+        for e in errors {
+            reader.error(e);
+        }
+        let finished = reader.finish();
+        match (spec, bucket, finished) {
+            (Some(spec), Some(bucket), Ok(())) => Ok(Self {
                 spec,
                 bucket,
                 bucket_region,
                 listen,
+                limits,
                 public_host,
                 twilio_api_base,
                 max_calls,
@@ -174,12 +162,12 @@ impl Settings {
                 end_of_turn,
                 json_logs,
                 extra_ca_pem,
-                openai_realtime_url: get("OPENAI_REALTIME_URL"),
-                bedrock_endpoint: get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"),
+                openai_realtime_url,
+                bedrock_endpoint,
                 nova_rotate_after,
                 webhooks_to_private,
             }),
-            _ => Err(errors),
+            (_, _, finished) => Err(finished.err().unwrap_or_default()),
         }
     }
 }

@@ -16,12 +16,7 @@ impl From<Failure> for Diagnostic {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_current_span(false)
-        .without_time()
-        .init();
+    serving::logging::init(serving::logging::LogFormat::Json, std::io::stdout);
 
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let region = sdk.region().map(ToString::to_string).unwrap_or_else(|| "us-east-1".into());

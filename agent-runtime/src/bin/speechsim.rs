@@ -92,7 +92,7 @@ fn local_settings() -> LocalSettings {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    agent_runtime::telemetry::init(false);
+    serving::logging::init(serving::logging::LogFormat::Text, std::io::stderr);
     match args.provider {
         Provider::Openai { listen, api_key, agent, late_transcripts } => {
             let config = agent_config(&agent)?;

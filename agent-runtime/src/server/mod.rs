@@ -24,7 +24,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use futures::{SinkExt, StreamExt};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -210,16 +209,10 @@ impl App {
         let router = router(state.clone());
         let serve = {
             let stop = stop_serving.clone();
-            tokio::spawn(async move {
-                // Media is real time: agent audio, marks and `clear` go out at once,
-                // not held back by Nagle's algorithm for an acknowledgement.
-                let listener = self.listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::warn!(error = %e, "set TCP_NODELAY on a connection");
-                    }
-                });
-                axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await
-            })
+            let limits = inner.settings.limits;
+            // `TCP_NODELAY` on every connection: agent audio, marks and `clear` go out
+            // at once, not held back by Nagle's algorithm for an acknowledgement.
+            tokio::spawn(serving::serve(self.listener, router, limits, async move { stop.cancelled().await }))
         };
         let spool_stop = CancellationToken::new();
         let spool = {

@@ -140,7 +140,7 @@ pub async fn spawn_with(draft: AgentDraft, options: Options) -> Runtime {
         vars.insert(k.to_owned(), v);
     }
     let settings = Settings::from_env(|k| vars.get(k).cloned()).expect("settings from the test environment");
-    agent_runtime::telemetry::init(false);
+    serving::logging::init(serving::logging::LogFormat::Text, std::io::stderr);
     let app = match options.objects {
         Some(wrap) => {
             let objects = wrap(s3_store(&bucket).await);
