@@ -221,6 +221,14 @@ async fn malformed_and_out_of_order_messages_and_a_dropped_socket_still_leave_ar
         }
     }
     assert!(got_media, "the agent still speaks after the junk");
+    // Dropping the socket while the runtime has not yet read what was sent resets the
+    // connection, and the kernel discards the unread bytes: wait until every message
+    // has been read (the runtime reads every 40 ms).
+    let counted = || rt.state.metrics().malformed_messages.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while counted() < 8 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The socket drops without `stop`.
     drop(ws);
     let metadata = rt.json(call_sid, "metadata.json").await;
