@@ -394,6 +394,24 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The form parameters of a request Twilio posted to this agent and signed, or
+    /// the response refusing it.
+    fn signed_form(
+        &self,
+        agent_id: &str,
+        headers: &HeaderMap,
+        uri: &Uri,
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, Box<Response>> {
+        let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+        match self.refusal(agent_id, headers, uri, &params, false) {
+            Some(refused) => Err(Box::new(refused)),
+            None => Ok(params),
+        }
+    }
+}
+
 fn twiml(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
@@ -406,10 +424,10 @@ async fn incoming_call(
     body: Bytes,
 ) -> Response {
     let inner = &state.inner;
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    if let Some(refused) = state.refusal(&agent_id, &headers, &uri, &params, false) {
-        return refused;
-    }
+    let params = match state.signed_form(&agent_id, &headers, &uri, &body) {
+        Ok(params) => params,
+        Err(refused) => return *refused,
+    };
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let call_sid = param("CallSid");
     if agent_spec::CallSid::parse(&call_sid).is_err() {
@@ -508,10 +526,10 @@ async fn stream_status(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    if let Some(refused) = state.refusal(&agent_id, &headers, &uri, &params, false) {
-        return refused;
-    }
+    let params = match state.signed_form(&agent_id, &headers, &uri, &body) {
+        Ok(params) => params,
+        Err(refused) => return *refused,
+    };
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
     let event = param("StreamEvent");
     state.inner.env.metrics.stream_event(event);
