@@ -296,6 +296,10 @@ where
         tracing::warn!("media stream closed or timed out before start");
         return None;
     };
+    // The call's clock starts at `start`: admission below takes time on the object
+    // store, and the caller's frames sent meanwhile are part of the call (and of its
+    // recording).
+    let (t0, started_at) = (Instant::now(), time::OffsetDateTime::now_utc());
     let Ok(call_sid) = agent_spec::CallSid::parse(&start.call_sid) else {
         tracing::warn!(call_sid = %start.call_sid, "start names an invalid call sid; stream refused");
         env.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
@@ -320,7 +324,7 @@ where
             account_sid: start.account_sid.clone(),
             from: params.get("from").cloned(),
             to: params.get("to").cloned(),
-            started_at: time::OffsetDateTime::now_utc(),
+            started_at,
         };
         let mut errors = Vec::new();
         let mut recording_cut_at_ms = None;
@@ -345,7 +349,7 @@ where
             out: outbound,
             session: Link::Connecting,
             id,
-            t0: Instant::now(),
+            t0,
             json: String::with_capacity(512),
             playback: Playback::new(recorder.is_some()),
             vad: TurnDetector::new(env.timings.end_of_turn),
