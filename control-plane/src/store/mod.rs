@@ -1,5 +1,5 @@
 //! Persistence. [`Store`] holds the pool and the secrets cipher; its methods are
-//! grouped by resource ([`tenants`], [`api_keys`], [`agents`]). Every method on
+//! grouped by resource ([`tenants`], [`api_keys`], [`sessions`], [`agents`]). Every method on
 //! tenant-owned data takes the tenant id and puts it in the `WHERE` clause, so one
 //! tenant's request can never read or change another tenant's rows.
 
@@ -7,6 +7,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod deployments;
 pub mod placements;
+pub mod sessions;
 pub mod tenants;
 
 use crate::crypto::SecretsCipher;

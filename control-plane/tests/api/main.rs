@@ -14,5 +14,7 @@ mod openapi;
 mod pagination;
 mod placement;
 mod process;
+mod rate_limit;
 mod secrets;
+mod sessions;
 mod startup;
