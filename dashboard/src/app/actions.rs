@@ -75,7 +75,9 @@ pub async fn sign_in(csrf: String, api_key: String, next: String) -> Result<(), 
             let session = Session::new(opened.token, opened.key_id, expires_at);
             let sealed = ctx.dashboard.sessions.seal(&session);
             let secure = ctx.secure_cookies();
-            let lifetime = expires_at - time::OffsetDateTime::now_utc();
+            // As long as the API's session, in whole seconds rounded up.
+            let lifetime =
+                time::Duration::seconds((expires_at - time::OffsetDateTime::now_utc()).as_seconds_f64().ceil() as i64);
             ctx.set_cookie(session::set_cookie(session::COOKIE, &sealed, lifetime, secure));
             // The form's token has done its work.
             ctx.set_cookie(session::clear_cookie(session::SIGN_IN_COOKIE, secure));
