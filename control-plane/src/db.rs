@@ -19,6 +19,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "deployments", include_str!("../migrations/sqlite/0003_deployments.sql")),
     (4, "rollout_watch", include_str!("../migrations/sqlite/0004_rollout_watch.sql")),
     (5, "placement_targets", include_str!("../migrations/sqlite/0005_placement_targets.sql")),
+    (6, "sessions", include_str!("../migrations/sqlite/0006_sessions.sql")),
     (7, "tenant_quotas", include_str!("../migrations/sqlite/0007_tenant_quotas.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -27,6 +28,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "deployments", include_str!("../migrations/postgres/0003_deployments.sql")),
     (4, "rollout_watch", include_str!("../migrations/postgres/0004_rollout_watch.sql")),
     (5, "placement_targets", include_str!("../migrations/postgres/0005_placement_targets.sql")),
+    (6, "sessions", include_str!("../migrations/postgres/0006_sessions.sql")),
     (7, "tenant_quotas", include_str!("../migrations/postgres/0007_tenant_quotas.sql")),
 ];
 

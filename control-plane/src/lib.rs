@@ -5,10 +5,13 @@
 //! - [`settings`]: typed settings from the environment, with local defaults.
 //! - [`telemetry`]: `tracing` set-up (text or JSON logs).
 //! - [`http`]: the axum router. [`http::extract`] authenticates the tenant's API
-//!   key (or the admin token) and parses JSON with field-level errors; the resource
-//!   modules ([`http::agents`], [`http::admin`], [`http::health`]) call the store;
+//!   key or session token (or the admin token), limiting failed attempts per client
+//!   address and key id ([`http::auth_limit`]), and parses JSON with field-level
+//!   errors; the resource modules ([`http::agents`], [`http::sessions`],
+//!   [`http::admin`], [`http::health`]) call the store;
 //!   [`http::error::ApiError`] turns every failure into a JSON error body.
-//! - [`store`]: tenants, API keys and agents in SQL, always scoped by tenant id.
+//! - [`store`]: tenants, API keys, sessions and agents in SQL, always scoped by
+//!   tenant id.
 //! - [`crypto`]: AES-256-GCM sealing of agent secrets at rest.
 //! - [`db`]: the sqlx pool (SQLite by default, PostgreSQL by URL) and migrations.
 //! - [`deploy`]: the [`deploy::Deployer`] (in-process library or Lambda Invoke) and
@@ -88,6 +91,7 @@ pub struct App {
     settings: Arc<Settings>,
     workers: Option<Workers>,
     shutdown: CancellationToken,
+    auth_limiter: Arc<http::auth_limit::FailedAuthLimiter>,
 }
 
 impl App {
@@ -139,7 +143,8 @@ impl App {
                 );
             }
         }
-        let state = AppState { store: store.clone(), settings: settings.clone(), aws };
+        let state = AppState::new(store.clone(), settings.clone(), aws);
+        let auth_limiter = state.auth_limiter.clone();
         let router = match &settings.dashboard {
             Some(dashboard_settings) => {
                 // The dashboard calls the API through the API's own router: the same
@@ -160,7 +165,7 @@ impl App {
             }
             None => (router, None),
         };
-        Ok(App { listener, router, admin, store, settings, workers, shutdown: CancellationToken::new() })
+        Ok(App { listener, router, admin, store, settings, workers, shutdown: CancellationToken::new(), auth_limiter })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -172,6 +177,11 @@ impl App {
         self.admin.as_ref().map(|(l, _)| l.local_addr().expect("a bound listener has an address"))
     }
 
+    /// The failed-authentication limiter (tests move its clock).
+    pub fn auth_limiter(&self) -> Arc<http::auth_limit::FailedAuthLimiter> {
+        self.auth_limiter.clone()
+    }
+
     /// Cancelling this token stops the server as SIGTERM would.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -181,13 +191,17 @@ impl App {
     /// lets in-flight requests finish within the grace period (aborting what is
     /// left after it), and closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let App { listener, router, admin, store, settings, workers, shutdown } = self;
+        let App { listener, router, admin, store, settings, workers, shutdown, auth_limiter: _ } = self;
         tracing::info!(addr = %listener.local_addr()?, backend = ?store.db.backend, "control plane listening");
         let mut workers = workers.map(|w| w.spawn(shutdown.clone(), settings.shutdown_grace));
-        let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        // The peer address is what failed authentications are counted against
+        // (`http::auth_limit`), unless a trusted proxy names the client.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let admin_serve = admin.map(|(admin_listener, admin_router)| {
             tracing::info!(addr = ?admin_listener.local_addr(), "admin API listening on its own address");
-            axum::serve(admin_listener, admin_router).with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            let service = admin_router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(admin_listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned())
         });
         let mut server = tokio::spawn(async move {
             match admin_serve {

@@ -12,6 +12,10 @@
 //! | `TEMPOVOICE_ADMIN_TOKEN` | unset: admin API disabled | bearer token for `/v1/admin/*` (at least 32 characters) |
 //! | `TEMPOVOICE_LOG_FORMAT` | `text` | `text` or `json` |
 //! | `TEMPOVOICE_SHUTDOWN_GRACE_SECS` | `20` | how long in-flight requests may take after SIGTERM |
+//! | `TEMPOVOICE_AUTH_FAILURES_PER_ADDRESS` | `60` | failed authentications (API key, session token or admin token) one client address may make per window before it is answered 429 with `Retry-After` (1–100000) |
+//! | `TEMPOVOICE_AUTH_FAILURES_PER_KEY` | `30` | failed authentications with one API key id (`tvk_{keyId}_…`), from any address, per window (1–100000) |
+//! | `TEMPOVOICE_AUTH_FAILURE_WINDOW_SECS` | `60` | the window those limits refill over, evenly (1–86400) |
+//! | `TEMPOVOICE_TRUSTED_PROXY` | `false` | `true` when every request comes through a load balancer that appends the client's address to `X-Forwarded-For` (the ALB): the rightmost entry is then the client address failed authentications are counted against; `false`: the socket peer, and `X-Forwarded-For` is ignored (a client could write anything in it) |
 //! | `TEMPOVOICE_LISTENERS` | none | ALB listeners agents are placed on, one per ALB, comma-separated: `listenerArn[=capacity][@publicHost]`; capacity 1–100, default 95; the public host is the one that ALB answers Twilio on (required for each listener when there are several) |
 //! | `TEMPOVOICE_TARGETS_PER_ALB` | `1000` | the account's quota of targets per Application Load Balancer; each agent counts its tasks × 2 (a rolling deploy doubles them) |
 //! | `TEMPOVOICE_TARGET_GROUP_QUOTA` | `3000` | the account's quota of target groups per Region (one per agent) |
@@ -36,7 +40,7 @@
 //! | `TEMPOVOICE_DASHBOARD` | `on` | `on`: the dashboard is served at `/` beside the API; `off`: the API only |
 //! | `TEMPOVOICE_DASHBOARD_SESSION_KEY` | random per process | base64 of 32 bytes sealing dashboard session cookies; replicas must share one, and without it everyone is signed out at restart |
 //! | `TEMPOVOICE_DASHBOARD_SESSION_HOURS` | `12` | how long a dashboard sign-in lasts (1–720) |
-//! | `TEMPOVOICE_DASHBOARD_SECURE_COOKIES` | `false` | mark the session cookie `Secure` (requests forwarded with `X-Forwarded-Proto: https` get it anyway) |
+//! | `TEMPOVOICE_DASHBOARD_SECURE_COOKIES` | `false` | `true`: the dashboard is reached over https only (behind TLS termination), so every response carries `Strict-Transport-Security` and a post must come from an https origin. Either way the session cookie is `Secure` with the `__Host-` prefix except on plain http to a loopback host, and a request forwarded with `X-Forwarded-Proto: https` counts as https |
 //! | `RUST_LOG` | `info` | log filter |
 
 use std::net::SocketAddr;
@@ -49,6 +53,7 @@ use deployer_lambda::DeployerSettings;
 use deployer_lambda::settings::{DEFAULT_PREFIX, check_prefix};
 
 use crate::db::Backend;
+use crate::http::auth_limit::AuthLimits;
 use crate::store::placements::{DEFAULT_CAPACITY, ListenerCapacity};
 
 /// Parses `TEMPOVOICE_LISTENERS`: `arn[=capacity][@host]`, comma-separated.
@@ -131,6 +136,8 @@ pub struct Settings {
     pub admin_token: Option<SecretString>,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    /// Failed-authentication limits and where the client address comes from.
+    pub auth_limits: AuthLimits,
     pub listeners: Vec<ListenerCapacity>,
     /// The AWS quotas placements are checked against.
     pub quotas: crate::store::placements::Quotas,
@@ -293,6 +300,14 @@ impl Settings {
                 true
             }
         };
+        let trusted_proxy = match get("TEMPOVOICE_TRUSTED_PROXY").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                errors.push(format!("TEMPOVOICE_TRUSTED_PROXY must be true or false; got {other:?}"));
+                false
+            }
+        };
         let mut number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| match get(k) {
             None => default,
             Some(v) => match v.parse::<u64>() {
@@ -321,6 +336,12 @@ impl Settings {
             cpu_units: number("TEMPOVOICE_TENANT_MAX_CPU_UNITS", 65_536, 0..=1_000_000_000),
             listener_slots: number("TEMPOVOICE_TENANT_MAX_LISTENER_SLOTS", 100, 0..=1_000_000),
             knowledge_bytes: number("TEMPOVOICE_TENANT_MAX_KNOWLEDGE_BYTES", 20 * 1024 * 1024, 0..=1 << 40),
+        };
+        let auth_limits = AuthLimits {
+            per_address: number("TEMPOVOICE_AUTH_FAILURES_PER_ADDRESS", 60, 1..=100_000) as u32,
+            per_key: number("TEMPOVOICE_AUTH_FAILURES_PER_KEY", 30, 1..=100_000) as u32,
+            window: Duration::from_secs(number("TEMPOVOICE_AUTH_FAILURE_WINDOW_SECS", 60, 1..=86_400)),
+            trusted_proxy,
         };
         let session_hours =
             number("TEMPOVOICE_DASHBOARD_SESSION_HOURS", dashboard::DEFAULT_SESSION_HOURS as u64, 1..=720);
@@ -398,6 +419,7 @@ impl Settings {
             admin_token,
             log_format,
             shutdown_grace,
+            auth_limits,
         })
     }
 }
@@ -436,6 +458,40 @@ mod tests {
             assert!(err.contains(name), "{name} in {err}");
         }
         assert!(from(&[("TEMPOVOICE_DASHBOARD", "maybe")]).unwrap_err().to_string().contains("on or off"));
+    }
+
+    #[test]
+    fn failed_authentication_limits_are_read_and_a_bad_value_is_named() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s.auth_limits, AuthLimits::default());
+        assert!(!s.auth_limits.trusted_proxy, "X-Forwarded-For is not trusted by default");
+        let s = from(&[
+            ("TEMPOVOICE_AUTH_FAILURES_PER_ADDRESS", "5"),
+            ("TEMPOVOICE_AUTH_FAILURES_PER_KEY", "3"),
+            ("TEMPOVOICE_AUTH_FAILURE_WINDOW_SECS", "2"),
+            ("TEMPOVOICE_TRUSTED_PROXY", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.auth_limits,
+            AuthLimits { per_address: 5, per_key: 3, window: Duration::from_secs(2), trusted_proxy: true }
+        );
+        let err = from(&[
+            ("TEMPOVOICE_AUTH_FAILURES_PER_ADDRESS", "0"),
+            ("TEMPOVOICE_AUTH_FAILURES_PER_KEY", "many"),
+            ("TEMPOVOICE_AUTH_FAILURE_WINDOW_SECS", "0"),
+            ("TEMPOVOICE_TRUSTED_PROXY", "yes"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "TEMPOVOICE_AUTH_FAILURES_PER_ADDRESS",
+            "TEMPOVOICE_AUTH_FAILURES_PER_KEY",
+            "TEMPOVOICE_AUTH_FAILURE_WINDOW_SECS",
+            "TEMPOVOICE_TRUSTED_PROXY",
+        ] {
+            assert!(err.contains(name), "{name} in {err}");
+        }
     }
 
     #[test]

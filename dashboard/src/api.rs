@@ -1,20 +1,28 @@
 //! The control-plane REST API as the dashboard uses it: every page and form goes
-//! through here with the signed-in tenant's key, so the API decides what the tenant
-//! may see and whether input is valid.
+//! through here with the signed-in tenant's session token (signing in exchanges the
+//! API key for it), so the API decides what the tenant may see, whether input is
+//! valid, and whether the session still stands.
+//!
+//! Each call carries the browser's address ([`Client`]), so the API counts failed
+//! sign-ins against the browser, not against the dashboard.
 //!
 //! [`ControlPlane`] reaches the API over HTTP (the standalone `dashboard` binary) or
 //! in process through the API's own router (when the control-plane binary mounts the
 //! dashboard): the same handlers, authentication and validation either way.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use agent_spec::api::{AgentPage, AgentResponse, CallPage, DeploymentResponse, ErrorBody};
 use agent_spec::calls::{CallMetadata, Transcript};
 use agent_spec::{AgentDraft, FieldError};
 use axum::body::Body;
-use axum::http::{Method, Request, Response, StatusCode, header};
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use futures::TryStreamExt;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 
@@ -49,6 +57,10 @@ pub enum ApiFailure {
     /// The agent changed since it was read.
     #[error("{0}")]
     Conflict(String),
+    /// Too many failed authentications from this address or for this key; retry
+    /// after this many seconds.
+    #[error("too many failed attempts: retry after {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
     /// The API answered with another error; `message` is the API's own.
     #[error("the control plane answered {status}: {message}")]
     Status { status: StatusCode, message: String },
@@ -73,17 +85,29 @@ impl ControlPlane {
         Self { transport: Transport::InProcess(router) }
     }
 
-    /// The API as the tenant holding `key` sees it.
-    pub fn tenant(&self, key: SecretString) -> TenantApi {
-        TenantApi { control_plane: self.clone(), key }
+    /// The API as the holder of `credential` (a session token, or an API key while
+    /// signing in) sees it, called on behalf of `client`.
+    pub fn tenant(&self, credential: SecretString, client: Client) -> TenantApi {
+        TenantApi { control_plane: self.clone(), key: credential, client }
     }
 
-    async fn send(&self, request: Request<Body>) -> Result<Response<Body>, ApiFailure> {
+    async fn send(&self, mut request: Request<Body>, client: &Client) -> Result<Response<Body>, ApiFailure> {
         match &self.transport {
             Transport::InProcess(router) => {
+                // The API sees the browser's connection, as if it had been asked directly.
+                if let Some(peer) = client.peer {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                }
+                if let Some(forwarded) = &client.forwarded_for {
+                    request.headers_mut().insert(X_FORWARDED_FOR, forwarded.clone());
+                }
                 Ok(router.clone().oneshot(request).await.unwrap_or_else(|never| match never {}))
             }
-            Transport::Http { base, client } => {
+            Transport::Http { base, client: http } => {
+                // As a proxy does: the browser's address appended to `X-Forwarded-For`.
+                if let Some(forwarded) = client.forwarded_for_appended() {
+                    request.headers_mut().insert(X_FORWARDED_FOR, forwarded);
+                }
                 let (parts, body) = request.into_parts();
                 let url = base
                     .join(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
@@ -91,7 +115,7 @@ impl ControlPlane {
                 let body = axum::body::to_bytes(body, MAX_JSON_BYTES)
                     .await
                     .map_err(|e| ApiFailure::Transport(e.to_string()))?;
-                let response = client
+                let response = http
                     .request(parts.method, url)
                     .headers(parts.headers)
                     .body(body)
@@ -109,11 +133,64 @@ impl ControlPlane {
     }
 }
 
-/// The API with one tenant's key.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The browser a call is made for: its socket address as the dashboard sees it, and
+/// the `X-Forwarded-For` its request came with (from a load balancer in front).
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub peer: Option<SocketAddr>,
+    pub forwarded_for: Option<HeaderValue>,
+}
+
+impl Client {
+    /// The client of the request whose parts these are (the server must be served
+    /// with `into_make_service_with_connect_info::<SocketAddr>` for the peer).
+    pub fn of(parts: &Parts) -> Self {
+        let forwarded: Vec<&str> =
+            parts.headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+        Self {
+            peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+            forwarded_for: (!forwarded.is_empty()).then(|| forwarded.join(", ")).and_then(|v| v.parse().ok()),
+        }
+    }
+
+    /// `X-Forwarded-For` with the peer's address appended, for a call over HTTP.
+    fn forwarded_for_appended(&self) -> Option<HeaderValue> {
+        let peer = self.peer.map(|p| p.ip().to_string());
+        let previous = self.forwarded_for.as_ref().and_then(|v| v.to_str().ok());
+        let value = match (previous, peer) {
+            (Some(previous), Some(peer)) => format!("{previous}, {peer}"),
+            (Some(previous), None) => previous.to_owned(),
+            (None, Some(peer)) => peer,
+            (None, None) => return None,
+        };
+        HeaderValue::from_str(&value).ok()
+    }
+}
+
+/// A session the API opened: the token is the credential of every later call.
+pub struct OpenedSession {
+    pub token: SecretString,
+    pub key_id: String,
+    pub expires_at: time::OffsetDateTime,
+}
+
+/// The API's `SessionResponse`, as far as the dashboard reads it.
+#[derive(Deserialize)]
+struct SessionResponse {
+    session_token: String,
+    key_id: String,
+    #[serde(with = "agent_spec::api::timestamp")]
+    expires_at: time::OffsetDateTime,
+}
+
+/// The API with one tenant's credential.
 #[derive(Clone)]
 pub struct TenantApi {
     control_plane: ControlPlane,
     key: SecretString,
+    client: Client,
 }
 
 impl TenantApi {
@@ -127,11 +204,20 @@ impl TenantApi {
 
     /// Sends a request; any status other than 2xx becomes an [`ApiFailure`].
     async fn call(&self, request: Request<Body>) -> Result<Response<Body>, ApiFailure> {
-        let response = self.control_plane.send(request).await?;
+        let response = self.control_plane.send(request, &self.client).await?;
         if response.status().is_success() {
             return Ok(response);
         }
         let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(60);
+            return Err(ApiFailure::TooManyAttempts { retry_after });
+        }
         let body = axum::body::to_bytes(response.into_body(), MAX_JSON_BYTES).await.unwrap_or_default();
         let detail = serde_json::from_slice::<ErrorBody>(&body).ok().map(|b| b.error);
         Err(match (status, detail) {
@@ -161,6 +247,25 @@ impl TenantApi {
     fn with_json(&self, builder: axum::http::request::Builder, body: &impl serde::Serialize) -> Request<Body> {
         let bytes = serde_json::to_vec(body).expect("API request bodies serialize");
         builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(bytes)).expect("a request builds")
+    }
+
+    /// Exchanges the API key this was made with for a session lasting `lifetime`.
+    pub async fn open_session(&self, lifetime: time::Duration) -> Result<OpenedSession, ApiFailure> {
+        let body = serde_json::json!({ "expires_in_secs": lifetime.whole_seconds() });
+        let opened: SessionResponse =
+            self.json(self.with_json(self.request(Method::POST, "/v1/sessions"), &body)).await?;
+        Ok(OpenedSession {
+            token: SecretString::from(opened.session_token),
+            key_id: opened.key_id,
+            expires_at: opened.expires_at,
+        })
+    }
+
+    /// Ends the session whose token this was made with (signing out).
+    pub async fn end_session(&self) -> Result<(), ApiFailure> {
+        let request =
+            self.request(Method::DELETE, "/v1/sessions/current").body(Body::empty()).expect("a DELETE request builds");
+        self.call(request).await.map(drop)
     }
 
     /// One page of agents.

@@ -116,6 +116,20 @@ impl KeptSecrets {
 }
 
 impl AgentForm {
+    /// The bytes this form holds, as the flash store accounts them: every string's
+    /// length plus the size of a `String` for each.
+    pub fn accounted_bytes(&self) -> usize {
+        fn strings(value: &serde_json::Value) -> usize {
+            match value {
+                serde_json::Value::String(s) => s.len() + std::mem::size_of::<String>(),
+                serde_json::Value::Array(items) => items.iter().map(strings).sum(),
+                serde_json::Value::Object(fields) => fields.values().map(strings).sum(),
+                _ => 0,
+            }
+        }
+        strings(&serde_json::to_value(self).expect("a form of strings serializes"))
+    }
+
     /// A new agent's form with the API's defaults.
     pub fn new_agent() -> Self {
         let d = AgentDraft::default();

@@ -11,8 +11,10 @@
 //!
 //! - [`router`] (here): the axum routes — pages (rendered by [`app`]), server
 //!   functions under `/api/`, the stylesheet and script, and the recording proxy —
-//!   with the origin check on posts and the security headers.
-//! - [`session`]: the sealed session cookie (API key, CSRF token, expiry).
+//!   with the origin check on posts, the body limit and the security headers
+//!   (HSTS when served over https).
+//! - [`session`]: the sealed session cookie (the API's session token, CSRF token,
+//!   expiry) and the sign-in form's own token.
 //! - [`app`]: the pages ([`app::pages`]) and the server functions behind the forms
 //!   ([`app::actions`]).
 //! - [`form`]: the agent form as posted, and its translation to the API's `AgentDraft`.
@@ -33,6 +35,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, Path, Request, State};
+use axum::http::HeaderMap;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -41,13 +44,45 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use secrecy::SecretString;
+use time::OffsetDateTime;
 
-use crate::api::{ApiFailure, ControlPlane};
+use crate::api::{ApiFailure, Client, ControlPlane};
 use crate::flash::FlashStore;
-use crate::session::{Session, SessionKey};
+use crate::session::{Session, SessionKey, SignInToken};
 
 /// How long a sign-in lasts unless configured.
 pub const DEFAULT_SESSION_HOURS: i64 = 12;
+
+/// The largest form post accepted (the agent form with the longest prompt and
+/// documents the API takes is well below it); a larger one is refused with 413
+/// before it is read into memory.
+pub const MAX_POST_BYTES: usize = 512 * 1024;
+
+/// `Strict-Transport-Security` for responses served over https: two years,
+/// subdomains included.
+pub const HSTS: &str = "max-age=63072000; includeSubDomains";
+
+/// Whether the load balancer says the request arrived over https
+/// (`X-Forwarded-Proto: https`; of a list, the first: the client's hop).
+pub fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Whether the request's `Host` is a loopback name or address (`localhost`,
+/// `*.localhost`, 127.0.0.0/8, `[::1]`), port aside.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    match url::Url::parse(&format!("http://{host}/")).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
 
 /// Everything the pages and server functions share.
 #[derive(Clone)]
@@ -58,8 +93,8 @@ pub struct DashboardInner {
     pub sessions: SessionKey,
     pub flash: FlashStore,
     pub session_lifetime: time::Duration,
-    /// Mark the session cookie `Secure` (also done for requests forwarded as https).
-    pub secure_cookies: bool,
+    /// Users reach the dashboard over https only (`TEMPOVOICE_DASHBOARD_SECURE_COOKIES`).
+    pub https_only: bool,
 }
 
 impl std::ops::Deref for Dashboard {
@@ -75,6 +110,10 @@ pub struct DashboardSettings {
     /// Base64 of 32 bytes; without it a random key is made and sessions end with the process.
     pub session_key: Option<SecretString>,
     pub session_lifetime: time::Duration,
+    /// Users reach the dashboard over https only (behind TLS termination): every
+    /// response carries `Strict-Transport-Security`, posts must come from an https
+    /// origin, and cookies are `Secure` even on a loopback host. Without it, a request
+    /// forwarded with `X-Forwarded-Proto: https` counts as https.
     pub secure_cookies: bool,
 }
 
@@ -102,22 +141,63 @@ impl Dashboard {
             sessions,
             flash: FlashStore::default(),
             session_lifetime: settings.session_lifetime,
-            secure_cookies: settings.secure_cookies,
+            https_only: settings.secure_cookies,
         })))
     }
 
     /// The session of a request, if its cookie holds a valid, unexpired one.
-    pub fn session(&self, headers: &axum::http::HeaderMap) -> Option<Session> {
-        session::cookie_value(headers).and_then(|v| self.sessions.open(v, time::OffsetDateTime::now_utc()))
+    pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        session::cookie_value(headers, session::COOKIE, self.secure_cookies(headers))
+            .and_then(|v| self.sessions.open(v, OffsetDateTime::now_utc()))
     }
 
-    /// Whether the session cookie should be `Secure` for this request.
-    pub fn secure(&self, headers: &axum::http::HeaderMap) -> bool {
-        self.secure_cookies
-            || headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+    /// The sign-in form's token of a request, if its cookie holds a valid one.
+    pub fn sign_in_token(&self, headers: &HeaderMap) -> Option<SignInToken> {
+        session::cookie_value(headers, session::SIGN_IN_COOKIE, self.secure_cookies(headers))
+            .and_then(|v| self.sessions.open_sign_in(v, OffsetDateTime::now_utc()))
+    }
+
+    /// Whether the request arrived over https: configured so, or forwarded as such.
+    pub fn https(&self, headers: &HeaderMap) -> bool {
+        self.https_only || forwarded_https(headers)
+    }
+
+    /// Whether this request's cookies are `Secure` with the `__Host-` prefix: always,
+    /// except on plain http to a loopback host (local development, where a browser
+    /// would drop a `Secure` cookie).
+    pub fn secure_cookies(&self, headers: &HeaderMap) -> bool {
+        self.https(headers) || !loopback_host(headers)
+    }
+
+    /// Whether a post says it comes from this dashboard: its `Origin` (or, when a
+    /// browser sent none, its `Referer`) has this request's host and port, and the
+    /// https scheme when the dashboard is served over https. A post saying neither
+    /// is refused: browsers send `Origin` with every form post.
+    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), &'static str> {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).ok_or("the request names no host")?;
+        let claimed = match headers.get(header::ORIGIN) {
+            Some(origin) => origin.to_str().ok().filter(|o| *o != "null").ok_or("its Origin is not a site")?,
+            None => headers
+                .get(header::REFERER)
+                .and_then(|r| r.to_str().ok())
+                .ok_or("it says neither where it comes from (no Origin or Referer)")?,
+        };
+        let claimed = url::Url::parse(claimed).map_err(|_| "its Origin or Referer is not a URL")?;
+        match claimed.scheme() {
+            "https" => {}
+            "http" if !self.https(headers) => {}
+            _ => return Err("it comes from another origin (not https)"),
+        }
+        let expected = url::Url::parse(&format!("{}://{host}/", claimed.scheme()))
+            .map_err(|_| "the request's Host is not a host name")?;
+        let same =
+            claimed.host() == expected.host() && claimed.port_or_known_default() == expected.port_or_known_default();
+        if same { Ok(()) } else { Err("it comes from another site") }
+    }
+
+    /// The API as the holder of `credential`, on behalf of the browser of `parts`.
+    pub fn api_for(&self, credential: SecretString, parts: &axum::http::request::Parts) -> api::TenantApi {
+        self.api.tenant(credential, Client::of(parts))
     }
 }
 
@@ -134,6 +214,7 @@ pub fn router(dashboard: Dashboard) -> Router {
     let leptos_options = LeptosOptions::builder().output_name("dashboard").build();
     let state = RouterState { leptos_options: leptos_options.clone(), dashboard: dashboard.clone() };
     let routes = generate_route_list(app::App);
+    let dashboard_for_layers = dashboard.clone();
     Router::new()
         .route(assets::CSS_PATH, get(assets::stylesheet))
         .route(assets::JS_PATH, get(assets::script))
@@ -144,8 +225,9 @@ pub fn router(dashboard: Dashboard) -> Router {
             move || provide_context(dashboard.clone()),
             move || app::shell(leptos_options.clone()),
         )
-        .layer(axum::middleware::from_fn(same_origin_posts))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(dashboard_for_layers.clone(), same_origin_posts))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_POST_BYTES))
+        .layer(axum::middleware::from_fn_with_state(dashboard_for_layers, security_headers))
         .with_state(state)
 }
 
@@ -155,31 +237,25 @@ pub fn not_found() -> Response {
         .into_response()
 }
 
-/// Refuses a post whose `Origin` is another site (a cross-site form), on top of the
-/// CSRF token every form carries and the `SameSite` cookie.
-async fn same_origin_posts(request: Request, next: Next) -> Response {
+/// Refuses a post that does not say it comes from this dashboard (see
+/// [`Dashboard::check_origin`]), on top of the CSRF token every form carries (the
+/// sign-in form's included) and the `SameSite` cookie.
+async fn same_origin_posts(State(dashboard): State<Dashboard>, request: Request, next: Next) -> Response {
     if request.method() == Method::POST {
-        let headers = request.headers();
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-        if let (Some(origin), Some(host)) = (origin, host) {
-            let origin_host = url::Url::parse(origin).ok().map(|u| match u.port() {
-                Some(port) => format!("{}:{port}", u.host_str().unwrap_or_default()),
-                None => u.host_str().unwrap_or_default().to_owned(),
-            });
-            if origin_host.as_deref() != Some(host) {
-                tracing::warn!(origin, host, "cross-origin post refused");
-                return (StatusCode::FORBIDDEN, "cross-origin form posts are refused").into_response();
-            }
+        if let Err(why) = dashboard.check_origin(request.headers()) {
+            let origin = request.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()).unwrap_or_default();
+            tracing::warn!(path = %request.uri().path(), origin, why, "form post refused");
+            return (StatusCode::FORBIDDEN, format!("This form post was refused: {why}.")).into_response();
         }
     }
     next.run(request).await
 }
 
 /// Headers every dashboard response carries: pages hold a tenant's data, so they are
-/// not cached and not framed.
-async fn security_headers(request: Request, next: Next) -> Response {
+/// not cached and not framed; over https, browsers are told to use nothing else.
+async fn security_headers(State(dashboard): State<Dashboard>, request: Request, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/assets/");
+    let https = dashboard.https(request.headers());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
@@ -188,6 +264,9 @@ async fn security_headers(request: Request, next: Next) -> Response {
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     set(headers, header::REFERRER_POLICY, "same-origin");
+    if https {
+        set(headers, header::STRICT_TRANSPORT_SECURITY, HSTS);
+    }
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         let policy = HeaderValue::from_str(&content_security_policy(None)).expect("the policy is a valid header");
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
@@ -209,16 +288,17 @@ pub(crate) fn content_security_policy(nonce: Option<&str>) -> String {
 }
 
 /// `GET /agents/{id}/calls/{sid}/recording.wav`: the call's recording, streamed from
-/// the API with the session's key, for the page's audio player.
+/// the API with the session's token, for the page's audio player.
 async fn recording(
     State(dashboard): State<Dashboard>,
     Path((id, sid)): Path<(String, String)>,
-    headers: axum::http::HeaderMap,
+    request: Request,
 ) -> Response {
-    let Some(session) = dashboard.session(&headers) else {
+    let (parts, _) = request.into_parts();
+    let Some(session) = dashboard.session(&parts.headers) else {
         return (StatusCode::UNAUTHORIZED, "sign in to listen to recordings").into_response();
     };
-    match dashboard.api.tenant(session.api_key).recording(&id, &sid).await {
+    match dashboard.api_for(session.token, &parts).recording(&id, &sid).await {
         Ok(upstream) => {
             let (parts, body) = upstream.into_parts();
             let mut response = Response::new(body);
@@ -232,6 +312,10 @@ async fn recording(
         }
         Err(ApiFailure::Unauthorized) => (StatusCode::UNAUTHORIZED, "sign in again").into_response(),
         Err(ApiFailure::NotFound) => (StatusCode::NOT_FOUND, "no recording of this call").into_response(),
+        Err(ApiFailure::TooManyAttempts { retry_after }) => {
+            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry_after.to_string())], "try again later")
+                .into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "recording could not be read");
             (StatusCode::BAD_GATEWAY, "the recording could not be read").into_response()

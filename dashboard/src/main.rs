@@ -25,8 +25,11 @@ struct Args {
     /// How long a sign-in lasts, in hours.
     #[arg(long, env = "TEMPOVOICE_DASHBOARD_SESSION_HOURS", default_value_t = dashboard::DEFAULT_SESSION_HOURS)]
     session_hours: i64,
-    /// Mark the session cookie Secure (set it when users reach the dashboard over
-    /// https; requests forwarded with `X-Forwarded-Proto: https` get it anyway).
+    /// Users reach the dashboard over https only (behind TLS termination): HSTS on
+    /// every response, posts only from an https origin, `Secure` cookies even on a
+    /// loopback host. Without it a request forwarded with `X-Forwarded-Proto: https`
+    /// counts as https, and cookies are `Secure` (`__Host-`) except on plain http to
+    /// a loopback host.
     #[arg(long, env = "TEMPOVOICE_DASHBOARD_SECURE_COOKIES", default_value_t = false)]
     secure_cookies: bool,
     /// `text` or `json` logs.
@@ -56,7 +59,10 @@ async fn main() -> anyhow::Result<()> {
     let app = dashboard::router(dashboard).fallback(|| async { dashboard::not_found() });
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("bind {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, api = %args.api_url, "dashboard listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serve")?;
+    // The browser's address goes with each API call, which counts failed sign-ins
+    // against it.
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.context("serve")?;
     tracing::info!("stopped");
     Ok(())
 }

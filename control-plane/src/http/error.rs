@@ -21,6 +21,12 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("the admin API is disabled")]
     AdminDisabled,
+    /// Authenticated, but this credential may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Too many failed authentications from this client address or for this key id.
+    #[error("too many failed authentication attempts")]
+    TooManyFailedAttempts { retry_after: std::time::Duration },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("no such route")]
@@ -88,6 +94,16 @@ impl ApiError {
                 "admin_disabled",
                 "the admin API is disabled: set TEMPOVOICE_ADMIN_TOKEN to enable it".into(),
             ),
+            Self::Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", (*why).into()),
+            Self::TooManyFailedAttempts { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failed_attempts",
+                format!(
+                    "too many failed authentication attempts from this address or for this key; \
+                     retry after {} s",
+                    retry_after_secs(*retry_after)
+                ),
+            ),
             Self::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
             Self::RouteNotFound => {
                 (StatusCode::NOT_FOUND, "route_not_found", "no such route; see /v1/openapi.json".into())
@@ -152,6 +168,10 @@ impl IntoResponse for ApiError {
             Self::Upstream(cause) => tracing::warn!(error = format!("{cause:#}"), "AWS request failed"),
             _ => {}
         }
+        let retry_after = match &self {
+            Self::TooManyFailedAttempts { retry_after } => Some(retry_after_secs(*retry_after)),
+            _ => None,
+        };
         let fields = match self {
             Self::Invalid(fields) => fields,
             // Named like an invalid field, so a form shows it where it belongs.
@@ -163,6 +183,14 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
+}
+
+/// Whole seconds to wait, rounded up, at least 1 (`Retry-After` has no fractions).
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }

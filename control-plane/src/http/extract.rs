@@ -1,10 +1,13 @@
 //! Extractors. Each rejects with an [`ApiError`], so a client never sees axum's
 //! plain-text rejections: malformed JSON, wrong types and unknown fields are 422
-//! with the field's path; a bad or missing key is 401; an id that cannot exist is 404.
+//! with the field's path; a bad or missing key is 401 (429 after too many failed
+//! attempts, see [`super::auth_limit`]); an id that cannot exist is 404.
+
+use std::net::{IpAddr, SocketAddr};
 
 use agent_spec::{AgentId, CallSid, DeploymentId, TenantId};
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use secrecy::ExposeSecret;
@@ -13,7 +16,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::auth_limit::ClientKey;
 use super::error::ApiError;
+use crate::store::api_keys::{self, Credential};
+use crate::store::sessions;
 
 /// A JSON body, parsed with the path of any failing field.
 pub struct ApiJson<T>(pub T);
@@ -93,7 +99,8 @@ fn without_position(e: &serde_json::Error) -> String {
     }
 }
 
-/// The tenant whose API key authenticated the request. Recorded on the request span.
+/// The tenant whose API key or session token authenticated the request. Recorded on
+/// the request span.
 pub struct Tenant(pub TenantId);
 
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
@@ -110,19 +117,110 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
+/// The address failed authentications are counted against: the socket peer, or,
+/// behind a trusted proxy (`TEMPOVOICE_TRUSTED_PROXY`), the rightmost
+/// `X-Forwarded-For` entry — the one the proxy appended; entries left of it are
+/// whatever the client sent.
+pub fn client_address(parts: &Parts, trusted_proxy: bool) -> Option<IpAddr> {
+    let forwarded = || {
+        let last = parts.headers.get_all(X_FORWARDED_FOR).iter().next_back()?;
+        let entry = last.to_str().ok()?.rsplit(',').next()?.trim();
+        // `1.2.3.4`, `[2001:db8::1]` or `[2001:db8::1]:443` / `1.2.3.4:443`.
+        entry
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+            .or_else(|| entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
+    };
+    let peer = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if trusted_proxy { forwarded().or_else(peer) } else { peer() }
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// Authenticates the request's bearer credential, counting a failure against its
+/// client address and key id; answers 429 while either has no attempt left, before
+/// the credential is looked at.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Credential, ApiError> {
+    let token = bearer_token(parts)?;
+    let client = ClientKey::of(client_address(parts, state.settings.auth_limits.trusted_proxy));
+    let key_id = api_keys::key_id_of(token);
+    let now = state.auth_limiter.now();
+    if let Err(retry_after) = state.auth_limiter.check(client, key_id, now) {
+        tracing::debug!(?client, key_id, "authentication refused: too many failed attempts");
+        return Err(ApiError::TooManyFailedAttempts { retry_after });
+    }
+    match state.store.authenticate(token).await.map_err(|e| ApiError::from_store(e, "api key"))? {
+        Some(credential) => {
+            tracing::Span::current().record("tenant_id", credential.tenant.as_str());
+            Ok(credential)
+        }
+        None => {
+            let exhausted = state.auth_limiter.failed(client, key_id, now);
+            tracing::info!(?client, key_id, "authentication failed");
+            if exhausted.address || exhausted.key {
+                tracing::warn!(
+                    ?client,
+                    key_id,
+                    by_address = exhausted.address,
+                    by_key = exhausted.key,
+                    "failed-authentication limit reached: refusing further attempts for now"
+                );
+            }
+            Err(ApiError::Unauthorized(if sessions::looks_like_session_token(token) {
+                "invalid, expired or revoked session token: sign in again"
+            } else {
+                "invalid or revoked API key"
+            }))
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
-        let tenant = state
-            .store
-            .authenticate(token)
-            .await
-            .map_err(|e| ApiError::from_store(e, "api key"))?
-            .ok_or(ApiError::Unauthorized("invalid or revoked API key"))?;
-        tracing::Span::current().record("tenant_id", tenant.as_str());
-        Ok(Tenant(tenant))
+        authenticate(parts, state).await.map(|c| Tenant(c.tenant))
+    }
+}
+
+/// A request authenticated with an API key itself (not a session token): what may
+/// open a session.
+pub struct KeyHolder {
+    pub tenant: TenantId,
+    pub key_id: String,
+}
+
+impl FromRequestParts<AppState> for KeyHolder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match authenticate(parts, state).await? {
+            Credential { tenant, key_id, session_id: None } => Ok(KeyHolder { tenant, key_id }),
+            Credential { session_id: Some(_), .. } => {
+                Err(ApiError::Forbidden("a session is opened with an API key, not with another session's token"))
+            }
+        }
+    }
+}
+
+/// A request authenticated with a session token: the session it may end.
+pub struct CurrentSession {
+    pub tenant: TenantId,
+    pub session_id: String,
+}
+
+impl FromRequestParts<AppState> for CurrentSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match authenticate(parts, state).await? {
+            Credential { tenant, session_id: Some(session_id), .. } => Ok(CurrentSession { tenant, session_id }),
+            Credential { session_id: None, .. } => Err(ApiError::Forbidden(
+                "this request is authenticated with an API key, not a session token: send the session's token \
+                 to end it (an API key is revoked by the operator)",
+            )),
+        }
     }
 }
 
@@ -135,10 +233,21 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let expected = state.settings.admin_token.as_ref().ok_or(ApiError::AdminDisabled)?;
         let token = bearer_token(parts)?;
+        let client = ClientKey::of(client_address(parts, state.settings.auth_limits.trusted_proxy));
+        let now = state.auth_limiter.now();
+        if let Err(retry_after) = state.auth_limiter.check(client, None, now) {
+            return Err(ApiError::TooManyFailedAttempts { retry_after });
+        }
         // Compare digests in constant time: equal length, no early exit.
         let a = Sha256::digest(token.as_bytes());
         let b = Sha256::digest(expected.expose_secret().as_bytes());
-        if bool::from(a.ct_eq(&b)) { Ok(Admin) } else { Err(ApiError::Unauthorized("invalid admin token")) }
+        if bool::from(a.ct_eq(&b)) {
+            Ok(Admin)
+        } else {
+            state.auth_limiter.failed(client, None, now);
+            tracing::warn!(?client, "admin authentication failed");
+            Err(ApiError::Unauthorized("invalid admin token"))
+        }
     }
 }
 
@@ -251,6 +360,33 @@ mod tests {
             Err(ApiError::Invalid(f)) => (f[0].field.clone(), f[0].reason.clone()),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn parts(forwarded: &[&str], peer: Option<&str>) -> Parts {
+        let mut request = axum::http::Request::builder().uri("/v1/agents");
+        for value in forwarded {
+            request = request.header("x-forwarded-for", *value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        if let Some(peer) = peer {
+            parts.extensions.insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        }
+        parts
+    }
+
+    #[test]
+    fn the_client_address_is_the_peer_unless_a_trusted_proxy_names_it() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let spoofed = parts(&["198.51.100.1"], Some("10.0.0.5:4000"));
+        assert_eq!(client_address(&spoofed, false), ip("10.0.0.5"), "X-Forwarded-For ignored without a proxy");
+        // Behind the proxy: the rightmost entry, the one it appended.
+        let chained = parts(&["198.51.100.1, 203.0.113.9"], Some("10.0.0.5:4000"));
+        assert_eq!(client_address(&chained, true), ip("203.0.113.9"));
+        let two_headers = parts(&["198.51.100.1", "203.0.113.9"], Some("10.0.0.5:4000"));
+        assert_eq!(client_address(&two_headers, true), ip("203.0.113.9"));
+        assert_eq!(client_address(&parts(&["[2001:db8::1]:443"], None), true), ip("2001:db8::1"));
+        assert_eq!(client_address(&parts(&["nonsense"], Some("10.0.0.5:1")), true), ip("10.0.0.5"));
+        assert_eq!(client_address(&parts(&[], None), false), None);
     }
 
     #[test]

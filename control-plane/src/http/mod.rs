@@ -3,28 +3,38 @@
 //! its OpenAPI operation come from the same annotated handler.
 //!
 //! Layers, outermost first: request id (`x-request-id`, generated if absent),
-//! request span and access log, body limit. Unknown routes and methods get JSON
-//! errors like everything else.
+//! request span and access log, `Strict-Transport-Security` on responses to requests
+//! that arrived over https, body limit. Unknown routes and methods get JSON errors
+//! like everything else.
+//!
+//! Authentication ([`extract`]): an API key or a session token ([`sessions`]) as a
+//! bearer token; failed attempts are limited per client address and key id
+//! ([`auth_limit`]).
 
 pub mod admin;
 pub mod agents;
+pub mod auth_limit;
 pub mod calls;
 pub mod deployments;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod sessions;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::HeaderName;
-use axum::response::IntoResponse;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Object, OpenApi, Ref, RefOr, Type};
 use utoipa_axum::router::OpenApiRouter;
 
 use self::error::ApiError;
@@ -41,6 +51,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Present unless the deployer is off.
     pub aws: Option<AwsAccess>,
+    /// Failed authentications, by client address and key id.
+    pub auth_limiter: Arc<auth_limit::FailedAuthLimiter>,
 }
 
 /// What the API needs of AWS: waking the deployment workers, reading transcripts,
@@ -53,6 +65,11 @@ pub struct AwsAccess {
 }
 
 impl AppState {
+    pub fn new(store: Store, settings: Arc<Settings>, aws: Option<AwsAccess>) -> Self {
+        let auth_limiter = Arc::new(auth_limit::FailedAuthLimiter::new(&settings.auth_limits));
+        Self { store, settings, aws, auth_limiter }
+    }
+
     pub fn aws(&self) -> Result<&AwsAccess, ApiError> {
         self.aws.as_ref().ok_or(ApiError::DeployerOff)
     }
@@ -62,6 +79,7 @@ impl AppState {
 pub fn api() -> (Router<AppState>, OpenApi) {
     let (router, mut doc) = OpenApiRouter::new()
         .merge(health::router())
+        .merge(sessions::router())
         .merge(agents::router())
         .merge(deployments::router())
         .merge(calls::router())
@@ -70,13 +88,25 @@ pub fn api() -> (Router<AppState>, OpenApi) {
     doc.info.title = "TempoVoice control plane".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
-        "Tenants manage their AI phone agents. Authenticate with `Authorization: Bearer <api key>`; \
-         admin routes take the operator's admin token."
+        "Tenants manage their AI phone agents. Authenticate with `Authorization: Bearer <api key>`, or with a \
+         session token opened with the key (`POST /v1/sessions`); admin routes take the operator's admin token. \
+         Too many failed authentications from one address or for one key id are answered 429 with \
+         `Retry-After`."
             .into(),
     );
     let components = doc.components.get_or_insert_with(Default::default);
-    components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-    components.add_security_scheme("admin_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    let bearer = |description: &str| {
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some(description.to_owned());
+        SecurityScheme::Http(scheme)
+    };
+    components.add_security_scheme(
+        "api_key",
+        bearer("An API key `tvk_{keyId}_{secret}`, or a session token `tvs_…` opened with one"),
+    );
+    components.add_security_scheme("session_token", bearer("A session token `tvs_…` (POST /v1/sessions)"));
+    components.add_security_scheme("admin_token", bearer("The operator's TEMPOVOICE_ADMIN_TOKEN"));
+    document_failed_attempt_limit(&mut doc);
     (router, doc)
 }
 
@@ -122,6 +152,40 @@ fn merge_flattened_schemas(doc: &mut serde_json::Value) {
     }
 }
 
+/// Every authenticated operation may answer 429 (see [`auth_limit`]): said once
+/// here rather than in each handler's annotation.
+fn document_failed_attempt_limit(doc: &mut OpenApi) {
+    let retry_after = HeaderBuilder::new()
+        .schema(Object::with_type(Type::Integer))
+        .description(Some("Seconds to wait before authenticating again"))
+        .build();
+    let too_many = ResponseBuilder::new()
+        .description(
+            "Too many failed authentications from this address or for this key id; retry after `Retry-After` \
+             seconds",
+        )
+        .header("Retry-After", retry_after)
+        .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))))
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                operation.responses.responses.insert("429".into(), RefOr::T(too_many.clone()));
+            }
+        }
+    }
+}
+
 /// The complete service: routes, fallbacks and layers, with state. `pages` (the
 /// dashboard) is served beside the API; an unknown path then gets the dashboard's
 /// 404 page when a browser asks for HTML outside `/v1/`, and a JSON error otherwise.
@@ -142,6 +206,7 @@ pub fn service(state: AppState, pages: Option<Router>) -> Router {
     })
     .layer(axum::Extension(doc_json))
     .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+    .layer(axum::middleware::from_fn(strict_transport_security))
     .layer(
         TraceLayer::new_for_http()
             .make_span_with(|req: &Request| {
@@ -161,6 +226,26 @@ pub fn service(state: AppState, pages: Option<Router>) -> Router {
     )
     .layer(PropagateRequestIdLayer::new(request_id.clone()))
     .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+}
+
+/// `Strict-Transport-Security` on every response to a request the load balancer says
+/// arrived over https (`X-Forwarded-Proto: https`): browsers then refuse plain http
+/// to this host (and its subdomains) for two years. Responses that set it
+/// themselves (the dashboard's) are left alone.
+async fn strict_transport_security(request: Request, next: Next) -> Response {
+    let https = forwarded_https(request.headers());
+    let mut response = next.run(request).await;
+    if https {
+        response.headers_mut().entry(header::STRICT_TRANSPORT_SECURITY).or_insert(HeaderValue::from_static(HSTS));
+    }
+    response
+}
+
+/// The `Strict-Transport-Security` value: two years, subdomains included.
+pub const HSTS: &str = dashboard::HSTS;
+
+fn forwarded_https(headers: &axum::http::HeaderMap) -> bool {
+    dashboard::forwarded_https(headers)
 }
 
 /// A browser asking for a page (not an API client).

@@ -19,7 +19,7 @@ const KEY_ID_LEN: usize = 12;
 const SECRET_LEN: usize = 32;
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
-fn random_base32(len: usize) -> String {
+pub(super) fn random_base32(len: usize) -> String {
     let mut rng = rand::rngs::OsRng;
     (0..len).map(|_| char::from(ALPHABET[rng.gen_range(0..32)])).collect()
 }
@@ -33,6 +33,30 @@ pub fn looks_like_key(raw: &str) -> bool {
     raw.len() == PREFIX.len() + KEY_ID_LEN + 1 + SECRET_LEN
         && raw.starts_with(PREFIX)
         && raw.as_bytes()[PREFIX.len() + KEY_ID_LEN] == b'_'
+}
+
+/// The key id of `raw` when it has the shape of a key (`tvk_{keyId}_{secret}`, the
+/// id in our alphabet), whether or not such a key exists: what failed attempts
+/// are counted against.
+pub fn key_id_of(raw: &str) -> Option<&str> {
+    if !looks_like_key(raw) {
+        return None;
+    }
+    let id = &raw[PREFIX.len()..PREFIX.len() + KEY_ID_LEN];
+    id.bytes().all(|b| ALPHABET.contains(&b)).then_some(id)
+}
+
+/// Who a credential authenticates: the tenant, the API key (presented, or the one a
+/// session was opened with) and, for a session token, the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub tenant: TenantId,
+    pub key_id: String,
+    pub session_id: Option<String>,
+}
+
+pub(super) fn parse_tenant(raw: &str) -> Result<TenantId, StoreError> {
+    TenantId::parse(raw).map_err(|e| StoreError::Corrupt { what: "tenant id".into(), reason: e.to_string() })
 }
 
 /// An API key as listed (never the key itself).
@@ -72,31 +96,50 @@ impl Store {
         })
     }
 
-    /// The tenant a presented key belongs to, if the key exists and is not revoked.
-    pub async fn authenticate(&self, presented: &str) -> Result<Option<TenantId>, StoreError> {
-        if !looks_like_key(presented) {
-            return Ok(None);
-        }
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-                .bind(hash_key(presented))
-                .fetch_optional(&self.db.pool)
-                .await?;
-        row.map(|(t,)| {
-            TenantId::parse(&t).map_err(|e| StoreError::Corrupt { what: "api key".into(), reason: e.to_string() })
-        })
-        .transpose()
+    /// Who a presented credential (an API key or a session token) authenticates, if
+    /// it exists, has not expired and neither it nor its API key is revoked.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<Credential>, StoreError> {
+        self.authenticate_at(presented, now_ms()).await
     }
 
-    /// Revokes a key of `tenant`. Revoking twice is not an error.
+    /// [`Store::authenticate`] as of `now_ms` (Unix milliseconds).
+    pub async fn authenticate_at(&self, presented: &str, now_ms: i64) -> Result<Option<Credential>, StoreError> {
+        if looks_like_key(presented) {
+            let row: Option<(String, String)> =
+                sqlx::query_as("SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+                    .bind(hash_key(presented))
+                    .fetch_optional(&self.db.pool)
+                    .await?;
+            return row
+                .map(|(key_id, tenant)| Ok(Credential { tenant: parse_tenant(&tenant)?, key_id, session_id: None }))
+                .transpose();
+        }
+        if super::sessions::looks_like_session_token(presented) {
+            return self.authenticate_session(presented, now_ms).await;
+        }
+        Ok(None)
+    }
+
+    /// Revokes a key of `tenant`, and the sessions opened with it. Revoking twice is
+    /// not an error. (A session is refused once its key is revoked in any case: see
+    /// [`Store::authenticate`]; marking them keeps the table truthful.)
     pub async fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.db.pool.begin().await?;
         let revoked =
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
-                .bind(now_ms())
+                .bind(now)
                 .bind(tenant.as_str())
                 .bind(key_id)
-                .execute(&self.db.pool)
+                .execute(&mut *tx)
                 .await?;
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE tenant_id = $2 AND key_id = $3 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(tenant.as_str())
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         if revoked.rows_affected() == 0 {
             // Already revoked is fine; a key this tenant does not have is not.
             let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM api_keys WHERE tenant_id = $1 AND id = $2")
@@ -143,5 +186,8 @@ mod tests {
         assert!(looks_like_key(&key));
         assert!(!looks_like_key("tvk_short"));
         assert!(!looks_like_key(&key.replace('_', "-")));
+        assert_eq!(key_id_of(&key), Some(&key[4..16]));
+        assert_eq!(key_id_of("tvk_AAAAAAAAAAAA_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"), None, "not our alphabet");
+        assert_eq!(key_id_of("tvs_whatever"), None);
     }
 }

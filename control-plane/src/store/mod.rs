@@ -1,5 +1,5 @@
 //! Persistence. [`Store`] holds the pool and the secrets cipher; its methods are
-//! grouped by resource ([`tenants`], [`api_keys`], [`agents`], [`quotas`]). Every method on
+//! grouped by resource ([`tenants`], [`api_keys`], [`sessions`], [`agents`], [`quotas`]). Every method on
 //! tenant-owned data takes the tenant id and puts it in the `WHERE` clause, so one
 //! tenant's request can never read or change another tenant's rows.
 
@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod deployments;
 pub mod placements;
 pub mod quotas;
+pub mod sessions;
 pub mod tenants;
 
 use crate::crypto::SecretsCipher;

@@ -33,7 +33,7 @@ async fn readiness_fails_when_the_database_is_gone_and_liveness_does_not() {
     })
     .unwrap();
     let store = control_plane::open_store(&settings).await.unwrap();
-    let router = service(AppState { store: store.clone(), settings: Arc::new(settings), aws: None }, None);
+    let router = service(AppState::new(store.clone(), Arc::new(settings), None), None);
     store.db.pool.close().await;
 
     let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();

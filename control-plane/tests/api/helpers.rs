@@ -66,6 +66,7 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub data_dir: tempfile::TempDir,
+    pub auth_limiter: Arc<control_plane::http::auth_limit::FailedAuthLimiter>,
 }
 
 /// A tenant and one of its API keys.
@@ -133,8 +134,19 @@ impl TestApp {
         let addr = app.local_addr();
         let admin_addr = app.admin_addr();
         let shutdown = app.shutdown_token();
+        let auth_limiter = app.auth_limiter();
         let server = tokio::spawn(app.run_until_stopped());
-        TestApp { addr, admin_addr, client: Client::new(), admin_token, database_url, shutdown, server, data_dir }
+        TestApp {
+            addr,
+            admin_addr,
+            client: Client::new(),
+            admin_token,
+            database_url,
+            shutdown,
+            server,
+            data_dir,
+            auth_limiter,
+        }
     }
 
     /// Stops the app as SIGTERM would, and waits until it has.

@@ -16,5 +16,7 @@ mod pagination;
 mod placement;
 mod process;
 mod quotas;
+mod rate_limit;
 mod secrets;
+mod sessions;
 mod startup;

@@ -21,8 +21,10 @@ async fn the_document_and_the_router_agree() {
     let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 17, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 19, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
 
+    // Opened first: an operation below revokes the tenant's key, and its sessions with it.
+    let session = session_token(&app, &tenant.key).await;
     let mut operations = 0;
     for (template, item) in paths {
         let path = template
@@ -63,6 +65,7 @@ async fn the_document_and_the_router_agree() {
             let key = match scheme {
                 Some("admin_token") => Some(app.admin_token.as_str()),
                 Some("api_key") => Some(tenant.key.as_str()),
+                Some("session_token") => Some(session.as_str()),
                 Some(other) => panic!("unknown security scheme {other}"),
                 None => None,
             };
@@ -88,9 +91,10 @@ async fn the_document_and_the_router_agree() {
             }
         }
     }
-    assert_eq!(operations, 23);
+    assert_eq!(operations, 25);
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
     assert!(schemes.contains_key("api_key") && schemes.contains_key("admin_token"));
+    assert!(schemes.contains_key("session_token"));
 
     // `/` and the page paths are the dashboard's; everything else is the API's.
     let dashboard = app.request(Method::GET, "/", None).send().await.unwrap();
@@ -101,6 +105,33 @@ async fn the_document_and_the_router_agree() {
             error_of(app.request(Method::GET, path, Some(&tenant.key)).send().await.unwrap()).await;
         assert_eq!((status, code.as_str()), (404, "route_not_found"), "{path} is routed but undocumented");
     }
+}
+
+/// A fresh session of the tenant holding `key`.
+async fn session_token(app: &TestApp, key: &str) -> String {
+    let res = app.request(Method::POST, "/v1/sessions", Some(key)).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    body["session_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn every_authenticated_operation_documents_the_failed_attempt_limit() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut secured = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = &op["responses"];
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                secured += 1;
+                assert!(responses["429"]["headers"]["Retry-After"].is_object(), "{method} {template}: {responses}");
+            } else {
+                assert!(responses.get("429").is_none(), "{method} {template} is not authenticated");
+            }
+        }
+    }
+    assert!(secured >= 18, "{secured}");
 }
 
 #[tokio::test]

@@ -38,6 +38,9 @@ fn authorized(ctx: &RequestContext, csrf: &str, back: &str) -> Option<Session> {
 fn failure_message(action: &str, e: &ApiFailure) -> String {
     match e {
         ApiFailure::Status { message, .. } => format!("The agent could not be {action}: {message}"),
+        ApiFailure::TooManyAttempts { retry_after } => {
+            format!("The agent could not be {action}: too many failed attempts; try again in {retry_after} s.")
+        }
         ApiFailure::Conflict(message) => format!("The agent could not be {action}: {message}"),
         e => {
             tracing::error!(error = %e, "control-plane call failed");
@@ -46,32 +49,51 @@ fn failure_message(action: &str, e: &ApiFailure) -> String {
     }
 }
 
-/// Checks the API key by listing one agent; on success the session cookie is set
-/// and the browser goes to `next`.
+/// Signs in: the form's own token must match its sealed cookie (set when the form
+/// was rendered; the post's origin was checked before this runs), then the API key
+/// is exchanged for an API session, whose token the session cookie carries. The
+/// browser then goes to `next` if it is one of the dashboard's pages, else `/`.
 #[server(endpoint = "sign_in")]
-pub async fn sign_in(api_key: String, next: String) -> Result<(), ServerFnError> {
+pub async fn sign_in(csrf: String, api_key: String, next: String) -> Result<(), ServerFnError> {
     let ctx = RequestContext::current();
-    let key = api_key.trim().to_owned();
+    let next = super::after_sign_in(&next);
     let back = |error: &str| format!("/sign-in?error={error}&next={}", super::view::encode(&next));
+    if !ctx.dashboard.sign_in_token(&ctx.parts.headers).is_some_and(|token| token.matches(&csrf)) {
+        tracing::warn!("sign-in post without its form's token refused");
+        ctx.redirect(&back("form"));
+        return Ok(());
+    }
+    let key = api_key.trim().to_owned();
     if key.is_empty() {
         ctx.redirect(&back("invalid"));
         return Ok(());
     }
-    let api = ctx.dashboard.api.tenant(SecretString::from(key.clone()));
-    match api.list_agents(None, 1).await {
-        Ok(_) => {
-            let session = Session::new(SecretString::from(key), ctx.dashboard.session_lifetime);
+    let api = ctx.dashboard.api_for(SecretString::from(key), &ctx.parts);
+    match api.open_session(ctx.dashboard.session_lifetime).await {
+        Ok(opened) => {
+            let expires_at = opened.expires_at;
+            let session = Session::new(opened.token, opened.key_id, expires_at);
             let sealed = ctx.dashboard.sessions.seal(&session);
-            ctx.set_cookie(session::set_cookie(
-                &sealed,
-                ctx.dashboard.session_lifetime,
-                ctx.dashboard.secure(&ctx.parts.headers),
-            ));
+            let secure = ctx.secure_cookies();
+            // As long as the API's session, in whole seconds rounded up.
+            let lifetime =
+                time::Duration::seconds((expires_at - time::OffsetDateTime::now_utc()).as_seconds_f64().ceil() as i64);
+            ctx.set_cookie(session::set_cookie(session::COOKIE, &sealed, lifetime, secure));
+            // The form's token has done its work.
+            ctx.set_cookie(session::clear_cookie(session::SIGN_IN_COOKIE, secure));
             tracing::info!(key_id = session.key_id(), "signed in");
-            let to = if super::pages::is_local_path(&next) { next } else { "/".to_owned() };
-            ctx.redirect(&to);
+            // A session this browser held before is ended, not left to expire.
+            if let Some(previous) = &ctx.session {
+                if let Err(e) = ctx.api_for(previous).end_session().await {
+                    tracing::debug!(error = %e, "the previous session was not ended (it may have ended already)");
+                }
+            }
+            ctx.redirect(&next);
         }
         Err(ApiFailure::Unauthorized) => ctx.redirect(&back("invalid")),
+        Err(ApiFailure::TooManyAttempts { retry_after }) => {
+            ctx.redirect(&format!("{}&retry_after={retry_after}", back("throttled")))
+        }
         Err(e) => {
             tracing::error!(error = %e, "sign-in could not reach the control plane");
             ctx.redirect(&back("unreachable"));
@@ -80,12 +102,32 @@ pub async fn sign_in(api_key: String, next: String) -> Result<(), ServerFnError>
     Ok(())
 }
 
+/// Signs out: the API ends the session (so a copy of the cookie is worthless from
+/// now on), then the cookie is removed. If the API cannot be reached the session
+/// stands, and the page says so rather than pretending.
 #[server(endpoint = "sign_out")]
 pub async fn sign_out(csrf: String) -> Result<(), ServerFnError> {
     let ctx = RequestContext::current();
-    if authorized(&ctx, &csrf, "/").is_some() {
-        ctx.clear_session();
-        ctx.redirect("/sign-in?signed_out=1");
+    let Some(session) = authorized(&ctx, &csrf, "/") else {
+        return Ok(());
+    };
+    match ctx.api_for(&session).end_session().await {
+        // Unauthorized: already ended (or its key revoked) — signed out either way.
+        Ok(()) | Err(ApiFailure::Unauthorized) => {
+            tracing::info!(key_id = session.key_id(), "signed out");
+            ctx.clear_session();
+            ctx.redirect("/sign-in?signed_out=1");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sign-out could not reach the control plane");
+            ctx.redirect(&ctx.with_flash(
+                "/",
+                Flash::error(
+                    "You are still signed in: the control plane could not end the session. Try signing out again \
+                     in a moment.",
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -128,7 +170,7 @@ pub async fn save_agent(csrf: String, agent: AgentForm) -> Result<(), ServerFnEr
         again(form, secrets, errors, None);
         return Ok(());
     }
-    let api = ctx.dashboard.api.tenant(session.api_key.clone());
+    let api = ctx.api_for(&session);
     let saved = if editing {
         match form.version.trim().parse::<i64>() {
             Ok(version) => api.update_agent(&form.id, version, &draft).await,
@@ -182,7 +224,7 @@ pub async fn redeploy_agent(csrf: String, id: String) -> Result<(), ServerFnErro
     let Some(session) = authorized(&ctx, &csrf, &page) else {
         return Ok(());
     };
-    match ctx.dashboard.api.tenant(session.api_key.clone()).start_deployment(&id).await {
+    match ctx.api_for(&session).start_deployment(&id).await {
         Ok(_) => ctx.redirect(&ctx.with_flash(&page, Flash::success("Deployment started."))),
         Err(ApiFailure::Unauthorized) => ctx.redirect("/sign-in?error=expired"),
         Err(ApiFailure::NotFound) => ctx.redirect(&ctx.with_flash("/", Flash::error(NO_SUCH_AGENT))),
@@ -214,7 +256,7 @@ pub async fn delete_agent(csrf: String, id: String, version: String, call_data: 
         ctx.redirect(&ctx.with_flash(&page, Flash::error(FORM_EXPIRED)));
         return Ok(());
     };
-    match ctx.dashboard.api.tenant(session.api_key.clone()).delete_agent(&id, version, purge).await {
+    match ctx.api_for(&session).delete_agent(&id, version, purge).await {
         Ok(()) => {
             tracing::info!(agent_id = %id, purge, "agent deleted from the dashboard");
             let message = if purge {

@@ -9,7 +9,7 @@ pub mod actions;
 pub mod pages;
 pub(crate) mod view;
 
-use agent_spec::FieldError;
+use agent_spec::{AgentId, CallSid, FieldError};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use leptos::prelude::*;
@@ -28,6 +28,51 @@ pub fn shell(_options: LeptosOptions) -> impl IntoView {
         <!DOCTYPE html>
         <App/>
     }
+}
+
+/// The pages, as [`App`] routes them (a test checks the two agree): where the
+/// browser may be sent after signing in. `/sign-in` is left out on purpose.
+pub(crate) const PAGES: &[&str] = &[
+    "/",
+    "/agents/new",
+    "/agents/:id",
+    "/agents/:id/edit",
+    "/agents/:id/delete",
+    "/agents/:id/calls",
+    "/agents/:id/calls/:sid",
+];
+
+/// Where to send the browser after signing in: `next` when its path is one of
+/// [`PAGES`] — each literal segment equal, `:id` a well-formed agent id and `:sid`
+/// a call SID, exactly (nothing decoded, trimmed or normalized first) — rebuilt
+/// from the parsed parts with its query re-encoded; `/` otherwise. So
+/// `//evil.example`, `/\evil.example`, `/%09/evil.example`, `https:evil.example`
+/// and their kin all end at `/`.
+pub(crate) fn after_sign_in(next: &str) -> String {
+    let next = next.split('#').next().unwrap_or_default();
+    let (path, query) = match next.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (next, None),
+    };
+    let Some(segments) = path.strip_prefix('/').map(|p| p.split('/').collect::<Vec<_>>()) else {
+        return "/".into();
+    };
+    let known = PAGES.iter().any(|page| {
+        let pattern: Vec<&str> = page[1..].split('/').collect();
+        pattern.len() == segments.len()
+            && pattern.iter().zip(&segments).all(|(want, got)| match *want {
+                ":id" => AgentId::parse(got).is_ok_and(|id| id.as_str() == *got),
+                ":sid" => CallSid::parse(got).is_ok_and(|sid| sid.as_str() == *got),
+                literal => literal == *got,
+            })
+    });
+    if !known {
+        return "/".into();
+    }
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()))
+        .finish();
+    if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") }
 }
 
 #[component]
@@ -80,7 +125,17 @@ impl RequestContext {
     /// The API as the signed-in tenant sees it.
     pub fn api(&self) -> Result<TenantApi, PageError> {
         let session = self.session.as_ref().ok_or(PageError::SignIn)?;
-        Ok(self.dashboard.api.tenant(session.api_key.clone()))
+        Ok(self.api_for(session))
+    }
+
+    /// The API with `session`'s token, on behalf of this request's browser.
+    pub fn api_for(&self, session: &Session) -> TenantApi {
+        self.dashboard.api_for(session.token.clone(), &self.parts)
+    }
+
+    /// Whether this response's cookies are `Secure` with the `__Host-` prefix.
+    pub fn secure_cookies(&self) -> bool {
+        self.dashboard.secure_cookies(&self.parts.headers)
     }
 
     /// The flash named by `?flash=`, if it is this session's.
@@ -97,15 +152,16 @@ impl RequestContext {
         }
     }
 
+    /// Adds a `Set-Cookie` header (one per cookie).
     pub fn set_cookie(&self, value: String) {
         if let Ok(value) = HeaderValue::from_str(&value) {
-            self.response.insert_header(header::SET_COOKIE, value);
+            self.response.append_header(header::SET_COOKIE, value);
         }
     }
 
-    /// Ends the session in the browser.
+    /// Removes the session cookie from the browser.
     pub fn clear_session(&self) {
-        self.set_cookie(session::clear_cookie(self.dashboard.secure(&self.parts.headers)));
+        self.set_cookie(session::clear_cookie(session::COOKIE, self.secure_cookies()));
     }
 
     /// Stores `flash` for this session and returns `path` with it attached.
@@ -141,6 +197,7 @@ impl From<ApiFailure> for PageError {
     fn from(e: ApiFailure) -> Self {
         match e {
             ApiFailure::Unauthorized => Self::SignIn,
+            ApiFailure::TooManyAttempts { .. } => Self::Api(e),
             ApiFailure::NotFound => Self::NotFound("page"),
             e => Self::Api(e),
         }
@@ -160,4 +217,77 @@ pub(crate) fn errors_for(errors: &[FieldError], path: &str) -> Vec<String> {
             Some(format!("line {}: {}", n + 1, e.reason))
         }))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_sign_in_the_browser_goes_to_a_page_of_the_dashboard_only() {
+        let agent = "k3v7q2mxa2bd4fhe";
+        let call = "CA0123456789abcdef0123456789abcdef";
+        for good in [
+            "/".to_owned(),
+            "/agents/new".to_owned(),
+            format!("/agents/{agent}"),
+            format!("/agents/{agent}/edit"),
+            format!("/agents/{agent}/delete"),
+            format!("/agents/{agent}/calls"),
+            format!("/agents/{agent}/calls/{call}"),
+        ] {
+            assert_eq!(after_sign_in(&good), good);
+        }
+        assert_eq!(after_sign_in("/?q=front%20desk&cursor=abc"), "/?q=front+desk&cursor=abc");
+        assert_eq!(after_sign_in(&format!("/agents/{agent}#top")), format!("/agents/{agent}"));
+        assert_eq!(after_sign_in("/?q=%0d%0aSet-Cookie:x"), "/?q=%0D%0ASet-Cookie%3Ax", "the query is re-encoded");
+        for attack in [
+            "/%09/evil.com",
+            "/%09/evil.com/",
+            "/\t/evil.com",
+            "/\t//evil.com",
+            "/\n/evil.com",
+            "/\r\n/evil.com",
+            "//evil.com",
+            "///evil.com",
+            "//evil.com/agents/new",
+            "/\\evil.com",
+            "\\/evil.com",
+            "/\\/evil.com",
+            "/%5Cevil.com",
+            "/%2F/evil.com",
+            "/%2f%2fevil.com",
+            "https:evil.com",
+            "https://evil.com",
+            "http:/evil.com",
+            "evil.com",
+            "javascript:alert(1)",
+            "/sign-in",
+            "/agents/new/../../evil.com",
+            "/agents/./new",
+            "/agents/ k3v7q2mxa2bd4fhe",
+            "/agents/k3v7q2mxa2bd4fhe%20",
+            "/agents/K3V7Q2MXA2BD4FHE",
+            "/agents/%6b3v7q2mxa2bd4fhe",
+            "/agents/k3v7q2mxa2bd4fhe/calls/evil.com",
+            "/api/sign_out",
+            "/assets/dashboard.css",
+            "",
+            " /",
+            "/ ",
+        ] {
+            assert_eq!(after_sign_in(attack), "/", "{attack:?}");
+        }
+    }
+
+    #[test]
+    fn the_allowed_destinations_are_the_routers_pages() {
+        let routed: std::collections::BTreeSet<String> = leptos_axum::generate_route_list(App)
+            .iter()
+            .map(|r| r.path().replace('{', ":").replace('}', ""))
+            .filter(|p| p != "/sign-in")
+            .collect();
+        let allowed: std::collections::BTreeSet<String> = PAGES.iter().map(|p| (*p).to_owned()).collect();
+        assert_eq!(routed, allowed, "PAGES must list every page of App but /sign-in");
+    }
 }

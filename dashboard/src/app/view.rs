@@ -54,6 +54,10 @@ pub(crate) fn finish(ctx: &RequestContext, result: Result<Page, PageError>) -> A
                     (StatusCode::SERVICE_UNAVAILABLE, message.clone())
                 }
                 ApiFailure::Status { message, .. } => (StatusCode::BAD_GATEWAY, message.clone()),
+                ApiFailure::TooManyAttempts { retry_after } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many failed sign-in attempts from your address. Try again in {retry_after} seconds."),
+                ),
                 _ => (StatusCode::BAD_GATEWAY, "The page could not be loaded. Try again in a moment.".to_owned()),
             };
             tracing::error!(error = %e, path = %ctx.parts.uri.path(), "page could not be rendered");

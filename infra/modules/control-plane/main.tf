@@ -40,10 +40,12 @@ locals {
     TEMPOVOICE_LISTENERS                = var.listeners_setting
     TEMPOVOICE_LOG_FORMAT               = "json"
     TEMPOVOICE_DASHBOARD_SECURE_COOKIES = "true"
-    TEMPOVOICE_ROLLOUT_CHECK            = "ecs"
-    AWS_REGION                          = data.aws_region.current.name
-    TEMPOVOICE_TARGETS_PER_ALB          = tostring(var.targets_per_alb)
-    TEMPOVOICE_TARGET_GROUP_QUOTA       = tostring(var.target_group_quota)
+    # Only the ALB reaches the tasks (security group): its X-Forwarded-For names the client.
+    TEMPOVOICE_TRUSTED_PROXY      = "true"
+    TEMPOVOICE_ROLLOUT_CHECK      = "ecs"
+    AWS_REGION                    = data.aws_region.current.name
+    TEMPOVOICE_TARGETS_PER_ALB    = tostring(var.targets_per_alb)
+    TEMPOVOICE_TARGET_GROUP_QUOTA = tostring(var.target_group_quota)
   }
 
   # Injected from Secrets Manager by the execution role.

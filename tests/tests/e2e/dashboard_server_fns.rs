@@ -12,63 +12,94 @@ use serde_json::Value;
 /// A Twilio auth token typed into the form.
 const TYPED_TOKEN: &str = "s3cr3tT0kens3cr3tT0kens3cr3tT0ke";
 
-/// A browser without JavaScript: one cookie, no automatic redirects.
+/// A browser without JavaScript: a cookie jar, no automatic redirects.
 struct Browser {
     url: String,
     http: reqwest::Client,
-    cookie: Option<String>,
+    /// Cookies by name, as the server set them.
+    cookies: std::collections::BTreeMap<String, String>,
 }
 
 struct Reply {
     status: u16,
     location: String,
+    /// Every `Set-Cookie` header, one per line.
     set_cookie: String,
+    headers: reqwest::header::HeaderMap,
     body: String,
 }
 
 impl Browser {
     fn new(platform: &Platform) -> Browser {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Browser { url: platform.url.clone(), http, cookie: None }
+        Browser { url: platform.url.clone(), http, cookies: Default::default() }
     }
 
     async fn reply(response: reqwest::Response) -> Reply {
-        let header =
-            |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        let (location, set_cookie) = (header("location"), header("set-cookie"));
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let set_cookie: Vec<&str> =
+            response.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
+        let set_cookie = set_cookie.join("\n");
         let status = response.status().as_u16();
-        Reply { status, location, set_cookie, body: response.text().await.unwrap() }
+        let headers = response.headers().clone();
+        Reply { status, location, set_cookie, headers, body: response.text().await.unwrap() }
     }
 
-    async fn get(&self, path: &str) -> Reply {
-        let mut request = self.http.get(format!("{}{path}", self.url)).header("accept", "text/html");
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", cookie);
+    /// Keeps the cookies a reply set, and forgets those it removed (`Max-Age=0`).
+    fn keep(&mut self, reply: &Reply) {
+        for line in reply.set_cookie.lines().filter(|l| !l.is_empty()) {
+            let (name, value) = line.split(';').next().unwrap().split_once('=').unwrap();
+            if line.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
         }
-        Self::reply(request.send().await.unwrap()).await
     }
 
-    async fn post(&self, function: &str, form: &[(&str, &str)]) -> Reply {
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn get(&mut self, path: &str) -> Reply {
+        let mut request = self.http.get(format!("{}{path}", self.url)).header("accept", "text/html");
+        if !self.cookies.is_empty() {
+            request = request.header("cookie", self.cookie_header());
+        }
+        let reply = Self::reply(request.send().await.unwrap()).await;
+        self.keep(&reply);
+        reply
+    }
+
+    async fn post(&mut self, function: &str, form: &[(&str, &str)]) -> Reply {
         let mut request = self
             .http
             .post(format!("{}/api/{function}", self.url))
             .header("accept", "text/html")
             .header("origin", &self.url)
             .form(form);
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", cookie);
+        if !self.cookies.is_empty() {
+            request = request.header("cookie", self.cookie_header());
         }
-        Self::reply(request.send().await.unwrap()).await
+        let reply = Self::reply(request.send().await.unwrap()).await;
+        self.keep(&reply);
+        reply
+    }
+
+    /// Opens the sign-in page (which sets the form's token cookie) and posts it.
+    async fn sign_in_as(&mut self, key: &str, next: &str) -> Reply {
+        let csrf = self.csrf("/sign-in").await;
+        self.post("sign_in", &[("csrf", &csrf), ("api_key", key), ("next", next)]).await
     }
 
     async fn sign_in(&mut self, key: &str) {
-        let reply = self.post("sign_in", &[("api_key", key), ("next", "/")]).await;
+        let reply = self.sign_in_as(key, "/").await;
         assert_eq!((reply.status, reply.location.as_str()), (302, "/"), "sign in");
-        self.cookie = Some(reply.set_cookie.split(';').next().unwrap().to_owned());
+        assert!(self.cookies.contains_key("tempovoice_session"), "{}", reply.set_cookie);
     }
 
     /// The CSRF token the page at `path` puts in its forms.
-    async fn csrf(&self, path: &str) -> String {
+    async fn csrf(&mut self, path: &str) -> String {
         let page = self.get(path).await;
         let at = page.body.find(r#"name="csrf" value=""#).expect("a form with a CSRF token");
         let rest = &page.body[at + r#"name="csrf" value=""#.len()..];
@@ -128,27 +159,23 @@ async fn sign_in_sets_a_protected_expiring_cookie_and_pages_require_it() {
         assert!(reply.location.starts_with("/sign-in?next="), "{path}: {}", reply.location);
     }
 
-    // A wrong key: back to the form with the reason, no cookie.
-    let reply = browser.post("sign_in", &[("api_key", "tvk_nope_nope"), ("next", "/")]).await;
+    // A wrong key: back to the form with the reason, no session cookie.
+    let reply = browser.sign_in_as("tvk_nope_nope", "/").await;
     assert_eq!(reply.status, 302);
     assert!(reply.location.starts_with("/sign-in?error=invalid"), "{}", reply.location);
-    assert!(reply.set_cookie.is_empty());
+    assert!(!reply.set_cookie.contains("tempovoice_session"));
     let page = browser.get(&reply.location).await;
     assert!(page.body.contains("That API key was not accepted"), "{}", page.body);
 
-    // Somewhere off-site is never a destination.
-    let reply = browser.post("sign_in", &[("api_key", &key), ("next", "//evil.example/x")]).await;
-    assert_eq!(reply.location, "/");
-
-    let reply = browser.post("sign_in", &[("api_key", &key), ("next", "/agents/new")]).await;
+    let reply = browser.sign_in_as(&key, "/agents/new").await;
     assert_eq!((reply.status, reply.location.as_str()), (302, "/agents/new"));
-    let cookie = &reply.set_cookie;
+    let cookie = reply.set_cookie.lines().find(|l| l.starts_with("tempovoice_session=")).expect("the session cookie");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=7200"] {
         assert!(cookie.contains(attribute), "{attribute} in {cookie}");
     }
-    assert!(!cookie.contains("Secure"), "plain http on loopback: {cookie}");
-    assert!(!cookie.contains(&key[8..]), "the key is sealed, not readable: {cookie}");
-    browser.cookie = Some(cookie.split(';').next().unwrap().to_owned());
+    assert!(!cookie.contains("Secure") && !cookie.contains("Domain"), "plain http on loopback: {cookie}");
+    assert!(!cookie.contains(&key[4..]), "the key is not in the cookie: {cookie}");
+    assert!(reply.set_cookie.contains("tempovoice_sign_in=; "), "the form's token is spent: {}", reply.set_cookie);
     let page = browser.get("/").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("No agents yet"), "{}", page.body);
@@ -162,29 +189,18 @@ async fn sign_in_sets_a_protected_expiring_cookie_and_pages_require_it() {
     assert!(missing.body.contains("route_not_found"), "{}", missing.body);
 
     // A cookie that was changed is no session.
-    let tampered = browser.cookie.clone().unwrap().replace('=', "=A");
-    let forged = Browser { cookie: Some(tampered), ..Browser::new(&platform) };
+    let mut forged = Browser::new(&platform);
+    forged.cookies = browser.cookies.clone();
+    forged.cookies.get_mut("tempovoice_session").unwrap().insert(0, 'A');
     assert_eq!(forged.get("/").await.status, 302);
-
-    // Behind TLS termination the cookie is Secure.
-    let secure = browser
-        .http
-        .post(format!("{}/api/sign_in", browser.url))
-        .header("accept", "text/html")
-        .header("x-forwarded-proto", "https")
-        .form(&[("api_key", key.as_str()), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    assert!(secure.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
 
     // Sign-out needs the session's token; then the cookie is removed.
     let reply = browser.post("sign_out", &[("csrf", "wrong")]).await;
-    assert!(reply.set_cookie.is_empty(), "a forged sign-out changes nothing");
+    assert!(!reply.set_cookie.contains("tempovoice_session"), "a forged sign-out changes nothing");
     let csrf = browser.csrf("/").await;
     let reply = browser.post("sign_out", &[("csrf", &csrf)]).await;
     assert_eq!(reply.location, "/sign-in?signed_out=1");
-    assert!(reply.set_cookie.contains("Max-Age=0"), "{}", reply.set_cookie);
+    assert!(reply.set_cookie.contains("tempovoice_session=; ") && reply.set_cookie.contains("Max-Age=0"));
 
     // A revoked key ends its sessions at the next page.
     let mut browser = Browser::new(&platform);
@@ -203,6 +219,247 @@ async fn sign_in_sets_a_protected_expiring_cookie_and_pages_require_it() {
     assert_eq!(reply.status, 302);
     assert!(reply.location.contains("error=expired"), "{}", reply.location);
     assert!(reply.set_cookie.contains("Max-Age=0"));
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cookie_copied_before_sign_out_is_refused_after_it() {
+    let platform = Platform::start(&[]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let agent = platform.create_agent(&key, agent_body("Front desk", "+14155550100")).await;
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let mut browser = Browser::new(&platform);
+    browser.sign_in(&key).await;
+    let recording = format!("/agents/{id}/calls/CA0123456789abcdef0123456789abcdef/recording.wav");
+
+    // Someone copies the cookie (a shared computer, a stolen backup, malware), and
+    // reads a form's token while the session lasts.
+    let copied = browser.cookies.clone();
+    let mut thief = Browser::new(&platform);
+    thief.cookies = copied.clone();
+    let thief_csrf = thief.csrf(&format!("/agents/{id}")).await;
+
+    let csrf = browser.csrf("/").await;
+    let reply = browser.post("sign_out", &[("csrf", &csrf)]).await;
+    assert_eq!(reply.location, "/sign-in?signed_out=1");
+
+    // The session ended in the API: the copy is worthless, on every page and form.
+    let reply = thief.get(&format!("/agents/{id}")).await;
+    assert_eq!(reply.status, 302);
+    assert!(
+        reply.location.starts_with("/sign-in?next=") && reply.location.contains("error=expired"),
+        "{}",
+        reply.location
+    );
+    let page = thief.get(&reply.location).await;
+    assert!(page.body.contains("Your session ended"), "the sign-in page: {}", page.body);
+    for path in ["/".to_owned(), format!("/agents/{id}/edit"), recording.clone()] {
+        let mut thief = Browser::new(&platform);
+        thief.cookies = copied.clone();
+        let status = thief.get(&path).await.status;
+        assert!(status == 302 || status == 401, "{path}: {status}");
+    }
+    let mut thief = Browser::new(&platform);
+    thief.cookies = copied.clone();
+    assert_eq!(thief.get(&recording).await.status, 401);
+    let reply = thief.post("redeploy_agent", &[("csrf", &thief_csrf), ("id", &id)]).await;
+    assert!(reply.location.starts_with("/sign-in?error=expired"), "{}", reply.location);
+    let (_, deployments) = platform.api_get(&format!("/v1/agents/{id}/deployments"), &key).await;
+    assert_eq!(deployments["deployments"].as_array().unwrap().len(), 1, "nothing done with the copy");
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_requires_its_forms_token_and_a_same_origin_post() {
+    let platform = Platform::start(&[]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let mut browser = Browser::new(&platform);
+    let csrf = browser.csrf("/sign-in").await;
+    assert!(browser.cookies.contains_key("tempovoice_sign_in"), "rendering the form sets its token cookie");
+    let url = platform.url.clone();
+    let http = browser.http.clone();
+    let post = |origin: Option<&str>, referer: Option<&str>, cookie: Option<String>, token: &str| {
+        let mut request = http.post(format!("{url}/api/sign_in")).header("accept", "text/html").form(&[
+            ("csrf", token),
+            ("api_key", key.as_str()),
+            ("next", "/"),
+        ]);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(referer) = referer {
+            request = request.header("referer", referer);
+        }
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        async move { Browser::reply(request.send().await.unwrap()).await }
+    };
+    let jar = Some(browser.cookie_header());
+    let signed_in = |reply: &Reply| reply.set_cookie.contains("tempovoice_session=") && reply.location == "/";
+
+    // Login CSRF: a page elsewhere posting the attacker's key into the visitor's browser.
+    let reply = post(Some("http://evil.example"), None, jar.clone(), &csrf).await;
+    assert_eq!(reply.status, 403, "another site's origin");
+    // Saying nothing of where it comes from is refused too.
+    let reply = post(None, None, jar.clone(), &csrf).await;
+    assert_eq!(reply.status, 403, "no Origin and no Referer");
+    assert!(reply.body.contains("Origin"), "{}", reply.body);
+    let reply = post(Some("null"), None, jar.clone(), &csrf).await;
+    assert_eq!(reply.status, 403, "an opaque origin");
+    let reply = post(None, Some("http://evil.example/page"), jar.clone(), &csrf).await;
+    assert_eq!(reply.status, 403, "another site's referer");
+    // Same origin but without the form's token, or another one: nothing happens.
+    for (cookie, token) in [(None, csrf.as_str()), (jar.clone(), "forged"), (jar.clone(), ""), (None, "")] {
+        let reply = post(Some(&url), None, cookie.clone(), token).await;
+        assert!(reply.location.starts_with("/sign-in?error=form"), "{cookie:?} {token:?}: {}", reply.location);
+        assert!(!reply.set_cookie.contains("tempovoice_session="), "no session");
+    }
+    // Another browser's form token does not serve this one's cookie.
+    let mut elsewhere = Browser::new(&platform);
+    let other_token = elsewhere.csrf("/sign-in").await;
+    let reply = post(Some(&url), None, jar.clone(), &other_token).await;
+    assert!(reply.location.starts_with("/sign-in?error=form"), "{}", reply.location);
+    let page = browser.get("/sign-in?error=form").await;
+    assert!(page.body.contains("could not be verified"), "{}", page.body);
+
+    // The form as rendered, from the dashboard's origin (or, with no Origin, its referer): signed in.
+    let reply = post(Some(&url), None, jar.clone(), &csrf).await;
+    assert!(signed_in(&reply), "{} {}", reply.location, reply.set_cookie);
+    let reply = post(None, Some(&format!("{url}/sign-in")), jar.clone(), &csrf).await;
+    assert!(signed_in(&reply), "{} {}", reply.location, reply.set_cookie);
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sign_in_the_browser_only_goes_to_the_dashboards_own_pages() {
+    let platform = Platform::start(&[]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let agent = platform.create_agent(&key, agent_body("Front desk", "+14155550100")).await;
+    let id = agent["id"].as_str().unwrap().to_owned();
+    for attack in [
+        "/%09/evil.com",
+        "/\t/evil.com",
+        "/\n/evil.com",
+        "/\r\n/evil.com",
+        "//evil.com",
+        "///evil.com",
+        "/\\evil.com",
+        "\\/evil.com",
+        "/%5Cevil.com",
+        "/%2F%2Fevil.com",
+        "https:evil.com",
+        "https://evil.com/",
+        "http:/evil.com",
+        "javascript:alert(1)",
+        "/sign-in?next=//evil.com",
+        "/agents/new/../../evil.com",
+    ] {
+        let mut browser = Browser::new(&platform);
+        let reply = browser.sign_in_as(&key, attack).await;
+        assert_eq!((reply.status, reply.location.as_str()), (302, "/"), "{attack:?}");
+        // The sign-in page a visitor is sent to with it does not carry it either.
+        let page = browser
+            .get(&format!(
+                "/sign-in?error=expired&next={}",
+                url::form_urlencoded::byte_serialize(attack.as_bytes()).collect::<String>()
+            ))
+            .await;
+        assert!(page.body.contains(r#"name="next" value="/""#), "{attack:?}");
+    }
+    let mut browser = Browser::new(&platform);
+    let page = format!("/agents/{id}/calls?cursor=abc");
+    let reply = browser.sign_in_as(&key, &page).await;
+    assert_eq!(reply.location, page, "a page of the dashboard is where the browser goes");
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_with_the_host_prefix_and_https_is_told_to_stay() {
+    let platform = Platform::start(&[]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let url = platform.url.clone();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let https_origin = url.replace("http://", "https://");
+
+    // Plain http on loopback: no Secure, no prefix, no HSTS (local development).
+    let mut local = Browser::new(&platform);
+    let page = local.get("/sign-in").await;
+    assert!(page.set_cookie.starts_with("tempovoice_sign_in=") && !page.set_cookie.contains("Secure"));
+    assert!(!page.headers.contains_key("strict-transport-security"));
+
+    // Behind TLS termination (the load balancer says https): Secure, __Host-, HSTS.
+    let page = Browser::reply(
+        http.get(format!("{url}/sign-in"))
+            .header("accept", "text/html")
+            .header("x-forwarded-proto", "https")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.headers["strict-transport-security"], "max-age=63072000; includeSubDomains");
+    let sign_in_cookie = page.set_cookie.split(';').next().unwrap().to_owned();
+    assert!(sign_in_cookie.starts_with("__Host-tempovoice_sign_in="), "{}", page.set_cookie);
+    assert!(
+        page.set_cookie.contains("; Secure")
+            && page.set_cookie.contains("Path=/")
+            && !page.set_cookie.contains("Domain")
+    );
+    let at = page.body.find(r#"name="csrf" value=""#).unwrap() + r#"name="csrf" value=""#.len();
+    let csrf = page.body[at..][..page.body[at..].find('"').unwrap()].to_owned();
+    let sign_in = |origin: String, cookie: String| {
+        http.post(format!("{url}/api/sign_in"))
+            .header("accept", "text/html")
+            .header("x-forwarded-proto", "https")
+            .header("origin", origin)
+            .header("cookie", cookie)
+            .form(&[("csrf", csrf.as_str()), ("api_key", key.as_str()), ("next", "/")])
+            .send()
+    };
+    // Over https, a post from the plain-http origin of the same host is another origin.
+    let reply = sign_in(url.clone(), sign_in_cookie.clone()).await.unwrap();
+    assert_eq!(reply.status(), 403);
+    // The form's token cookie without its prefix (as a sibling host could plant it) is not read.
+    let unprefixed = sign_in_cookie.replace("__Host-", "");
+    let reply = Browser::reply(sign_in(https_origin.clone(), unprefixed).await.unwrap()).await;
+    assert!(reply.location.starts_with("/sign-in?error=form"), "{}", reply.location);
+    let reply = Browser::reply(sign_in(https_origin.clone(), sign_in_cookie.clone()).await.unwrap()).await;
+    assert_eq!(reply.location, "/");
+    let session = reply.set_cookie.lines().find(|l| l.contains("tempovoice_session=")).expect("session cookie");
+    assert!(session.starts_with("__Host-tempovoice_session="), "{session}");
+    assert!(session.contains("; Secure") && session.contains("Path=/") && !session.contains("Domain"), "{session}");
+    assert_eq!(reply.headers["strict-transport-security"], "max-age=63072000; includeSubDomains");
+    // The API's own responses over https carry it too.
+    let api = http.get(format!("{url}/v1/health")).header("x-forwarded-proto", "https").send().await.unwrap();
+    assert_eq!(api.headers()["strict-transport-security"], "max-age=63072000; includeSubDomains");
+    let api = http.get(format!("{url}/v1/health")).send().await.unwrap();
+    assert!(!api.headers().contains_key("strict-transport-security"));
+
+    // A host that is not loopback, even over plain http: Secure with the prefix.
+    let page = Browser::reply(
+        http.get(format!("{url}/sign-in"))
+            .header("accept", "text/html")
+            .header("host", "app.example.com")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        page.set_cookie.starts_with("__Host-tempovoice_sign_in=") && page.set_cookie.contains("; Secure"),
+        "{}",
+        page.set_cookie
+    );
+    assert!(!page.headers.contains_key("strict-transport-security"), "plain http is not https");
+    platform.stop().await;
+
+    // Configured as served over https only: HSTS on every page, Secure even on loopback.
+    let platform = Platform::start(&[("TEMPOVOICE_DASHBOARD_SECURE_COOKIES", "true")]).await;
+    let mut browser = Browser::new(&platform);
+    let page = browser.get("/sign-in").await;
+    assert_eq!(page.headers["strict-transport-security"], "max-age=63072000; includeSubDomains");
+    assert!(page.set_cookie.starts_with("__Host-tempovoice_sign_in="), "{}", page.set_cookie);
     platform.stop().await;
 }
 
@@ -231,7 +488,7 @@ async fn save_agent_requires_a_session_and_its_token_and_keeps_invalid_input() {
         .post(format!("{}/api/save_agent", browser.url))
         .header("accept", "text/html")
         .header("origin", "http://evil.example")
-        .header("cookie", browser.cookie.clone().unwrap())
+        .header("cookie", browser.cookie_header())
         .form(&agent_form(&csrf, &[("agent[twilio_auth_token]", AUTH_TOKEN)]))
         .send()
         .await
@@ -395,7 +652,7 @@ async fn every_server_function_acts_on_the_signed_in_tenants_agents_only() {
     assert_eq!(deployments["deployments"].as_array().unwrap().len(), 1, "no deployment started by the other tenant");
 
     // Without a session, or with a wrong token, they do nothing either.
-    let anonymous = Browser::new(&platform);
+    let mut anonymous = Browser::new(&platform);
     for (function, form) in [
         ("redeploy_agent", vec![("csrf", "x"), ("id", id.as_str())]),
         ("delete_agent", vec![("csrf", "x"), ("id", id.as_str()), ("version", "1"), ("call_data", "keep")]),
@@ -520,5 +777,59 @@ async fn a_failed_deployment_shows_its_step_and_error_on_the_agent_page() {
         let shown = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
         assert!(page.contains(message) || page.contains(&shown), "event {message:?} shown");
     }
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flash_posts_keep_the_store_within_its_bounds_and_huge_posts_are_refused() {
+    // The standalone dashboard, so the test can read its flash store's accounting.
+    let platform = Platform::start(&[("TEMPOVOICE_DASHBOARD", "off")]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let api = dashboard::api::ControlPlane::http(url::Url::parse(&platform.url).unwrap());
+    let app = dashboard::Dashboard::new(api, &dashboard::DashboardSettings::default()).unwrap();
+    let router = dashboard::router(app.clone()).fallback(|| async { dashboard::not_found() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = tokio::spawn(async move { axum::serve(listener, service).await });
+
+    let posts: usize = std::env::var("TEMPOVOICE_FLASH_POSTS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let sessions = 50;
+    let mut browsers = Vec::new();
+    for _ in 0..sessions {
+        let mut browser = Browser { url: url.clone(), ..Browser::new(&platform) };
+        browser.sign_in(&key).await;
+        let csrf = browser.csrf("/agents/new").await;
+        browsers.push((browser, csrf));
+    }
+    // Invalid input (kept for the form) with a large prompt: each post is a flash entry.
+    let prompt = "p".repeat(64 * 1024);
+    let mut peak = 0;
+    for i in 0..posts {
+        let (browser, csrf) = &mut browsers[i % sessions];
+        let form = agent_form(csrf, &[("agent[max_conversation_turns]", "lots"), ("agent[system_prompt]", &prompt)]);
+        let reply = browser.post("save_agent", &form).await;
+        assert!(reply.location.starts_with("/agents/new?flash="), "post {i}: {}", reply.location);
+        let usage = app.flash.usage();
+        peak = peak.max(usage.bytes);
+        assert!(usage.bytes <= dashboard::flash::MAX_TOTAL_BYTES, "post {i}: {usage:?}");
+        assert!(usage.entries <= dashboard::flash::CAPACITY, "post {i}: {usage:?}");
+    }
+    assert!(
+        peak > dashboard::flash::MAX_TOTAL_BYTES - 2 * dashboard::flash::MAX_ENTRY_BYTES,
+        "the store filled up to its bound: peak {peak}"
+    );
+    // The newest entry of a session is still there, with the input.
+    let (browser, csrf) = &mut browsers[0];
+    let form = agent_form(csrf, &[("agent[max_conversation_turns]", "lots"), ("agent[name]", "Kept desk")]);
+    let reply = browser.post("save_agent", &form).await;
+    assert!(browser.get(&reply.location).await.body.contains(r#"value="Kept desk""#));
+
+    // A post larger than the dashboard takes is refused before it is read.
+    let huge = "p".repeat(dashboard::MAX_POST_BYTES + 1);
+    let form = agent_form(csrf, &[("agent[system_prompt]", &huge)]);
+    let reply = browser.post("save_agent", &form).await;
+    assert_eq!(reply.status, 413);
+    server.abort();
     platform.stop().await;
 }

@@ -12,7 +12,6 @@ pub use agent_form::{EditAgentPage, NewAgentPage};
 pub use agents::AgentsPage;
 pub use calls::{CallPage, CallsPage};
 pub use sign_in::SignInPage;
-pub(crate) use sign_in::is_local_path;
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
