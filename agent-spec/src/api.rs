@@ -317,6 +317,9 @@ pub struct ErrorDetail {
     pub fields: Vec<FieldError>,
 }
 
+/// Longest tenant name or API key label.
+pub const LABEL_MAX: usize = 100;
+
 /// `POST /v1/admin/tenants`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -19,7 +19,7 @@ use crate::secrets::{AgentSecrets, SecretPatch};
 use crate::validation::ValidationErrors;
 use crate::values::{
     AwsRegion, E164, HttpsUrl, InvalidValue, LanguageTag, ModelId, SipUri, Temperature, TwilioAccountSid, VoiceId,
-    check_text,
+    check_text, max_len,
 };
 
 /// Limits on free text and lists. Sizes are in characters.
@@ -44,6 +44,8 @@ pub mod limits {
     pub const MAX_INAPPROPRIATE_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=20;
     pub const IDLE_PROMPT_AFTER_SECS: std::ops::RangeInclusive<u32> = 3..=300;
     pub const DESIRED_COUNT: std::ops::RangeInclusive<u32> = 0..=20;
+    pub const SIP_URI_MAX: usize = 255;
+    pub const WEBHOOK_URL_MAX: usize = 2_048;
 }
 
 pub const DEFAULT_GREETING: &str = "Hello! Thanks for calling. How can I help you today?";
@@ -198,8 +200,11 @@ pub struct AgentDraft {
     pub greeting: String,
     #[schema(default = "en-US")]
     pub language: String,
+    #[serde(deserialize_with = "object")]
     pub voice: VoiceDraft,
+    #[serde(deserialize_with = "objects")]
     pub knowledge_base: Vec<KnowledgeDocumentDraft>,
+    #[serde(deserialize_with = "object")]
     pub guardrails: GuardrailsDraft,
     #[schema(default = 10, minimum = 3, maximum = 300)]
     pub idle_prompt_after_secs: u32,
@@ -207,10 +212,57 @@ pub struct AgentDraft {
     pub enable_recording: bool,
     #[schema(default = true)]
     pub enable_transcription: bool,
+    #[serde(deserialize_with = "object")]
     pub telephony: TelephonyDraft,
+    #[serde(deserialize_with = "object")]
     pub integrations: IntegrationsDraft,
+    #[serde(deserialize_with = "object")]
     pub sizing: SizingDraft,
+    #[serde(deserialize_with = "object")]
     pub secrets: SecretsDraft,
+}
+
+/// A part of the draft, read from a JSON object only. (serde would also read a
+/// struct from an array, by position: `"integrations": [null, null]`, which the
+/// document does not allow.)
+fn object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    T::deserialize(StructOnly(d))
+}
+
+/// [`object`] for each item of a list.
+fn objects<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    struct Item<T>(T);
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Item<T> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            object(d).map(Item)
+        }
+    }
+    Ok(Vec::<Item<T>>::deserialize(d)?.into_iter().map(|Item(t)| t).collect())
+}
+
+/// A deserializer that reads a struct as a map only.
+struct StructOnly<D>(D);
+
+impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for StructOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+    }
 }
 
 impl Default for AgentDraft {
@@ -347,11 +399,53 @@ fn required<T>(
     errors.check(field, parse(raw))
 }
 
-/// Free text is trimmed, then checked (so surrounding spaces never count against the limit).
+/// Free text is trimmed, then checked; its limit counts every character sent (as a
+/// JSON Schema `maxLength` does).
 fn text(errors: &mut ValidationErrors, field: &str, raw: &str, required: bool, max: usize, multiline: bool) -> String {
     let trimmed = raw.trim();
-    errors.check(field, check_text(trimmed, required, max, multiline));
+    errors.check(field, check_text(trimmed, required, max, multiline).and_then(|()| max_len(raw, max)));
     trimmed.to_owned()
+}
+
+/// [`optional`] for a value with a length limit on what was sent.
+fn optional_within<T>(
+    errors: &mut ValidationErrors,
+    field: &str,
+    raw: &Option<String>,
+    max: usize,
+    parse: fn(&str) -> Result<T, InvalidValue>,
+) -> Option<Option<T>> {
+    if let Err(too_long) = raw.as_deref().map_or(Ok(()), |raw| max_len(raw, max)) {
+        errors.push(field, too_long.0);
+        return None;
+    }
+    optional(errors, field, raw, parse)
+}
+
+/// A webhook URL as the API takes it (the pattern in the document): a host name,
+/// never an address, and URL characters only. Checked when an agent is saved; the
+/// runtime reads what was saved with [`HttpsUrl::parse`].
+fn check_webhook_syntax(raw: &str) -> Result<(), InvalidValue> {
+    static PATTERN: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
+        regex_lite::Regex::new(&format!("^(?:{})$", crate::openapi::webhook_url())).expect("the webhook URL pattern")
+    });
+    let raw = raw.trim();
+    if PATTERN.is_match(raw) {
+        return Ok(());
+    }
+    // Say why, most specific first.
+    if let Ok(url) = url::Url::parse(raw) {
+        if let Some(inward) = crate::net::inward_host(&url) {
+            return Err(InvalidValue(inward));
+        }
+        if matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) {
+            return Err(InvalidValue::new("must name its host by a DNS name, not an address"));
+        }
+    }
+    Err(InvalidValue::new(
+        "must be https:// with a DNS host name, an optional port, and a path, query and fragment of URL characters \
+         (percent-encode others)",
+    ))
 }
 
 impl AgentDraft {
@@ -515,12 +609,8 @@ impl AgentDraft {
             MAX_INAPPROPRIATE_ATTEMPTS,
             "attempts",
         );
+        // (An idle prompt due after the session's end never plays: harmless, so allowed.)
         e.check_range("idle_prompt_after_secs", self.idle_prompt_after_secs, IDLE_PROMPT_AFTER_SECS, "seconds");
-        if self.idle_prompt_after_secs >= g.max_session_duration_secs
-            && IDLE_PROMPT_AFTER_SECS.contains(&self.idle_prompt_after_secs)
-        {
-            e.push("idle_prompt_after_secs", "must be shorter than guardrails.max_session_duration_secs");
-        }
 
         let t = &self.telephony;
         let call_phone_number = required(&mut e, "telephony.call_phone_number", &t.call_phone_number, E164::parse);
@@ -538,15 +628,21 @@ impl AgentDraft {
             optional(&mut e, "telephony.summary_phone_number", &t.summary_phone_number, E164::parse);
         let twilio_account_sid =
             required(&mut e, "telephony.twilio_account_sid", &t.twilio_account_sid, TwilioAccountSid::parse);
-        let sip_endpoint = optional(&mut e, "telephony.sip_endpoint", &t.sip_endpoint, SipUri::parse);
+        let sip_endpoint =
+            optional_within(&mut e, "telephony.sip_endpoint", &t.sip_endpoint, SIP_URI_MAX, SipUri::parse);
 
         let i = &self.integrations;
-        let webhook_endpoint = optional(&mut e, "integrations.webhook_endpoint", &i.webhook_endpoint, HttpsUrl::parse);
-        let transcript_webhook_url =
-            optional(&mut e, "integrations.transcript_webhook_url", &i.transcript_webhook_url, HttpsUrl::parse);
-        let pickup_webhook_url =
-            optional(&mut e, "integrations.pickup_webhook_url", &i.pickup_webhook_url, HttpsUrl::parse);
-        let make_endpoint = optional(&mut e, "integrations.make_endpoint", &i.make_endpoint, HttpsUrl::parse);
+        let url_parse: fn(&str) -> Result<HttpsUrl, InvalidValue> = match webhooks {
+            Webhooks::AnyHost => HttpsUrl::parse,
+            Webhooks::PublicHostsOnly => |raw| check_webhook_syntax(raw).and_then(|()| HttpsUrl::parse(raw)),
+        };
+        let url = |e: &mut ValidationErrors, field: &str, raw: &Option<String>| {
+            optional_within(e, field, raw, WEBHOOK_URL_MAX, url_parse)
+        };
+        let webhook_endpoint = url(&mut e, "integrations.webhook_endpoint", &i.webhook_endpoint);
+        let transcript_webhook_url = url(&mut e, "integrations.transcript_webhook_url", &i.transcript_webhook_url);
+        let pickup_webhook_url = url(&mut e, "integrations.pickup_webhook_url", &i.pickup_webhook_url);
+        let make_endpoint = url(&mut e, "integrations.make_endpoint", &i.make_endpoint);
         if webhooks == Webhooks::PublicHostsOnly {
             let urls = [
                 ("integrations.webhook_endpoint", &webhook_endpoint),

@@ -9,6 +9,7 @@ use crate::values::{InvalidValue, string_value};
 pub const ID_LEN: usize = 16;
 
 const BASE32_LOWER: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+const BASE32_ID_PATTERN: &str = "[a-z2-7]{16}";
 
 fn random_base32_id() -> String {
     use rand::Rng;
@@ -29,6 +30,7 @@ string_value!(
     AgentId,
     description = "Agent id: 16 lowercase base32 characters",
     example = "k3v7q2mxa9bd4fhe",
+    pattern = BASE32_ID_PATTERN,
     parse = check_base32_id,
 );
 
@@ -37,6 +39,7 @@ string_value!(
     TenantId,
     description = "Tenant id: 16 lowercase base32 characters",
     example = "t5fz2qhw7nca3mde",
+    pattern = BASE32_ID_PATTERN,
     parse = check_base32_id,
 );
 
@@ -45,6 +48,7 @@ string_value!(
     DeploymentId,
     description = "Deployment id: 16 lowercase base32 characters",
     example = "d2xq7mfa4kzn3bce",
+    pattern = BASE32_ID_PATTERN,
     parse = check_base32_id,
 );
 
@@ -54,6 +58,7 @@ string_value!(
     CallSid,
     description = "Twilio call SID: CA followed by 32 lowercase hex digits",
     example = "CA0123456789abcdef0123456789abcdef",
+    pattern = "CA[0-9a-f]{32}",
     parse = |raw| {
         let ok = raw.len() == 34
             && raw.starts_with("CA")

@@ -18,6 +18,7 @@
 //! - [`api`]: the REST API's response and admin types.
 //! - [`calls`]: the documents a call leaves in the agent's bucket (transcript, metadata).
 //! - [`net`]: which addresses are public, for the URLs tenants give.
+//! - [`openapi`]: the draft's validation rules, written into its OpenAPI schema.
 
 pub mod api;
 pub mod calls;
@@ -26,6 +27,7 @@ pub mod draft;
 pub mod env;
 pub mod ids;
 pub mod net;
+pub mod openapi;
 pub mod secrets;
 pub mod validation;
 pub mod values;

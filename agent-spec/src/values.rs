@@ -27,6 +27,7 @@ macro_rules! string_value {
         $name:ident,
         description = $description:expr,
         example = $example:expr,
+        $(pattern = $pattern:expr,)?
         parse = $parse:expr $(,)?
     ) => {
         $(#[$meta])*
@@ -87,11 +88,13 @@ macro_rules! string_value {
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::ObjectBuilder::new()
+                let schema = utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .description(Some($description))
-                    .examples([serde_json::Value::from($example)])
-                    .into()
+                    .examples([serde_json::Value::from($example)]);
+                // The value as the API gives it (validated, trimmed).
+                $(let schema = schema.pattern(Some(format!("^(?:{})$", $pattern)));)?
+                schema.into()
             }
         }
 
@@ -100,7 +103,7 @@ macro_rules! string_value {
 }
 pub(crate) use string_value;
 
-fn max_len(raw: &str, max: usize) -> Result<(), InvalidValue> {
+pub(crate) fn max_len(raw: &str, max: usize) -> Result<(), InvalidValue> {
     if raw.chars().count() > max {
         return Err(InvalidValue(format!("must be at most {max} characters")));
     }
@@ -113,6 +116,7 @@ string_value!(
     E164,
     description = "Phone number in E.164 form, e.g. +14155550123",
     example = "+14155550123",
+    pattern = crate::openapi::E164,
     parse = |raw| {
         let digits = raw.strip_prefix('+').ok_or_else(|| {
             InvalidValue::new("must be an E.164 number starting with +, like +14155550123")
@@ -166,6 +170,7 @@ string_value!(
     TwilioAccountSid,
     description = "Twilio account SID: AC followed by 32 lowercase hex digits",
     example = "AC0123456789abcdef0123456789abcdef",
+    pattern = crate::openapi::TWILIO_ACCOUNT_SID,
     parse = |raw| {
         let ok = raw.len() == 34
             && raw.starts_with("AC")
@@ -184,6 +189,7 @@ string_value!(
     AwsRegion,
     description = "AWS region name, e.g. us-east-1",
     example = "us-east-1",
+    pattern = crate::openapi::AWS_REGION,
     parse = |raw| {
         let parts: Vec<&str> = raw.split('-').collect();
         let ok = (3..=4).contains(&parts.len())
@@ -205,6 +211,7 @@ string_value!(
     LanguageTag,
     description = "BCP 47 language tag, e.g. en-US",
     example = "en-US",
+    pattern = crate::openapi::LANGUAGE_TAG,
     parse = |raw| {
         let invalid = || InvalidValue::new("must be a language tag like en-US, en-GB or es");
         let mut parts = raw.split('-');
@@ -239,6 +246,7 @@ string_value!(
     SipUri,
     description = "SIP URI, e.g. sip:frontdesk@pbx.example.com",
     example = "sip:frontdesk@pbx.example.com",
+    pattern = crate::openapi::SIP_URI,
     parse = |raw| {
         max_len(raw, 255)?;
         let rest = raw
@@ -269,6 +277,7 @@ string_value!(
     VoiceId,
     description = "Voice name of the speech provider (lowercase letters, digits, - _ +)",
     example = "tiffany",
+    pattern = crate::openapi::VOICE_ID,
     parse = |raw| {
         let ok = (1..=64).contains(&raw.len())
             && raw.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
@@ -287,6 +296,7 @@ string_value!(
     ModelId,
     description = "Speech model identifier, e.g. amazon.nova-2-sonic-v1:0",
     example = "amazon.nova-2-sonic-v1:0",
+    pattern = crate::openapi::MODEL_ID,
     parse = |raw| {
         let ok = (1..=128).contains(&raw.len())
             && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'));
@@ -345,8 +355,9 @@ impl Temperature {
         if !value.is_finite() || !(0.0..=1.0).contains(&value) {
             return Err(InvalidValue::new("must be a number from 0 to 1"));
         }
+        // Exactly one of 0.00, 0.01, … 1.00 as JSON reads them (the document lists them).
         let hundredths = (value * 100.0).round();
-        if (hundredths / 100.0 - value).abs() > 1e-9 {
+        if hundredths / 100.0 != value {
             return Err(InvalidValue::new("must have at most two decimals"));
         }
         Ok(Self(hundredths as u8))

@@ -14,7 +14,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Admin, AgentPath, ApiJson, DeploymentPath, TenantPath};
 use crate::store::api_keys::ApiKeyInfo;
-use crate::store::quotas::{QuotaOverrides, TenantQuotas};
+use crate::store::quotas::{QUOTA_MAX, QuotaOverrides, TenantQuotas};
 use deployer_lambda::event::{Action, DeployerEvent, DeployerResponse, EVENT_VERSION, Outcome};
 use deployer_lambda::fleet::{SweepReport, SweepRequest};
 
@@ -28,10 +28,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_quotas, set_quotas))
 }
 
-/// Longest tenant name or key label.
-pub const LABEL_MAX: usize = 100;
+pub use agent_spec::api::LABEL_MAX;
 
 fn label(field: &str, raw: &str, required: bool) -> Result<String, ApiError> {
+    // The limit counts what was sent, spaces around it included (as the document's
+    // `maxLength` does).
+    if raw.chars().count() > LABEL_MAX {
+        return Err(ApiError::invalid(field, format!("must be at most {LABEL_MAX} characters")));
+    }
     agent_spec::values::single_line(raw, required, LABEL_MAX).map_err(|e| ApiError::invalid(field, e.0))
 }
 
@@ -179,6 +183,23 @@ async fn set_quotas(
     TenantPath(tenant): TenantPath,
     ApiJson(overrides): ApiJson<QuotaOverrides>,
 ) -> Result<Json<TenantQuotas>, ApiError> {
+    let fields = [
+        ("agents", overrides.agents),
+        ("cpu_units", overrides.cpu_units),
+        ("listener_slots", overrides.listener_slots),
+        ("knowledge_bytes", overrides.knowledge_bytes),
+    ];
+    let too_large: Vec<agent_spec::FieldError> = fields
+        .into_iter()
+        .filter(|(_, v)| v.is_some_and(|v| v > QUOTA_MAX))
+        .map(|(field, _)| agent_spec::FieldError {
+            field: field.into(),
+            reason: format!("must be at most {QUOTA_MAX}"),
+        })
+        .collect();
+    if !too_large.is_empty() {
+        return Err(ApiError::Invalid(too_large));
+    }
     state.store.set_quota_overrides(&tenant, overrides).await.map_err(|e| ApiError::from_store(e, "tenant"))?;
     tracing::info!(tenant_id = %tenant, ?overrides, "tenant quotas set");
     Ok(Json(tenant_quotas(&state, &tenant).await?))

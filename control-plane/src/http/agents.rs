@@ -102,7 +102,7 @@ async fn create_agent(
     get, path = "/v1/agents", tag = "agents",
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page: the position `{ms}.{id}` of its last agent; any well-formed position is a valid cursor", pattern = "^[0-9]{1,18}\\.[a-z2-7]{16}$"),
     ),
     responses(
         (status = 200, description = "One page", body = AgentPage),
@@ -155,7 +155,7 @@ async fn get_agent(
     put, path = "/v1/agents/{id}", tag = "agents",
     params(
         ("id" = agent_spec::AgentId, Path, description = "Agent id"),
-        ("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\""),
+        ("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\"", pattern = r#"^(?:(?:W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#),
         ("deploy" = Option<bool>, Query, description = "Start a deployment (default true)"),
     ),
     request_body = AgentDraft,
@@ -222,10 +222,10 @@ async fn update_agent(
     delete, path = "/v1/agents/{id}", tag = "agents",
     params(
         ("id" = agent_spec::AgentId, Path, description = "Agent id"),
-        ("If-Match" = Option<String>, Header, description = "Delete only if the agent is still this version"),
+        ("If-Match" = Option<String>, Header, description = "Delete only if the agent is still this version", pattern = r#"^(?:(?:W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#),
         ("deploy" = Option<bool>, Query, description = "Tear down its AWS resources (default true)"),
         ("purge_transcripts" = Option<bool>, Query,
-            description = "Also empty and delete its transcript bucket: every call recording and transcript (default false)"),
+            description = "Also empty and delete its transcript bucket: every call recording and transcript (default false). Needs `deploy=true` (the teardown purges them): with `deploy=false` it is refused with 422"),
     ),
     responses(
         (status = 202, description = "Deleted; the teardown deployment is queued", body = DeploymentResponse,

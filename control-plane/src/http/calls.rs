@@ -14,8 +14,6 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use deployer_lambda::naming::AgentNames;
 use futures::StreamExt;
 use tokio_util::io::ReaderStream;
@@ -54,7 +52,8 @@ async fn bucket(state: &AppState, tenant: &TenantId, agent: &AgentId) -> Result<
     Ok(AgentNames::new(&state.settings.resource_prefix, agent).bucket)
 }
 
-/// Position in the newest-first list: base64url of `{lastModifiedMs}.{callSid}`.
+/// Position in the newest-first list: `{lastModifiedMs}.{callSid}`
+/// ([`crate::store::cursor`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct CallCursor {
     modified_ms: i64,
@@ -63,14 +62,12 @@ struct CallCursor {
 
 impl CallCursor {
     fn encode(&self) -> String {
-        BASE64URL.encode(format!("{}.{}", self.modified_ms, self.call))
+        crate::store::cursor::encode(self.modified_ms, &self.call)
     }
 
     fn decode(raw: &str) -> Option<Self> {
-        let bytes = BASE64URL.decode(raw).ok()?;
-        let (ms, call) = std::str::from_utf8(&bytes).ok()?.split_once('.')?;
-        let call = CallSid::parse(call).ok()?;
-        Some(Self { modified_ms: ms.parse().ok()?, call: call.to_string() })
+        let (modified_ms, call) = crate::store::cursor::decode(raw, CallSid::parse)?;
+        Some(Self { modified_ms, call: call.to_string() })
     }
 }
 
@@ -80,7 +77,7 @@ impl CallCursor {
     params(
         ("id" = agent_spec::AgentId, Path, description = "Agent id"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)", minimum = 1, maximum = 200),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page: the position `{ms}.{id}` of its last call; any well-formed position is a valid cursor", pattern = "^[0-9]{1,18}\\.CA[0-9a-f]{32}$"),
     ),
     responses(
         (status = 200, description = "One page", body = CallPage),
@@ -308,7 +305,7 @@ mod tests {
     fn cursor_round_trip_and_order() {
         let a = CallCursor { modified_ms: 2, call: "CA0123456789abcdef0123456789abcdef".into() };
         assert_eq!(CallCursor::decode(&a.encode()), Some(a.clone()));
-        assert_eq!(CallCursor::decode(&BASE64URL.encode("1.../../etc")), None);
+        assert_eq!(CallCursor::decode("1.../../etc"), None);
         let b = CallCursor { modified_ms: 1, call: "CAffffffffffffffffffffffffffffffff".into() };
         assert!(a > b, "newer sorts after, so newest-first is descending");
     }

@@ -113,7 +113,7 @@ async fn start_deployment(
     params(
         ("id" = agent_spec::AgentId, Path, description = "Agent id"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 100 (default 20)", minimum = 1, maximum = 100),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page: the position `{ms}.{id}` of its last deployment; any well-formed position is a valid cursor", pattern = "^[0-9]{1,18}\\.[a-z2-7]{16}$"),
     ),
     responses(
         (status = 200, description = "One page", body = DeploymentPage),

@@ -59,30 +59,64 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let (field, reason) = match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                ("body".to_owned(), format!("is not valid JSON: {inner}"))
-            }
-            _ if path == "." => ("body".to_owned(), without_position(&inner)),
-            // serde's text can quote the offending value: under `secrets`, keep only
-            // messages that name a key ("unknown field"), never one that shows a value.
-            _ if (path == "secrets" || path.starts_with("secrets.")) && !is_unknown_field(&inner) => {
-                let reason = if path == "secrets" {
-                    "must be an object of secret names to strings (or null)"
-                } else {
-                    "must be a string, or null to remove it"
-                };
-                (path, reason.to_owned())
-            }
-            _ => (path, without_position(&inner)),
-        };
-        ApiError::invalid(field, reason)
-    })?;
+    let parsed = serde_path_to_error::deserialize(&mut de);
+    let parsed = match parsed {
+        // JSON has one number type: `974.0` is the integer 974 to JSON Schema, and so
+        // to every client generated from the document. serde reads it as a float and
+        // refuses it for an integer field, so such a body is read again with its
+        // whole floats as integers.
+        Err(e) if e.inner().to_string().starts_with("invalid type: floating point") => {
+            let mut value: serde_json::Value = serde_json::from_slice(bytes)
+                .map_err(|e| ApiError::invalid("body", format!("is not valid JSON: {e}")))?;
+            whole_floats_as_integers(&mut value);
+            return serde_path_to_error::deserialize(value).map_err(body_error);
+        }
+        parsed => parsed,
+    };
+    let value = parsed.map_err(body_error)?;
     de.end().map_err(|e| ApiError::invalid("body", format!("is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// Names the field a body failed on, or `body` for malformed JSON.
+fn body_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let (field, reason) = match inner.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            ("body".to_owned(), format!("is not valid JSON: {inner}"))
+        }
+        _ if path == "." => ("body".to_owned(), without_position(&inner)),
+        // serde's text can quote the offending value: under `secrets`, keep only
+        // messages that name a key ("unknown field"), never one that shows a value.
+        _ if (path == "secrets" || path.starts_with("secrets.")) && !is_unknown_field(&inner) => {
+            let reason = if path == "secrets" {
+                "must be an object of secret names to strings (or null)"
+            } else {
+                "must be a string, or null to remove it"
+            };
+            (path, reason.to_owned())
+        }
+        _ => (path, without_position(&inner)),
+    };
+    ApiError::invalid(field, reason)
+}
+
+/// Every float in `value` with no fractional part, within the range where floats
+/// are exact (±2^53), becomes an integer.
+fn whole_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT) {
+                *value = if f < 0.0 { Value::from(f as i64) } else { Value::from(f as u64) };
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_floats_as_integers),
+        _ => {}
+    }
 }
 
 fn is_unknown_field(e: &serde_json::Error) -> bool {
@@ -259,8 +293,13 @@ impl<S: Send + Sync> FromRequestParts<S> for AgentPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let raw = path_param(parts, state, "id").await.ok_or(ApiError::NotFound("agent"))?;
-        AgentId::parse(&raw).map(AgentPath).map_err(|_| ApiError::NotFound("agent"))
+        exact(AgentId::parse(&raw), &raw).map(AgentPath).ok_or(ApiError::NotFound("agent"))
     }
+}
+
+/// An id exactly as written in the path (its parser trims; a path does not).
+fn exact<T: AsRef<str>, E>(parsed: Result<T, E>, raw: &str) -> Option<T> {
+    parsed.ok().filter(|id| id.as_ref() == raw)
 }
 
 /// One named parameter of the matched route.
@@ -277,7 +316,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DeploymentPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let raw = path_param(parts, state, "deploymentId").await.ok_or(ApiError::NotFound("deployment"))?;
-        DeploymentId::parse(&raw).map(DeploymentPath).map_err(|_| ApiError::NotFound("deployment"))
+        exact(DeploymentId::parse(&raw), &raw).map(DeploymentPath).ok_or(ApiError::NotFound("deployment"))
     }
 }
 
@@ -289,7 +328,11 @@ impl<S: Send + Sync> FromRequestParts<S> for CallPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let raw = path_param(parts, state, "callSid").await.unwrap_or_default();
-        CallSid::parse(&raw).map(CallPath).map_err(|e| ApiError::invalid("callSid", e.to_string()))
+        match CallSid::parse(&raw) {
+            Ok(sid) if sid.as_str() == raw => Ok(CallPath(sid)),
+            Ok(_) => Err(ApiError::invalid("callSid", "must not have spaces around it")),
+            Err(e) => Err(ApiError::invalid("callSid", e.to_string())),
+        }
     }
 }
 
@@ -304,9 +347,12 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantPath {
             .await
             .map_err(|_| ApiError::NotFound("tenant"))?;
         let raw = params.iter().find(|(k, _)| k == "tenantId").map(|(_, v)| v.as_str()).unwrap_or_default();
-        TenantId::parse(raw).map(TenantPath).map_err(|_| ApiError::NotFound("tenant"))
+        exact(TenantId::parse(raw), raw).map(TenantPath).ok_or(ApiError::NotFound("tenant"))
     }
 }
+
+/// What `If-Match` takes: one ETag, `"3"` or `W/"3"`, or the bare version `3`.
+pub const IF_MATCH_PATTERN: &str = r#"^(?:(?:W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#;
 
 /// The version from `If-Match` (`"3"`, `W/"3"` or `3`), if the header was sent.
 pub struct IfMatch(pub Option<i64>);
@@ -325,9 +371,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             )
         };
         let raw = value.to_str().map_err(|_| invalid())?.trim();
-        let raw = raw.strip_prefix("W/").unwrap_or(raw);
-        let raw = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw);
-        raw.parse::<i64>().map(|v| IfMatch(Some(v))).map_err(|_| invalid())
+        // Exactly IF_MATCH_PATTERN.
+        let tag = raw.strip_prefix("W/").unwrap_or(raw);
+        let digits = match tag.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+            Some(quoted) => quoted,
+            None if tag.len() == raw.len() => raw,
+            None => return Err(invalid()),
+        };
+        if !(1..=18).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        digits.parse::<i64>().map(|v| IfMatch(Some(v))).map_err(|_| invalid())
     }
 }
 
@@ -399,5 +453,23 @@ mod tests {
         assert_eq!(field_of(r#"{"a":1,"#).0, "body");
         assert_eq!(field_of(r#"{"a":1,"inner":{"b":"y"}} trailing"#).0, "body");
         assert_eq!(field_of("[1]").0, "body");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Counts {
+        n: u32,
+        list: Vec<i64>,
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_fractions_are_refused() {
+        let counts: Counts = parse_json(br#"{"n": 974.0, "list": [-2.0, 1e3, 5]}"#).unwrap();
+        assert_eq!((counts.n, counts.list), (974, vec![-2, 1000, 5]));
+        for (body, field) in [(r#"{"n": 9.5, "list": []}"#, "n"), (r#"{"n": 1, "list": [1e300]}"#, "list[0]")] {
+            match parse_json::<Counts>(body.as_bytes()) {
+                Err(ApiError::Invalid(f)) => assert_eq!(f[0].field, field, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
     }
 }

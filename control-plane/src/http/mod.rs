@@ -152,6 +152,17 @@ fn merge_flattened_schemas(doc: &mut serde_json::Value) {
     }
 }
 
+/// The rules agent drafts are validated by ([`agent_spec::openapi`]), and a create
+/// body that names the secrets a new agent needs.
+fn document_validation_rules(doc: &mut serde_json::Value) {
+    if let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(serde_json::Value::as_object_mut) {
+        agent_spec::openapi::document_rules(schemas);
+    }
+    if let Some(body) = doc.pointer_mut("/paths/~1v1~1agents/post/requestBody/content/application~1json/schema") {
+        *body = serde_json::json!({ "$ref": "#/components/schemas/NewAgentDraft" });
+    }
+}
+
 /// Every authenticated operation may answer 429 (see [`auth_limit`]): said once
 /// here rather than in each handler's annotation.
 fn document_failed_attempt_limit(doc: &mut OpenApi) {
@@ -193,6 +204,7 @@ pub fn service(state: AppState, pages: Option<Router>) -> Router {
     let (router, doc) = api();
     let mut doc = serde_json::to_value(&doc).expect("OpenAPI document serializes");
     merge_flattened_schemas(&mut doc);
+    document_validation_rules(&mut doc);
     let doc_json = health::OpenApiJson(Arc::new(doc.to_string()));
     let request_id = HeaderName::from_static("x-request-id");
     let has_pages = pages.is_some();

@@ -5,8 +5,6 @@
 
 use agent_spec::api::{AgentResponse, DeploymentStatus, DeploymentSummary, SecretState, SecretsStatus};
 use agent_spec::{AgentConfig, AgentId, AgentSecrets, DeploymentId, TenantId};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
@@ -50,8 +48,8 @@ impl StoredAgent {
     }
 }
 
-/// Position in a tenant's agent list (ordered by creation time, then id). Opaque to
-/// clients: base64url of `{created_at}.{id}`.
+/// Position in a tenant's agent list (ordered by creation time, then id):
+/// `{created_at}.{id}` ([`super::cursor`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageCursor {
     pub created_at: i64,
@@ -60,14 +58,12 @@ pub struct PageCursor {
 
 impl PageCursor {
     pub fn encode(&self) -> String {
-        BASE64URL.encode(format!("{}.{}", self.created_at, self.id))
+        super::cursor::encode(self.created_at, self.id.as_str())
     }
 
     pub fn decode(raw: &str) -> Option<Self> {
-        let bytes = BASE64URL.decode(raw).ok()?;
-        let text = std::str::from_utf8(&bytes).ok()?;
-        let (created, id) = text.split_once('.')?;
-        Some(Self { created_at: created.parse().ok()?, id: AgentId::parse(id).ok()? })
+        let (created_at, id) = super::cursor::decode(raw, AgentId::parse)?;
+        Some(Self { created_at, id })
     }
 }
 
@@ -426,7 +422,7 @@ mod tests {
     fn cursor_round_trip_and_garbage() {
         let c = PageCursor { created_at: 1_700_000_000_123, id: AgentId::generate() };
         assert_eq!(PageCursor::decode(&c.encode()), Some(c));
-        for bad in ["", "!!!", &BASE64URL.encode("12.not-an-id"), &BASE64URL.encode("x.abcdefghijklmnop")] {
+        for bad in ["", "!!!", "12.not-an-id", "x.abcdefghijklmnop"] {
             assert_eq!(PageCursor::decode(bad), None, "{bad}");
         }
     }

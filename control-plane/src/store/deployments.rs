@@ -11,8 +11,6 @@ use agent_spec::api::{
     DeploymentSummary,
 };
 use agent_spec::{AgentId, DeploymentId, TenantId};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
@@ -165,8 +163,8 @@ fn decode(row: Row) -> Result<Deployment, StoreError> {
     })
 }
 
-/// Position in an agent's deployments (newest first). Opaque: base64url of
-/// `{created_at}.{id}`.
+/// Position in an agent's deployments (newest first): `{created_at}.{id}`
+/// ([`super::cursor`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentCursor {
     pub created_at: i64,
@@ -175,13 +173,12 @@ pub struct DeploymentCursor {
 
 impl DeploymentCursor {
     pub fn encode(&self) -> String {
-        BASE64URL.encode(format!("{}.{}", self.created_at, self.id))
+        super::cursor::encode(self.created_at, self.id.as_str())
     }
 
     pub fn decode(raw: &str) -> Option<Self> {
-        let bytes = BASE64URL.decode(raw).ok()?;
-        let (created, id) = std::str::from_utf8(&bytes).ok()?.split_once('.')?;
-        Some(Self { created_at: created.parse().ok()?, id: DeploymentId::parse(id).ok()? })
+        let (created_at, id) = super::cursor::decode(raw, DeploymentId::parse)?;
+        Some(Self { created_at, id })
     }
 }
 

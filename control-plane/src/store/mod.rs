@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod cursor;
 pub mod deployments;
 pub mod placements;
 pub mod quotas;

@@ -29,13 +29,20 @@ pub struct QuotaLimits {
     pub knowledge_bytes: u64,
 }
 
+/// The largest quota (the database stores signed 64-bit numbers).
+pub const QUOTA_MAX: u64 = i64::MAX as u64;
+
 /// The operator's per-tenant overrides; `null` is the default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaOverrides {
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub agents: Option<u64>,
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub cpu_units: Option<u64>,
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub listener_slots: Option<u64>,
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub knowledge_bytes: Option<u64>,
 }
 

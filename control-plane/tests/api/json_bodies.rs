@@ -127,3 +127,38 @@ async fn agent_bodies_of_any_shape_are_answered_without_a_server_error() {
     });
     result.unwrap();
 }
+
+/// What the document calls valid is accepted, and what it calls invalid refused,
+/// where serde alone would differ: `974.0` is an integer to JSON Schema, and an
+/// array is not an object.
+#[tokio::test]
+async fn whole_floats_are_integers_and_arrays_are_not_objects() {
+    use crate::helpers::error_of;
+    let app = TestApp::spawn().await;
+    let tenant = app.new_tenant("t").await;
+    let mut body = agent_body("Floats");
+    body["idle_prompt_after_secs"] = serde_json::json!(12.0);
+    body["sizing"]["desired_count"] = serde_json::json!(0.0);
+    let res = app.create_agent(&tenant, &body).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let session = app
+        .request(Method::POST, "/v1/sessions", Some(&tenant.key))
+        .json(&serde_json::json!({ "expires_in_secs": 974.0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.status(), 201);
+
+    let mut body = agent_body("Fractions");
+    body["idle_prompt_after_secs"] = serde_json::json!(12.5);
+    let (status, _, named, _) = error_of(app.create_agent(&tenant, &body).await).await;
+    assert_eq!((status, named), (422, vec!["idle_prompt_after_secs".to_owned()]));
+
+    for (field, array) in [("integrations", "[null, null]"), ("knowledge_base", r#"[["title", "text"]]"#)] {
+        let mut body = agent_body("Arrays");
+        body[field] = serde_json::from_str(array).unwrap();
+        let (status, _, named, error) = error_of(app.create_agent(&tenant, &body).await).await;
+        assert_eq!(status, 422, "{field}: {error}");
+        assert!(named[0].starts_with(field), "{field}: {error}");
+    }
+}

@@ -7,7 +7,7 @@
 //! checks the result from the outside.
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_of};
 
@@ -144,15 +144,30 @@ async fn request_and_response_schemas_are_in_the_document() {
     {
         assert!(schemas.contains_key(name), "{name} missing");
     }
-    let create = &doc["paths"]["/v1/agents"]["post"];
-    assert_eq!(
-        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
-        "#/components/schemas/AgentDraft"
-    );
+    // A new agent's body names the secrets it needs; an update's keeps stored ones.
+    let body = |path: &str, method: &str| {
+        doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"].clone()
+    };
+    assert_eq!(body("/v1/agents", "post"), "#/components/schemas/NewAgentDraft");
+    assert_eq!(body("/v1/agents/{id}", "put"), "#/components/schemas/AgentDraft");
+    assert_eq!(schemas["NewAgentDraft"]["properties"]["secrets"]["required"], json!(["twilio_auth_token"]));
     // The draft documents its write-only secrets.
     let field = serde_json::to_string(&schemas["SecretsDraft"]["properties"]["twilio_auth_token"]).unwrap();
     assert!(field.contains("#/components/schemas/SecretPatch"), "{field}");
     assert_eq!(schemas["SecretPatch"]["writeOnly"], true);
+    // Validation's rules are in it: required fields, limits, patterns, each
+    // provider's own settings, the Fargate sizes.
+    let draft = &schemas["AgentDraft"];
+    assert_eq!(draft["required"], json!(["name", "system_prompt", "telephony"]));
+    assert_eq!(draft["properties"]["name"]["maxLength"], 100);
+    assert!(
+        schemas["TelephonyDraft"]["properties"]["call_phone_number"]["pattern"]
+            .as_str()
+            .unwrap()
+            .contains(r"\+[1-9][0-9]{6,14}")
+    );
+    assert_eq!(schemas["VoiceDraft"]["oneOf"].as_array().unwrap().len(), 5);
+    assert_eq!(schemas["SizingDraft"]["oneOf"].as_array().unwrap().len(), 7);
 }
 
 /// What the API answers is what the document describes: an agent is one object with

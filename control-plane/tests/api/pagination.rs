@@ -122,3 +122,24 @@ async fn bad_page_parameters_are_named() {
         assert_eq!((status, fields), (422, vec![field.to_owned()]), "{query}");
     }
 }
+
+/// A cursor is a position, `{ms}.{id}`, as the document's pattern says: any
+/// well-formed one is accepted and pages from there, within the tenant's own agents.
+#[tokio::test]
+async fn any_well_formed_position_is_a_cursor() {
+    let app = TestApp::spawn().await;
+    let t = app.new_tenant("t").await;
+    let other = app.new_tenant("other").await;
+    let a = app.new_agent(&t, "A").await;
+    app.new_agent(&other, "B").await;
+    let from_the_start = page(&app, &t, "?cursor=0.aaaaaaaaaaaaaaaa").await;
+    let ids: Vec<&str> =
+        from_the_start["agents"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![a["id"].as_str().unwrap()], "{from_the_start}");
+    let past_the_end = page(&app, &t, "?cursor=999999999999999999.aaaaaaaaaaaaaaaa").await;
+    assert_eq!(past_the_end["agents"], serde_json::json!([]));
+    for bad in ["0.aaaaaaaaaaaaaaa1", "1234567890123456789.aaaaaaaaaaaaaaaa", "%200.aaaaaaaaaaaaaaaa"] {
+        let res = app.request(Method::GET, &format!("/v1/agents?cursor={bad}"), Some(&t.key)).send().await.unwrap();
+        assert_eq!(res.status(), 422, "{bad}");
+    }
+}
