@@ -39,7 +39,7 @@ COPY --from=build /usr/local/bin/control-plane /usr/local/bin/control-plane
 # uid and gid 10001, as the task definition's `user` (infra/modules/control-plane).
 USER 10001:10001
 WORKDIR /var/lib/tempovoice
-ENV TEMPOVOICE_BIND=0.0.0.0:8080 \
+ENV TEMPOVOICE_LISTEN=0.0.0.0:8080 \
     TEMPOVOICE_DATA_DIR=/var/lib/tempovoice/data \
     TEMPOVOICE_LOG_FORMAT=json
 EXPOSE 8080

@@ -28,7 +28,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 tempovoice
 COPY --from=build /usr/local/bin/dashboard /usr/local/bin/dashboard
 USER 10001
-ENV TEMPOVOICE_DASHBOARD_LISTEN=0.0.0.0:3000 \
+ENV TEMPOVOICE_LISTEN=0.0.0.0:3000 \
     TEMPOVOICE_LOG_FORMAT=json
 EXPOSE 3000
 # Health is the orchestrator's or load balancer's to judge over HTTP; the image has no

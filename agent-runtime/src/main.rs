@@ -21,16 +21,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let settings = match Settings::from_env(|name| std::env::var(name).ok()) {
-        Ok(s) => s,
-        Err(errors) => {
-            eprintln!("agent-runtime cannot start; fix these environment variables:");
-            for e in errors {
-                eprintln!("  {e}");
-            }
-            std::process::exit(2);
-        }
-    };
+    let settings = serving::settings_or_exit("agent-runtime", Settings::from_env(|name| std::env::var(name).ok()));
     let format = if settings.json_logs { serving::logging::LogFormat::Json } else { serving::logging::LogFormat::Text };
     serving::logging::init(format, std::io::stderr);
     let app = App::build(settings).await?;

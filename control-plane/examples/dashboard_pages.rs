@@ -144,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
     let prefix = format!("bench{}", rand::random::<u16>());
     let admin = "bench-admin-token-0123456789abcdef0123456789".to_owned();
     let vars: Vec<(&str, String)> = vec![
-        ("TEMPOVOICE_BIND", "127.0.0.1:0".into()),
+        ("TEMPOVOICE_LISTEN", "127.0.0.1:0".into()),
         ("TEMPOVOICE_DATA_DIR", dir.path().display().to_string()),
         ("TEMPOVOICE_ADMIN_TOKEN", admin.clone()),
         ("TEMPOVOICE_PUBLIC_HOST", "voice.example.com".into()),
@@ -159,8 +159,8 @@ async fn main() -> anyhow::Result<()> {
     let settings = control_plane::settings::Settings::from_lookup(lookup)?;
     let app = control_plane::App::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
-    let stop = app.shutdown_token();
-    let server = tokio::spawn(app.run_until_stopped());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
 
     let tenant: Value = http

@@ -3,7 +3,8 @@
 //! Modules, and how a request flows through them:
 //!
 //! - [`settings`]: typed settings from the environment, with local defaults.
-//! - [`telemetry`]: `tracing` set-up (text or JSON logs).
+//! - Logging, the shutdown signal and the HTTP server (timeouts, connection limit)
+//!   come from the `serving` crate, as in every TempoVoice server.
 //! - [`http`]: the axum router. [`http::extract`] authenticates the tenant's API
 //!   key or session token (or the admin token), limiting failed attempts per client
 //!   address and key id ([`http::auth_limit`]), and parses JSON with field-level
@@ -30,9 +31,8 @@ pub mod deploy;
 pub mod http;
 pub mod settings;
 pub mod store;
-pub mod telemetry;
 
-use std::future::IntoFuture;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +90,6 @@ pub struct App {
     store: Store,
     settings: Arc<Settings>,
     workers: Option<Workers>,
-    shutdown: CancellationToken,
     auth_limiter: Arc<http::auth_limit::FailedAuthLimiter>,
 }
 
@@ -103,11 +102,13 @@ impl App {
     /// fail AWS calls through their own clients). Ignored when the deployer is off.
     pub async fn build_with_deployer(settings: Settings, deployer: Option<Arc<dyn Deployer>>) -> anyhow::Result<App> {
         let store = open_store(&settings).await?;
-        let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("bind {}", settings.bind))?;
-        let admin_listener = match settings.admin_bind {
-            Some(addr) => {
-                Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr} (TEMPOVOICE_ADMIN_BIND)"))?)
-            }
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listen on {} (TEMPOVOICE_LISTEN)", settings.listen))?;
+        let admin_listener = match settings.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr).await.with_context(|| format!("listen on {addr} (TEMPOVOICE_ADMIN_LISTEN)"))?,
+            ),
             None => None,
         };
         let settings = Arc::new(settings);
@@ -165,14 +166,14 @@ impl App {
             }
             None => (router, None),
         };
-        Ok(App { listener, router, admin, store, settings, workers, shutdown: CancellationToken::new(), auth_limiter })
+        Ok(App { listener, router, admin, store, settings, workers, auth_limiter })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// The admin API's own address, when `TEMPOVOICE_ADMIN_BIND` gives it one.
+    /// The admin API's own address, when `TEMPOVOICE_ADMIN_LISTEN` gives it one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|(l, _)| l.local_addr().expect("a bound listener has an address"))
     }
@@ -182,42 +183,36 @@ impl App {
         self.auth_limiter.clone()
     }
 
-    /// Cancelling this token stops the server as SIGTERM would.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
-    /// Serves until SIGTERM, Ctrl-C or the shutdown token. Then stops accepting,
-    /// lets in-flight requests finish within the grace period (aborting what is
-    /// left after it), and closes the pool.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let App { listener, router, admin, store, settings, workers, shutdown, auth_limiter: _ } = self;
+    /// Serves until `shutdown` resolves (in the binary, `serving::shutdown_signal()`:
+    /// SIGTERM or Ctrl-C). Then stops accepting, lets in-flight requests finish within
+    /// the grace period (aborting what is left after it), stops the deployment
+    /// workers, and closes the pool.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let App { listener, router, admin, store, settings, workers, auth_limiter: _ } = self;
         tracing::info!(addr = %listener.local_addr()?, backend = ?store.db.backend, "control plane listening");
-        let mut workers = workers.map(|w| w.spawn(shutdown.clone(), settings.shutdown_grace));
-        // The peer address is what failed authentications are counted against
-        // (`http::auth_limit`), unless a trusted proxy names the client.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let stop = CancellationToken::new();
+        let mut workers = workers.map(|w| w.spawn(stop.clone(), settings.shutdown_grace));
+        // `serve` gives each request its peer's address (`ConnectInfo`): failed
+        // authentications are counted against it (`http::auth_limit`), unless a
+        // trusted proxy names the client.
+        let limits = settings.limits;
+        let serve = serving::serve(listener, router, limits, stop.clone().cancelled_owned());
         let admin_serve = admin.map(|(admin_listener, admin_router)| {
             tracing::info!(addr = ?admin_listener.local_addr(), "admin API listening on its own address");
-            let service = admin_router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(admin_listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            serving::serve(admin_listener, admin_router, limits, stop.clone().cancelled_owned())
         });
         let mut server = tokio::spawn(async move {
             match admin_serve {
-                // Either ending (only on an error) ends both.
-                Some(admin_serve) => {
-                    tokio::try_join!(serve.into_future(), admin_serve.into_future()).map(|((), ())| ())
-                }
+                // Either failing ends both.
+                Some(admin_serve) => tokio::try_join!(serve, admin_serve).map(|((), ())| ()),
                 None => serve.await,
             }
         });
         tokio::select! {
-            () = wait_for_signal() => shutdown.cancel(),
-            () = shutdown.cancelled() => {}
+            () = shutdown => stop.cancel(),
             ended = &mut server => {
-                // The server only ends by itself on an error.
-                shutdown.cancel();
+                // Only `stop` ends the servers: this is their task failing.
+                stop.cancel();
                 store.db.pool.close().await;
                 return ended.context("server task")?.context("serve");
             }
@@ -270,27 +265,4 @@ async fn only_admin_routes(request: axum::extract::Request, next: axum::middlewa
         return http::error::ApiError::RouteNotFound.into_response();
     }
     next.run(request).await
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

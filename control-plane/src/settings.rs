@@ -1,17 +1,24 @@
-//! Typed settings, read once at start-up from the environment, with defaults that
-//! run locally. Every missing or invalid variable is reported at once, by name.
+//! Typed settings, read once at start-up from the environment through
+//! `serving::Settings`, with defaults that run locally. Every missing or invalid
+//! variable is reported at once, by name. `TEMPOVOICE_BIND` and
+//! `TEMPOVOICE_ADMIN_BIND` were renamed `TEMPOVOICE_LISTEN` and
+//! `TEMPOVOICE_ADMIN_LISTEN` (one name for a listen address in every program); an old
+//! name still set is refused, naming the new one.
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `TEMPOVOICE_BIND` | `127.0.0.1:8080` | address the API listens on |
-//! | `TEMPOVOICE_ADMIN_BIND` | unset: the admin API is on `TEMPOVOICE_BIND` | an address of its own for the admin API (`/v1/admin/*`, with `/health`), e.g. one only the operator's network reaches; the main address then answers 404 there |
+//! | `TEMPOVOICE_LISTEN` | `127.0.0.1:8080` | address the API listens on |
+//! | `TEMPOVOICE_ADMIN_LISTEN` | unset: the admin API is on `TEMPOVOICE_LISTEN` | an address of its own for the admin API (`/v1/admin/*`, with `/health`), e.g. one only the operator's network reaches; the main address then answers 404 there |
+//! | `TEMPOVOICE_HEADER_TIMEOUT_SECS` | `10` | a client must send a request's headers within this, or is disconnected (1–300) |
+//! | `TEMPOVOICE_REQUEST_TIMEOUT_SECS` | `60` | a request is answered 408 after this (1–3600) |
+//! | `TEMPOVOICE_MAX_CONNECTIONS` | `10000` | open connections at most, on each address; more wait in the listen backlog |
 //! | `TEMPOVOICE_DATA_DIR` | `./data` | local state: SQLite file, generated secrets key |
 //! | `DATABASE_URL` | `sqlite://{data dir}/tempovoice.db` | `sqlite:` or `postgres://` URL |
 //! | `TEMPOVOICE_DB_MAX_CONNECTIONS` | `8` | pool size |
 //! | `TEMPOVOICE_SECRETS_KEY` | generated into the data dir (SQLite only) | base64 of 32 bytes; encrypts agent secrets at rest |
 //! | `TEMPOVOICE_ADMIN_TOKEN` | unset: admin API disabled | bearer token for `/v1/admin/*` (at least 32 characters) |
 //! | `TEMPOVOICE_LOG_FORMAT` | `text` | `text` or `json` |
-//! | `TEMPOVOICE_SHUTDOWN_GRACE_SECS` | `20` | how long in-flight requests may take after SIGTERM |
+//! | `TEMPOVOICE_SHUTDOWN_GRACE_SECS` | `20` | how long in-flight requests may take after SIGTERM (0–3600) |
 //! | `TEMPOVOICE_AUTH_FAILURES_PER_ADDRESS` | `60` | failed authentications (API key, session token or admin token) one client address may make per window before it is answered 429 with `Retry-After` (1–100000) |
 //! | `TEMPOVOICE_AUTH_FAILURES_PER_KEY` | `30` | failed authentications with one API key id (`tvk_{keyId}_…`), from any address, per window (1–100000) |
 //! | `TEMPOVOICE_AUTH_FAILURE_WINDOW_SECS` | `60` | the window those limits refill over, evenly (1–86400) |
@@ -48,6 +55,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use serving::logging::LogFormat;
 
 use deployer_lambda::DeployerSettings;
 use deployer_lambda::settings::{DEFAULT_PREFIX, check_prefix};
@@ -117,17 +125,13 @@ pub struct DeploySettings {
     pub rollout_poll: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub bind: SocketAddr,
-    /// `TEMPOVOICE_ADMIN_BIND`: the admin API on an address of its own.
-    pub admin_bind: Option<SocketAddr>,
+    pub listen: SocketAddr,
+    /// `TEMPOVOICE_ADMIN_LISTEN`: the admin API on an address of its own.
+    pub admin_listen: Option<SocketAddr>,
+    /// Header-read and request timeouts and the connection limit, of each address.
+    pub limits: serving::Limits,
     pub data_dir: PathBuf,
     /// May hold a password: kept secret, never logged.
     pub database_url: SecretString,
@@ -198,156 +202,110 @@ impl Settings {
 
     /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let mut errors = Vec::new();
+        let mut reader = serving::Settings::new(&lookup);
 
-        let bind = get("TEMPOVOICE_BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
-        let bind = bind.parse::<SocketAddr>().unwrap_or_else(|_| {
-            errors.push(format!("TEMPOVOICE_BIND must be an address like 127.0.0.1:8080, got {bind:?}"));
-            SocketAddr::from(([127, 0, 0, 1], 8080))
-        });
-        let admin_bind = get("TEMPOVOICE_ADMIN_BIND").and_then(|raw| match raw.parse::<SocketAddr>() {
+        // Every server's listen address has one name; an old name still set would
+        // otherwise be ignored, leaving the server on the default address.
+        reader.renamed("TEMPOVOICE_BIND", "TEMPOVOICE_LISTEN");
+        reader.renamed("TEMPOVOICE_ADMIN_BIND", "TEMPOVOICE_ADMIN_LISTEN");
+        let listen = reader.address("TEMPOVOICE_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let admin_listen = reader.get("TEMPOVOICE_ADMIN_LISTEN").and_then(|raw| match raw.parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
             Err(_) => {
-                errors.push(format!("TEMPOVOICE_ADMIN_BIND must be an address like 10.0.0.5:8081, got {raw:?}"));
+                reader.error(format!("TEMPOVOICE_ADMIN_LISTEN: {raw:?} is not an address like 10.0.0.5:8081"));
                 None
             }
         });
-        let data_dir = PathBuf::from(get("TEMPOVOICE_DATA_DIR").unwrap_or_else(|| "./data".into()));
-        let database_url =
-            get("DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tempovoice.db").display()));
-        let backend = Backend::of_url(&database_url).map_err(|e| errors.push(e.to_string())).ok();
+        let limits = reader.limits(serving::Limits::default());
+        let data_dir = PathBuf::from(reader.get("TEMPOVOICE_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = reader
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tempovoice.db").display()));
+        let backend = Backend::of_url(&database_url).map_err(|e| reader.error(e.to_string())).ok();
 
-        let db_max_connections = match get("TEMPOVOICE_DB_MAX_CONNECTIONS").map(|v| v.parse::<u32>()) {
-            None => 8,
-            Some(Ok(n)) if (1..=1000).contains(&n) => n,
-            Some(_) => {
-                errors.push("TEMPOVOICE_DB_MAX_CONNECTIONS must be a number from 1 to 1000".into());
-                8
-            }
-        };
-        let secrets_key = get("TEMPOVOICE_SECRETS_KEY").map(SecretString::from);
+        let db_max_connections = reader.number("TEMPOVOICE_DB_MAX_CONNECTIONS", 8, 1..=1000) as u32;
+        let secrets_key = reader.get("TEMPOVOICE_SECRETS_KEY").map(SecretString::from);
         if secrets_key.is_none() && backend == Some(Backend::Postgres) {
-            errors.push(
+            reader.error(
                 "TEMPOVOICE_SECRETS_KEY is required with PostgreSQL (every replica must share one key); \
-                 generate one with: openssl rand -base64 32"
-                    .into(),
+                 generate one with: openssl rand -base64 32",
             );
         }
-        let admin_token = get("TEMPOVOICE_ADMIN_TOKEN").map(SecretString::from);
+        let admin_token = reader.get("TEMPOVOICE_ADMIN_TOKEN").map(SecretString::from);
         if admin_token.as_ref().is_some_and(|t| t.expose_secret().len() < 32) {
-            errors.push("TEMPOVOICE_ADMIN_TOKEN must be at least 32 characters".into());
+            reader.error("TEMPOVOICE_ADMIN_TOKEN must be at least 32 characters");
         }
-        let log_format = match get("TEMPOVOICE_LOG_FORMAT").as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(_) => {
-                errors.push("TEMPOVOICE_LOG_FORMAT must be text or json".into());
-                LogFormat::Text
-            }
-        };
-        let shutdown_grace = match get("TEMPOVOICE_SHUTDOWN_GRACE_SECS").map(|v| v.parse::<u64>()) {
-            None => Duration::from_secs(20),
-            Some(Ok(n)) if n <= 3600 => Duration::from_secs(n),
-            Some(_) => {
-                errors.push("TEMPOVOICE_SHUTDOWN_GRACE_SECS must be a number of seconds up to 3600".into());
-                Duration::from_secs(20)
-            }
-        };
+        let log_format = reader.log_format(LogFormat::Text);
+        let shutdown_grace = Duration::from_secs(reader.number("TEMPOVOICE_SHUTDOWN_GRACE_SECS", 20, 0..=3600));
 
-        let listeners = parse_listeners(&get("TEMPOVOICE_LISTENERS").unwrap_or_default()).unwrap_or_else(|e| {
-            errors.push(e);
+        let listeners = parse_listeners(&reader.get("TEMPOVOICE_LISTENERS").unwrap_or_default()).unwrap_or_else(|e| {
+            reader.error(e);
             Vec::new()
         });
 
-        let aws_region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
-        let aws_endpoint_url = get("AWS_ENDPOINT_URL");
-        let lambda_endpoint_url = get("AWS_ENDPOINT_URL_LAMBDA");
-        let resource_prefix = get("TEMPOVOICE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.into());
-        let deployer = match get("TEMPOVOICE_DEPLOYER").as_deref() {
+        let aws_region =
+            reader.get("AWS_REGION").or_else(|| reader.get("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
+        let aws_endpoint_url = reader.get("AWS_ENDPOINT_URL");
+        let lambda_endpoint_url = reader.get("AWS_ENDPOINT_URL_LAMBDA");
+        let resource_prefix = reader.get("TEMPOVOICE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.into());
+        let deployer = match reader.get("TEMPOVOICE_DEPLOYER").as_deref() {
             None | Some("in-process") => match DeployerSettings::from_lookup(&aws_region, &lookup) {
                 Ok(d) => DeployerMode::InProcess(Box::new(d)),
                 Err(e) => {
-                    errors.extend(e.0.into_iter().map(|m| {
-                        format!("{m} (TEMPOVOICE_DEPLOYER=in-process; set TEMPOVOICE_DEPLOYER=off to run without AWS)")
-                    }));
+                    for m in e.0 {
+                        reader.error(format!(
+                            "{m} (TEMPOVOICE_DEPLOYER=in-process; set TEMPOVOICE_DEPLOYER=off to run without AWS)"
+                        ));
+                    }
                     DeployerMode::Off
                 }
             },
-            Some("lambda") => match get("DEPLOYER_LAMBDA_FUNCTION") {
+            Some("lambda") => match reader.get("DEPLOYER_LAMBDA_FUNCTION") {
                 Some(function) => {
                     if let Err(e) = check_prefix(&resource_prefix) {
-                        errors.push(e);
+                        reader.error(e);
                     }
                     DeployerMode::Lambda { function }
                 }
                 None => {
-                    errors.push("DEPLOYER_LAMBDA_FUNCTION is required with TEMPOVOICE_DEPLOYER=lambda".into());
+                    reader.error("DEPLOYER_LAMBDA_FUNCTION is required with TEMPOVOICE_DEPLOYER=lambda");
                     DeployerMode::Off
                 }
             },
             Some("off") => DeployerMode::Off,
             Some(other) => {
-                errors.push(format!("TEMPOVOICE_DEPLOYER must be in-process, lambda or off; got {other:?}"));
+                reader.error(format!("TEMPOVOICE_DEPLOYER must be in-process, lambda or off; got {other:?}"));
                 DeployerMode::Off
             }
         };
-        let rollout_check = match get("TEMPOVOICE_ROLLOUT_CHECK").as_deref() {
-            None | Some("ecs") => true,
-            Some("off") => false,
-            Some(other) => {
-                errors.push(format!("TEMPOVOICE_ROLLOUT_CHECK must be ecs or off; got {other:?}"));
-                true
-            }
-        };
-        let trusted_proxy = match get("TEMPOVOICE_TRUSTED_PROXY").as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                errors.push(format!("TEMPOVOICE_TRUSTED_PROXY must be true or false; got {other:?}"));
-                false
-            }
-        };
-        let mut number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| match get(k) {
-            None => default,
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if range.contains(&n) => n,
-                _ => {
-                    errors.push(format!("{k} must be a number from {} to {}", range.start(), range.end()));
-                    default
-                }
-            },
-        };
         let deploy = DeploySettings {
-            workers: number("TEMPOVOICE_DEPLOY_WORKERS", 4, 0..=64) as usize,
-            lease: Duration::from_secs(number("TEMPOVOICE_DEPLOY_LEASE_SECS", 120, 5..=3600)),
-            max_attempts: number("TEMPOVOICE_DEPLOY_MAX_ATTEMPTS", 5, 1..=100) as i64,
-            retry_base: Duration::from_secs(number("TEMPOVOICE_DEPLOY_RETRY_SECS", 10, 0..=600)),
-            rollout_check,
-            rollout_timeout: Duration::from_secs(number("TEMPOVOICE_ROLLOUT_TIMEOUT_SECS", 900, 10..=86_400)),
-            rollout_poll: Duration::from_secs(number("TEMPOVOICE_ROLLOUT_POLL_SECS", 15, 1..=300)),
+            workers: reader.number("TEMPOVOICE_DEPLOY_WORKERS", 4, 0..=64) as usize,
+            lease: Duration::from_secs(reader.number("TEMPOVOICE_DEPLOY_LEASE_SECS", 120, 5..=3600)),
+            max_attempts: reader.number("TEMPOVOICE_DEPLOY_MAX_ATTEMPTS", 5, 1..=100) as i64,
+            retry_base: Duration::from_secs(reader.number("TEMPOVOICE_DEPLOY_RETRY_SECS", 10, 0..=600)),
+            rollout_check: reader.switch("TEMPOVOICE_ROLLOUT_CHECK", "ecs", "off", true),
+            rollout_timeout: Duration::from_secs(reader.number("TEMPOVOICE_ROLLOUT_TIMEOUT_SECS", 900, 10..=86_400)),
+            rollout_poll: Duration::from_secs(reader.number("TEMPOVOICE_ROLLOUT_POLL_SECS", 15, 1..=300)),
         };
         let quotas = crate::store::placements::Quotas {
-            targets_per_alb: number("TEMPOVOICE_TARGETS_PER_ALB", 1_000, 2..=100_000) as u32,
-            target_groups: number("TEMPOVOICE_TARGET_GROUP_QUOTA", 3_000, 1..=1_000_000) as u32,
+            targets_per_alb: reader.number("TEMPOVOICE_TARGETS_PER_ALB", 1_000, 2..=100_000) as u32,
+            target_groups: reader.number("TEMPOVOICE_TARGET_GROUP_QUOTA", 3_000, 1..=1_000_000) as u32,
         };
         let tenant_quotas = crate::store::quotas::QuotaLimits {
-            agents: number("TEMPOVOICE_TENANT_MAX_AGENTS", 100, 0..=1_000_000),
-            cpu_units: number("TEMPOVOICE_TENANT_MAX_CPU_UNITS", 65_536, 0..=1_000_000_000),
-            listener_slots: number("TEMPOVOICE_TENANT_MAX_LISTENER_SLOTS", 100, 0..=1_000_000),
-            knowledge_bytes: number("TEMPOVOICE_TENANT_MAX_KNOWLEDGE_BYTES", 20 * 1024 * 1024, 0..=1 << 40),
+            agents: reader.number("TEMPOVOICE_TENANT_MAX_AGENTS", 100, 0..=1_000_000),
+            cpu_units: reader.number("TEMPOVOICE_TENANT_MAX_CPU_UNITS", 65_536, 0..=1_000_000_000),
+            listener_slots: reader.number("TEMPOVOICE_TENANT_MAX_LISTENER_SLOTS", 100, 0..=1_000_000),
+            knowledge_bytes: reader.number("TEMPOVOICE_TENANT_MAX_KNOWLEDGE_BYTES", 20 * 1024 * 1024, 0..=1 << 40),
         };
         let auth_limits = AuthLimits {
-            per_address: number("TEMPOVOICE_AUTH_FAILURES_PER_ADDRESS", 60, 1..=100_000) as u32,
-            per_key: number("TEMPOVOICE_AUTH_FAILURES_PER_KEY", 30, 1..=100_000) as u32,
-            window: Duration::from_secs(number("TEMPOVOICE_AUTH_FAILURE_WINDOW_SECS", 60, 1..=86_400)),
-            trusted_proxy,
+            per_address: reader.number("TEMPOVOICE_AUTH_FAILURES_PER_ADDRESS", 60, 1..=100_000) as u32,
+            per_key: reader.number("TEMPOVOICE_AUTH_FAILURES_PER_KEY", 30, 1..=100_000) as u32,
+            window: Duration::from_secs(reader.number("TEMPOVOICE_AUTH_FAILURE_WINDOW_SECS", 60, 1..=86_400)),
+            trusted_proxy: reader.switch("TEMPOVOICE_TRUSTED_PROXY", "true", "false", false),
         };
-        let session_hours =
-            number("TEMPOVOICE_DASHBOARD_SESSION_HOURS", dashboard::DEFAULT_SESSION_HOURS as u64, 1..=720);
-        let public_host = get("TEMPOVOICE_PUBLIC_HOST");
+        let public_host = reader.get("TEMPOVOICE_PUBLIC_HOST");
         if let Some(Err(e)) = public_host.as_deref().map(check_public_host) {
-            errors.push(e);
+            reader.error(e);
         }
         // Each ALB answers on its own host. One listener may take the global one;
         // with several, a listener without its own host would give its agents
@@ -357,7 +315,7 @@ impl Settings {
             [only] if only.public_host.is_none() => only.public_host = public_host.clone(),
             several => {
                 for l in several.iter().filter(|l| l.public_host.is_none()) {
-                    errors.push(format!(
+                    reader.error(format!(
                         "TEMPOVOICE_LISTENERS: {} names no public host; with several listeners (one per ALB) each \
                          must name the host its ALB answers on, as listenerArn=capacity@host",
                         l.listener_arn
@@ -366,38 +324,11 @@ impl Settings {
             }
         }
 
-        let dashboard = match get("TEMPOVOICE_DASHBOARD").as_deref() {
-            None | Some("on") => {
-                let session_key = get("TEMPOVOICE_DASHBOARD_SESSION_KEY").map(SecretString::from);
-                if let Some(Err(e)) = session_key.as_ref().map(dashboard::session::SessionKey::from_base64) {
-                    errors.push(format!(
-                        "TEMPOVOICE_DASHBOARD_SESSION_KEY: {e}; generate one with: openssl rand -base64 32"
-                    ));
-                }
-                let secure_cookies = match get("TEMPOVOICE_DASHBOARD_SECURE_COOKIES").as_deref() {
-                    None | Some("false") => false,
-                    Some("true") => true,
-                    Some(_) => {
-                        errors.push("TEMPOVOICE_DASHBOARD_SECURE_COOKIES must be true or false".into());
-                        false
-                    }
-                };
-                Some(dashboard::DashboardSettings {
-                    session_key,
-                    session_lifetime: time::Duration::hours(session_hours as i64),
-                    secure_cookies,
-                })
-            }
-            Some("off") => None,
-            Some(other) => {
-                errors.push(format!("TEMPOVOICE_DASHBOARD must be on or off; got {other:?}"));
-                None
-            }
-        };
+        let dashboard = reader
+            .switch("TEMPOVOICE_DASHBOARD", "on", "off", true)
+            .then(|| dashboard::DashboardSettings::read(&mut reader));
 
-        if !errors.is_empty() {
-            return Err(SettingsError(errors));
-        }
+        reader.finish().map_err(SettingsError)?;
         Ok(Settings {
             dashboard,
             deployer,
@@ -410,8 +341,9 @@ impl Settings {
             listeners,
             quotas,
             tenant_quotas,
-            bind,
-            admin_bind,
+            listen,
+            admin_listen,
+            limits,
             data_dir,
             database_url: SecretString::from(database_url),
             db_max_connections,
@@ -497,7 +429,9 @@ mod tests {
     #[test]
     fn defaults_run_locally() {
         let s = from(&[]).unwrap();
-        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert!(s.admin_listen.is_none());
+        assert_eq!(s.limits, serving::Limits::default());
         assert_eq!(s.database_url.expose_secret(), "sqlite://./data/tempovoice.db");
         assert!(s.admin_token.is_none());
         assert_eq!(s.log_format, LogFormat::Text);
@@ -506,17 +440,71 @@ mod tests {
     #[test]
     fn every_bad_variable_is_named() {
         let err = from(&[
-            ("TEMPOVOICE_BIND", "localhost"),
+            ("TEMPOVOICE_LISTEN", "localhost"),
+            ("TEMPOVOICE_ADMIN_LISTEN", "admin"),
             ("DATABASE_URL", "postgres://u:hunter2@db/tv"),
             ("TEMPOVOICE_ADMIN_TOKEN", "short"),
             ("TEMPOVOICE_LOG_FORMAT", "xml"),
+            ("TEMPOVOICE_HEADER_TIMEOUT_SECS", "0"),
+            ("TEMPOVOICE_SHUTDOWN_GRACE_SECS", "forever"),
         ])
         .unwrap_err();
         let text = err.to_string();
-        for name in ["TEMPOVOICE_BIND", "TEMPOVOICE_SECRETS_KEY", "TEMPOVOICE_ADMIN_TOKEN", "TEMPOVOICE_LOG_FORMAT"] {
+        for name in [
+            "TEMPOVOICE_LISTEN",
+            "TEMPOVOICE_ADMIN_LISTEN",
+            "TEMPOVOICE_SECRETS_KEY",
+            "TEMPOVOICE_ADMIN_TOKEN",
+            "TEMPOVOICE_LOG_FORMAT",
+            "TEMPOVOICE_HEADER_TIMEOUT_SECS",
+            "TEMPOVOICE_SHUTDOWN_GRACE_SECS",
+        ] {
             assert!(text.contains(name), "{name} missing from {text}");
         }
         assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn listen_addresses_and_connection_limits_are_read() {
+        let s = from(&[
+            ("TEMPOVOICE_LISTEN", "0.0.0.0:9000"),
+            ("TEMPOVOICE_ADMIN_LISTEN", "10.0.0.5:8081"),
+            ("TEMPOVOICE_HEADER_TIMEOUT_SECS", "3"),
+            ("TEMPOVOICE_REQUEST_TIMEOUT_SECS", "30"),
+            ("TEMPOVOICE_MAX_CONNECTIONS", "500"),
+        ])
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.admin_listen.map(|a| a.to_string()).as_deref(), Some("10.0.0.5:8081"));
+        assert_eq!(
+            s.limits,
+            serving::Limits {
+                header_read_timeout: Duration::from_secs(3),
+                request_timeout: Duration::from_secs(30),
+                max_connections: 500,
+            }
+        );
+    }
+
+    #[test]
+    fn the_old_names_of_the_listen_addresses_are_refused_naming_the_new_ones() {
+        // Set alone, or beside the new name: either way the deployment still says the old one.
+        for both in [false, true] {
+            let mut vars = vec![("TEMPOVOICE_BIND", "0.0.0.0:8080"), ("TEMPOVOICE_ADMIN_BIND", "10.0.0.5:8081")];
+            if both {
+                vars.extend([("TEMPOVOICE_LISTEN", "0.0.0.0:8080"), ("TEMPOVOICE_ADMIN_LISTEN", "10.0.0.5:8081")]);
+            }
+            let err = from(&vars).unwrap_err();
+            assert_eq!(err.0.len(), 2, "{err}");
+            assert!(
+                err.0.iter().any(|e| e.contains("TEMPOVOICE_BIND") && e.contains("set TEMPOVOICE_LISTEN")),
+                "{err}"
+            );
+            assert!(
+                err.0.iter().any(|e| e.contains("TEMPOVOICE_ADMIN_BIND") && e.contains("set TEMPOVOICE_ADMIN_LISTEN")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

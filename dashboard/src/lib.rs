@@ -20,6 +20,8 @@
 //! - [`form`]: the agent form as posted, and its translation to the API's `AgentDraft`.
 //! - [`flash`]: messages and kept input carried across a post-redirect.
 //! - [`api`]: the control-plane API, over HTTP or in process.
+//! - [`standalone`]: the dashboard served alone (the `dashboard` binary): its
+//!   settings and its `App`, started and stopped like every TempoVoice server.
 
 #![recursion_limit = "256"]
 
@@ -30,6 +32,7 @@ pub(crate) mod fields;
 pub mod flash;
 pub mod form;
 pub mod session;
+pub mod standalone;
 
 use std::sync::Arc;
 
@@ -124,6 +127,21 @@ impl Default for DashboardSettings {
             session_lifetime: time::Duration::hours(DEFAULT_SESSION_HOURS),
             secure_cookies: false,
         }
+    }
+}
+
+impl DashboardSettings {
+    /// Reads `TEMPOVOICE_DASHBOARD_SESSION_KEY`, `TEMPOVOICE_DASHBOARD_SESSION_HOURS`
+    /// (1–720) and `TEMPOVOICE_DASHBOARD_SECURE_COOKIES` (`true` or `false`), for the
+    /// dashboard's binary and the control plane's alike; errors go to `reader`.
+    pub fn read(reader: &mut serving::Settings<'_>) -> Self {
+        let session_key = reader.get("TEMPOVOICE_DASHBOARD_SESSION_KEY").map(SecretString::from);
+        if let Some(Err(e)) = session_key.as_ref().map(SessionKey::from_base64) {
+            reader.error(format!("TEMPOVOICE_DASHBOARD_SESSION_KEY: {e}; generate one with: openssl rand -base64 32"));
+        }
+        let hours = reader.number("TEMPOVOICE_DASHBOARD_SESSION_HOURS", DEFAULT_SESSION_HOURS as u64, 1..=720);
+        let secure_cookies = reader.switch("TEMPOVOICE_DASHBOARD_SECURE_COOKIES", "true", "false", false);
+        Self { session_key, session_lifetime: time::Duration::hours(hours as i64), secure_cookies }
     }
 }
 

@@ -157,11 +157,10 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
 
 impl DeployerSettings {
     pub fn from_lookup(region: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let mut errors = Vec::new();
+        let mut reader = serving::Settings::new(lookup);
         let mut required = |k: &str| {
-            get(k).unwrap_or_else(|| {
-                errors.push(format!("{k} is required"));
+            reader.get(k).unwrap_or_else(|| {
+                reader.error(format!("{k} is required"));
                 String::new()
             })
         };
@@ -178,26 +177,17 @@ impl DeployerSettings {
                 || account.len() != 12
                 || !account.bytes().all(|b| b.is_ascii_digit()))
         {
-            errors.push(
-                "TEMPOVOICE_EXECUTION_ROLE_ARN must be an IAM role ARN (arn:aws:iam::123456789012:role/…)".into(),
-            );
+            reader.error("TEMPOVOICE_EXECUTION_ROLE_ARN must be an IAM role ARN (arn:aws:iam::123456789012:role/…)");
         }
         let list = |v: String| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
 
-        let prefix = get("TEMPOVOICE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.into());
+        let prefix = reader.get("TEMPOVOICE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.into());
         if let Err(e) = check_prefix(&prefix) {
-            errors.push(e);
+            reader.error(e);
         }
-        let mut number = |k: &str, default: i32, range: std::ops::RangeInclusive<i32>| match get(k) {
-            None => default,
-            Some(v) => match v.parse::<i32>() {
-                Ok(n) if range.contains(&n) => n,
-                _ => {
-                    errors.push(format!("{k} must be a number from {} to {}", range.start(), range.end()));
-                    default
-                }
-            },
-        };
+        // Every range below fits an i32.
+        let mut number =
+            |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| reader.number(k, default, range) as i32;
         let container_port = number("TEMPOVOICE_CONTAINER_PORT", 8080, 1..=65535);
         let lifecycle = Lifecycle {
             infrequent_access_days: number("TEMPOVOICE_TRANSCRIPTS_IA_DAYS", 30, 30..=3650),
@@ -208,7 +198,7 @@ impl DeployerSettings {
         let retired_bucket_days = number("TEMPOVOICE_RETIRED_BUCKET_DAYS", 90, 1..=36500) as u32;
         let drain_wait = number("TEMPOVOICE_SERVICE_DRAIN_WAIT_SECS", 60, 0..=840) as u64;
         if lifecycle.glacier_days < lifecycle.infrequent_access_days + IA_MIN_DAYS_BEFORE_GLACIER {
-            errors.push(format!(
+            reader.error(format!(
                 "TEMPOVOICE_TRANSCRIPTS_GLACIER_DAYS ({}) must be at least TEMPOVOICE_TRANSCRIPTS_IA_DAYS + \
                  {IA_MIN_DAYS_BEFORE_GLACIER} ({}): S3 keeps objects in Standard-IA {IA_MIN_DAYS_BEFORE_GLACIER} days \
                  before a transition to Glacier",
@@ -217,23 +207,18 @@ impl DeployerSettings {
             ));
         }
         if lifecycle.expire_days <= lifecycle.glacier_days {
-            errors.push(format!(
+            reader.error(format!(
                 "TEMPOVOICE_TRANSCRIPTS_EXPIRE_DAYS ({}) must be more than TEMPOVOICE_TRANSCRIPTS_GLACIER_DAYS ({})",
                 lifecycle.expire_days, lifecycle.glacier_days
             ));
         }
 
-        let tls_only_policy = match get("TEMPOVOICE_TRANSCRIPTS_TLS_ONLY").as_deref() {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(_) => {
-                errors.push("TEMPOVOICE_TRANSCRIPTS_TLS_ONLY must be true or false".into());
-                true
-            }
-        };
-        if !errors.is_empty() {
-            return Err(SettingsError(errors));
-        }
+        let tls_only_policy = reader.switch("TEMPOVOICE_TRANSCRIPTS_TLS_ONLY", "true", "false", true);
+        let runtime_repository =
+            reader.get("TEMPOVOICE_RUNTIME_REPOSITORY").unwrap_or_else(|| "tempovoice-agent-runtime".into());
+        let default_image_tag = reader.get("TEMPOVOICE_RUNTIME_IMAGE_TAG").unwrap_or_else(|| "latest".into());
+        let log_group = reader.get("TEMPOVOICE_LOG_GROUP").unwrap_or_else(|| "/ecs/tempovoice-agents".into());
+        reader.finish().map_err(SettingsError)?;
         Ok(Self {
             tls_only_policy,
             prefix,
@@ -244,11 +229,10 @@ impl DeployerSettings {
             execution_role_arn,
             task_role_boundary_arn,
             account,
-            runtime_repository: get("TEMPOVOICE_RUNTIME_REPOSITORY")
-                .unwrap_or_else(|| "tempovoice-agent-runtime".into()),
-            default_image_tag: get("TEMPOVOICE_RUNTIME_IMAGE_TAG").unwrap_or_else(|| "latest".into()),
+            runtime_repository,
+            default_image_tag,
             container_port,
-            log_group: get("TEMPOVOICE_LOG_GROUP").unwrap_or_else(|| "/ecs/tempovoice-agents".into()),
+            log_group,
             lifecycle,
             region: region.to_owned(),
             partition: Partition::of_region(region),

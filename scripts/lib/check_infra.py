@@ -147,7 +147,7 @@ def check_settings(root):
     # What each program fails to start without, in production on AWS.
     required = {
         "control-plane": {
-            "DATABASE_URL", "TEMPOVOICE_BIND", "TEMPOVOICE_SECRETS_KEY", "TEMPOVOICE_DEPLOYER",
+            "DATABASE_URL", "TEMPOVOICE_LISTEN", "TEMPOVOICE_SECRETS_KEY", "TEMPOVOICE_DEPLOYER",
             "DEPLOYER_LAMBDA_FUNCTION", "TEMPOVOICE_PREFIX", "TEMPOVOICE_LISTENERS",
             "TEMPOVOICE_DASHBOARD_SESSION_KEY", "TEMPOVOICE_ADMIN_TOKEN",
         },

@@ -5,7 +5,7 @@
 //!   fields under `span`);
 //! - [`shutdown_signal`]: SIGTERM (ECS stopping a task) or Ctrl-C;
 //! - [`Settings`]: reads variables and collects every error before failing, so a
-//!   misconfigured process names all its problems at once;
+//!   misconfigured process names all its problems at once ([`settings_or_exit`]);
 //! - [`serve`]: an HTTP/1.1 server with a header-read timeout (a client that sends
 //!   its headers slowly is dropped), a request timeout, a connection limit,
 //!   `TCP_NODELAY`, upgrades (WebSockets), the peer address for axum's `ConnectInfo`,
@@ -19,6 +19,18 @@ mod settings;
 #[cfg(feature = "http")]
 pub use serve::{Limits, serve};
 pub use settings::Settings;
+
+/// The settings read, or the process ends: every error on stderr, one a line, and
+/// exit status 2.
+pub fn settings_or_exit<T>(program: &str, read: Result<T, Vec<String>>) -> T {
+    read.unwrap_or_else(|errors| {
+        eprintln!("{program} cannot start; fix these settings:");
+        for e in errors {
+            eprintln!("  {e}");
+        }
+        std::process::exit(2);
+    })
+}
 
 /// SIGTERM (ECS stopping the task) or Ctrl-C.
 pub async fn shutdown_signal() {

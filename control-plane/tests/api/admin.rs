@@ -88,7 +88,7 @@ async fn tenants_and_keys_lifecycle() {
 #[tokio::test]
 async fn the_admin_api_can_have_an_address_of_its_own() {
     let app = TestApp::spawn_with(|vars| {
-        vars.insert("TEMPOVOICE_ADMIN_BIND".into(), "127.0.0.1:0".into());
+        vars.insert("TEMPOVOICE_ADMIN_LISTEN".into(), "127.0.0.1:0".into());
     })
     .await;
     let admin = app.admin_addr.expect("the admin API's own address");

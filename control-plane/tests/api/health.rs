@@ -55,3 +55,33 @@ async fn shutdown_stops_accepting_and_returns_cleanly() {
     assert!(result.is_ok(), "{result:?}");
     assert!(reqwest::Client::new().get(app.url("/health")).send().await.is_err(), "still accepting");
 }
+
+/// Both addresses are served through `serving::serve`: a client that has not sent a
+/// request's headers within `TEMPOVOICE_HEADER_TIMEOUT_SECS` is disconnected, and
+/// cannot hold the connection.
+#[tokio::test]
+async fn a_client_that_sends_its_headers_too_slowly_is_disconnected_on_both_addresses() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|vars| {
+        vars.insert("TEMPOVOICE_HEADER_TIMEOUT_SECS".into(), "1".into());
+        vars.insert("TEMPOVOICE_ADMIN_LISTEN".into(), "127.0.0.1:0".into());
+    })
+    .await;
+    for addr in [app.addr, app.admin_addr.expect("the admin API's own address")] {
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let started = std::time::Instant::now();
+        // Closed by the server (perhaps after a 408), well within this test's bound.
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read_to_end(&mut answer))
+            .await
+            .expect("the slow client is disconnected");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(read.is_err() || answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{addr}: {answer}");
+        let waited = started.elapsed();
+        assert!(waited >= std::time::Duration::from_millis(900), "{addr}: not before the timeout: {waited:?}");
+        // A prompt client is served.
+        let res = app.client.get(format!("http://{addr}/health")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{addr}");
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine;
 use control_plane::App;
-use control_plane::settings::{LogFormat, Settings};
+use control_plane::settings::Settings;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -43,7 +43,7 @@ fn logs() -> &'static CapturedLogs {
     LOGS.get_or_init(|| {
         let logs = CapturedLogs::default();
         let filter = tracing_subscriber::EnvFilter::new("debug,hyper=info,h2=info,reqwest=info");
-        control_plane::telemetry::init_with_filter(LogFormat::Json, filter, logs.clone());
+        serving::logging::init_with_filter(serving::logging::LogFormat::Json, filter, logs.clone());
         logs
     })
 }
@@ -116,7 +116,7 @@ impl TestApp {
         let admin_token = random_token(40);
         let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
         let mut vars: HashMap<String, String> = [
-            ("TEMPOVOICE_BIND", "127.0.0.1:0".to_owned()),
+            ("TEMPOVOICE_LISTEN", "127.0.0.1:0".to_owned()),
             ("TEMPOVOICE_DATA_DIR", data_dir.path().display().to_string()),
             ("DATABASE_URL", database_url.clone()),
             ("TEMPOVOICE_ADMIN_TOKEN", admin_token.clone()),
@@ -133,9 +133,9 @@ impl TestApp {
         let app = App::build_with_deployer(settings, deployer).await.expect("app builds");
         let addr = app.local_addr();
         let admin_addr = app.admin_addr();
-        let shutdown = app.shutdown_token();
         let auth_limiter = app.auth_limiter();
-        let server = tokio::spawn(app.run_until_stopped());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.run_until_stopped(shutdown.clone().cancelled_owned()));
         TestApp {
             addr,
             admin_addr,

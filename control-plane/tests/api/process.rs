@@ -16,13 +16,25 @@ fn command(data_dir: &std::path::Path, database_url: &str) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TEMPOVOICE_DATA_DIR", data_dir)
         .env("DATABASE_URL", database_url)
-        .env("TEMPOVOICE_BIND", "127.0.0.1:0")
+        .env("TEMPOVOICE_LISTEN", "127.0.0.1:0")
         .env("TEMPOVOICE_LOG_FORMAT", "json")
         .env("TEMPOVOICE_DEPLOYER", "off");
     if database_url.starts_with("postgres") {
         cmd.env("TEMPOVOICE_SECRETS_KEY", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=");
     }
     cmd
+}
+
+/// Runs `cmd` to its end, or kills it after 10 s: a server that started instead of
+/// refusing its settings fails the test rather than hanging it.
+fn run_to_refusal(cmd: &mut Command) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run control-plane");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().ok();
+    child.wait_with_output().unwrap()
 }
 
 fn run_json(cmd: &mut Command) -> Value {
@@ -139,8 +151,22 @@ async fn operator_bootstraps_serves_and_stops_on_sigterm() {
 #[test]
 fn bad_settings_are_named_and_refused() {
     let out =
-        Command::new(BIN).env("TEMPOVOICE_BIND", "nowhere").env("TEMPOVOICE_LOG_FORMAT", "yaml").output().unwrap();
+        Command::new(BIN).env("TEMPOVOICE_LISTEN", "nowhere").env("TEMPOVOICE_LOG_FORMAT", "yaml").output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("TEMPOVOICE_BIND") && stderr.contains("TEMPOVOICE_LOG_FORMAT"), "{stderr}");
+    assert!(stderr.contains("TEMPOVOICE_LISTEN") && stderr.contains("TEMPOVOICE_LOG_FORMAT"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_old_name_of_the_listen_address_is_refused_naming_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database(dir.path()).await;
+    // Everything else is valid: the old name alone stops it, rather than being
+    // ignored while the server listens on the default address.
+    for (old, new) in [("TEMPOVOICE_BIND", "TEMPOVOICE_LISTEN"), ("TEMPOVOICE_ADMIN_BIND", "TEMPOVOICE_ADMIN_LISTEN")] {
+        let out = run_to_refusal(command(dir.path(), &db).env(old, "127.0.0.1:0"));
+        assert!(!out.status.success(), "{old} is refused");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("{old} was renamed {new}: set {new} instead")), "{stderr}");
+    }
 }

@@ -33,7 +33,7 @@ locals {
 
   # Exactly the plain environment of the container (control-plane/src/settings.rs).
   environment = {
-    TEMPOVOICE_BIND                     = "0.0.0.0:${local.container_port}"
+    TEMPOVOICE_LISTEN                   = "0.0.0.0:${local.container_port}"
     TEMPOVOICE_DEPLOYER                 = "lambda"
     DEPLOYER_LAMBDA_FUNCTION            = var.deployer_function_name
     TEMPOVOICE_PREFIX                   = var.prefix

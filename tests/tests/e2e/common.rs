@@ -45,7 +45,7 @@ impl Platform {
         let admin = format!("admin-{}{}", token(), "x".repeat(32));
         let mut vars: HashMap<String, String> = base.clone();
         for (k, v) in [
-            ("TEMPOVOICE_BIND", "127.0.0.1:0".to_owned()),
+            ("TEMPOVOICE_LISTEN", "127.0.0.1:0".to_owned()),
             ("TEMPOVOICE_DATA_DIR", dir.path().display().to_string()),
             ("DATABASE_URL", format!("sqlite://{}/tv.db", dir.path().display())),
             ("TEMPOVOICE_ADMIN_TOKEN", admin.clone()),
@@ -62,8 +62,8 @@ impl Platform {
         let settings = control_plane::settings::Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
         let app = control_plane::App::build(settings).await.expect("control plane");
         let url = format!("http://{}", app.local_addr());
-        let stop = app.shutdown_token();
-        let task = Some(tokio::spawn(app.run_until_stopped()));
+        let stop = CancellationToken::new();
+        let task = Some(tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned())));
         Platform { url, admin, base, http: reqwest::Client::new(), stop, task, _dir: dir }
     }
 

@@ -702,12 +702,15 @@ async fn the_standalone_dashboard_reaches_the_api_over_http() {
     let platform = Platform::start(&[("TEMPOVOICE_DASHBOARD", "off")]).await;
     let (_, key) = platform.tenant("Rosa's Bakery").await;
     platform.create_agent(&key, agent_body("Front desk", "+14155550100")).await;
-    let api = dashboard::api::ControlPlane::http(url::Url::parse(&platform.url).unwrap());
-    let app = dashboard::Dashboard::new(api, &dashboard::DashboardSettings::default()).unwrap();
-    let router = dashboard::router(app).fallback(|| async { dashboard::not_found() });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let vars = [("TEMPOVOICE_LISTEN", "127.0.0.1:0"), ("TEMPOVOICE_API_URL", platform.url.as_str())];
+    let settings = dashboard::standalone::Settings::from_lookup(|k| {
+        vars.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let app = dashboard::standalone::App::build(settings).await.unwrap();
+    let url = format!("http://{}", app.local_addr());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
 
     let mut browser = Browser { url: url.clone(), ..Browser::new(&platform) };
     assert_eq!(browser.get("/").await.status, 302);
@@ -720,7 +723,8 @@ async fn the_standalone_dashboard_reaches_the_api_over_http() {
     let reply = Browser { url: platform.url.clone(), ..Browser::new(&platform) }.get("/").await;
     assert_eq!(reply.status, 404);
     assert!(reply.body.contains("route_not_found"), "{}", reply.body);
-    server.abort();
+    stop.cancel();
+    server.await.unwrap().unwrap();
     platform.stop().await;
 }
 
