@@ -10,6 +10,7 @@
 //! | `S3_BUCKET_REGION` | `AWS_REGION` | its region |
 //! | `TEMPOVOICE_LISTEN` | `0.0.0.0:8080` | address to listen on |
 //! | `TEMPOVOICE_HEADER_TIMEOUT_SECS` | `10` | a client must send a request's headers within this, or is disconnected |
+//! | `TEMPOVOICE_IDLE_TIMEOUT_SECS` | `4010` | how long a kept-alive connection may wait for its next request; keep it above the load balancer's idle timeout (an ALB's is at most 4000 s), or the balancer answers 502 when it reuses a connection the server has just closed (1–86400) |
 //! | `TEMPOVOICE_REQUEST_TIMEOUT_SECS` | `60` | a request (not a WebSocket once upgraded) is answered 408 after this |
 //! | `TEMPOVOICE_MAX_CONNECTIONS` | `10000` | open connections at most; more wait in the listen backlog |
 //! | `TEMPOVOICE_PUBLIC_HOST` | required | the host Twilio calls (its load balancer's, set by the deployer): Twilio's signatures are checked over URLs with this host, never the request's `Host` or `X-Forwarded-Host`, and the stream URL uses it |

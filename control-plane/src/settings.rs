@@ -10,6 +10,7 @@
 //! | `TEMPOVOICE_LISTEN` | `127.0.0.1:8080` | address the API listens on |
 //! | `TEMPOVOICE_ADMIN_LISTEN` | unset: the admin API is on `TEMPOVOICE_LISTEN` | an address of its own for the admin API (`/v1/admin/*`, with `/health`), e.g. one only the operator's network reaches; the main address then answers 404 there |
 //! | `TEMPOVOICE_HEADER_TIMEOUT_SECS` | `10` | a client must send a request's headers within this, or is disconnected (1–300) |
+//! | `TEMPOVOICE_IDLE_TIMEOUT_SECS` | `4010` | how long a kept-alive connection may wait for its next request; keep it above the load balancer's idle timeout (an ALB's is at most 4000 s), or the balancer answers 502 when it reuses a connection the server has just closed (1–86400) |
 //! | `TEMPOVOICE_REQUEST_TIMEOUT_SECS` | `60` | a request is answered 408 after this (1–3600) |
 //! | `TEMPOVOICE_MAX_CONNECTIONS` | `10000` | open connections at most, on each address; more wait in the listen backlog |
 //! | `TEMPOVOICE_DATA_DIR` | `./data` | local state: SQLite file, generated secrets key |
@@ -470,6 +471,7 @@ mod tests {
             ("TEMPOVOICE_LISTEN", "0.0.0.0:9000"),
             ("TEMPOVOICE_ADMIN_LISTEN", "10.0.0.5:8081"),
             ("TEMPOVOICE_HEADER_TIMEOUT_SECS", "3"),
+            ("TEMPOVOICE_IDLE_TIMEOUT_SECS", "3700"),
             ("TEMPOVOICE_REQUEST_TIMEOUT_SECS", "30"),
             ("TEMPOVOICE_MAX_CONNECTIONS", "500"),
         ])
@@ -480,6 +482,7 @@ mod tests {
             s.limits,
             serving::Limits {
                 header_read_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(3700),
                 request_timeout: Duration::from_secs(30),
                 max_connections: 500,
             }

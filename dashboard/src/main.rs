@@ -11,7 +11,8 @@ use dashboard::standalone::{App, Settings};
     about = "TempoVoice dashboard: the web UI, as a client of the control-plane API",
     after_help = "Other settings come from the environment: TEMPOVOICE_DASHBOARD_SESSION_KEY, \
                   TEMPOVOICE_DASHBOARD_SESSION_HOURS, TEMPOVOICE_DASHBOARD_SECURE_COOKIES, \
-                  TEMPOVOICE_HEADER_TIMEOUT_SECS, TEMPOVOICE_REQUEST_TIMEOUT_SECS, TEMPOVOICE_MAX_CONNECTIONS, \
+                  TEMPOVOICE_HEADER_TIMEOUT_SECS, TEMPOVOICE_IDLE_TIMEOUT_SECS, TEMPOVOICE_REQUEST_TIMEOUT_SECS, \
+                  TEMPOVOICE_MAX_CONNECTIONS, \
                   TEMPOVOICE_SHUTDOWN_GRACE_SECS, TEMPOVOICE_LOG_FORMAT (docs/dashboard.md)."
 )]
 struct Args {

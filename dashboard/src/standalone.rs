@@ -13,6 +13,7 @@
 //! | `TEMPOVOICE_DASHBOARD_SESSION_HOURS` | `12` | how long a sign-in lasts (1–720) |
 //! | `TEMPOVOICE_DASHBOARD_SECURE_COOKIES` | `false` | `true`: users reach the dashboard over https only (see [`DashboardSettings`]) |
 //! | `TEMPOVOICE_HEADER_TIMEOUT_SECS` | `10` | a client must send a request's headers within this, or is disconnected (1–300) |
+//! | `TEMPOVOICE_IDLE_TIMEOUT_SECS` | `4010` | how long a kept-alive connection may wait for its next request; keep it above the load balancer's idle timeout (an ALB's is at most 4000 s), or the balancer answers 502 when it reuses a connection the server has just closed (1–86400) |
 //! | `TEMPOVOICE_REQUEST_TIMEOUT_SECS` | `60` | a request is answered 408 after this (1–3600) |
 //! | `TEMPOVOICE_MAX_CONNECTIONS` | `10000` | open connections at most; more wait in the listen backlog |
 //! | `TEMPOVOICE_SHUTDOWN_GRACE_SECS` | `20` | how long in-flight requests may take after SIGTERM (0–3600) |

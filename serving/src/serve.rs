@@ -2,7 +2,10 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -10,8 +13,10 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 /// How long a client may take and how many may be connected.
@@ -20,6 +25,11 @@ pub struct Limits {
     /// From a request's first byte to the end of its headers; a client slower than
     /// this is disconnected (so slow-header clients cannot hold connections).
     pub header_read_timeout: Duration,
+    /// How long a connection may wait for its next request. Longer than a load
+    /// balancer's own idle timeout (an ALB's is at most 4,000 s): a target that
+    /// closes a kept-alive connection first races the balancer's next request on it,
+    /// which the balancer answers 502.
+    pub idle_timeout: Duration,
     /// From a request's headers to its response; past it the request is answered
     /// 408. An upgraded connection (a WebSocket) is not bounded by it.
     pub request_timeout: Duration,
@@ -31,6 +41,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(4_010),
             request_timeout: Duration::from_secs(60),
             max_connections: 10_000,
         }
@@ -53,7 +64,9 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    // hyper's own header timeout also runs while a kept-alive connection waits for
+    // its next request; `ConnectionClock` times the two apart.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
     let builder = Arc::new(builder.http1_only());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -76,17 +89,33 @@ pub async fn serve(
         // Real-time traffic (media frames, marks) goes out at once, not held back by
         // Nagle's algorithm for an acknowledgement.
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
+        let clock = Arc::new(ConnectionClock::new());
+        let (on_request, on_response) = (Arc::clone(&clock), Arc::clone(&clock));
+        let service = router
+            .clone()
+            .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                on_request.set(BUSY);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            })
+            .map_response(move |response: axum::response::Response| {
+                let upgraded = response.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS;
+                on_response.set(if upgraded { UPGRADED } else { IDLE });
+                response
+            });
         let service = TowerToHyperService::new(service.map_err(|e: Infallible| match e {}));
         let builder = Arc::clone(&builder);
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let io = TokioIo::new(Clocked { stream, clock: Arc::clone(&clock) });
+        let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+            tokio::select! {
+                ended = connection => {
+                    if let Err(e) = ended {
+                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    }
+                }
+                why = clock.expired(limits) => tracing::debug!(peer = %peer, why, "connection closed"),
             }
             drop(permit);
         });
@@ -94,6 +123,114 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+// What a connection is doing, for its clock.
+const IDLE: u8 = 0;
+const HEADERS: u8 = 1;
+const BUSY: u8 = 2;
+const UPGRADED: u8 = 3;
+
+/// Times a connection's two waits apart: for its next request (`idle_timeout`) and,
+/// from that request's first byte, for the end of its headers
+/// (`header_read_timeout`). A request being answered, and an upgraded connection,
+/// are not timed here (the request timeout bounds the first).
+struct ConnectionClock {
+    state: AtomicU8,
+    /// When the state was entered, in milliseconds since `origin`.
+    since_ms: AtomicU64,
+    origin: Instant,
+    changed: Notify,
+}
+
+impl ConnectionClock {
+    fn new() -> Self {
+        Self { state: AtomicU8::new(IDLE), since_ms: AtomicU64::new(0), origin: Instant::now(), changed: Notify::new() }
+    }
+
+    fn set(&self, state: u8) {
+        self.since_ms.store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.state.store(state, Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    /// Bytes arrived: a waiting connection starts reading a request.
+    fn on_read(&self) {
+        if self.state.compare_exchange(IDLE, HEADERS, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            self.since_ms.store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Resolves when the connection has waited too long, saying for what.
+    async fn expired(&self, limits: Limits) -> &'static str {
+        loop {
+            let changed = self.changed.notified();
+            let state = self.state.load(Ordering::Acquire);
+            let since = self.origin + Duration::from_millis(self.since_ms.load(Ordering::Relaxed));
+            let (deadline, why) = match state {
+                IDLE => (since + limits.idle_timeout, "idle past its timeout"),
+                HEADERS => (since + limits.header_read_timeout, "request headers too slow"),
+                _ => {
+                    changed.await;
+                    continue;
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    let unchanged = self.state.load(Ordering::Acquire) == state
+                        && self.origin + Duration::from_millis(self.since_ms.load(Ordering::Relaxed)) == since;
+                    if unchanged {
+                        return why;
+                    }
+                }
+                () = changed => {}
+            }
+        }
+    }
+}
+
+/// The connection's socket, telling its clock when bytes arrive.
+struct Clocked {
+    stream: TcpStream,
+    clock: Arc<ConnectionClock>,
+}
+
+impl AsyncRead for Clocked {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.clock.on_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Clocked {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +286,35 @@ mod tests {
         let mut answer = String::new();
         ok.read_to_string(&mut answer).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with(&local.to_string()), "{answer}");
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+
+    /// A kept-alive connection waiting for its next request is not timed as slow
+    /// headers: it stays open past the header timeout, until the idle timeout.
+    #[tokio::test]
+    async fn a_kept_alive_connection_outlives_the_header_timeout_until_its_idle_timeout() {
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(3),
+            ..Limits::default()
+        };
+        let (addr, stop, task) = start(limits).await;
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let started = std::time::Instant::now();
+        for _ in 0..2 {
+            client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            let mut buf = [0u8; 512];
+            let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await.unwrap().unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{:?}", &buf[..n]);
+            // Twice the header timeout between requests.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf)).await.expect("closed");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        let open = started.elapsed();
+        assert!(open >= Duration::from_secs(4), "kept alive past the header timeout: {open:?}");
         stop.send(()).unwrap();
         task.await.unwrap();
     }

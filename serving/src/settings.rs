@@ -91,7 +91,8 @@ impl<'a> Settings<'a> {
 
     #[cfg(feature = "http")]
     /// The [`Limits`](crate::Limits) of [`crate::serve`]: `TEMPOVOICE_HEADER_TIMEOUT_SECS`,
-    /// `TEMPOVOICE_REQUEST_TIMEOUT_SECS` and `TEMPOVOICE_MAX_CONNECTIONS`.
+    /// `TEMPOVOICE_IDLE_TIMEOUT_SECS`, `TEMPOVOICE_REQUEST_TIMEOUT_SECS` and
+    /// `TEMPOVOICE_MAX_CONNECTIONS`.
     pub fn limits(&mut self, defaults: crate::Limits) -> crate::Limits {
         let secs = |d: std::time::Duration| d.as_secs();
         crate::Limits {
@@ -99,6 +100,11 @@ impl<'a> Settings<'a> {
                 "TEMPOVOICE_HEADER_TIMEOUT_SECS",
                 secs(defaults.header_read_timeout),
                 1..=300,
+            )),
+            idle_timeout: std::time::Duration::from_secs(self.number(
+                "TEMPOVOICE_IDLE_TIMEOUT_SECS",
+                secs(defaults.idle_timeout),
+                1..=86_400,
             )),
             request_timeout: std::time::Duration::from_secs(self.number(
                 "TEMPOVOICE_REQUEST_TIMEOUT_SECS",
