@@ -45,6 +45,7 @@ pub struct Metrics {
     pub stream_claim_errors: AtomicU64,
     /// Twilio's stream status callbacks, by `StreamEvent`.
     stream_events: Mutex<BTreeMap<String, u64>>,
+    call_statuses: Mutex<BTreeMap<String, u64>>,
     ended: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
     greeting: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
@@ -107,6 +108,16 @@ impl Metrics {
             _ => "other",
         };
         *self.stream_events.lock().expect("metrics lock").entry(event.to_owned()).or_default() += 1;
+    }
+
+    /// One of Twilio's call status callbacks: the call's final status (`completed`,
+    /// `busy`, `no-answer`, `failed`, `canceled`); other values are counted as `other`.
+    pub fn call_status(&self, status: &str) {
+        let status = match status {
+            "completed" | "busy" | "no-answer" | "failed" | "canceled" => status,
+            _ => "other",
+        };
+        *self.call_statuses.lock().expect("metrics lock").entry(status.to_owned()).or_default() += 1;
     }
 
     /// A call lost its speech provider (`unavailable` when it could not connect,
@@ -247,6 +258,14 @@ impl Metrics {
         );
         for (event, n) in self.stream_events.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "tempovoice_stream_events_total{{event=\"{event}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tempovoice_call_statuses_total Twilio's call status callbacks, by the call's final status.\n\
+             # TYPE tempovoice_call_statuses_total counter"
+        );
+        for (status, n) in self.call_statuses.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "tempovoice_call_statuses_total{{status=\"{status}\"}} {n}");
         }
         let _ = writeln!(
             out,

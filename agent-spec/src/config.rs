@@ -222,6 +222,16 @@ pub struct Telephony {
     pub summary_phone_number: Option<E164>,
     pub twilio_account_sid: TwilioAccountSid,
     pub sip_endpoint: Option<SipUri>,
+    /// Whether the control plane points `call_phone_number` at the agent when it is
+    /// deployed (Twilio's IncomingPhoneNumbers API) and gives the number its previous
+    /// voice URL back when the agent is deleted or moves to another number. Off: the
+    /// number is the tenant's to point (configs stored before it existed are on).
+    #[serde(default = "configure_number_default")]
+    pub configure_number: bool,
+}
+
+fn configure_number_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

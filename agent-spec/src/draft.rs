@@ -102,7 +102,7 @@ impl Default for GuardrailsDraft {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelephonyDraft {
     /// Required. E.164.
@@ -112,6 +112,22 @@ pub struct TelephonyDraft {
     /// Required. `AC` + 32 hex digits.
     pub twilio_account_sid: String,
     pub sip_endpoint: Option<String>,
+    /// Point `call_phone_number` at the agent on deploy (and give it back on delete).
+    #[schema(default = true)]
+    pub configure_number: bool,
+}
+
+impl Default for TelephonyDraft {
+    fn default() -> Self {
+        Self {
+            call_phone_number: String::new(),
+            transfer_phone_number: None,
+            summary_phone_number: None,
+            twilio_account_sid: String::new(),
+            sip_endpoint: None,
+            configure_number: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -488,6 +504,7 @@ impl AgentDraft {
                 summary_phone_number: opt(&config.telephony.summary_phone_number),
                 twilio_account_sid: config.telephony.twilio_account_sid.to_string(),
                 sip_endpoint: config.telephony.sip_endpoint.as_ref().map(SipUri::to_string),
+                configure_number: config.telephony.configure_number,
             },
             integrations: IntegrationsDraft {
                 webhook_endpoint: url(&config.integrations.webhook_endpoint),
@@ -768,6 +785,7 @@ impl AgentDraft {
                 summary_phone_number,
                 twilio_account_sid,
                 sip_endpoint,
+                configure_number: t.configure_number,
             },
             integrations: Integrations {
                 webhook_endpoint,

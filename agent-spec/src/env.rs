@@ -370,6 +370,8 @@ impl AgentSpec {
                 summary_phone_number: reader.get(vars::SUMMARY_PHONE_NUMBER),
                 twilio_account_sid: reader.text(vars::TWILIO_ACCOUNT_SID),
                 sip_endpoint: reader.get(vars::SIP_ENDPOINT),
+                // The control plane's business, not the runtime's: not in the environment.
+                configure_number: true,
             },
             integrations: IntegrationsDraft {
                 webhook_endpoint: reader.get(vars::WEBHOOK_ENDPOINT),

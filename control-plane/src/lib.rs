@@ -31,6 +31,7 @@ pub mod deploy;
 pub mod http;
 pub mod settings;
 pub mod store;
+pub mod twilio;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -33,6 +33,7 @@
 //! | `TEMPOVOICE_TENANT_MAX_KNOWLEDGE_BYTES` | `20971520` | each tenant's quota of knowledge-base bytes over its agents (20 MiB) |
 //! | `TEMPOVOICE_DEPLOYER` | `in-process` | how agents are deployed: `in-process` (the deployer library, in this process), `lambda` (invoke the deployer Lambda), or `off` (store agents only) |
 //! | `DEPLOYER_LAMBDA_FUNCTION` | required with `lambda` | name or ARN of the deployer Lambda |
+//! | `TEMPOVOICE_TWILIO_API_BASE` | `https://api.twilio.com` | Twilio's REST API, where agents' numbers are pointed at them (a local Twilio in tests); `off`: numbers are not pointed (a local run, whose voice URLs lead nowhere), and each deployment says so |
 //! | `TEMPOVOICE_PUBLIC_HOST` | none | with a single listener naming no host of its own: the host (and port) of its load balancer, for each agent's Twilio voice URL `https://{host}/agent/{id}/incoming-call` |
 //! | `TEMPOVOICE_DEPLOY_WORKERS` | `4` | deployments this replica runs at once (`0`: it takes none) |
 //! | `TEMPOVOICE_DEPLOY_LEASE_SECS` | `120` | how long a worker holds a deployment without renewing; a crashed replica's deployments resume after it |
@@ -158,6 +159,9 @@ pub struct Settings {
     pub lambda_endpoint_url: Option<String>,
     /// Resource name prefix (finds each agent's transcript bucket).
     pub resource_prefix: String,
+    /// `TEMPOVOICE_TWILIO_API_BASE`: where Twilio's REST API is (a local one in
+    /// tests); `None` (`off`): agents' numbers are not pointed at them.
+    pub twilio_api_base: Option<String>,
     /// The dashboard served beside the API, unless turned off.
     pub dashboard: Option<dashboard::DashboardSettings>,
 }
@@ -173,6 +177,30 @@ impl Settings {
     pub fn voice_url(&self, agent: &agent_spec::AgentId, listener_arn: Option<&str>) -> Option<String> {
         let host = self.public_host_of(listener_arn?)?;
         Some(format!("https://{host}/agent/{agent}/incoming-call"))
+    }
+
+    /// Where Twilio posts the status of `agent`'s calls (beside its voice URL).
+    pub fn call_status_url(&self, agent: &agent_spec::AgentId, listener_arn: Option<&str>) -> Option<String> {
+        let host = self.public_host_of(listener_arn?)?;
+        Some(format!("https://{host}/agent/{agent}/call-status"))
+    }
+
+    /// The agent a voice URL belongs to, when it is one of this control plane's
+    /// (`https://{a listener's public host}/agent/{id}/incoming-call`).
+    pub fn agent_of_voice_url(&self, voice_url: &str) -> Option<agent_spec::AgentId> {
+        let url = url::Url::parse(voice_url).ok()?;
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str()?),
+            None => url.host_str()?.to_owned(),
+        };
+        if !self.listeners.iter().any(|l| l.public_host.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(&host))) {
+            return None;
+        }
+        let mut segments = url.path_segments()?;
+        match (segments.next(), segments.next(), segments.next(), segments.next()) {
+            (Some("agent"), Some(id), Some("incoming-call"), None) => agent_spec::AgentId::parse(id).ok(),
+            _ => None,
+        }
     }
 }
 
@@ -304,6 +332,23 @@ impl Settings {
             window: Duration::from_secs(reader.number("TEMPOVOICE_AUTH_FAILURE_WINDOW_SECS", 60, 1..=86_400)),
             trusted_proxy: reader.switch("TEMPOVOICE_TRUSTED_PROXY", "true", "false", false),
         };
+        let twilio_api_base = match reader
+            .get("TEMPOVOICE_TWILIO_API_BASE")
+            .unwrap_or_else(|| crate::twilio::DEFAULT_API_BASE.into())
+        {
+            off if off == "off" => None,
+            base => {
+                match url::Url::parse(&base) {
+                    Ok(u)
+                        if matches!(u.scheme(), "https" | "http") && u.host_str().is_some() && u.query().is_none() => {}
+                    _ => reader.error(format!(
+                        "TEMPOVOICE_TWILIO_API_BASE must be an http(s) URL like https://api.twilio.com, or off; \
+                             got {base:?}"
+                    )),
+                }
+                Some(base)
+            }
+        };
         let public_host = reader.get("TEMPOVOICE_PUBLIC_HOST");
         if let Some(Err(e)) = public_host.as_deref().map(check_public_host) {
             reader.error(e);
@@ -331,6 +376,7 @@ impl Settings {
 
         reader.finish().map_err(SettingsError)?;
         Ok(Settings {
+            twilio_api_base,
             dashboard,
             deployer,
             deploy,

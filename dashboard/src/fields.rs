@@ -322,6 +322,15 @@ pub static FIELDS: &[Field] = &[
     .required(),
     field(
         Telephony,
+        "telephony.configure_number",
+        "configure_number",
+        "Point the number at the agent",
+        Checkbox,
+        |f| &f.configure_number,
+    )
+    .hint("On deploy, the number's Twilio voice URL is set to this agent's; deleting the agent puts the old one back."),
+    field(
+        Telephony,
         "secrets.twilio_auth_token",
         "twilio_auth_token",
         "Twilio auth token",

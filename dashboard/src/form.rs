@@ -70,6 +70,7 @@ pub struct AgentForm {
     pub transfer_phone_number: String,
     pub summary_phone_number: String,
     pub sip_endpoint: String,
+    pub configure_number: String,
 
     pub webhook_endpoint: String,
     pub transcript_webhook_url: String,
@@ -141,6 +142,7 @@ impl AgentForm {
             enable_recording: on(d.enable_recording),
             provider: d.voice.provider.as_str().into(),
             aws_region: d.integrations.aws_region,
+            configure_number: on(d.telephony.configure_number),
             max_conversation_turns: d.guardrails.max_conversation_turns.to_string(),
             max_session_duration_secs: d.guardrails.max_session_duration_secs.to_string(),
             max_inappropriate_attempts: d.guardrails.max_inappropriate_attempts.to_string(),
@@ -185,6 +187,7 @@ impl AgentForm {
             transfer_phone_number: o(d.telephony.transfer_phone_number),
             summary_phone_number: o(d.telephony.summary_phone_number),
             sip_endpoint: o(d.telephony.sip_endpoint),
+            configure_number: on(d.telephony.configure_number),
             webhook_endpoint: o(d.integrations.webhook_endpoint),
             transcript_webhook_url: o(d.integrations.transcript_webhook_url),
             pickup_webhook_url: o(d.integrations.pickup_webhook_url),
@@ -328,6 +331,7 @@ impl AgentForm {
                 summary_phone_number: optional(&self.summary_phone_number),
                 twilio_account_sid: self.twilio_account_sid.trim().to_owned(),
                 sip_endpoint: optional(&self.sip_endpoint),
+                configure_number: self.configure_number == "on",
             },
             integrations: IntegrationsDraft {
                 webhook_endpoint: optional(&self.webhook_endpoint),

@@ -6,6 +6,7 @@
 //! | `POST /agent/{agentId}/incoming-call` | Twilio voice webhook → TwiML `<Connect><Stream>` (or `<Reject reason="busy"/>`) |
 //! | `GET /agent/{agentId}/media-stream` | Media Streams WebSocket → [`crate::call::run_call`], once per call ([`admission`]) |
 //! | `POST /agent/{agentId}/stream-status` | Twilio's `<Stream statusCallback>`: stream started, stopped, failed |
+//! | `POST /agent/{agentId}/call-status` | the number's status callback (set by the control plane): each call's final status |
 //! | `GET /health` | liveness |
 //! | `GET /health/ready` | 200 while taking calls; 503 while draining, or when the agent's speech provider cannot work (the body says why) |
 //! | `GET /metrics` | Prometheus |
@@ -321,6 +322,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/{agent_id}/incoming-call", post(incoming_call))
         .route("/agent/{agent_id}/media-stream", get(media_stream))
         .route("/agent/{agent_id}/stream-status", post(stream_status))
+        .route("/agent/{agent_id}/call-status", post(call_status))
         .route("/health", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -538,6 +540,32 @@ async fn stream_status(
         tracing::error!(call_sid, stream_sid, error = param("StreamError"), "Twilio reports the media stream failed");
     } else {
         tracing::debug!(call_sid, stream_sid, event, "stream status");
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Twilio's call status callback (the number's `StatusCallback`, set by the control
+/// plane): counted by final status; a call that failed before it reached the agent
+/// (`busy`, `no-answer`, `failed`) is logged, since no media stream ever told of it.
+async fn call_status(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let params = match state.signed_form(&agent_id, &headers, &uri, &body) {
+        Ok(params) => params,
+        Err(refused) => return *refused,
+    };
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
+    let (call_sid, status) = (param("CallSid"), param("CallStatus"));
+    state.inner.env.metrics.call_status(status);
+    match status {
+        "busy" | "no-answer" | "failed" | "canceled" => {
+            tracing::warn!(call_sid, status, direction = param("Direction"), "call ended before it reached the agent")
+        }
+        _ => tracing::debug!(call_sid, status, duration_secs = param("CallDuration"), "call status"),
     }
     StatusCode::NO_CONTENT.into_response()
 }

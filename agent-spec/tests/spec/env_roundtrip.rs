@@ -130,6 +130,8 @@ prop_compose! {
                 summary_phone_number: summary,
                 twilio_account_sid: sid,
                 sip_endpoint: sip,
+                // Not in the environment: always the default there.
+                configure_number: true,
             },
             integrations: IntegrationsDraft {
                 webhook_endpoint: urls[0].clone(),

@@ -6,6 +6,7 @@
 //!
 //! [`worker`] runs queued deployments through a `Deployer`.
 
+pub mod numbers;
 pub mod worker;
 
 use std::future::Future;

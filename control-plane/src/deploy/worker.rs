@@ -29,10 +29,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Deployer;
+use super::numbers::{self, Numbers, Target};
 use crate::db::now_ms;
 use crate::settings::{DeploySettings, Settings};
 use crate::store::deployments::{Completion, Deployment, NewEvent};
 use crate::store::{Store, StoreError};
+use crate::twilio::TwilioNumbers;
 
 /// How often an idle worker looks for due deployments (a new deployment in this
 /// process wakes it at once).
@@ -49,12 +51,15 @@ pub struct Workers {
     wake: Arc<Notify>,
     /// This process, as a lease owner.
     owner: Arc<str>,
+    /// Twilio's numbers API, for `telephony.configure_number` (`None`: off).
+    twilio: Option<TwilioNumbers>,
 }
 
 impl Workers {
     pub fn new(store: Store, deployer: Arc<dyn Deployer>, settings: Arc<Settings>, wake: Arc<Notify>) -> Self {
         let owner = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
-        Self { store, deployer, settings, wake, owner: owner.into() }
+        let twilio = settings.twilio_api_base.as_deref().map(TwilioNumbers::new);
+        Self { store, deployer, settings, wake, owner: owner.into(), twilio }
     }
 
     fn policy(&self) -> &DeploySettings {
@@ -204,6 +209,11 @@ impl Workers {
                         deadline: now + timeout.as_millis() as i64,
                     };
                 }
+                if d.action == DeploymentAction::Deploy {
+                    if let Err(error) = self.activate(d).await {
+                        return self.failed_attempt(d, error).await;
+                    }
+                }
                 let done = match d.action {
                     DeploymentAction::Deploy => "active (rollout not checked: TEMPOVOICE_ROLLOUT_CHECK=off)",
                     DeploymentAction::Delete => "deleted",
@@ -212,26 +222,69 @@ impl Workers {
                 tracing::info!(deployment_id = %d.id, agent_id = %d.agent_id, "deployment {done}");
                 Completion::Succeeded { deployed_version, resources, image }
             }
-            Err(error) if error.retryable && d.attempts < self.policy().max_attempts => {
-                let backoff = backoff(self.policy().retry_base, d.attempts);
-                let message = format!(
-                    "attempt {} failed: {} in {} s ({} of {} attempts used)",
-                    d.attempts,
-                    tenant_message(&error),
-                    backoff.as_secs(),
-                    d.attempts,
-                    self.policy().max_attempts
-                );
-                tracing::warn!(deployment_id = %d.id, error_type = %error.error_type, error = %error.message, "{message}");
-                self.event(d, "retry", error.step.as_deref(), message).await;
-                Completion::Retry { error, not_before: now_ms() + backoff.as_millis() as i64 }
-            }
-            Err(error) => {
-                tracing::warn!(deployment_id = %d.id, error_type = %error.error_type, error = %error.message, "deployment failed");
-                self.event(d, "failed", error.step.as_deref(), tenant_message(&error)).await;
-                Completion::Failed(error)
-            }
+            Err(error) => self.failed_attempt(d, error).await,
         }
+    }
+
+    /// An attempt that failed: another one after a back-off while it is worth it and
+    /// attempts remain, else failed for good.
+    async fn failed_attempt(&self, d: &Deployment, error: DeploymentError) -> Completion {
+        if error.retryable && d.attempts < self.policy().max_attempts {
+            let backoff = backoff(self.policy().retry_base, d.attempts);
+            let message = format!(
+                "attempt {} failed: {} in {} s ({} of {} attempts used)",
+                d.attempts,
+                tenant_message(&error),
+                backoff.as_secs(),
+                d.attempts,
+                self.policy().max_attempts
+            );
+            tracing::warn!(deployment_id = %d.id, error_type = %error.error_type, error = %error.message, "{message}");
+            self.event(d, "retry", error.step.as_deref(), message).await;
+            return Completion::Retry { error, not_before: now_ms() + backoff.as_millis() as i64 };
+        }
+        tracing::warn!(deployment_id = %d.id, error_type = %error.error_type, error = %error.message, "deployment failed");
+        self.event(d, "failed", error.step.as_deref(), tenant_message(&error)).await;
+        Completion::Failed(error)
+    }
+
+    /// What makes a deployed agent reachable once its service runs: its Twilio
+    /// number pointed at it (`telephony.configure_number`).
+    async fn activate(&self, d: &Deployment) -> Result<(), DeploymentError> {
+        let (agent, secrets) = match self.store.get_agent_with_secrets(&d.tenant_id, &d.agent_id).await {
+            Ok(found) => found,
+            // Deleted meanwhile: its delete gives the number back.
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(store_error(e)),
+        };
+        let listener =
+            self.store.placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)?.map(|p| p.listener_arn);
+        let (Some(voice_url), Some(status_callback)) = (
+            self.settings.voice_url(&agent.id, listener.as_deref()),
+            self.settings.call_status_url(&agent.id, listener.as_deref()),
+        ) else {
+            return Err(control_error(false, "no_public_host", "the agent's listener names no public host"));
+        };
+        let telephony = &agent.config.telephony;
+        let target = Target {
+            tenant: &d.tenant_id,
+            agent: &d.agent_id,
+            account_sid: telephony.twilio_account_sid.as_str(),
+            phone_number: telephony.call_phone_number.as_str(),
+            secrets: &secrets,
+            voice_url: &voice_url,
+            status_callback: &status_callback,
+        };
+        let mut events = Vec::new();
+        let result = self.numbers().point(&target, telephony.configure_number, &mut events).await;
+        for message in events {
+            self.event(d, "resource", Some(numbers::STEP), message).await;
+        }
+        result
+    }
+
+    fn numbers(&self) -> Numbers<'_> {
+        Numbers { store: &self.store, twilio: self.twilio.as_ref(), settings: &self.settings }
     }
 
     /// One look at a rolling-out deployment: final when ECS says so or the deadline
@@ -271,6 +324,20 @@ impl Workers {
         let reason = health.reason.clone().unwrap_or_default();
         match health.stage {
             Stage::Healthy => {
+                match self.activate(d).await {
+                    Ok(()) => {}
+                    Err(e) if e.retryable && now < deadline => {
+                        let message = format!("{}; looking again", tenant_message(&e));
+                        tracing::warn!(deployment_id = %d.id, error = %e.message, "could not make the agent reachable");
+                        self.event(d, "retry", e.step.as_deref(), message).await;
+                        return again;
+                    }
+                    Err(e) => {
+                        tracing::warn!(deployment_id = %d.id, error_type = %e.error_type, error = %e.message, "could not make the agent reachable");
+                        self.event(d, "failed", e.step.as_deref(), tenant_message(&e)).await;
+                        return Completion::Failed(e);
+                    }
+                }
                 let message =
                     format!("active: ECS reports the rollout complete; {} healthy target(s)", health.healthy_targets);
                 self.event(d, "succeeded", None, message).await;
@@ -400,6 +467,11 @@ impl Workers {
     }
 
     async fn delete(&self, d: &Deployment) -> Result<Applied, DeploymentError> {
+        // Calls stop coming before the service goes: the number is given back first.
+        if let Some(binding) = self.store.number_binding(&d.tenant_id, &d.agent_id).await.map_err(store_error)? {
+            let message = self.numbers().give_back(&binding).await?;
+            self.event(d, "resource", Some(numbers::STEP), message).await;
+        }
         let placement = self.store.placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)?;
         let event = DeployerEvent {
             version: EVENT_VERSION,
@@ -448,8 +520,9 @@ pub(crate) fn tenant_message(error: &DeploymentError) -> String {
     let step = error.step.as_deref().unwrap_or("deployment");
     let code = error.code.as_deref().unwrap_or("an error");
     let what = match (step, code) {
-        // The tenant's own quota: the message is ours, and theirs to act on.
-        ("control_plane", "tenant_quota") => error.message.clone(),
+        // The tenant's own quota, or their own Twilio account: the message is ours
+        // (it names nothing of the platform's), and theirs to act on.
+        ("control_plane", "tenant_quota") | (numbers::STEP, _) => error.message.clone(),
         ("control_plane", _) => format!("the control plane could not carry out the deployment ({code})"),
         ("rollout", "RolloutTimeout") => "the agent's service did not become healthy within the rollout timeout".into(),
         ("rollout", _) => format!("the agent's service did not start ({code})"),

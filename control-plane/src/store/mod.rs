@@ -7,6 +7,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod cursor;
 pub mod deployments;
+pub mod numbers;
 pub mod placements;
 pub mod quotas;
 pub mod sessions;

@@ -140,7 +140,8 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     let kinds: Vec<&str> = done["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"queued"));
     assert_eq!(kinds.last(), Some(&"succeeded"));
-    assert_eq!(kinds.iter().filter(|k| **k == "resource").count(), 7, "{kinds:?}");
+    // Seven AWS resources, then the agent's Twilio number (not pointed: configure_number is off here).
+    assert_eq!(kinds.iter().filter(|k| **k == "resource").count(), 8, "{kinds:?}");
     let (_, shown) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
     assert_eq!(shown["deployment"]["status"], "active");
     assert_eq!(shown["voice_url"], format!("https://voice.example.com/agent/{id}/incoming-call"));
@@ -725,6 +726,9 @@ async fn a_deploy_rolls_out_until_ecs_reports_it_healthy_and_fails_when_it_never
     let kinds: Vec<&str> = done["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"rolling_out") && kinds.last() == Some(&"succeeded"), "{kinds:?}");
     assert_eq!(done["attempts"], 1, "looking at a rollout is not another attempt: {done:#}");
+    // Once healthy, the number step runs (here with configure_number off: it says so).
+    let number = done["events"].as_array().unwrap().iter().find(|e| e["step"] == "twilio_number").expect("number step");
+    assert!(number["message"].as_str().unwrap().contains("configure_number is off"), "{number}");
     recorder.clear_faults();
 
     // A change that never gets healthy: failed when the rollout timeout passes.

@@ -225,7 +225,10 @@ pub fn agent_body(name: &str) -> Value {
         "telephony": {
             "call_phone_number": "+14155550100",
             "transfer_phone_number": "+14155550199",
-            "twilio_account_sid": "AC0123456789abcdef0123456789abcdef"
+            "twilio_account_sid": "AC0123456789abcdef0123456789abcdef",
+            // No Twilio here: pointing numbers is tested end to end, against the
+            // call simulator's Twilio (tests/e2e/numbers.rs).
+            "configure_number": false
         },
         "integrations": { "transcript_webhook_url": "https://hooks.example.com/transcripts" },
         "secrets": {

@@ -218,6 +218,10 @@ fn the_control_plane_policy_grants_exactly_what_it_calls() {
     // first `.operation()` names it.
     let mut in_source: Vec<String> = Vec::new();
     for file in rust_files(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../control-plane/src"))) {
+        // Twilio's REST API (reqwest), not AWS.
+        if file.ends_with("control-plane/src/twilio.rs") {
+            continue;
+        }
         for line in std::fs::read_to_string(&file).unwrap().lines().filter(|l| l.contains(".send()")) {
             let op = line
                 .split('.')

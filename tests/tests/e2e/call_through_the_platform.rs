@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use agent_runtime::callsim::{Ending, Step, TwilioSim};
+use agent_runtime::callsim::{Ending, Step};
 use serde_json::Value;
 
 use crate::common;
 
-use common::{ACCOUNT_SID, AUTH_TOKEN, Platform, agent_body, python};
+use common::{AUTH_TOKEN, Platform, agent_body, python};
 
 /// The agent's container environment, through `scripts/agent-env` and a shell, as
 /// `scripts/run-agent` loads it.
@@ -58,7 +58,12 @@ async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_read
     let mut env = agent_environment(&platform.base, &agent_id);
     assert_eq!(env.get("AGENT_ID").map(String::as_str), Some(agent_id.as_str()));
     assert_eq!(env.get("TWILIO_AUTH_TOKEN").map(String::as_str), Some(AUTH_TOKEN), "secret resolved");
-    let sim = TwilioSim::start(ACCOUNT_SID, AUTH_TOKEN).await.unwrap();
+    // The Twilio the control plane pointed the number at the agent in.
+    let sim = &platform.twilio;
+    assert_eq!(
+        sim.number("+14155550100").unwrap().voice_url,
+        format!("https://voice.example.com/agent/{agent_id}/incoming-call")
+    );
     let spool = tempfile::tempdir().unwrap();
     env.insert("TEMPOVOICE_LISTEN".into(), "127.0.0.1:0".into());
     env.insert("TWILIO_API_BASE".into(), sim.api_base());

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use agent_runtime::callsim::TwilioSim;
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -26,9 +27,16 @@ pub fn aws_base() -> HashMap<String, String> {
     test_support::aws_base('e', &test_support::BaseOptions::default())
 }
 
+/// Where the Twilio number of [`agent_body`] routed before TempoVoice took it.
+pub const DEMO_VOICE_URL: &str = "https://demo.twilio.com/welcome/voice/";
+/// The number [`agent_body`] agents usually have, in [`ACCOUNT_SID`].
+pub const NUMBER: &str = "+14155550100";
+
 /// A running control plane and what the tests need to reach it.
 pub struct Platform {
     pub url: String,
+    /// Twilio, as the control plane reaches it: account [`ACCOUNT_SID`] owns [`NUMBER`].
+    pub twilio: TwilioSim,
     pub admin: String,
     pub base: HashMap<String, String>,
     pub http: reqwest::Client,
@@ -42,6 +50,8 @@ impl Platform {
     pub async fn start(extra: &[(&str, &str)]) -> Platform {
         let dir = tempfile::tempdir().unwrap();
         let base = aws_base();
+        let twilio = TwilioSim::start(ACCOUNT_SID, AUTH_TOKEN).await.expect("Twilio simulator");
+        twilio.add_number(ACCOUNT_SID, NUMBER, DEMO_VOICE_URL);
         let admin = format!("admin-{}{}", token(), "x".repeat(32));
         let mut vars: HashMap<String, String> = base.clone();
         for (k, v) in [
@@ -52,6 +62,7 @@ impl Platform {
             ("TEMPOVOICE_SECRETS_KEY", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())),
             ("TEMPOVOICE_DEPLOYER", "in-process".to_owned()),
             ("TEMPOVOICE_DEPLOY_RETRY_SECS", "0".to_owned()),
+            ("TEMPOVOICE_TWILIO_API_BASE", twilio.api_base()),
         ] {
             vars.insert(k.to_owned(), v);
         }
@@ -64,7 +75,7 @@ impl Platform {
         let url = format!("http://{}", app.local_addr());
         let stop = CancellationToken::new();
         let task = Some(tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned())));
-        Platform { url, admin, base, http: reqwest::Client::new(), stop, task, _dir: dir }
+        Platform { url, twilio, admin, base, http: reqwest::Client::new(), stop, task, _dir: dir }
     }
 
     /// A new tenant; returns its id and API key.

@@ -9,3 +9,4 @@ mod common;
 mod dashboard_browser;
 mod dashboard_server_fns;
 mod images;
+mod numbers;

@@ -64,10 +64,21 @@ fn voice_url_panel(agent: &AgentResponse) -> AnyView {
         Some(url) => view! {
             <div class="panel">
                 <h2>"Twilio voice URL"</h2>
-                <p class="hint" id="voice-url-hint">
-                    "In the Twilio console, open " <span class="mono">{agent.config.telephony.call_phone_number.to_string()}</span>
-                    " and paste this as “A call comes in” (Webhook, HTTP POST)."
-                </p>
+                {if agent.config.telephony.configure_number {
+                    view! {
+                        <p class="hint" id="voice-url-hint">
+                            "Each deploy points " <span class="mono">{agent.config.telephony.call_phone_number.to_string()}</span>
+                            " at this URL in your Twilio account; the deployment's Twilio number step says what it changed."
+                        </p>
+                    }.into_any()
+                } else {
+                    view! {
+                        <p class="hint" id="voice-url-hint">
+                            "In the Twilio console, open " <span class="mono">{agent.config.telephony.call_phone_number.to_string()}</span>
+                            " and paste this as “A call comes in” (Webhook, HTTP POST)."
+                        </p>
+                    }.into_any()
+                }}
                 <div class="copy">
                     <input type="text" id="voice-url" readonly=true value=url.clone() aria-label="Twilio voice URL" aria-describedby="voice-url-hint"/>
                     <button type="button" data-copy="voice-url">"Copy"</button>
@@ -249,7 +260,16 @@ pub fn DeleteAgentPage() -> impl IntoView {
             <div class="panel">
                 <p>
                     "The agent stops answering calls: its ECS service, task definition, load balancer rule and target group are removed. "
-                    "Calls to " <span class="mono">{agent.config.telephony.call_phone_number.to_string()}</span> " will fail until the number points elsewhere."
+                    {if agent.config.telephony.configure_number {
+                        view! {
+                            <span>"Its number " <span class="mono">{agent.config.telephony.call_phone_number.to_string()}</span>
+                            " gets back the voice URL it had before the agent took it, unless it was re-pointed since."</span>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <span>"Calls to " <span class="mono">{agent.config.telephony.call_phone_number.to_string()}</span> " will fail until the number points elsewhere."</span>
+                        }.into_any()
+                    }}
                 </p>
                 <ActionForm action={ServerAction::<DeleteAgent>::new()}>
                     <input type="hidden" name="csrf" value=csrf/>

@@ -13,6 +13,8 @@
 //! - **REST API**: `POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` with
 //!   basic auth; `Status=completed` ends the call and `Twiml=…` replaces it (a
 //!   transfer), both ending the stream with `stop`. Every request is recorded.
+//! - **Phone numbers** ([`numbers`]): accounts and their numbers behind the
+//!   IncomingPhoneNumbers API, where the control plane points numbers at agents.
 //!
 //! Time runs in real time by default, or as fast as the runtime answers (`fast`).
 
@@ -31,6 +33,8 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub mod numbers;
 
 use crate::audio::{FRAME_SAMPLES, ULAW_SILENCE};
 use crate::media::{Inbound, MediaFormat, Outbound, StartInfo, StopInfo};
@@ -62,6 +66,7 @@ struct SimState {
     auth_token: String,
     requests: Mutex<Vec<RestRequest>>,
     calls: Mutex<HashMap<String, mpsc::UnboundedSender<RestAction>>>,
+    numbers: Arc<numbers::Numbers>,
 }
 
 /// The simulated Twilio: its REST API listens on 127.0.0.1.
@@ -174,15 +179,26 @@ impl TwilioSim {
 
     /// The simulator with its REST API on `addr`.
     pub async fn start_on(account_sid: &str, auth_token: &str, addr: SocketAddr) -> anyhow::Result<Self> {
+        let numbers = Arc::new(numbers::Numbers::default());
+        numbers.add_account(account_sid, auth_token);
         let state = Arc::new(SimState {
             account_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
             requests: Mutex::new(Vec::new()),
             calls: Mutex::new(HashMap::new()),
+            numbers: Arc::clone(&numbers),
         });
+        let numbers_api = axum::Router::new()
+            .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json", axum::routing::get(numbers::list))
+            .route(
+                "/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{sid}",
+                axum::routing::get(numbers::one).post(numbers::one),
+            )
+            .with_state(numbers);
         let app = axum::Router::new()
             .route("/2010-04-01/Accounts/{account}/Calls/{call}", axum::routing::post(rest_update_call))
-            .with_state(Arc::clone(&state));
+            .with_state(Arc::clone(&state))
+            .merge(numbers_api);
         let listener =
             tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind the Twilio REST API to {addr}"))?;
         let addr = listener.local_addr()?;
@@ -199,6 +215,37 @@ impl TwilioSim {
 
     pub fn account_sid(&self) -> &str {
         &self.state.account_sid
+    }
+
+    /// Another account the simulated Twilio knows (the first is the one it started with).
+    pub fn add_account(&self, account_sid: &str, auth_token: &str) {
+        self.state.numbers.add_account(account_sid, auth_token);
+    }
+
+    /// Gives `account_sid` the number `phone_number`, routed to `voice_url`; returns its `PN…` sid.
+    pub fn add_number(&self, account_sid: &str, phone_number: &str, voice_url: &str) -> String {
+        self.state.numbers.add_number(account_sid, phone_number, voice_url)
+    }
+
+    /// The number as Twilio holds it now.
+    pub fn number(&self, phone_number: &str) -> Option<numbers::SimNumber> {
+        self.state.numbers.number(phone_number)
+    }
+
+    /// Changes a number as someone in the Twilio console would; false if there is no such number.
+    pub fn edit_number(&self, phone_number: &str, change: impl FnOnce(&mut numbers::SimNumber)) -> bool {
+        self.state.numbers.edit(phone_number, change)
+    }
+
+    /// Every request to the numbers API so far.
+    pub fn number_requests(&self) -> Vec<numbers::NumberRequest> {
+        self.state.numbers.requests()
+    }
+
+    /// Answers the next requests to the numbers API with these HTTP statuses
+    /// (one each) instead of serving them.
+    pub fn fail_number_requests(&self, statuses: &[u16]) {
+        self.state.numbers.fail_next(statuses);
     }
 
     /// Every REST request so far.
