@@ -392,3 +392,83 @@ mod tests {
         assert!(!debug.contains("SECRETSECRET") && debug.contains("abc"), "{debug}");
     }
 }
+
+/// How an agent's Twilio number routes now, checked live against Twilio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberState {
+    /// Twilio sends the number's calls to the agent's voice URL.
+    Matches,
+    /// Twilio sends them elsewhere (`routing.voice_url`, or a TwiML app): the number
+    /// has drifted from its agent.
+    Drifted,
+    /// The agent has no voice URL yet (it has never been placed on a load balancer).
+    NotDeployed,
+    /// The agent's Twilio account has no such number.
+    NotInAccount,
+    /// Twilio refused the agent's account SID and auth token.
+    CredentialsRefused,
+    /// Twilio could not be asked (unreachable, slow, or an error of its own).
+    Unreachable,
+    /// This control plane does not talk to Twilio (`TEMPOVOICE_TWILIO_API_BASE=off`).
+    NotChecked,
+}
+
+impl NumberState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Matches => "matches",
+            Self::Drifted => "drifted",
+            Self::NotDeployed => "not_deployed",
+            Self::NotInAccount => "not_in_account",
+            Self::CredentialsRefused => "credentials_refused",
+            Self::Unreachable => "unreachable",
+            Self::NotChecked => "not_checked",
+        }
+    }
+}
+
+/// What Twilio routes a number to, as read just now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NumberRouting {
+    pub state: NumberState,
+    /// The number's voice URL at Twilio, when it could be read.
+    pub voice_url: Option<String>,
+    /// A TwiML app that routes the number instead of its voice URL.
+    pub voice_application_sid: Option<String>,
+    /// The tenant's agent the voice URL belongs to, when it is one of theirs.
+    pub routes_to_agent: Option<AgentId>,
+    /// Why, when the state is not `matches`.
+    pub detail: Option<String>,
+}
+
+/// One agent's Twilio number and where it routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NumberStatus {
+    pub phone_number: String,
+    pub account_sid: String,
+    pub agent_id: AgentId,
+    pub agent_name: String,
+    /// Whether deploys point the number at the agent (`telephony.configure_number`).
+    pub configure_number: bool,
+    /// The agent's voice URL; `null` until it is placed.
+    pub voice_url: Option<String>,
+    pub routing: NumberRouting,
+    /// What the number routed to before the agent took it (given back when the agent
+    /// is deleted or moves), when TempoVoice pointed it.
+    pub previous_voice_url: Option<String>,
+}
+
+/// `GET /v1/numbers`: every agent's number, checked live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NumberList {
+    pub numbers: Vec<NumberStatus>,
+}
+
+/// `POST /v1/agents/{id}/number`: the number after it was pointed at the agent, and
+/// what was done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RepointResponse {
+    pub number: NumberStatus,
+    pub events: Vec<String>,
+}

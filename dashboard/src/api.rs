@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agent_spec::api::{AgentPage, AgentResponse, CallPage, DeploymentResponse, ErrorBody};
+use agent_spec::api::{AgentPage, AgentResponse, CallPage, DeploymentResponse, ErrorBody, NumberList, RepointResponse};
 use agent_spec::calls::{CallMetadata, Transcript};
 use agent_spec::{AgentDraft, FieldError};
 use axum::body::Body;
@@ -307,6 +307,18 @@ impl TenantApi {
     pub async fn start_deployment(&self, id: &str) -> Result<DeploymentResponse, ApiFailure> {
         let request = self
             .request(Method::POST, &format!("/v1/agents/{}/deployments", encode(id)))
+            .body(Body::empty())
+            .expect("a POST request builds");
+        self.json(request).await
+    }
+
+    pub async fn list_numbers(&self) -> Result<NumberList, ApiFailure> {
+        self.json(self.get("/v1/numbers")).await
+    }
+
+    pub async fn repoint_number(&self, id: &str) -> Result<RepointResponse, ApiFailure> {
+        let request = self
+            .request(Method::POST, &format!("/v1/agents/{}/number", encode(id)))
             .body(Body::empty())
             .expect("a POST request builds");
         self.json(request).await

@@ -290,3 +290,97 @@ fn in_use(target: &Target<'_>, same_tenant_agent: Option<&AgentId>) -> Deploymen
         ),
     )
 }
+
+/// How long a live look at one number may take (a page of numbers waits for the slowest).
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What is needed to look at one agent's number.
+pub struct Look<'a> {
+    pub tenant: &'a TenantId,
+    pub agent: &'a AgentId,
+    pub agent_name: &'a str,
+    pub account_sid: &'a str,
+    pub phone_number: &'a str,
+    pub configure_number: bool,
+    pub token: &'a secrecy::SecretString,
+    pub voice_url: Option<&'a str>,
+    pub previous_voice_url: Option<String>,
+}
+
+impl Numbers<'_> {
+    /// Where the agent's number routes now, read from Twilio.
+    pub async fn look(&self, look: Look<'_>) -> agent_spec::api::NumberStatus {
+        use agent_spec::api::{NumberRouting, NumberState};
+        let routing = |state: NumberState, detail: Option<String>| NumberRouting {
+            state,
+            voice_url: None,
+            voice_application_sid: None,
+            routes_to_agent: None,
+            detail,
+        };
+        let routing = match self.twilio {
+            None => routing(NumberState::NotChecked, Some(OFF.to_owned())),
+            Some(twilio) => {
+                match tokio::time::timeout(CHECK_TIMEOUT, twilio.find(look.account_sid, look.token, look.phone_number))
+                    .await
+                {
+                    Err(_) => routing(
+                        NumberState::Unreachable,
+                        Some(format!("Twilio did not answer within {} s", CHECK_TIMEOUT.as_secs())),
+                    ),
+                    Ok(Err(TwilioError::Unauthorized { .. })) => routing(
+                        NumberState::CredentialsRefused,
+                        Some(format!("Twilio refused the credentials of account {}", look.account_sid)),
+                    ),
+                    Ok(Err(e)) => routing(NumberState::Unreachable, Some(e.to_string())),
+                    Ok(Ok(None)) => routing(
+                        NumberState::NotInAccount,
+                        Some(format!("{} is not a number of Twilio account {}", look.phone_number, look.account_sid)),
+                    ),
+                    Ok(Ok(Some(number))) => self.judge(&look, &number).await,
+                }
+            }
+        };
+        agent_spec::api::NumberStatus {
+            phone_number: look.phone_number.to_owned(),
+            account_sid: look.account_sid.to_owned(),
+            agent_id: look.agent.clone(),
+            agent_name: look.agent_name.to_owned(),
+            configure_number: look.configure_number,
+            voice_url: look.voice_url.map(str::to_owned),
+            routing,
+            previous_voice_url: look.previous_voice_url,
+        }
+    }
+
+    async fn judge(&self, look: &Look<'_>, number: &crate::twilio::IncomingNumber) -> agent_spec::api::NumberRouting {
+        use agent_spec::api::{NumberRouting, NumberState};
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        // Another agent of this tenant, named; another tenant's is not.
+        let mut routes_to_agent = self.settings.agent_of_voice_url(&number.voice_url);
+        if let Some(other) = routes_to_agent.as_ref().filter(|a| *a != look.agent) {
+            let theirs = self.store.agent_tenant(other).await.ok().flatten();
+            if theirs.as_ref() != Some(look.tenant) {
+                routes_to_agent = None;
+            }
+        }
+        let (state, detail) = if !number.trunk_sid.is_empty() {
+            (NumberState::Drifted, Some(format!("Elastic SIP trunk {} routes the number", number.trunk_sid)))
+        } else if !number.voice_application_sid.is_empty() {
+            (NumberState::Drifted, Some(format!("TwiML app {} routes the number", number.voice_application_sid)))
+        } else {
+            match look.voice_url {
+                None => (NumberState::NotDeployed, Some("the agent has no voice URL until it is deployed".into())),
+                Some(url) if url == number.voice_url => (NumberState::Matches, None),
+                Some(_) => (NumberState::Drifted, Some(format!("the number routes to {}", shown(&number.voice_url)))),
+            }
+        };
+        NumberRouting {
+            state,
+            voice_url: non_empty(&number.voice_url),
+            voice_application_sid: non_empty(&number.voice_application_sid),
+            routes_to_agent,
+            detail,
+        }
+    }
+}

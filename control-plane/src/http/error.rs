@@ -41,6 +41,17 @@ pub enum ApiError {
     OverQuota(crate::store::quotas::OverQuota),
     #[error("deployments are turned off")]
     DeployerOff,
+    /// The request cannot be carried out in the resource's present state; `code`
+    /// says which state (`not_deployed`, `number_in_use`, …).
+    #[error("{message}")]
+    Conflict { code: String, message: String },
+    /// A service outside AWS (Twilio) failed or could not be reached; the message is
+    /// the tenant's to read (it is about their own account).
+    #[error("{message}")]
+    Dependency { code: &'static str, message: String },
+    /// A feature this control plane was configured without.
+    #[error("{message}")]
+    Disabled { code: &'static str, message: String },
     #[error("AWS request failed")]
     Upstream(#[source] anyhow::Error),
     #[error("service unavailable")]
@@ -68,8 +79,13 @@ impl ApiError {
         }
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, String) {
-        match self {
+    fn parts(&self) -> (StatusCode, std::borrow::Cow<'static, str>, String) {
+        let (status, code, message) = match self {
+            Self::Conflict { code, message } => {
+                return (StatusCode::CONFLICT, code.clone().into(), message.clone());
+            }
+            Self::Dependency { code, message } => (StatusCode::BAD_GATEWAY, *code, message.clone()),
+            Self::Disabled { code, message } => (StatusCode::SERVICE_UNAVAILABLE, *code, message.clone()),
             Self::Invalid(fields) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request",
@@ -149,7 +165,8 @@ impl ApiError {
                 "internal",
                 "something went wrong on our side; it has been logged".into(),
             ),
-        }
+        };
+        (status, code.into(), message)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod deployments;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod numbers;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub aws: Option<AwsAccess>,
     /// Failed authentications, by client address and key id.
     pub auth_limiter: Arc<auth_limit::FailedAuthLimiter>,
+    /// Twilio's numbers API (`None`: `TEMPOVOICE_TWILIO_API_BASE=off`).
+    pub twilio: Option<crate::twilio::TwilioNumbers>,
 }
 
 /// What the API needs of AWS: waking the deployment workers, reading transcripts,
@@ -67,7 +70,8 @@ pub struct AwsAccess {
 impl AppState {
     pub fn new(store: Store, settings: Arc<Settings>, aws: Option<AwsAccess>) -> Self {
         let auth_limiter = Arc::new(auth_limit::FailedAuthLimiter::new(&settings.auth_limits));
-        Self { store, settings, aws, auth_limiter }
+        let twilio = settings.twilio_api_base.as_deref().map(crate::twilio::TwilioNumbers::new);
+        Self { store, settings, aws, auth_limiter, twilio }
     }
 
     pub fn aws(&self) -> Result<&AwsAccess, ApiError> {
@@ -83,6 +87,7 @@ pub fn api() -> (Router<AppState>, OpenApi) {
         .merge(agents::router())
         .merge(deployments::router())
         .merge(calls::router())
+        .merge(numbers::router())
         .merge(admin::router())
         .split_for_parts();
     doc.info.title = "TempoVoice control plane".into();

@@ -124,6 +124,9 @@ impl TestApp {
             ("TEMPOVOICE_SHUTDOWN_GRACE_SECS", "5".to_owned()),
             // Deployments have their own tests (deployments.rs), on moto.
             ("TEMPOVOICE_DEPLOYER", "off".to_owned()),
+            // Twilio numbers have their own tests (tests/e2e/numbers.rs), against the
+            // call simulator's Twilio.
+            ("TEMPOVOICE_TWILIO_API_BASE", "off".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -278,3 +278,37 @@ pub async fn delete_agent(csrf: String, id: String, version: String, call_data: 
     }
     Ok(())
 }
+
+/// Points the agent's number at it again (a number that drifted), then back to the
+/// numbers page with what happened.
+#[server(endpoint = "repoint_number")]
+pub async fn repoint_number(csrf: String, id: String) -> Result<(), ServerFnError> {
+    let ctx = RequestContext::current();
+    let page = "/numbers";
+    let Some(session) = authorized(&ctx, &csrf, page) else {
+        return Ok(());
+    };
+    match ctx.api_for(&session).repoint_number(&id).await {
+        Ok(done) => {
+            let message = format!(
+                "{} now routes to {}.",
+                done.number.phone_number,
+                done.number.voice_url.as_deref().unwrap_or("the agent")
+            );
+            ctx.redirect(&ctx.with_flash(page, Flash::success(message)));
+        }
+        Err(ApiFailure::Unauthorized) => ctx.redirect("/sign-in?error=expired"),
+        Err(ApiFailure::NotFound) => ctx.redirect(&ctx.with_flash(page, Flash::error(NO_SUCH_AGENT))),
+        Err(ApiFailure::Conflict(message) | ApiFailure::Status { message, .. }) => {
+            ctx.redirect(&ctx.with_flash(page, Flash::error(format!("The number was not re-pointed: {message}"))))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "control-plane call failed");
+            ctx.redirect(&ctx.with_flash(
+                page,
+                Flash::error("The number was not re-pointed: the control plane did not answer. Try again in a moment."),
+            ))
+        }
+    }
+    Ok(())
+}

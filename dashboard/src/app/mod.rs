@@ -40,6 +40,7 @@ pub(crate) const PAGES: &[&str] = &[
     "/agents/:id/delete",
     "/agents/:id/calls",
     "/agents/:id/calls/:sid",
+    "/numbers",
 ];
 
 /// Where to send the browser after signing in: `next` when its path is one of
@@ -88,6 +89,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/agents/:id/delete") view=pages::DeleteAgentPage ssr=SsrMode::Async/>
                 <Route path=path!("/agents/:id/calls") view=pages::CallsPage ssr=SsrMode::Async/>
                 <Route path=path!("/agents/:id/calls/:sid") view=pages::CallPage ssr=SsrMode::Async/>
+                <Route path=path!("/numbers") view=pages::NumbersPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -96,7 +96,16 @@ pub(crate) fn frame(ctx: &RequestContext, page: Page) -> AnyView {
                     <a class="brand" href="/">"TempoVoice"</a>
                     {signed_in
                         .map(|(key_id, csrf)| {
+                            let here = ctx.parts.uri.path().to_owned();
+                            let current = move |section: &str| {
+                                let on = if section == "/" { here != "/numbers" } else { here == section };
+                                on.then_some("page")
+                            };
                             view! {
+                                <nav aria-label="Sections">
+                                    <a href="/" aria-current=current("/")>"Agents"</a>
+                                    <a href="/numbers" aria-current=current("/numbers")>"Numbers"</a>
+                                </nav>
                                 <span class="who">"API key " <span class="mono">{key_id}</span></span>
                                 <ActionForm action={ServerAction::<SignOut>::new()}>
                                     <input type="hidden" name="csrf" value=csrf/>

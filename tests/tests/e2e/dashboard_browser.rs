@@ -336,6 +336,29 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     assert!(row.contains("Front desk") && row.contains("+14155550100") && row.contains("active"), "{row}");
     screenshot(&browser, "07-agents").await;
 
+    // Its number, asked of Twilio: it routes here. Re-pointed by hand in Twilio, it
+    // shows as drifted, and the re-point button points it back.
+    browser.find(Locator::LinkText("Numbers")).await.unwrap().click().await.unwrap();
+    let row_css = format!("#number-{agent_id}");
+    let row = browser.wait().for_element(Locator::Css(&row_css)).await.unwrap().text().await.unwrap();
+    assert!(row.contains("+14155550100") && row.contains("Front desk") && row.contains("routes here"), "{row}");
+    platform.twilio.edit_number("+14155550100", |n| n.voice_url = "https://ivr.example.com/answer".into());
+    browser.refresh().await.unwrap();
+    let row = text_of(&browser, &row_css).await;
+    assert!(row.contains("drifted") && row.contains("https://ivr.example.com/answer"), "{row}");
+    assert!(text_of(&browser, "#numbers-summary").await.contains("1 number does not route to its agent"));
+    screenshot(&browser, "07a-numbers-drifted").await;
+    browser.set_window_size(390, 844).await.unwrap();
+    screenshot(&browser, "07b-numbers-phone").await;
+    browser.set_window_size(1280, 1000).await.unwrap();
+    browser.find(Locator::Css(&format!("{row_css} button"))).await.unwrap().click().await.unwrap();
+    let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap();
+    assert!(notice.text().await.unwrap().contains(&format!("+14155550100 now routes to {voice_url}")));
+    assert!(text_of(&browser, &row_css).await.contains("routes here"));
+    assert_eq!(platform.twilio.number("+14155550100").unwrap().voice_url, voice_url);
+    screenshot(&browser, "07c-numbers").await;
+    browser.goto(&format!("{url}/")).await.unwrap();
+
     // A call, read from the agent's bucket.
     put_call(&platform, &key, &agent_id).await;
     browser.find(Locator::LinkText("Calls")).await.unwrap().click().await.unwrap();

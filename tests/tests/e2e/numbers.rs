@@ -250,3 +250,109 @@ async fn what_twilio_or_another_agent_refuses_fails_the_deployment_with_a_clear_
     assert_eq!(twilio.number(flaky).unwrap().voice_url, format!("{VOICE_HOST}/agent/{id}/incoming-call"));
     platform.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_numbers_list_shows_where_each_number_routes_and_a_re_point_fixes_a_drift() {
+    let platform = Platform::start(&[]).await;
+    let twilio = &platform.twilio;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let post = |path: String| platform.http.post(format!("{}{path}", platform.url)).bearer_auth(&key).send();
+    let list = || async { platform.api_get("/v1/numbers", &key).await.1["numbers"].as_array().unwrap().clone() };
+
+    let agent = platform.create_agent(&key, agent_body("Front desk", NUMBER)).await;
+    let id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!(platform.wait_deployed(&key, &id).await, "active");
+    let voice_url = format!("{VOICE_HOST}/agent/{id}/incoming-call");
+    let numbers = list().await;
+    assert_eq!(numbers.len(), 1);
+    assert_eq!(numbers[0]["phone_number"], NUMBER);
+    assert_eq!(numbers[0]["agent_name"], "Front desk");
+    assert_eq!(numbers[0]["voice_url"], voice_url.as_str());
+    assert_eq!(numbers[0]["previous_voice_url"], DEMO_VOICE_URL);
+    assert_eq!(numbers[0]["routing"]["state"], "matches", "{numbers:?}");
+    assert_eq!(numbers[0]["routing"]["routes_to_agent"], id.as_str());
+
+    // Re-pointed by hand: drifted, and where it routes instead.
+    twilio.edit_number(NUMBER, |n| n.voice_url = "https://ivr.example.com/answer".into());
+    let numbers = list().await;
+    assert_eq!(numbers[0]["routing"]["state"], "drifted");
+    assert_eq!(numbers[0]["routing"]["voice_url"], "https://ivr.example.com/answer");
+    assert_eq!(numbers[0]["routing"]["routes_to_agent"], Value::Null);
+    // Re-point: back to the agent; what it routed to before the agent stays on record.
+    let repointed = post(format!("/v1/agents/{id}/number")).await.unwrap();
+    assert_eq!(repointed.status(), 200);
+    let repointed: Value = repointed.json().await.unwrap();
+    assert_eq!(repointed["number"]["routing"]["state"], "matches");
+    assert_eq!(
+        repointed["events"],
+        json!([format!("{NUMBER} now routes to {voice_url} (was https://ivr.example.com/answer)")])
+    );
+    assert_eq!(twilio.number(NUMBER).unwrap().voice_url, voice_url);
+    assert_eq!(list().await[0]["previous_voice_url"], DEMO_VOICE_URL);
+
+    // Every other state a number can be in.
+    let spare = "+14155550166";
+    twilio.add_number(ACCOUNT_SID, spare, "");
+    let created = platform
+        .http
+        .post(format!("{}/v1/agents?deploy=false", platform.url))
+        .bearer_auth(&key)
+        .json(&agent_body("Not yet", spare))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let undeployed = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let mut body = with_telephony(agent_body("Elsewhere", "+14155550177"), json!({"configure_number": false}));
+    body["name"] = json!("Elsewhere");
+    let elsewhere = platform.create_agent(&key, body).await["id"].as_str().unwrap().to_owned();
+    let mut body = agent_body("Wrong token", "+14155550188");
+    body["secrets"]["twilio_auth_token"] = json!("f".repeat(32));
+    platform.create_agent(&key, body).await;
+    let states: Vec<(String, String)> = list()
+        .await
+        .iter()
+        .map(|n| (n["agent_name"].as_str().unwrap().to_owned(), n["routing"]["state"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("Front desk".to_owned(), "matches".to_owned()),
+            ("Not yet".to_owned(), "not_deployed".to_owned()),
+            ("Elsewhere".to_owned(), "not_in_account".to_owned()),
+            ("Wrong token".to_owned(), "credentials_refused".to_owned()),
+        ]
+    );
+    let refused = |id: String| async move {
+        let response = post(format!("/v1/agents/{id}/number")).await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        (status, body["error"]["code"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(refused(undeployed).await, (409, "not_deployed".to_owned()));
+    assert_eq!(refused(elsewhere).await, (409, "number_not_managed".to_owned()));
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_without_twilio_says_so_instead_of_pointing_numbers() {
+    let platform = Platform::start(&[("TEMPOVOICE_TWILIO_API_BASE", "off")]).await;
+    let (_, key) = platform.tenant("Rosa's Bakery").await;
+    let agent = platform.create_agent(&key, agent_body("Front desk", NUMBER)).await;
+    let id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!(platform.wait_deployed(&key, &id).await, "active");
+    assert_eq!(platform.twilio.number_requests().len(), 0);
+    assert_eq!(
+        number_events(&latest_deployment(&platform, &key, &id).await),
+        [format!(
+            "resource: {NUMBER} not pointed at the agent: this control plane does not point numbers \
+             (TEMPOVOICE_TWILIO_API_BASE=off); point its voice URL at {VOICE_HOST}/agent/{id}/incoming-call in Twilio"
+        )]
+    );
+    let (_, numbers) = platform.api_get("/v1/numbers", &key).await;
+    assert_eq!(numbers["numbers"][0]["routing"]["state"], "not_checked");
+    let response =
+        platform.http.post(format!("{}/v1/agents/{id}/number", platform.url)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    platform.stop().await;
+}

@@ -5,12 +5,14 @@ mod agent;
 mod agent_form;
 mod agents;
 mod calls;
+mod numbers;
 mod sign_in;
 
 pub use agent::{AgentPage, DeleteAgentPage};
 pub use agent_form::{EditAgentPage, NewAgentPage};
 pub use agents::AgentsPage;
 pub use calls::{CallPage, CallsPage};
+pub use numbers::NumbersPage;
 pub use sign_in::SignInPage;
 
 use leptos::prelude::*;
