@@ -28,6 +28,6 @@ pub mod settings;
 pub mod speech;
 pub mod speechsim;
 pub mod telephony;
-pub mod twilio;
+pub use agent_spec::twilio;
 pub mod twiml;
 pub mod webhooks;

@@ -5,6 +5,8 @@ use agent_spec::AgentConfig;
 #[derive(Debug, Clone)]
 pub struct Phrases {
     pub greeting: String,
+    /// Left on an answering machine (an outbound call), in the runtime's own voice.
+    pub voicemail_message: String,
     pub idle_prompt: String,
     pub goodbye: String,
     pub idle_goodbye: String,
@@ -26,6 +28,7 @@ impl Phrases {
     pub fn for_agent(config: &AgentConfig) -> Self {
         Self {
             greeting: config.greeting.clone(),
+            voicemail_message: config.voicemail_message.clone(),
             idle_prompt: "Are you still there?".into(),
             goodbye: "Thank you for calling. Goodbye.".into(),
             idle_goodbye: "I have not heard from you, so I will end the call now. Goodbye.".into(),
@@ -47,6 +50,7 @@ impl Phrases {
     pub fn all(&self) -> Vec<&str> {
         vec![
             &self.greeting,
+            &self.voicemail_message,
             &self.idle_prompt,
             &self.goodbye,
             &self.idle_goodbye,

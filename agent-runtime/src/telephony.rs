@@ -26,6 +26,9 @@ pub trait TelephonyControl: Send + Sync + 'static {
     fn hang_up<'a>(&'a self, call_sid: &'a str) -> BoxFuture<'a, Result<(), TelephonyError>>;
     /// Replaces the call's TwiML (`Twiml=…`), e.g. `<Dial>` for a transfer.
     fn redirect<'a>(&'a self, call_sid: &'a str, twiml: &'a str) -> BoxFuture<'a, Result<(), TelephonyError>>;
+    /// Who answered an outbound call placed with answering machine detection
+    /// (the call's `answered_by`), once Twilio knows.
+    fn answered_by<'a>(&'a self, call_sid: &'a str) -> BoxFuture<'a, Result<Option<String>, TelephonyError>>;
 }
 
 pub struct TwilioRest {
@@ -68,6 +71,31 @@ impl TelephonyControl for TwilioRest {
 
     fn redirect<'a>(&'a self, call_sid: &'a str, twiml: &'a str) -> BoxFuture<'a, Result<(), TelephonyError>> {
         Box::pin(async move { self.update(call_sid, &[("Twiml", twiml)]).await })
+    }
+
+    fn answered_by<'a>(&'a self, call_sid: &'a str) -> BoxFuture<'a, Result<Option<String>, TelephonyError>> {
+        Box::pin(async move {
+            let url = format!("{}/2010-04-01/Accounts/{}/Calls/{call_sid}.json", self.base, self.account_sid);
+            let response = self
+                .http
+                .get(&url)
+                .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+                .send()
+                .await
+                .map_err(|e| TelephonyError::Unreachable(e.to_string()))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|e| TelephonyError::Unreachable(e.to_string()))?;
+            if !status.is_success() {
+                return Err(rest_error(status.as_u16(), &text));
+            }
+            #[derive(serde::Deserialize)]
+            struct Call {
+                answered_by: Option<String>,
+            }
+            let call: Call = serde_json::from_str(&text)
+                .map_err(|e| TelephonyError::Unreachable(format!("Twilio's call could not be read: {e}")))?;
+            Ok(call.answered_by.filter(|a| !a.is_empty()))
+        })
     }
 }
 

@@ -472,3 +472,30 @@ pub struct RepointResponse {
     pub number: NumberStatus,
     pub events: Vec<String>,
 }
+
+/// The body of `POST /v1/agents/{id}/calls`: call `to` from the agent's number.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceCallRequest {
+    /// E.164.
+    pub to: String,
+    /// E.164; the agent's `telephony.call_phone_number` (the default) is the only
+    /// number it may call from.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Anything the call should carry (at most 1 KiB as JSON); written into the
+    /// call's `metadata.json`.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// An outbound call Twilio accepted: it rings now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlacedCall {
+    pub call_sid: crate::ids::CallSid,
+    pub agent_id: AgentId,
+    pub to: String,
+    pub from: String,
+    /// Twilio's status of the call (`queued`).
+    pub status: String,
+}

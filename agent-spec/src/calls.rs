@@ -163,7 +163,8 @@ pub struct CallMetadata {
     /// `caller_hung_up`, `end_call`, `transferred`, `voicemail`, `idle`, `max_duration`,
     /// `max_turns`, `guardrail`, `shutdown`, `stream_dropped`, `provider_unavailable`
     /// (the speech provider could not be reached), `provider_error` (it failed during
-    /// the call).
+    /// the call), `answering_machine` (an outbound call reached a machine: the
+    /// voicemail message was left).
     pub end_reason: String,
     /// Per agent reply: milliseconds from the end of the caller's turn to the first
     /// agent audio sent.
@@ -189,6 +190,18 @@ pub struct CallMetadata {
     pub voicemail: bool,
     pub webhooks: Vec<WebhookDelivery>,
     pub errors: Vec<String>,
+    /// `inbound`, or `outbound-api` for a call the agent placed (Twilio's word).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// Twilio's answering machine detection on an outbound call: `human`,
+    /// `machine_end_beep`, `machine_end_silence`, `machine_end_other`, `fax`,
+    /// `unknown`; `timeout` when no result came in time (the call went on as if
+    /// answered by a person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<String>,
+    /// The `metadata` given when the outbound call was placed, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[cfg(test)]

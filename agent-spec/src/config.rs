@@ -234,6 +234,10 @@ fn configure_number_default() -> bool {
     true
 }
 
+fn voicemail_message_default() -> String {
+    crate::draft::DEFAULT_VOICEMAIL_MESSAGE.to_owned()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Integrations {
@@ -296,6 +300,10 @@ pub struct AgentConfig {
     pub system_prompt: String,
     /// First words the agent says when it picks up.
     pub greeting: String,
+    /// What an outbound call that reaches an answering machine leaves after the
+    /// beep, before it hangs up (configs stored before it existed get the default).
+    #[serde(default = "voicemail_message_default")]
+    pub voicemail_message: String,
     pub language: LanguageTag,
     pub voice: VoiceConfig,
     pub knowledge_base: Vec<KnowledgeDocument>,

@@ -28,6 +28,7 @@ pub mod limits {
     pub const DESCRIPTION_MAX: usize = 1_000;
     pub const SYSTEM_PROMPT_MAX: usize = 16_000;
     pub const GREETING_MAX: usize = 500;
+    pub const VOICEMAIL_MESSAGE_MAX: usize = 500;
     pub const KNOWLEDGE_DOCUMENTS_MAX: usize = 100;
     pub const KNOWLEDGE_TITLE_MAX: usize = 200;
     pub const KNOWLEDGE_TEXT_MAX: usize = 30_000;
@@ -49,6 +50,8 @@ pub mod limits {
 }
 
 pub const DEFAULT_GREETING: &str = "Hello! Thanks for calling. How can I help you today?";
+pub const DEFAULT_VOICEMAIL_MESSAGE: &str =
+    "Hello, this is an automated call. Sorry we missed you; we will try again later. Goodbye.";
 pub const DEFAULT_LANGUAGE: &str = "en-US";
 pub const DEFAULT_AWS_REGION: &str = "us-east-1";
 
@@ -214,6 +217,9 @@ pub struct AgentDraft {
     pub system_prompt: String,
     #[schema(default = "Hello! Thanks for calling. How can I help you today?")]
     pub greeting: String,
+    /// Left on an answering machine by an outbound call, after the beep.
+    #[schema(default = "Hello, this is an automated call. Sorry we missed you; we will try again later. Goodbye.")]
+    pub voicemail_message: String,
     #[schema(default = "en-US")]
     pub language: String,
     #[serde(deserialize_with = "object")]
@@ -288,6 +294,7 @@ impl Default for AgentDraft {
             description: String::new(),
             system_prompt: String::new(),
             greeting: DEFAULT_GREETING.to_owned(),
+            voicemail_message: DEFAULT_VOICEMAIL_MESSAGE.to_owned(),
             language: DEFAULT_LANGUAGE.to_owned(),
             voice: VoiceDraft::default(),
             knowledge_base: Vec::new(),
@@ -474,6 +481,7 @@ impl AgentDraft {
             description: config.description.clone(),
             system_prompt: config.system_prompt.clone(),
             greeting: config.greeting.clone(),
+            voicemail_message: config.voicemail_message.clone(),
             language: config.language.to_string(),
             voice: VoiceDraft {
                 provider: config.voice.provider,
@@ -554,6 +562,8 @@ impl AgentDraft {
         let description = text(&mut e, "description", &self.description, false, DESCRIPTION_MAX, true);
         let system_prompt = text(&mut e, "system_prompt", &self.system_prompt, true, SYSTEM_PROMPT_MAX, true);
         let greeting = text(&mut e, "greeting", &self.greeting, true, GREETING_MAX, false);
+        let voicemail_message =
+            text(&mut e, "voicemail_message", &self.voicemail_message, true, VOICEMAIL_MESSAGE_MAX, false);
         let language = required(&mut e, "language", &self.language, LanguageTag::parse);
 
         let provider = self.voice.provider;
@@ -759,6 +769,7 @@ impl AgentDraft {
             description,
             system_prompt,
             greeting,
+            voicemail_message,
             language,
             voice: VoiceConfig {
                 provider,

@@ -44,6 +44,7 @@ pub mod vars {
     pub const AGENT_DESCRIPTION: &str = "AGENT_DESCRIPTION";
     pub const AGENT_SYSTEM_PROMPT: &str = "AGENT_SYSTEM_PROMPT";
     pub const AGENT_GREETING: &str = "AGENT_GREETING";
+    pub const AGENT_VOICEMAIL_MESSAGE: &str = "AGENT_VOICEMAIL_MESSAGE";
     pub const AGENT_LANGUAGE: &str = "AGENT_LANGUAGE";
     pub const SPEECH_PROVIDER: &str = "SPEECH_PROVIDER";
     pub const SPEECH_MODEL: &str = "SPEECH_MODEL";
@@ -97,6 +98,7 @@ const FIELD_VARS: &[(&str, &str)] = &[
     ("description", vars::AGENT_DESCRIPTION),
     ("system_prompt", vars::AGENT_SYSTEM_PROMPT),
     ("greeting", vars::AGENT_GREETING),
+    ("voicemail_message", vars::AGENT_VOICEMAIL_MESSAGE),
     ("language", vars::AGENT_LANGUAGE),
     ("voice.provider", vars::SPEECH_PROVIDER),
     ("voice.model", vars::SPEECH_MODEL),
@@ -188,6 +190,7 @@ fn config_vars(c: &AgentConfig) -> Vec<(&'static str, String)> {
         (vars::AGENT_DESCRIPTION, c.description.clone()),
         (vars::AGENT_SYSTEM_PROMPT, c.system_prompt.clone()),
         (vars::AGENT_GREETING, c.greeting.clone()),
+        (vars::AGENT_VOICEMAIL_MESSAGE, c.voicemail_message.clone()),
         (vars::AGENT_LANGUAGE, c.language.to_string()),
         (vars::SPEECH_PROVIDER, c.voice.provider.as_str().to_owned()),
         (vars::SPEECH_MODEL, c.voice.model.to_string()),
@@ -254,12 +257,13 @@ impl EnvironmentSize {
 
     /// The free-text field taking the most bytes, as (field path, bytes).
     pub fn largest_free_text(&self) -> (&'static str, usize) {
-        const FREE_TEXT: [(&str, &str); 5] = [
+        const FREE_TEXT: [(&str, &str); 6] = [
             ("knowledge_base", vars::AGENT_KNOWLEDGE_BASE),
             ("system_prompt", vars::AGENT_SYSTEM_PROMPT),
             ("guardrails.custom_rules", vars::GUARDRAILS_CUSTOM_RULES),
             ("description", vars::AGENT_DESCRIPTION),
             ("greeting", vars::AGENT_GREETING),
+            ("voicemail_message", vars::AGENT_VOICEMAIL_MESSAGE),
         ];
         FREE_TEXT
             .iter()
@@ -341,6 +345,7 @@ impl AgentSpec {
             description: reader.text(vars::AGENT_DESCRIPTION),
             system_prompt: reader.text(vars::AGENT_SYSTEM_PROMPT),
             greeting: reader.text(vars::AGENT_GREETING),
+            voicemail_message: reader.text(vars::AGENT_VOICEMAIL_MESSAGE),
             language: reader.text(vars::AGENT_LANGUAGE),
             voice: VoiceDraft {
                 provider,

@@ -19,6 +19,8 @@
 //! - [`calls`]: the documents a call leaves in the agent's bucket (transcript, metadata).
 //! - [`net`]: which addresses are public, for the URLs tenants give.
 //! - [`openapi`]: the draft's validation rules, written into its OpenAPI schema.
+//! - [`twilio`]: `X-Twilio-Signature`, as Twilio computes it (the runtime checks its
+//!   webhooks with it, the control plane its call status callbacks).
 
 pub mod api;
 pub mod calls;
@@ -29,6 +31,7 @@ pub mod ids;
 pub mod net;
 pub mod openapi;
 pub mod secrets;
+pub mod twilio;
 pub mod validation;
 pub mod values;
 

@@ -132,6 +132,7 @@ pub fn document_rules(schemas: &mut Map<String, Value>) {
         set(draft, "description", text_field(false, true, DESCRIPTION_MAX));
         set(draft, "system_prompt", text_field(true, true, SYSTEM_PROMPT_MAX));
         set(draft, "greeting", text_field(true, false, GREETING_MAX));
+        set(draft, "voicemail_message", text_field(true, false, VOICEMAIL_MESSAGE_MAX));
         set(draft, "language", string(trimmed(LANGUAGE_TAG, true)));
         for required in ["name", "system_prompt"] {
             draft["properties"][required].as_object_mut().map(|p| p.remove("default"));

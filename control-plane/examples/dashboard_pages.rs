@@ -104,6 +104,9 @@ fn metadata(agent_id: &str, tenant_id: &str) -> CallMetadata {
         voicemail: false,
         webhooks: vec![],
         errors: vec![],
+        direction: None,
+        answered_by: None,
+        metadata: None,
     }
 }
 

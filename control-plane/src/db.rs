@@ -22,6 +22,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "sessions", include_str!("../migrations/sqlite/0006_sessions.sql")),
     (7, "tenant_quotas", include_str!("../migrations/sqlite/0007_tenant_quotas.sql")),
     (8, "number_bindings", include_str!("../migrations/sqlite/0008_number_bindings.sql")),
+    (9, "outbound_calls", include_str!("../migrations/sqlite/0009_outbound_calls.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tenants_keys_agents", include_str!("../migrations/postgres/0001_tenants_keys_agents.sql")),
@@ -32,6 +33,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "sessions", include_str!("../migrations/postgres/0006_sessions.sql")),
     (7, "tenant_quotas", include_str!("../migrations/postgres/0007_tenant_quotas.sql")),
     (8, "number_bindings", include_str!("../migrations/postgres/0008_number_bindings.sql")),
+    (9, "outbound_calls", include_str!("../migrations/postgres/0009_outbound_calls.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,6 +34,9 @@
 //! | `TEMPOVOICE_DEPLOYER` | `in-process` | how agents are deployed: `in-process` (the deployer library, in this process), `lambda` (invoke the deployer Lambda), or `off` (store agents only) |
 //! | `DEPLOYER_LAMBDA_FUNCTION` | required with `lambda` | name or ARN of the deployer Lambda |
 //! | `TEMPOVOICE_TWILIO_API_BASE` | `https://api.twilio.com` | Twilio's REST API, where agents' numbers are pointed at them (a local Twilio in tests); `off`: numbers are not pointed (a local run, whose voice URLs lead nowhere), and each deployment says so |
+//! | `TEMPOVOICE_PUBLIC_URL` | none | the URL Twilio reaches this control plane at (e.g. `https://tempovoice.example.com`): outbound calls report their progress to it, and are refused without it |
+//! | `TEMPOVOICE_MAX_CONCURRENT_CALLS` | `200` | live outbound calls a tenant may have; one more is answered 429 (1–1000000) |
+//! | `TEMPOVOICE_MAX_CONCURRENT_CALLS_PER_AGENT` | `200` | live outbound calls one agent may have (1–1000000) |
 //! | `TEMPOVOICE_PUBLIC_HOST` | none | with a single listener naming no host of its own: the host (and port) of its load balancer, for each agent's Twilio voice URL `https://{host}/agent/{id}/incoming-call` |
 //! | `TEMPOVOICE_DEPLOY_WORKERS` | `4` | deployments this replica runs at once (`0`: it takes none) |
 //! | `TEMPOVOICE_DEPLOY_LEASE_SECS` | `120` | how long a worker holds a deployment without renewing; a crashed replica's deployments resume after it |
@@ -162,6 +165,11 @@ pub struct Settings {
     /// `TEMPOVOICE_TWILIO_API_BASE`: where Twilio's REST API is (a local one in
     /// tests); `None` (`off`): agents' numbers are not pointed at them.
     pub twilio_api_base: Option<String>,
+    /// `TEMPOVOICE_PUBLIC_URL`: where Twilio reaches this control plane (outbound
+    /// calls' status callbacks), without a trailing slash.
+    pub public_url: Option<String>,
+    /// `TEMPOVOICE_MAX_CONCURRENT_CALLS` (per tenant) and `…_PER_AGENT`.
+    pub call_limits: crate::store::outbound::CallLimits,
     /// The dashboard served beside the API, unless turned off.
     pub dashboard: Option<dashboard::DashboardSettings>,
 }
@@ -349,6 +357,20 @@ impl Settings {
                 Some(base)
             }
         };
+        let public_url = reader.get("TEMPOVOICE_PUBLIC_URL").map(|raw| raw.trim_end_matches('/').to_owned());
+        if let Some(raw) = &public_url {
+            match url::Url::parse(raw) {
+                Ok(u) if matches!(u.scheme(), "https" | "http") && u.host_str().is_some() && u.query().is_none() => {}
+                _ => reader.error(format!(
+                    "TEMPOVOICE_PUBLIC_URL must be the http(s) URL this control plane is reached at, like \
+                     https://tempovoice.example.com; got {raw:?}"
+                )),
+            }
+        }
+        let call_limits = crate::store::outbound::CallLimits {
+            per_tenant: reader.number("TEMPOVOICE_MAX_CONCURRENT_CALLS", 200, 1..=1_000_000) as i64,
+            per_agent: reader.number("TEMPOVOICE_MAX_CONCURRENT_CALLS_PER_AGENT", 200, 1..=1_000_000) as i64,
+        };
         let public_host = reader.get("TEMPOVOICE_PUBLIC_HOST");
         if let Some(Err(e)) = public_host.as_deref().map(check_public_host) {
             reader.error(e);
@@ -377,6 +399,8 @@ impl Settings {
         reader.finish().map_err(SettingsError)?;
         Ok(Settings {
             twilio_api_base,
+            public_url,
+            call_limits,
             dashboard,
             deployer,
             deploy,

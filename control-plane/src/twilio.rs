@@ -173,6 +173,67 @@ impl TwilioNumbers {
     }
 }
 
+/// An outbound call to create: Twilio fetches its TwiML from `url` when the callee
+/// answers, runs answering machine detection alongside (`DetectMessageEnd`, async:
+/// the result goes to `amd_callback`), and reports progress to `status_callback`.
+pub struct OutboundCall<'a> {
+    pub to: &'a str,
+    pub from: &'a str,
+    pub url: &'a str,
+    pub status_callback: &'a str,
+    pub amd_callback: &'a str,
+    /// Seconds to let it ring.
+    pub ring_timeout_secs: u32,
+}
+
+/// Twilio's answer to a call it created.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreatedCall {
+    pub sid: String,
+    pub status: String,
+}
+
+/// How long answering machine detection may listen (Twilio's default is 30 s too).
+pub const MACHINE_DETECTION_TIMEOUT_SECS: u32 = 30;
+
+impl TwilioNumbers {
+    /// Creates an outbound call (`POST …/Calls.json`).
+    pub async fn create_call(
+        &self,
+        account: &str,
+        token: &SecretString,
+        call: &OutboundCall<'_>,
+    ) -> Result<CreatedCall, TwilioError> {
+        let url = format!("{}/2010-04-01/Accounts/{account}/Calls.json", self.base);
+        let ring = call.ring_timeout_secs.to_string();
+        let amd_timeout = MACHINE_DETECTION_TIMEOUT_SECS.to_string();
+        let form = [
+            ("To", call.to),
+            ("From", call.from),
+            ("Url", call.url),
+            ("Method", "POST"),
+            ("StatusCallback", call.status_callback),
+            ("StatusCallbackMethod", "POST"),
+            ("StatusCallbackEvent", "initiated ringing answered completed"),
+            ("MachineDetection", "DetectMessageEnd"),
+            ("MachineDetectionTimeout", amd_timeout.as_str()),
+            ("AsyncAmd", "true"),
+            ("AsyncAmdStatusCallback", call.amd_callback),
+            ("AsyncAmdStatusCallbackMethod", "POST"),
+            ("Timeout", ring.as_str()),
+        ];
+        let response = self
+            .http
+            .post(&url)
+            .basic_auth(account, Some(token.expose_secret()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| TwilioError::Unreachable(without_url(&e)))?;
+        read(response).await
+    }
+}
+
 /// Twilio's default for an unset method.
 fn method_or_post(method: &str) -> &str {
     if method.is_empty() { "POST" } else { method }

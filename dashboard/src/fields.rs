@@ -215,6 +215,11 @@ pub static FIELDS: &[Field] = &[
     field(Behaviour, "greeting", "greeting", "Greeting", Input(Text), |f| &f.greeting)
         .hint("The first words when the agent picks up.")
         .required(),
+    field(Behaviour, "voicemail_message", "voicemail_message", "Voicemail message", Input(Text), |f| {
+        &f.voicemail_message
+    })
+    .hint("Left after the beep when an outbound call reaches an answering machine.")
+    .required(),
     field(
         Behaviour,
         "idle_prompt_after_secs",

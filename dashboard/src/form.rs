@@ -41,6 +41,7 @@ pub struct AgentForm {
     pub language: String,
     pub system_prompt: String,
     pub greeting: String,
+    pub voicemail_message: String,
     pub idle_prompt_after_secs: String,
     pub enable_transcription: String,
     pub enable_recording: String,
@@ -136,6 +137,7 @@ impl AgentForm {
         let d = AgentDraft::default();
         Self {
             greeting: d.greeting,
+            voicemail_message: d.voicemail_message,
             language: d.language,
             idle_prompt_after_secs: d.idle_prompt_after_secs.to_string(),
             enable_transcription: on(d.enable_transcription),
@@ -166,6 +168,7 @@ impl AgentForm {
             language: d.language,
             system_prompt: d.system_prompt,
             greeting: d.greeting,
+            voicemail_message: d.voicemail_message,
             idle_prompt_after_secs: d.idle_prompt_after_secs.to_string(),
             enable_transcription: on(d.enable_transcription),
             enable_recording: on(d.enable_recording),
@@ -295,6 +298,7 @@ impl AgentForm {
             description: self.description.clone(),
             system_prompt: self.system_prompt.clone(),
             greeting: self.greeting.clone(),
+            voicemail_message: self.voicemail_message.clone(),
             language: self.language.clone(),
             voice: VoiceDraft {
                 provider,

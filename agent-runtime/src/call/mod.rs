@@ -24,6 +24,7 @@
 //! - whatever happens on the wire (malformed JSON, wrong order, huge frames, a dropped
 //!   socket), the call ends with its artifacts ([`record`]).
 
+pub mod amd;
 mod playback;
 mod record;
 #[cfg(test)]
@@ -128,6 +129,8 @@ pub struct CallEnv {
     pub answered: AnsweredCalls,
     /// Issues and checks the one-time tokens that bind a media stream to its call.
     pub stream_tokens: StreamTokens,
+    /// Answering machine detection results of outbound calls, by call sid.
+    pub amd: Arc<amd::AmdResults>,
     /// `TEMPOVOICE_MAX_CALLS`.
     pub max_calls: usize,
     pub timings: CallTimings,
@@ -140,6 +143,8 @@ pub enum EndReason {
     EndCall,
     Transferred,
     Voicemail,
+    /// An outbound call reached an answering machine: the voicemail message was left.
+    AnsweringMachine,
     Idle,
     MaxDuration,
     MaxTurns,
@@ -159,6 +164,7 @@ impl EndReason {
             Self::EndCall => "end_call",
             Self::Transferred => "transferred",
             Self::Voicemail => "voicemail",
+            Self::AnsweringMachine => "answering_machine",
             Self::Idle => "idle",
             Self::MaxDuration => "max_duration",
             Self::MaxTurns => "max_turns",
@@ -187,11 +193,23 @@ struct CallIdentity {
     from: Option<String>,
     to: Option<String>,
     started_at: time::OffsetDateTime,
+    /// `inbound`, `outbound-api`, … (Twilio's `Direction`).
+    direction: Option<String>,
+    /// What placed the outbound call gave as its metadata.
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Twilio's answering machine detection result (or `timeout`).
+    answered_by: Option<String>,
 }
 
 enum Mode {
+    /// An outbound call waits to learn who answered ([`amd`]): nothing is said, and
+    /// the speech session hears nothing.
+    Screening(amd::Screening),
     Conversation,
-    Voicemail { recorder: Option<Recorder>, until: Instant },
+    Voicemail {
+        recorder: Option<Recorder>,
+        until: Instant,
+    },
 }
 
 /// The call's speech session, through its life.
@@ -325,8 +343,20 @@ where
             from: params.get("from").cloned(),
             to: params.get("to").cloned(),
             started_at,
+            direction: params.get("direction").filter(|d| !d.is_empty()).cloned(),
+            metadata: None,
+            answered_by: None,
         };
         let mut errors = Vec::new();
+        let mut id = id;
+        if let Some(raw) = params.get("metadata").filter(|m| !m.is_empty()) {
+            match decode_metadata(raw) {
+                Ok(map) => id.metadata = Some(map),
+                Err(e) => errors.push(format!("metadata: {e}")),
+            }
+        }
+        let screening = id.direction.as_deref().is_some_and(|d| d.starts_with("outbound"))
+            && params.get("amd").is_some_and(|a| a == "async");
         let mut recording_cut_at_ms = None;
         let recorder = if env.config.enable_recording {
             match Recorder::create(env.artifacts.scratch_path(&call_sid, "recording.wav"), 2, env.artifacts.disk()) {
@@ -362,11 +392,15 @@ where
             pending_text: PendingCallerText::default(),
             dtmf: Vec::new(),
             recorder,
-            mode: Mode::Conversation,
+            mode: if screening {
+                Mode::Screening(amd::Screening::start(&env.amd, &env.telephony, &call_sid))
+            } else {
+                Mode::Conversation
+            },
             caller_speaking: false,
             caller_turn_started: None,
             awaiting_reply_since: None,
-            speaking_line: true,
+            speaking_line: !screening,
             last_activity: Instant::now(),
             idle_prompts: 0,
             caller_turns: 0,
@@ -470,6 +504,23 @@ fn event_name(m: &Inbound) -> &'static str {
 }
 
 /// The next event of a live session; never, otherwise.
+/// Who answered, once a screening call learns it (never otherwise).
+async fn screening_result(mode: &mut Mode) -> String {
+    match mode {
+        Mode::Screening(screening) => (&mut screening.result).await.unwrap_or_else(|_| "unknown".into()),
+        _ => std::future::pending().await,
+    }
+}
+
+/// The outbound call's metadata, as the voice webhook passed it on: base64url
+/// (no padding) of a JSON object.
+fn decode_metadata(raw: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.as_bytes())
+        .map_err(|e| format!("not base64url: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("not a JSON object: {e}"))
+}
+
 async fn next_event<S: SpeechSession>(session: &mut Link<S>) -> Option<SpeechEvent> {
     match session {
         Link::Live(s) => s.next_event().await,
@@ -535,6 +586,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                     connected = true;
                     self.on_connected(result).await;
                 }
+                answered = screening_result(&mut self.mode) => self.on_answered(answered).await,
                 event = next_event(&mut self.session) => match event {
                     Some(SpeechEvent::Failed(reason)) => self.provider_lost(reason).await,
                     Some(event) => self.on_speech(event).await,
@@ -592,7 +644,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                 tracing::info!(provider = session.provider(), "speech session open");
                 self.vad.keep_utterances(session.wants_utterances());
                 self.session = Link::Live(session);
-                if self.ending.is_none() {
+                if self.ending.is_none() && matches!(self.mode, Mode::Conversation) {
                     let greeting = self.env.phrases.greeting.clone();
                     self.say(&greeting).await;
                 }
@@ -655,6 +707,9 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
         if let Mode::Voicemail { until, .. } = &self.mode {
             next = next.min(*until);
         }
+        if let Mode::Screening(screening) = &self.mode {
+            next = next.min(screening.until);
+        }
         if let Some(at) = self.idle_deadline() {
             next = next.min(at);
         }
@@ -697,6 +752,12 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                 self.hang_up().await;
             }
         }
+        if let Mode::Screening(screening) = &self.mode {
+            if now >= screening.until {
+                tracing::warn!("no answering machine detection result in time; going on as if a person answered");
+                self.on_answered("timeout".into()).await;
+            }
+        }
         if self.ending.is_none() && now >= max_duration {
             tracing::info!("maximum session duration reached");
             self.end_politely(EndReason::MaxDuration).await;
@@ -714,6 +775,45 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             }
         }
         None
+    }
+
+    /// Who answered the outbound call: a person gets the greeting and the
+    /// conversation; a machine the voicemail message and a hang-up; a fax a hang-up.
+    async fn on_answered(&mut self, answered_by: String) {
+        if !matches!(self.mode, Mode::Screening(_)) {
+            return;
+        }
+        self.mode = Mode::Conversation;
+        let who = amd::AnsweredBy::parse(&answered_by);
+        tracing::info!(answered_by = %answered_by, "answering machine detection");
+        self.id.answered_by = Some(answered_by);
+        self.last_activity = Instant::now();
+        if self.ending.is_some() {
+            return;
+        }
+        match who {
+            amd::AnsweredBy::Human | amd::AnsweredBy::Unknown => {
+                // Without a session yet, the greeting comes when it connects.
+                if matches!(self.session, Link::Live(_)) {
+                    let greeting = self.env.phrases.greeting.clone();
+                    self.say(&greeting).await;
+                }
+            }
+            amd::AnsweredBy::Machine => {
+                // Exactly the configured words: the runtime's own voice, not the model's.
+                self.ending = Some(EndReason::AnsweringMachine);
+                self.after_playback = Some((
+                    AfterPlayback::HangUp(EndReason::AnsweringMachine),
+                    Instant::now() + self.env.timings.playback_slack,
+                ));
+                let message = self.env.phrases.voicemail_message.clone();
+                self.say_in_own_voice(&message).await;
+            }
+            amd::AnsweredBy::Fax => {
+                self.ending = Some(EndReason::AnsweringMachine);
+                self.hang_up().await;
+            }
+        }
     }
 
     /// Asks the session to say `line`; without one, says it in the runtime's voice.

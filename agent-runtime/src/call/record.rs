@@ -84,6 +84,9 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             voicemail: voicemail.is_some(),
             webhooks,
             errors: std::mem::take(&mut self.errors),
+            direction: self.id.direction.clone(),
+            answered_by: self.id.answered_by.clone(),
+            metadata: self.id.metadata.clone(),
         };
         CallArtifacts {
             call_sid: self.id.call_sid.clone(),

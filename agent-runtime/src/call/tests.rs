@@ -37,6 +37,14 @@ impl TelephonyControl for Telephony {
         self.requests.lock().unwrap().push(format!("redirect {call_sid} {twiml}"));
         Box::pin(async { Ok(()) })
     }
+
+    fn answered_by<'a>(
+        &'a self,
+        call_sid: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Option<String>, TelephonyError>> {
+        self.requests.lock().unwrap().push(format!("answered_by {call_sid}"));
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Artifacts are returned by `run_call`; nothing is uploaded in these tests. Stream
@@ -121,6 +129,7 @@ fn env(
         tasks: TaskTracker::new(),
         answered: AnsweredCalls::default(),
         stream_tokens: StreamTokens::new(AUTH_TOKEN, AGENT),
+        amd: Arc::default(),
         max_calls: 4,
         timings: CallTimings { playback_slack: Duration::from_millis(500), ..CallTimings::default() },
         config,

@@ -35,6 +35,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 pub mod numbers;
+pub mod outbound;
 
 use crate::audio::{FRAME_SAMPLES, ULAW_SILENCE};
 use crate::media::{Inbound, MediaFormat, Outbound, StartInfo, StopInfo};
@@ -67,6 +68,7 @@ struct SimState {
     requests: Mutex<Vec<RestRequest>>,
     calls: Mutex<HashMap<String, mpsc::UnboundedSender<RestAction>>>,
     numbers: Arc<numbers::Numbers>,
+    outbound: outbound::Outbound,
 }
 
 /// The simulated Twilio: its REST API listens on 127.0.0.1.
@@ -98,6 +100,9 @@ pub enum Step {
     WaitForAgentSpeaking { after: Duration, timeout: Duration },
     /// Hang up (`stop`).
     HangUp,
+    /// Report who answered to the call's `AsyncAmdStatusCallback` (an outbound call
+    /// placed with answering machine detection): `human`, `machine_end_beep`, …
+    Amd(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +192,7 @@ impl TwilioSim {
             requests: Mutex::new(Vec::new()),
             calls: Mutex::new(HashMap::new()),
             numbers: Arc::clone(&numbers),
+            outbound: outbound::Outbound::default(),
         });
         let numbers_api = axum::Router::new()
             .route("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json", axum::routing::get(numbers::list))
@@ -196,7 +202,11 @@ impl TwilioSim {
             )
             .with_state(numbers);
         let app = axum::Router::new()
-            .route("/2010-04-01/Accounts/{account}/Calls/{call}", axum::routing::post(rest_update_call))
+            .route("/2010-04-01/Accounts/{account}/Calls.json", axum::routing::post(outbound::create_call))
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls/{call}",
+                axum::routing::post(rest_update_call).get(outbound::fetch_call),
+            )
             .with_state(Arc::clone(&state))
             .merge(numbers_api);
         let listener =
@@ -269,8 +279,23 @@ impl TwilioSim {
         call_sid: &str,
         rest_rx: mpsc::UnboundedReceiver<RestAction>,
     ) -> anyhow::Result<CallReport> {
+        self.place_as(options, call_sid, rest_rx, "inbound").await
+    }
+
+    /// Places a call of `direction` (`inbound`, or `outbound-api` for one the REST
+    /// API created).
+    async fn place_as(
+        &self,
+        options: &CallOptions,
+        call_sid: &str,
+        rest_rx: mpsc::UnboundedReceiver<RestAction>,
+        direction: &str,
+    ) -> anyhow::Result<CallReport> {
         let target = url::Url::parse(&options.voice_url).context("voice_url")?;
-        let public = format!("https://{}{}", options.public_host, target.path());
+        let public = match target.query() {
+            Some(query) => format!("https://{}{}?{query}", options.public_host, target.path()),
+            None => format!("https://{}{}", options.public_host, target.path()),
+        };
         let params: Vec<(String, String)> = [
             ("AccountSid", self.state.account_sid.as_str()),
             ("ApiVersion", "2010-04-01"),
@@ -278,7 +303,7 @@ impl TwilioSim {
             ("CallStatus", "ringing"),
             ("Called", options.to.as_str()),
             ("Caller", options.from.as_str()),
-            ("Direction", "inbound"),
+            ("Direction", direction),
             ("From", options.from.as_str()),
             ("To", options.to.as_str()),
         ]
@@ -719,6 +744,10 @@ where
                 }
                 Step::HangUp => {
                     hang_up = true;
+                    true
+                }
+                Step::Amd(answered_by) => {
+                    outbound::report_amd(sim, &report.call_sid, answered_by);
                     true
                 }
             };

@@ -124,8 +124,22 @@ impl Numbers {
         self.faults.lock().expect("sim lock").extend_from_slice(statuses);
     }
 
+    /// The auth token of `account`, if the simulator knows the account.
+    pub(super) fn token(&self, account: &str) -> Option<String> {
+        self.accounts.lock().expect("sim lock").get(account).cloned()
+    }
+
+    /// Whether `account` owns `phone_number`.
+    pub(super) fn owns(&self, account: &str, phone_number: &str) -> bool {
+        self.numbers
+            .lock()
+            .expect("sim lock")
+            .iter()
+            .any(|n| n.account_sid == account && n.phone_number == phone_number)
+    }
+
     /// Whether basic auth carries `account`'s SID and auth token.
-    fn authorized(&self, account: &str, headers: &HeaderMap) -> bool {
+    pub(super) fn authorized(&self, account: &str, headers: &HeaderMap) -> bool {
         let Some(token) = self.accounts.lock().expect("sim lock").get(account).cloned() else { return false };
         let expected =
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{account}:{token}")));

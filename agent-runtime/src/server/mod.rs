@@ -6,6 +6,7 @@
 //! | `POST /agent/{agentId}/incoming-call` | Twilio voice webhook → TwiML `<Connect><Stream>` (or `<Reject reason="busy"/>`) |
 //! | `GET /agent/{agentId}/media-stream` | Media Streams WebSocket → [`crate::call::run_call`], once per call ([`admission`]) |
 //! | `POST /agent/{agentId}/stream-status` | Twilio's `<Stream statusCallback>`: stream started, stopped, failed |
+//! | `POST /agent/{agentId}/amd-status` | Twilio's asynchronous answering machine detection result of an outbound call ([`crate::call::amd`]) |
 //! | `POST /agent/{agentId}/call-status` | the number's status callback (set by the control plane): each call's final status |
 //! | `GET /health` | liveness |
 //! | `GET /health/ready` | 200 while taking calls; 503 while draining, or when the agent's speech provider cannot work (the body says why) |
@@ -172,6 +173,7 @@ impl App {
                 settings.spec.secrets.twilio_auth_token.expose_secret(),
                 settings.spec.agent_id.as_str(),
             ),
+            amd: Arc::default(),
             max_calls: settings.max_calls,
             timings: CallTimings { end_of_turn: settings.end_of_turn, ..CallTimings::default() },
             config,
@@ -323,6 +325,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/{agent_id}/media-stream", get(media_stream))
         .route("/agent/{agent_id}/stream-status", post(stream_status))
         .route("/agent/{agent_id}/call-status", post(call_status))
+        .route("/agent/{agent_id}/amd-status", post(amd_status))
         .route("/health", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -464,7 +467,13 @@ async fn incoming_call(
     let to = param("To");
     let direction = param("Direction");
     let token = inner.env.stream_tokens.issue(&call_sid);
-    tracing::info!(call_sid, from, "incoming call answered");
+    // An outbound call the control plane placed says so in its (signed) URL: whether
+    // Twilio runs answering machine detection, and the caller's metadata.
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let from_query = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (amd, metadata) = (from_query("amd"), from_query("metadata"));
+    tracing::info!(call_sid, from, direction, amd, "call answered");
     twiml(crate::twiml::connect_stream(
         &stream_url,
         &status_url,
@@ -473,6 +482,8 @@ async fn incoming_call(
             ("to", &to),
             ("callSid", &call_sid),
             ("direction", &direction),
+            ("amd", &amd),
+            ("metadata", &metadata),
             (STREAM_TOKEN_PARAMETER, &token),
         ],
     ))
@@ -541,6 +552,30 @@ async fn stream_status(
     } else {
         tracing::debug!(call_sid, stream_sid, event, "stream status");
     }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Twilio's asynchronous answering machine detection result for an outbound call
+/// (`AsyncAmdStatusCallback`): handed to the call if it runs on this task; the
+/// call asks Twilio itself otherwise ([`crate::call::amd`]).
+async fn amd_status(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let params = match state.signed_form(&agent_id, &headers, &uri, &body) {
+        Ok(params) => params,
+        Err(refused) => return *refused,
+    };
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
+    let (call_sid, answered_by) = (param("CallSid"), param("AnsweredBy"));
+    if agent_spec::CallSid::parse(call_sid).is_err() || answered_by.is_empty() {
+        return (StatusCode::UNPROCESSABLE_ENTITY, "CallSid and AnsweredBy are required").into_response();
+    }
+    let here = state.inner.env.amd.deliver(call_sid, answered_by);
+    tracing::info!(call_sid, answered_by, here, "answering machine detection result");
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -47,6 +47,7 @@ prop_compose! {
         description in proptest::option::of(free_text(80)),
         system_prompt in free_text(300),
         greeting in single_line(60),
+        voicemail_message in single_line(60),
         language in select(vec!["en-US", "en-GB", "es", "pt-BR", "zh-Hans-CN"]),
         provider in select(SpeechProvider::ALL.to_vec()),
         (model_pick, voice_pick) in (maybe_index(), maybe_index()),
@@ -83,6 +84,7 @@ prop_compose! {
             description: description.unwrap_or_default(),
             system_prompt,
             greeting,
+            voicemail_message,
             language: language.into(),
             voice: VoiceDraft {
                 provider,

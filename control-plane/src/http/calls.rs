@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{AgentPath, CallPath, Tenant};
+use super::outbound::{__path_place_call, place_call};
 use super::{AppState, page_query};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -33,7 +34,7 @@ const MAX_JSON_BYTES: i64 = 16 * 1024 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_calls))
+        .routes(routes!(list_calls, place_call))
         .routes(routes!(get_transcript))
         .routes(routes!(get_metadata))
         .routes(routes!(get_recording))

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// the tenant's to read (it is about their own account).
     #[error("{message}")]
     Dependency { code: &'static str, message: String },
+    /// The tenant or agent has its most live outbound calls.
+    #[error("{0}")]
+    TooManyCalls(String),
     /// A feature this control plane was configured without.
     #[error("{message}")]
     Disabled { code: &'static str, message: String },
@@ -86,6 +89,7 @@ impl ApiError {
             }
             Self::Dependency { code, message } => (StatusCode::BAD_GATEWAY, *code, message.clone()),
             Self::Disabled { code, message } => (StatusCode::SERVICE_UNAVAILABLE, *code, message.clone()),
+            Self::TooManyCalls(message) => (StatusCode::TOO_MANY_REQUESTS, "too_many_calls", message.clone()),
             Self::Invalid(fields) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request",

@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod numbers;
+pub mod outbound;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -88,6 +89,7 @@ pub fn api() -> (Router<AppState>, OpenApi) {
         .merge(deployments::router())
         .merge(calls::router())
         .merge(numbers::router())
+        .merge(outbound::router())
         .merge(admin::router())
         .split_for_parts();
     doc.info.title = "TempoVoice control plane".into();

@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod cursor;
 pub mod deployments;
 pub mod numbers;
+pub mod outbound;
 pub mod placements;
 pub mod quotas;
 pub mod sessions;

@@ -5,7 +5,6 @@
 //! simulator calls it as Twilio would; and the tenant reads the call's transcript
 //! back through the API, from the agent's bucket.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use agent_runtime::callsim::{Ending, Step};
@@ -13,34 +12,7 @@ use serde_json::Value;
 
 use crate::common;
 
-use common::{AUTH_TOKEN, Platform, agent_body, python};
-
-/// The agent's container environment, through `scripts/agent-env` and a shell, as
-/// `scripts/run-agent` loads it.
-fn agent_environment(base: &HashMap<String, String>, agent_id: &str) -> BTreeMap<String, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/agent-env");
-    let out = std::process::Command::new("bash")
-        .args([
-            "-c",
-            r#"set -euo pipefail; set -a; eval "$("$0" "$1" "$2")"; env -0"#,
-            python().to_str().expect("UTF-8 path"),
-            script,
-            agent_id,
-        ])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(base.iter().filter(|(k, _)| k.starts_with("AWS_") || k.as_str() == "TEMPOVOICE_PREFIX"))
-        .output()
-        .expect("run scripts/agent-env");
-    assert!(out.status.success(), "agent-env: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split('\0')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| !matches!(*k, "PATH" | "PWD" | "SHLVL" | "_"))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
+use common::{AUTH_TOKEN, Platform, Runtime, agent_body, agent_environment};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_reads_back() {
@@ -55,7 +27,7 @@ async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_read
     assert_eq!(platform.wait_deployed(&key, &agent_id).await, "active");
 
     // The runtime, with the task definition's environment.
-    let mut env = agent_environment(&platform.base, &agent_id);
+    let env = agent_environment(&platform.base, &agent_id);
     assert_eq!(env.get("AGENT_ID").map(String::as_str), Some(agent_id.as_str()));
     assert_eq!(env.get("TWILIO_AUTH_TOKEN").map(String::as_str), Some(AUTH_TOKEN), "secret resolved");
     // The Twilio the control plane pointed the number at the agent in.
@@ -64,18 +36,8 @@ async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_read
         sim.number("+14155550100").unwrap().voice_url,
         format!("https://voice.example.com/agent/{agent_id}/incoming-call")
     );
-    let spool = tempfile::tempdir().unwrap();
-    env.insert("TEMPOVOICE_LISTEN".into(), "127.0.0.1:0".into());
-    env.insert("TWILIO_API_BASE".into(), sim.api_base());
-    env.insert("TEMPOVOICE_SPOOL_DIR".into(), spool.path().display().to_string());
-    env.insert("TEMPOVOICE_LOG_FORMAT".into(), "text".into());
-    let settings = agent_runtime::settings::Settings::from_env(|k| env.get(k).cloned()).expect("runtime settings");
-    let runtime = agent_runtime::server::App::build(settings).await.expect("runtime");
-    let addr = runtime.local_addr();
-    let (stop_runtime, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runtime_task = tokio::spawn(runtime.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let runtime = Runtime::start(&platform, &agent_id).await;
+    let addr = runtime.addr;
 
     let say = |text: &str| {
         Step::Say(std::sync::Arc::new(
@@ -134,7 +96,6 @@ async fn an_agent_created_through_the_api_answers_a_call_and_its_transcript_read
     assert_eq!(recording.status(), 200);
     assert!(recording.bytes().await.unwrap().starts_with(b"RIFF"));
 
-    let _ = stop_runtime.send(());
-    runtime_task.await.unwrap().unwrap();
+    runtime.stop().await;
     platform.stop().await;
 }

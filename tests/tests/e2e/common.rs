@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use agent_runtime::callsim::TwilioSim;
@@ -46,6 +46,18 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// Starts the control plane reachable at a known URL (`TEMPOVOICE_PUBLIC_URL`,
+    /// for Twilio's callbacks of outbound calls); `extra` settings override the defaults.
+    pub async fn start_reachable(extra: &[(&str, &str)]) -> Platform {
+        // A free port, taken again at once by the control plane.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let listen = format!("127.0.0.1:{port}");
+        let public = format!("http://127.0.0.1:{port}");
+        let mut all = vec![("TEMPOVOICE_LISTEN", listen.as_str()), ("TEMPOVOICE_PUBLIC_URL", public.as_str())];
+        all.extend_from_slice(extra);
+        Self::start(&all).await
+    }
+
     /// Starts the control plane; `extra` settings override the defaults.
     pub async fn start(extra: &[(&str, &str)]) -> Platform {
         let dir = tempfile::tempdir().unwrap();
@@ -155,4 +167,66 @@ pub fn agent_body(name: &str, phone: &str) -> Value {
         "telephony": {"call_phone_number": phone, "twilio_account_sid": ACCOUNT_SID},
         "secrets": {"twilio_auth_token": AUTH_TOKEN}
     })
+}
+
+/// The agent's container environment, through `scripts/agent-env` and a shell, as
+/// `scripts/run-agent` loads it.
+pub fn agent_environment(base: &HashMap<String, String>, agent_id: &str) -> BTreeMap<String, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/agent-env");
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            r#"set -euo pipefail; set -a; eval "$("$0" "$1" "$2")"; env -0"#,
+            python().to_str().expect("UTF-8 path"),
+            script,
+            agent_id,
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(base.iter().filter(|(k, _)| k.starts_with("AWS_") || k.as_str() == "TEMPOVOICE_PREFIX"))
+        .output()
+        .expect("run scripts/agent-env");
+    assert!(out.status.success(), "agent-env: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split('\0')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| !matches!(*k, "PATH" | "PWD" | "SHLVL" | "_"))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// An agent's runtime, started in this process with its task definition's
+/// environment, Twilio played by `twilio_api_base`.
+pub struct Runtime {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _spool: tempfile::TempDir,
+}
+
+impl Runtime {
+    pub async fn start(platform: &Platform, agent_id: &str) -> Runtime {
+        let mut env = agent_environment(&platform.base, agent_id);
+        let spool = tempfile::tempdir().unwrap();
+        env.insert("TEMPOVOICE_LISTEN".into(), "127.0.0.1:0".into());
+        env.insert("TWILIO_API_BASE".into(), platform.twilio.api_base());
+        env.insert("TEMPOVOICE_SPOOL_DIR".into(), spool.path().display().to_string());
+        env.insert("TEMPOVOICE_LOG_FORMAT".into(), "text".into());
+        let settings = agent_runtime::settings::Settings::from_env(|k| env.get(k).cloned()).expect("runtime settings");
+        let runtime = agent_runtime::server::App::build(settings).await.expect("runtime");
+        let addr = runtime.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(runtime.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Runtime { addr, stop: Some(stop), task, _spool: spool }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
 }

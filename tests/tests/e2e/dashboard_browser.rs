@@ -204,6 +204,9 @@ async fn put_call(platform: &Platform, key: &str, agent_id: &str) {
             error: None,
         }],
         errors: vec![],
+        direction: None,
+        answered_by: None,
+        metadata: None,
     };
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());

@@ -10,3 +10,4 @@ mod dashboard_browser;
 mod dashboard_server_fns;
 mod images;
 mod numbers;
+mod outbound;
