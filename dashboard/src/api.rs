@@ -13,7 +13,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agent_spec::api::{AgentPage, AgentResponse, CallPage, DeploymentResponse, ErrorBody, NumberList, RepointResponse};
+use agent_spec::api::{
+    AgentPage, AgentResponse, CallPage, DeploymentResponse, ErrorBody, NumberList, PlacedCall, RepointResponse,
+};
 use agent_spec::calls::{CallMetadata, Transcript};
 use agent_spec::{AgentDraft, FieldError};
 use axum::body::Body;
@@ -310,6 +312,11 @@ impl TenantApi {
             .body(Body::empty())
             .expect("a POST request builds");
         self.json(request).await
+    }
+
+    pub async fn place_call(&self, id: &str, to: &str) -> Result<PlacedCall, ApiFailure> {
+        let body = serde_json::json!({ "to": to });
+        self.json(self.with_json(self.request(Method::POST, &format!("/v1/agents/{}/calls", encode(id))), &body)).await
     }
 
     pub async fn list_numbers(&self) -> Result<NumberList, ApiFailure> {

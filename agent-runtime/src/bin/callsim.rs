@@ -8,6 +8,16 @@
 //! The runtime's `TWILIO_API_BASE` must point at the simulator's REST API for
 //! hang-ups and transfers to reach it: start it with `--rest-port`, or read the
 //! address it prints.
+//!
+//! Outbound calls: with `--answer person|machine|busy|no-answer`, callsim places no
+//! call; it waits for the calls an agent places through its REST API (the control
+//! plane's `TEMPOVOICE_TWILIO_API_BASE`) and answers `--calls` of them as that
+//! callee, playing Twilio's answering machine detection and status callbacks:
+//!
+//! ```text
+//! callsim --answer machine --number +14155550100 --runtime http://127.0.0.1:8081 \
+//!         --rest-port 8090 --account-sid AC… --auth-token …
+//! ```
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,9 +29,19 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(about = "Call a TempoVoice agent runtime as Twilio would")]
 struct Args {
-    /// The runtime's voice webhook URL (where it listens).
+    /// The runtime's voice webhook URL (where it listens); not with --answer.
+    #[arg(long, required_unless_present = "answer")]
+    url: Option<String>,
+    /// Answer the outbound calls agents place, as this callee, instead of calling.
+    #[arg(long, value_enum)]
+    answer: Option<Callee>,
+    /// With --answer: where the agent's runtime listens; requests Twilio would send
+    /// to the public host of the call's URL go there.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    runtime: String,
+    /// A number of the simulated account (an agent calls from its own). Repeatable.
     #[arg(long)]
-    url: String,
+    number: Vec<String>,
     /// The public host Twilio would call (default: the URL's host and port).
     #[arg(long)]
     public_host: Option<String>,
@@ -80,9 +100,16 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rest = std::net::SocketAddr::from(([127, 0, 0, 1], args.rest_port));
     let sim = TwilioSim::start_on(&args.account_sid, &args.auth_token, rest).await?;
+    for number in &args.number {
+        sim.add_number(&args.account_sid, number, "");
+    }
     eprintln!("Twilio REST API simulated at {} (TWILIO_API_BASE)", sim.api_base());
+    if let Some(callee) = args.answer {
+        return answer_outbound(&sim, &args, callee).await;
+    }
     tokio::time::sleep(Duration::from_secs(args.wait_secs)).await;
-    let url = url::Url::parse(&args.url)?;
+    let voice_url = args.url.clone().expect("clap requires --url without --answer");
+    let url = url::Url::parse(&voice_url)?;
     let public_host = args.public_host.clone().unwrap_or_else(|| match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or("localhost")),
         None => url.host_str().unwrap_or("localhost").to_owned(),
@@ -112,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
         script.push(Step::HangUp);
     }
     let options = CallOptions {
-        voice_url: args.url.clone(),
+        voice_url,
         public_host,
         from: args.from.clone(),
         to: args.to.clone(),
@@ -177,6 +204,72 @@ async fn main() -> anyhow::Result<()> {
     );
     if failures > 0 {
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Who answers the outbound calls (`--answer`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Callee {
+    /// Says "Hello?", is detected as a person, then says each --text after the agent's turn.
+    Person,
+    /// Plays a greeting (the first --text, or a stock one) and a beep, then records.
+    Machine,
+    Busy,
+    NoAnswer,
+}
+
+async fn answer_outbound(sim: &TwilioSim, args: &Args, callee: Callee) -> anyhow::Result<()> {
+    use agent_runtime::callsim::outbound::Answer;
+    let wait = Step::WaitForAgent { quiet: Duration::from_millis(800), timeout: Duration::from_secs(20) };
+    for n in 1..=args.calls {
+        eprintln!("waiting for outbound call {n} of {}", args.calls);
+        let Some(call) = sim.next_outbound(Duration::from_secs(args.max_secs.max(600))).await else {
+            anyhow::bail!("no outbound call came");
+        };
+        println!(
+            "call {} from {} to {}",
+            call.sid,
+            call.param("From").unwrap_or_default(),
+            call.param("To").unwrap_or_default()
+        );
+        let answer = match callee {
+            Callee::Busy => Answer::Busy,
+            Callee::NoAnswer => Answer::NoAnswer,
+            Callee::Machine => {
+                let greeting = args
+                    .text
+                    .first()
+                    .map_or("Hi, you have reached us. Please leave a message after the tone.", String::as_str);
+                Answer::Machine { greeting: Arc::new(speech(greeting, &args.voice)?), listen: Duration::from_secs(60) }
+            }
+            Callee::Person => {
+                let mut script =
+                    vec![Step::Say(Arc::new(speech("Hello?", &args.voice)?)), Step::Amd("human"), wait.clone()];
+                for text in &args.text {
+                    script.push(Step::Say(Arc::new(speech(text, &args.voice)?)));
+                    script.push(wait.clone());
+                }
+                if args.hang_up {
+                    script.push(Step::HangUp);
+                }
+                Answer::Person(script)
+            }
+        };
+        let outcome = sim.answer(call, answer, &args.runtime).await?;
+        for (status, http) in &outcome.status_callbacks {
+            println!("status callback {status}: HTTP {http}");
+        }
+        if let Some(report) = &outcome.report {
+            println!(
+                "call {} ended: {:?}; agent audio played: {} ms",
+                report.call_sid, report.ending, report.agent_played_ms
+            );
+            if let Some(out) = &args.out {
+                write_wav(out, &report.heard)?;
+                println!("agent audio written to {}", out.display());
+            }
+        }
     }
     Ok(())
 }

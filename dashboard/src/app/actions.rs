@@ -312,3 +312,45 @@ pub async fn repoint_number(csrf: String, id: String) -> Result<(), ServerFnErro
     }
     Ok(())
 }
+
+/// Has the agent call `to`, then back to the agent's page with the call's sid (or
+/// why it could not call).
+#[server(endpoint = "place_call")]
+pub async fn place_call(csrf: String, id: String, to: String) -> Result<(), ServerFnError> {
+    let ctx = RequestContext::current();
+    let page = format!("/agents/{}", super::view::encode(&id));
+    let Some(session) = authorized(&ctx, &csrf, &page) else {
+        return Ok(());
+    };
+    let to = to.trim().to_owned();
+    let message = match ctx.api_for(&session).place_call(&id, &to).await {
+        Ok(placed) => {
+            ctx.redirect(&ctx.with_flash(
+                &page,
+                Flash::success(format!("Calling {} from {} (call {}).", placed.to, placed.from, placed.call_sid)),
+            ));
+            return Ok(());
+        }
+        Err(ApiFailure::Unauthorized) => {
+            ctx.redirect("/sign-in?error=expired");
+            return Ok(());
+        }
+        Err(ApiFailure::NotFound) => {
+            ctx.redirect(&ctx.with_flash("/", Flash::error(NO_SUCH_AGENT)));
+            return Ok(());
+        }
+        Err(ApiFailure::Invalid(fields)) => {
+            fields.iter().map(|f| format!("{}: {}", f.field, f.reason)).collect::<Vec<_>>().join("; ")
+        }
+        Err(ApiFailure::Conflict(message) | ApiFailure::Status { message, .. }) => message,
+        Err(ApiFailure::TooManyAttempts { retry_after }) => {
+            format!("too many failed attempts; try again in {retry_after} s")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "control-plane call failed");
+            "the control plane did not answer; try again in a moment".to_owned()
+        }
+    };
+    ctx.redirect(&ctx.with_flash(&page, Flash::error(format!("The agent could not call {to}: {message}"))));
+    Ok(())
+}

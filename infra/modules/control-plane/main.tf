@@ -40,6 +40,8 @@ locals {
     TEMPOVOICE_LISTENERS                = var.listeners_setting
     TEMPOVOICE_LOG_FORMAT               = "json"
     TEMPOVOICE_DASHBOARD_SECURE_COOKIES = "true"
+    # Where Twilio posts the progress of the agents' outbound calls.
+    TEMPOVOICE_PUBLIC_URL = "https://${var.control_plane_host}"
     # Only the ALB reaches the tasks (security group): its X-Forwarded-For names the client.
     TEMPOVOICE_TRUSTED_PROXY      = "true"
     TEMPOVOICE_ROLLOUT_CHECK      = "ecs"

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use agent_runtime::callsim::outbound::Answer;
 use agent_spec::calls::{CallMetadata, DtmfRecord, Role, ToolCall, ToolCallRecord, Transcript, Turn, WebhookDelivery};
 use common::{ACCOUNT_SID, AUTH_TOKEN, Platform};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -227,7 +228,7 @@ async fn put_call(platform: &Platform, key: &str, agent_id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser() {
-    let platform = Platform::start(&[]).await;
+    let platform = Platform::start_reachable(&[]).await;
     let (_, key) = platform.tenant("Rosa's Bakery").await;
     let driver = ChromeDriver::start().await;
     let profile = tempfile::tempdir().unwrap();
@@ -332,6 +333,18 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
         .await
         .unwrap();
     assert_eq!(pasted, Value::String(voice_url.clone()), "the clipboard holds the voice URL");
+
+    // Call a number from the agent's page: Twilio is asked to call it from the agent's.
+    fill(&browser, "call-to", "+15550002222").await;
+    screenshot(&browser, "06a-call-form").await;
+    browser.find(Locator::Css("#call-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap().text().await.unwrap();
+    assert!(notice.contains("Calling +15550002222 from +14155550100 (call CA"), "{notice}");
+    let call = platform.twilio.next_outbound(Duration::from_secs(5)).await.expect("Twilio was asked to call");
+    assert_eq!((call.param("To"), call.param("From")), (Some("+15550002222"), Some("+14155550100")));
+    let unanswered = platform.twilio.answer(call, Answer::NoAnswer, "http://127.0.0.1:9").await.unwrap();
+    assert_eq!(unanswered.status_callbacks.last().unwrap(), &("no-answer".to_owned(), 204));
+    screenshot(&browser, "06b-call-placed").await;
 
     // Listed.
     browser.goto(&format!("{url}/")).await.unwrap();

@@ -4,7 +4,7 @@ use agent_spec::api::{AgentResponse, DeploymentAction, DeploymentResponse, Secre
 use leptos::prelude::*;
 
 use super::{REFRESH_SECS, async_page, not_found, param, truncate};
-use crate::app::actions::{DeleteAgent, RedeployAgent};
+use crate::app::actions::{DeleteAgent, PlaceCall, RedeployAgent};
 use crate::app::view::{Page, duration, notice, short_time, status_badge, when};
 
 #[component]
@@ -31,7 +31,7 @@ pub fn AgentPage() -> impl IntoView {
             <div class="two">
                 <div>
                     {voice_url_panel(&agent)}
-                    {deployment_panel(&agent, deployment.as_ref(), csrf)}
+                    {deployment_panel(&agent, deployment.as_ref(), csrf.clone())}
                     {config_panel(&agent)}
                 </div>
                 <div>
@@ -43,6 +43,7 @@ pub fn AgentPage() -> impl IntoView {
                             <a class="button danger secondary" href=format!("/agents/{}/delete", agent.id)>"Delete"</a>
                         </div>
                     </div>
+                    {call_panel(&agent, csrf)}
                     <div class="panel">
                         <h2>"Details"</h2>
                         <dl class="summary">
@@ -57,6 +58,40 @@ pub fn AgentPage() -> impl IntoView {
         };
         Ok(Page { title, refresh, body: body.into_any() })
     })
+}
+
+/// "Call a number": the agent calls out, from its number (once it is deployed).
+fn call_panel(agent: &AgentResponse, csrf: String) -> AnyView {
+    let number = agent.config.telephony.call_phone_number.to_string();
+    if agent.voice_url.is_none() {
+        return view! {
+            <div class="panel">
+                <h2>"Call a number"</h2>
+                <p class="muted">"Once the agent is deployed, it can call a number from " <span class="mono">{number}</span> "."</p>
+            </div>
+        }
+        .into_any();
+    }
+    let id = agent.id.to_string();
+    view! {
+        <div class="panel">
+            <h2>"Call a number"</h2>
+            <ActionForm action={ServerAction::<PlaceCall>::new()} attr:id="call-form">
+                <input type="hidden" name="csrf" value=csrf/>
+                <input type="hidden" name="id" value=id/>
+                <div class="field">
+                    <label for="call-to">"Number to call"</label>
+                    <input type="tel" id="call-to" name="to" required=true placeholder="+14155550123" autocomplete="off" aria-describedby="call-to-hint"/>
+                    <p class="hint" id="call-to-hint">
+                        "E.164. The agent calls from " <span class="mono">{number}</span>
+                        "; an answering machine gets its voicemail message."
+                    </p>
+                </div>
+                <button type="submit">"Call"</button>
+            </ActionForm>
+        </div>
+    }
+    .into_any()
 }
 
 fn voice_url_panel(agent: &AgentResponse) -> AnyView {
