@@ -127,6 +127,15 @@ pub fn document_rules(schemas: &mut Map<String, Value>) {
     if let Some(key) = schemas.get_mut("IssueApiKeyRequest") {
         set(key, "label", text_field(false, false, crate::api::LABEL_MAX));
     }
+    if let Some(call) = schemas.get_mut("PlaceCallRequest") {
+        set(call, "to", string(trimmed(E164, true)));
+        set(call, "from", optional_string(trimmed(E164, false)));
+        describe(
+            call,
+            "to",
+            "E.164, not the agent's own number (a rule between the request and the agent: refused with 422).",
+        );
+    }
     if let Some(draft) = schemas.get_mut("AgentDraft") {
         set(draft, "name", text_field(true, false, NAME_MAX));
         set(draft, "description", text_field(false, true, DESCRIPTION_MAX));

@@ -31,6 +31,9 @@ pub struct NewCall<'a> {
     pub live_until: i64,
 }
 
+/// How long a call is kept after it ended (or its slot freed itself).
+const PRUNE_AFTER_MS: i64 = 24 * 3600 * 1000;
+
 /// Statuses after which Twilio's call is over.
 pub fn is_final(status: &str) -> bool {
     matches!(status, "completed" | "busy" | "no-answer" | "failed" | "canceled")
@@ -48,6 +51,14 @@ impl Store {
     ) -> Result<Result<(), TooManyCalls>, StoreError> {
         let now = now_ms();
         let mut tx = self.quota_transaction(tenant).await?;
+        // Calls over for a day are of no more use here: the table stays small.
+        sqlx::query(
+            "DELETE FROM outbound_calls WHERE tenant_id = $1 AND (ended_at < $2 OR (ended_at IS NULL AND live_until < $2))",
+        )
+        .bind(tenant.as_str())
+        .bind(now - PRUNE_AFTER_MS)
+        .execute(&mut *tx)
+        .await?;
         let (tenant_live, agent_live): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN agent_id = $2 THEN 1 ELSE 0 END), 0) FROM outbound_calls \
              WHERE tenant_id = $1 AND ended_at IS NULL AND live_until > $3",
