@@ -161,15 +161,7 @@ impl TwilioNumbers {
             ("StatusCallback", routing.status_callback.as_str()),
             ("StatusCallbackMethod", method_or_post(&routing.status_callback_method)),
         ];
-        let response = self
-            .http
-            .post(&url)
-            .basic_auth(account, Some(token.expose_secret()))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| TwilioError::Unreachable(without_url(&e)))?;
-        read(response).await
+        self.post(&url, account, token, &form).await
     }
 }
 
@@ -222,11 +214,24 @@ impl TwilioNumbers {
             ("AsyncAmdStatusCallbackMethod", "POST"),
             ("Timeout", ring.as_str()),
         ];
+        self.post(&url, account, token, &form).await
+    }
+}
+
+impl TwilioNumbers {
+    /// Posts `form` to `url` as `account`; Twilio's answer, read as `T`.
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        account: &str,
+        token: &SecretString,
+        form: &[(&str, &str)],
+    ) -> Result<T, TwilioError> {
         let response = self
             .http
-            .post(&url)
+            .post(url)
             .basic_auth(account, Some(token.expose_secret()))
-            .form(&form)
+            .form(form)
             .send()
             .await
             .map_err(|e| TwilioError::Unreachable(without_url(&e)))?;

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -399,21 +398,40 @@ impl AppState {
     }
 }
 
-impl AppState {
-    /// The form parameters of a request Twilio posted to this agent and signed, or
-    /// the response refusing it.
-    fn signed_form(
-        &self,
-        agent_id: &str,
-        headers: &HeaderMap,
-        uri: &Uri,
-        body: &[u8],
-    ) -> Result<Vec<(String, String)>, Box<Response>> {
-        let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
-        match self.refusal(agent_id, headers, uri, &params, false) {
-            Some(refused) => Err(Box::new(refused)),
-            None => Ok(params),
+/// A request Twilio made to one of the agent's webhooks (`/agent/{id}/…`): its form,
+/// once the request is known to be for this agent and signed by Twilio (otherwise
+/// the refusal is the answer).
+struct TwilioForm {
+    params: Vec<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+}
+
+impl TwilioForm {
+    /// The value of `name`, or `""`.
+    fn get(&self, name: &str) -> &str {
+        self.params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+}
+
+impl axum::extract::FromRequest<AppState> for TwilioForm {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = request.into_parts();
+        let Path(agent_id) =
+            Path::<String>::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let (headers, uri) = (parts.headers.clone(), parts.uri.clone());
+        // Read as axum reads any body: within the router's body limit (413 beyond it).
+        let body = axum::body::Bytes::from_request(axum::extract::Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+        if let Some(refused) = state.refusal(&agent_id, &headers, &uri, &params, false) {
+            return Err(refused);
         }
+        Ok(Self { params, headers, uri })
     }
 }
 
@@ -421,19 +439,10 @@ fn twiml(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
-async fn incoming_call(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
+async fn incoming_call(State(state): State<AppState>, form: TwilioForm) -> Response {
     let inner = &state.inner;
-    let params = match state.signed_form(&agent_id, &headers, &uri, &body) {
-        Ok(params) => params,
-        Err(refused) => return *refused,
-    };
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (headers, uri) = (&form.headers, &form.uri);
+    let param = |name: &str| form.get(name).to_owned();
     let call_sid = param("CallSid");
     if agent_spec::CallSid::parse(&call_sid).is_err() {
         return (StatusCode::UNPROCESSABLE_ENTITY, "CallSid: missing or not a Twilio call sid").into_response();
@@ -456,11 +465,11 @@ async fn incoming_call(
         inner.env.answered.attach_pickup(&call_sid, handle);
     }
     let stream_url = {
-        let base = public_url(&inner.settings, &headers, &Uri::from_static("/"), true);
+        let base = public_url(&inner.settings, headers, &Uri::from_static("/"), true);
         format!("{}agent/{}/media-stream", base, inner.env.agent_id)
     };
     let status_url = {
-        let base = public_url(&inner.settings, &headers, &Uri::from_static("/"), false);
+        let base = public_url(&inner.settings, headers, &Uri::from_static("/"), false);
         format!("{}agent/{}/stream-status", base, inner.env.agent_id)
     };
     let from = param("From");
@@ -532,18 +541,8 @@ async fn media_stream(
 
 /// Twilio's `<Stream statusCallback>`: counted by event; a failed stream is logged
 /// with Twilio's reason.
-async fn stream_status(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let params = match state.signed_form(&agent_id, &headers, &uri, &body) {
-        Ok(params) => params,
-        Err(refused) => return *refused,
-    };
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
+async fn stream_status(State(state): State<AppState>, form: TwilioForm) -> Response {
+    let param = |name: &str| form.get(name);
     let event = param("StreamEvent");
     state.inner.env.metrics.stream_event(event);
     let (call_sid, stream_sid) = (param("CallSid"), param("StreamSid"));
@@ -558,18 +557,8 @@ async fn stream_status(
 /// Twilio's asynchronous answering machine detection result for an outbound call
 /// (`AsyncAmdStatusCallback`): handed to the call if it runs on this task; the
 /// call asks Twilio itself otherwise ([`crate::call::amd`]).
-async fn amd_status(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let params = match state.signed_form(&agent_id, &headers, &uri, &body) {
-        Ok(params) => params,
-        Err(refused) => return *refused,
-    };
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
+async fn amd_status(State(state): State<AppState>, form: TwilioForm) -> Response {
+    let param = |name: &str| form.get(name);
     let (call_sid, answered_by) = (param("CallSid"), param("AnsweredBy"));
     if agent_spec::CallSid::parse(call_sid).is_err() || answered_by.is_empty() {
         return (StatusCode::UNPROCESSABLE_ENTITY, "CallSid and AnsweredBy are required").into_response();
@@ -582,18 +571,8 @@ async fn amd_status(
 /// Twilio's call status callback (the number's `StatusCallback`, set by the control
 /// plane): counted by final status; a call that failed before it reached the agent
 /// (`busy`, `no-answer`, `failed`) is logged, since no media stream ever told of it.
-async fn call_status(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let params = match state.signed_form(&agent_id, &headers, &uri, &body) {
-        Ok(params) => params,
-        Err(refused) => return *refused,
-    };
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
+async fn call_status(State(state): State<AppState>, form: TwilioForm) -> Response {
+    let param = |name: &str| form.get(name);
     let (call_sid, status) = (param("CallSid"), param("CallStatus"));
     state.inner.env.metrics.call_status(status);
     match status {

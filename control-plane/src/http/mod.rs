@@ -78,6 +78,14 @@ impl AppState {
     pub fn aws(&self) -> Result<&AwsAccess, ApiError> {
         self.aws.as_ref().ok_or(ApiError::DeployerOff)
     }
+
+    /// Twilio's API, unless this control plane runs without it.
+    pub fn twilio(&self) -> Result<&crate::twilio::TwilioNumbers, ApiError> {
+        self.twilio.as_ref().ok_or_else(|| ApiError::Disabled {
+            code: "twilio_off",
+            message: "this control plane does not talk to Twilio (TEMPOVOICE_TWILIO_API_BASE=off)".into(),
+        })
+    }
 }
 
 /// All routes with their OpenAPI document.

@@ -154,12 +154,7 @@ async fn repoint_number(
             message: "telephony.configure_number is off: the number is yours to point".into(),
         });
     }
-    if state.twilio.is_none() {
-        return Err(ApiError::Disabled {
-            code: "twilio_off",
-            message: "this control plane does not talk to Twilio (TEMPOVOICE_TWILIO_API_BASE=off)".into(),
-        });
-    }
+    state.twilio()?;
     let listener = state
         .store
         .placement(&tenant, &id)

@@ -111,12 +111,7 @@ pub(super) async fn place_call(
         ));
     }
     let to = to.expect("checked above");
-    let Some(twilio) = state.twilio.as_ref() else {
-        return Err(ApiError::Disabled {
-            code: "twilio_off",
-            message: "this control plane does not talk to Twilio (TEMPOVOICE_TWILIO_API_BASE=off)".into(),
-        });
-    };
+    let twilio = state.twilio()?;
     let Some(public_url) = state.settings.public_url.as_deref() else {
         return Err(ApiError::Disabled {
             code: "outbound_off",
