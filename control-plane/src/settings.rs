@@ -183,14 +183,14 @@ impl Settings {
     /// The Twilio voice URL of `agent` placed on `listener_arn`: known once it is
     /// placed, on a listener whose public host is configured.
     pub fn voice_url(&self, agent: &agent_spec::AgentId, listener_arn: Option<&str>) -> Option<String> {
-        let host = self.public_host_of(listener_arn?)?;
-        Some(format!("https://{host}/agent/{agent}/incoming-call"))
+        self.agent_urls(agent, listener_arn).map(|urls| urls.voice)
     }
 
-    /// Where Twilio posts the status of `agent`'s calls (beside its voice URL).
-    pub fn call_status_url(&self, agent: &agent_spec::AgentId, listener_arn: Option<&str>) -> Option<String> {
+    /// The URLs Twilio reaches `agent` at (known as its voice URL is).
+    pub fn agent_urls(&self, agent: &agent_spec::AgentId, listener_arn: Option<&str>) -> Option<AgentUrls> {
         let host = self.public_host_of(listener_arn?)?;
-        Some(format!("https://{host}/agent/{agent}/call-status"))
+        let url = |path: &str| format!("https://{host}/agent/{agent}/{path}");
+        Some(AgentUrls { voice: url("incoming-call"), call_status: url("call-status"), amd_status: url("amd-status") })
     }
 
     /// The agent a voice URL belongs to, when it is one of this control plane's
@@ -210,6 +210,17 @@ impl Settings {
             _ => None,
         }
     }
+}
+
+/// Where Twilio reaches an agent's runtime, through its load balancer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentUrls {
+    /// The voice webhook (`…/incoming-call`).
+    pub voice: String,
+    /// Calls' status callbacks (`…/call-status`).
+    pub call_status: String,
+    /// Answering machine detection results of outbound calls (`…/amd-status`).
+    pub amd_status: String,
 }
 
 /// A host name or IP with an optional port: what goes between `https://` and the path.

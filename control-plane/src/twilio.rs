@@ -1,5 +1,5 @@
 //! The part of Twilio's REST API the control plane uses: a number's voice routing
-//! (IncomingPhoneNumbers). The API base URL is a setting (`TEMPOVOICE_TWILIO_API_BASE`),
+//! (IncomingPhoneNumbers) and outbound calls (Calls). The API base URL is a setting (`TEMPOVOICE_TWILIO_API_BASE`),
 //! so a local Twilio (the call simulator) can take these requests.
 //!
 //! What Twilio does with a number's routing, and what that means here:
@@ -91,10 +91,10 @@ impl TwilioError {
     }
 }
 
-/// Twilio's IncomingPhoneNumbers API, for any account (each call names its own
-/// credentials: every agent has its tenant's).
+/// Twilio's REST API, for any account (each request names its own credentials:
+/// every agent has its tenant's).
 #[derive(Clone)]
-pub struct TwilioNumbers {
+pub struct TwilioApi {
     http: reqwest::Client,
     base: String,
 }
@@ -105,7 +105,7 @@ struct NumberPage {
     incoming_phone_numbers: Vec<IncomingNumber>,
 }
 
-impl TwilioNumbers {
+impl TwilioApi {
     pub fn new(base: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -188,7 +188,7 @@ pub struct CreatedCall {
 /// How long answering machine detection may listen (Twilio's default is 30 s too).
 pub const MACHINE_DETECTION_TIMEOUT_SECS: u32 = 30;
 
-impl TwilioNumbers {
+impl TwilioApi {
     /// Creates an outbound call (`POST …/Calls.json`).
     pub async fn create_call(
         &self,
@@ -218,7 +218,7 @@ impl TwilioNumbers {
     }
 }
 
-impl TwilioNumbers {
+impl TwilioApi {
     /// Posts `form` to `url` as `account`; Twilio's answer, read as `T`.
     async fn post<T: serde::de::DeserializeOwned>(
         &self,

@@ -439,19 +439,20 @@ impl TwilioSim {
     }
 }
 
+/// Twilio's error answer: `{"code", "message", "status"}`.
+fn twilio_error(status: StatusCode, code: u32, message: &str) -> axum::response::Response {
+    let body = serde_json::json!({"code": code, "message": message, "status": status.as_u16()});
+    (status, axum::Json(body)).into_response()
+}
+
 async fn rest_update_call(
     State(state): State<Arc<SimState>>,
     Path((account, call)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> impl IntoResponse {
+) -> axum::response::Response {
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", state.account_sid, state.auth_token))
-    );
-    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
-        && account == state.account_sid;
+    let authorized = state.numbers.authorized(&account, &headers);
     let call_sid = call.strip_suffix(".json").unwrap_or(&call).to_owned();
     state.requests.lock().expect("sim lock").push(RestRequest {
         account_sid: account,
@@ -460,31 +461,22 @@ async fn rest_update_call(
         authorized,
     });
     if !authorized {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"code": 20003, "message": "Authenticate", "status": 401})),
-        );
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
     let action = if let Some((_, twiml)) = form.iter().find(|(k, _)| k == "Twiml") {
         RestAction::Redirected(twiml.clone())
     } else if form.iter().any(|(k, v)| k == "Status" && v == "completed") {
         RestAction::Completed
     } else {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(serde_json::json!({"code": 21218, "message": "Invalid parameter", "status": 400})),
-        );
+        return twilio_error(StatusCode::BAD_REQUEST, 21218, "Invalid parameter");
     };
     let sender = state.calls.lock().expect("sim lock").get(&call_sid).cloned();
     match sender {
         Some(tx) => {
             let _ = tx.send(action);
-            (StatusCode::OK, axum::Json(serde_json::json!({"sid": call_sid, "status": "completed"})))
+            axum::Json(serde_json::json!({"sid": call_sid, "status": "completed"})).into_response()
         }
-        None => (
-            StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({"code": 20404, "message": "Not found", "status": 404})),
-        ),
+        None => twilio_error(StatusCode::NOT_FOUND, 20404, "Not found"),
     }
 }
 

@@ -13,6 +13,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+
+use super::twilio_error;
 use serde_json::{Value, json};
 
 /// A number of one of the simulated accounts.
@@ -145,10 +147,6 @@ impl Numbers {
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{account}:{token}")));
         headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
     }
-}
-
-fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
-    (status, axum::Json(json!({"code": code, "message": message, "status": status.as_u16()}))).into_response()
 }
 
 /// Records the request and answers what must come before serving it: an injected

@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 
-use super::{CallOptions, CallReport, SimState, Step, TwilioSim, random_hex};
+use super::{CallOptions, CallReport, SimState, Step, TwilioSim, random_hex, twilio_error};
 
 /// A call the REST API created.
 #[derive(Debug, Clone)]
@@ -66,10 +66,9 @@ pub(super) struct Outbound {
     amd_callbacks: Mutex<HashMap<String, (String, String)>>,
     answered_by: Mutex<HashMap<String, String>>,
     statuses: Mutex<HashMap<String, String>>,
-}
-
-fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
-    (status, axum::Json(json!({"code": code, "message": message, "status": status.as_u16()}))).into_response()
+    /// AMD callbacks are not posted (as when they reach another of the agent's
+    /// tasks): the result is only in the call's `answered_by`.
+    withhold_amd: std::sync::atomic::AtomicBool,
 }
 
 fn is_e164(n: &str) -> bool {
@@ -133,6 +132,9 @@ pub(super) async fn fetch_call(
 pub(super) fn report_amd(sim: &TwilioSim, call_sid: &str, answered_by: &str) {
     let outbound = &sim.state.outbound;
     outbound.answered_by.lock().expect("sim lock").insert(call_sid.to_owned(), answered_by.to_owned());
+    if outbound.withhold_amd.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let Some((url, local)) = outbound.amd_callbacks.lock().expect("sim lock").get(call_sid).cloned() else { return };
     let params = vec![
         ("AccountSid".to_owned(), sim.state.account_sid.clone()),
@@ -202,6 +204,12 @@ impl TwilioSim {
                 return None;
             }
         }
+    }
+
+    /// Whether AMD callbacks are posted (`true`, the default) or withheld, as when
+    /// the load balancer hands them to another task of the agent than the call's.
+    pub fn post_amd_callbacks(&self, post: bool) {
+        self.state.outbound.withhold_amd.store(!post, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Every outbound call the REST API created.

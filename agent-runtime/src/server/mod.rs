@@ -483,19 +483,16 @@ async fn incoming_call(State(state): State<AppState>, form: TwilioForm) -> Respo
     let from_query = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let (amd, metadata) = (from_query("amd"), from_query("metadata"));
     tracing::info!(call_sid, from, direction, amd, "call answered");
-    twiml(crate::twiml::connect_stream(
-        &stream_url,
-        &status_url,
-        &[
-            ("from", &from),
-            ("to", &to),
-            ("callSid", &call_sid),
-            ("direction", &direction),
-            ("amd", &amd),
-            ("metadata", &metadata),
-            (STREAM_TOKEN_PARAMETER, &token),
-        ],
-    ))
+    let mut parameters = vec![
+        ("from", from.as_str()),
+        ("to", to.as_str()),
+        ("callSid", call_sid.as_str()),
+        ("direction", direction.as_str()),
+        (STREAM_TOKEN_PARAMETER, token.as_str()),
+    ];
+    parameters
+        .extend([("amd", amd.as_str()), ("metadata", metadata.as_str())].into_iter().filter(|(_, v)| !v.is_empty()));
+    twiml(crate::twiml::connect_stream(&stream_url, &status_url, &parameters))
 }
 
 impl AppState {

@@ -18,10 +18,11 @@
 use agent_spec::api::DeploymentError;
 use agent_spec::{AgentId, AgentSecrets, TenantId};
 
+use super::worker::store_error;
 use crate::settings::Settings;
+use crate::store::Store;
 use crate::store::numbers::{NewBinding, NumberBinding};
-use crate::store::{Store, StoreError};
-use crate::twilio::{TwilioError, TwilioNumbers, VoiceRouting};
+use crate::twilio::{TwilioApi, TwilioError, VoiceRouting};
 
 /// The deployment step these errors and events carry.
 pub const STEP: &str = "twilio_number";
@@ -40,26 +41,14 @@ pub struct Target<'a> {
 pub struct Numbers<'a> {
     pub store: &'a Store,
     /// `None`: this control plane does not manage numbers (`TEMPOVOICE_TWILIO_API_BASE=off`).
-    pub twilio: Option<&'a TwilioNumbers>,
+    pub twilio: Option<&'a TwilioApi>,
     pub settings: &'a Settings,
 }
 
 const OFF: &str = "this control plane does not point numbers (TEMPOVOICE_TWILIO_API_BASE=off)";
 
 fn error(retryable: bool, code: &str, message: String) -> DeploymentError {
-    let class = if retryable { "Retryable" } else { "NonRetryable" };
-    DeploymentError {
-        error_type: format!("{class}.{STEP}.{code}"),
-        step: Some(STEP.into()),
-        code: Some(code.to_owned()),
-        message,
-        retryable,
-    }
-}
-
-fn store_error(e: StoreError) -> DeploymentError {
-    let retryable = matches!(e, StoreError::Database(_) | StoreError::Contention { .. });
-    error(retryable, "database", format!("control-plane database: {e}"))
+    super::worker::step_error(STEP, retryable, code, message)
 }
 
 /// A Twilio failure, worded for the tenant (it is their account).
@@ -296,13 +285,9 @@ const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What is needed to look at one agent's number.
 pub struct Look<'a> {
-    pub tenant: &'a TenantId,
-    pub agent: &'a AgentId,
-    pub agent_name: &'a str,
-    pub account_sid: &'a str,
-    pub phone_number: &'a str,
-    pub configure_number: bool,
+    pub agent: &'a crate::store::agents::StoredAgent,
     pub token: &'a secrecy::SecretString,
+    /// The agent's voice URL, once it is placed.
     pub voice_url: Option<&'a str>,
     pub previous_voice_url: Option<String>,
 }
@@ -311,6 +296,8 @@ impl Numbers<'_> {
     /// Where the agent's number routes now, read from Twilio.
     pub async fn look(&self, look: Look<'_>) -> agent_spec::api::NumberStatus {
         use agent_spec::api::{NumberRouting, NumberState};
+        let t = &look.agent.config.telephony;
+        let (account, phone) = (t.twilio_account_sid.as_str(), t.call_phone_number.as_str());
         let routing = |state: NumberState, detail: Option<String>| NumberRouting {
             state,
             voice_url: None,
@@ -320,33 +307,29 @@ impl Numbers<'_> {
         };
         let routing = match self.twilio {
             None => routing(NumberState::NotChecked, Some(OFF.to_owned())),
-            Some(twilio) => {
-                match tokio::time::timeout(CHECK_TIMEOUT, twilio.find(look.account_sid, look.token, look.phone_number))
-                    .await
-                {
-                    Err(_) => routing(
-                        NumberState::Unreachable,
-                        Some(format!("Twilio did not answer within {} s", CHECK_TIMEOUT.as_secs())),
-                    ),
-                    Ok(Err(TwilioError::Unauthorized { .. })) => routing(
-                        NumberState::CredentialsRefused,
-                        Some(format!("Twilio refused the credentials of account {}", look.account_sid)),
-                    ),
-                    Ok(Err(e)) => routing(NumberState::Unreachable, Some(e.to_string())),
-                    Ok(Ok(None)) => routing(
-                        NumberState::NotInAccount,
-                        Some(format!("{} is not a number of Twilio account {}", look.phone_number, look.account_sid)),
-                    ),
-                    Ok(Ok(Some(number))) => self.judge(&look, &number).await,
-                }
-            }
+            Some(twilio) => match tokio::time::timeout(CHECK_TIMEOUT, twilio.find(account, look.token, phone)).await {
+                Err(_) => routing(
+                    NumberState::Unreachable,
+                    Some(format!("Twilio did not answer within {} s", CHECK_TIMEOUT.as_secs())),
+                ),
+                Ok(Err(TwilioError::Unauthorized { .. })) => routing(
+                    NumberState::CredentialsRefused,
+                    Some(format!("Twilio refused the credentials of account {account}")),
+                ),
+                Ok(Err(e)) => routing(NumberState::Unreachable, Some(e.to_string())),
+                Ok(Ok(None)) => routing(
+                    NumberState::NotInAccount,
+                    Some(format!("{phone} is not a number of Twilio account {account}")),
+                ),
+                Ok(Ok(Some(number))) => self.judge(&look, &number).await,
+            },
         };
         agent_spec::api::NumberStatus {
-            phone_number: look.phone_number.to_owned(),
-            account_sid: look.account_sid.to_owned(),
-            agent_id: look.agent.clone(),
-            agent_name: look.agent_name.to_owned(),
-            configure_number: look.configure_number,
+            phone_number: phone.to_owned(),
+            account_sid: account.to_owned(),
+            agent_id: look.agent.id.clone(),
+            agent_name: look.agent.config.name.clone(),
+            configure_number: t.configure_number,
             voice_url: look.voice_url.map(str::to_owned),
             routing,
             previous_voice_url: look.previous_voice_url,
@@ -358,9 +341,9 @@ impl Numbers<'_> {
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         // Another agent of this tenant, named; another tenant's is not.
         let mut routes_to_agent = self.settings.agent_of_voice_url(&number.voice_url);
-        if let Some(other) = routes_to_agent.as_ref().filter(|a| *a != look.agent) {
+        if let Some(other) = routes_to_agent.as_ref().filter(|a| **a != look.agent.id) {
             let theirs = self.store.agent_tenant(other).await.ok().flatten();
-            if theirs.as_ref() != Some(look.tenant) {
+            if theirs.as_ref() != Some(&look.agent.tenant_id) {
                 routes_to_agent = None;
             }
         }

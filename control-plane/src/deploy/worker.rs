@@ -34,7 +34,7 @@ use crate::db::now_ms;
 use crate::settings::{DeploySettings, Settings};
 use crate::store::deployments::{Completion, Deployment, NewEvent};
 use crate::store::{Store, StoreError};
-use crate::twilio::TwilioNumbers;
+use crate::twilio::TwilioApi;
 
 /// How often an idle worker looks for due deployments (a new deployment in this
 /// process wakes it at once).
@@ -52,13 +52,13 @@ pub struct Workers {
     /// This process, as a lease owner.
     owner: Arc<str>,
     /// Twilio's numbers API, for `telephony.configure_number` (`None`: off).
-    twilio: Option<TwilioNumbers>,
+    twilio: Option<TwilioApi>,
 }
 
 impl Workers {
     pub fn new(store: Store, deployer: Arc<dyn Deployer>, settings: Arc<Settings>, wake: Arc<Notify>) -> Self {
         let owner = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
-        let twilio = settings.twilio_api_base.as_deref().map(TwilioNumbers::new);
+        let twilio = settings.twilio_api_base.as_deref().map(TwilioApi::new);
         Self { store, deployer, settings, wake, owner: owner.into(), twilio }
     }
 
@@ -259,10 +259,7 @@ impl Workers {
         };
         let listener =
             self.store.placement(&d.tenant_id, &d.agent_id).await.map_err(store_error)?.map(|p| p.listener_arn);
-        let (Some(voice_url), Some(status_callback)) = (
-            self.settings.voice_url(&agent.id, listener.as_deref()),
-            self.settings.call_status_url(&agent.id, listener.as_deref()),
-        ) else {
+        let Some(urls) = self.settings.agent_urls(&agent.id, listener.as_deref()) else {
             return Err(control_error(false, "no_public_host", "the agent's listener names no public host"));
         };
         let telephony = &agent.config.telephony;
@@ -272,8 +269,8 @@ impl Workers {
             account_sid: telephony.twilio_account_sid.as_str(),
             phone_number: telephony.call_phone_number.as_str(),
             secrets: &secrets,
-            voice_url: &voice_url,
-            status_callback: &status_callback,
+            voice_url: &urls.voice,
+            status_callback: &urls.call_status,
         };
         let mut events = Vec::new();
         let result = self.numbers().point(&target, telephony.configure_number, &mut events).await;
@@ -533,18 +530,24 @@ pub(crate) fn tenant_message(error: &DeploymentError) -> String {
     format!("{what}; {next}")
 }
 
-fn control_error(retryable: bool, code: &str, message: &str) -> DeploymentError {
+/// A failure of `step` with `code`, typed `Retryable|NonRetryable.{step}.{code}` as
+/// the deployer's own.
+pub(crate) fn step_error(step: &str, retryable: bool, code: &str, message: String) -> DeploymentError {
     let class = if retryable { "Retryable" } else { "NonRetryable" };
     DeploymentError {
-        error_type: format!("{class}.control_plane.{code}"),
-        step: Some("control_plane".into()),
+        error_type: format!("{class}.{step}.{code}"),
+        step: Some(step.to_owned()),
         code: Some(code.to_owned()),
-        message: message.to_owned(),
+        message,
         retryable,
     }
 }
 
-fn store_error(e: StoreError) -> DeploymentError {
+fn control_error(retryable: bool, code: &str, message: &str) -> DeploymentError {
+    step_error("control_plane", retryable, code, message.to_owned())
+}
+
+pub(crate) fn store_error(e: StoreError) -> DeploymentError {
     let retryable = matches!(e, StoreError::Database(_) | StoreError::Contention { .. });
     control_error(retryable, "database", &format!("control-plane database: {e}"))
 }

@@ -56,7 +56,7 @@ pub struct AppState {
     /// Failed authentications, by client address and key id.
     pub auth_limiter: Arc<auth_limit::FailedAuthLimiter>,
     /// Twilio's numbers API (`None`: `TEMPOVOICE_TWILIO_API_BASE=off`).
-    pub twilio: Option<crate::twilio::TwilioNumbers>,
+    pub twilio: Option<crate::twilio::TwilioApi>,
 }
 
 /// What the API needs of AWS: waking the deployment workers, reading transcripts,
@@ -71,7 +71,7 @@ pub struct AwsAccess {
 impl AppState {
     pub fn new(store: Store, settings: Arc<Settings>, aws: Option<AwsAccess>) -> Self {
         let auth_limiter = Arc::new(auth_limit::FailedAuthLimiter::new(&settings.auth_limits));
-        let twilio = settings.twilio_api_base.as_deref().map(crate::twilio::TwilioNumbers::new);
+        let twilio = settings.twilio_api_base.as_deref().map(crate::twilio::TwilioApi::new);
         Self { store, settings, aws, auth_limiter, twilio }
     }
 
@@ -79,8 +79,24 @@ impl AppState {
         self.aws.as_ref().ok_or(ApiError::DeployerOff)
     }
 
+    /// The URLs Twilio reaches the tenant's agent at; 409 `not_deployed` before it
+    /// is placed on a load balancer.
+    pub async fn agent_urls(
+        &self,
+        tenant: &agent_spec::TenantId,
+        agent: &agent_spec::AgentId,
+    ) -> Result<crate::settings::AgentUrls, ApiError> {
+        let placement = self.store.placement(tenant, agent).await.map_err(|e| ApiError::from_store(e, "agent"))?;
+        self.settings.agent_urls(agent, placement.map(|p| p.listener_arn).as_deref()).ok_or_else(|| {
+            ApiError::Conflict {
+                code: "not_deployed".into(),
+                message: "the agent has no voice URL until it is deployed".into(),
+            }
+        })
+    }
+
     /// Twilio's API, unless this control plane runs without it.
-    pub fn twilio(&self) -> Result<&crate::twilio::TwilioNumbers, ApiError> {
+    pub fn twilio(&self) -> Result<&crate::twilio::TwilioApi, ApiError> {
         self.twilio.as_ref().ok_or_else(|| ApiError::Disabled {
             code: "twilio_off",
             message: "this control plane does not talk to Twilio (TEMPOVOICE_TWILIO_API_BASE=off)".into(),

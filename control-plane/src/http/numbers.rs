@@ -5,7 +5,9 @@
 //! a deploy does, without one).
 
 use agent_spec::api::{ErrorBody, NumberList, NumberStatus, RepointResponse};
-use agent_spec::{AgentId, AgentSecrets, TenantId};
+use std::collections::HashMap;
+
+use agent_spec::{AgentId, AgentSecrets};
 use axum::extract::State;
 use futures::StreamExt;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +18,7 @@ use super::error::ApiError;
 use super::extract::{AgentPath, Tenant};
 use crate::deploy::numbers::{Look, Numbers, Target};
 use crate::store::agents::StoredAgent;
+use crate::store::numbers::NumberBinding;
 
 /// Numbers looked at in Twilio at once.
 const LOOK_CONCURRENCY: usize = 8;
@@ -30,40 +33,19 @@ fn numbers(state: &AppState) -> Numbers<'_> {
     Numbers { store: &state.store, twilio: state.twilio.as_ref(), settings: &state.settings }
 }
 
-/// One agent's number, looked at now.
-async fn look(state: &AppState, tenant: &TenantId, agent: &StoredAgent, secrets: &AgentSecrets) -> NumberStatus {
-    let listener = match state.store.placement(tenant, &agent.id).await {
-        Ok(placement) => placement.map(|p| p.listener_arn),
-        Err(e) => {
-            tracing::warn!(agent_id = %agent.id, error = %e, "could not read the agent's placement");
-            None
-        }
-    };
-    let voice_url = state.settings.voice_url(&agent.id, listener.as_deref());
-    let previous_voice_url = match state.store.number_binding(tenant, &agent.id).await {
-        Ok(Some(b)) if b.phone_number == agent.config.telephony.call_phone_number.as_str() => {
-            Some(b.previous.voice_url).filter(|u| !u.is_empty())
-        }
-        Ok(_) => None,
-        Err(e) => {
-            tracing::warn!(agent_id = %agent.id, error = %e, "could not read the agent's number binding");
-            None
-        }
-    };
-    let t = &agent.config.telephony;
-    numbers(state)
-        .look(Look {
-            tenant,
-            agent: &agent.id,
-            agent_name: &agent.config.name,
-            account_sid: t.twilio_account_sid.as_str(),
-            phone_number: t.call_phone_number.as_str(),
-            configure_number: t.configure_number,
-            token: &secrets.twilio_auth_token,
-            voice_url: voice_url.as_deref(),
-            previous_voice_url,
-        })
-        .await
+/// One agent's number, looked at now. `binding` is the agent's number binding, if
+/// it has one: what the number routed to before the agent took it.
+async fn look(
+    state: &AppState,
+    agent: &StoredAgent,
+    secrets: &AgentSecrets,
+    voice_url: Option<&str>,
+    binding: Option<&NumberBinding>,
+) -> NumberStatus {
+    let number = agent.config.telephony.call_phone_number.as_str();
+    let previous_voice_url =
+        binding.filter(|b| b.phone_number == number).map(|b| b.previous.voice_url.clone()).filter(|u| !u.is_empty());
+    numbers(state).look(Look { agent, token: &secrets.twilio_auth_token, voice_url, previous_voice_url }).await
 }
 
 /// Every agent's Twilio number and where it routes now.
@@ -97,12 +79,23 @@ async fn list_numbers(
             None => break,
         }
     }
-    let state = &state;
-    let tenant = &tenant;
+    let bindings: HashMap<AgentId, NumberBinding> = state
+        .store
+        .number_bindings(&tenant)
+        .await
+        .map_err(|e| ApiError::from_store(e, "agent"))?
+        .into_iter()
+        .map(|b| (b.agent_id.clone(), b))
+        .collect();
+    let (state, tenant, bindings) = (&state, &tenant, &bindings);
     let mut numbers: Vec<NumberStatus> = futures::stream::iter(agents)
         .map(|agent| async move {
-            let (agent, secrets) = state.store.get_agent_with_secrets(tenant, &agent.id).await?;
-            Ok::<_, crate::store::StoreError>(look(state, tenant, &agent, &secrets).await)
+            // The listed agent carries its placement; its secrets are read on their own.
+            let (_, secrets) = state.store.get_agent_with_secrets(tenant, &agent.id).await?;
+            let voice_url = state.settings.voice_url(&agent.id, agent.listener_arn.as_deref());
+            Ok::<_, crate::store::StoreError>(
+                look(state, &agent, &secrets, voice_url.as_deref(), bindings.get(&agent.id)).await,
+            )
         })
         .buffered(LOOK_CONCURRENCY)
         .filter_map(|found| async move {
@@ -155,39 +148,29 @@ async fn repoint_number(
         });
     }
     state.twilio()?;
-    let listener = state
-        .store
-        .placement(&tenant, &id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "agent"))?
-        .map(|p| p.listener_arn);
-    let (Some(voice_url), Some(status_callback)) =
-        (state.settings.voice_url(&id, listener.as_deref()), state.settings.call_status_url(&id, listener.as_deref()))
-    else {
-        return Err(ApiError::Conflict {
-            code: "not_deployed".into(),
-            message: "the agent has no voice URL until it is deployed".into(),
-        });
-    };
+    let urls = state.agent_urls(&tenant, &id).await?;
     let target = Target {
         tenant: &tenant,
         agent: &id,
         account_sid: t.twilio_account_sid.as_str(),
         phone_number: t.call_phone_number.as_str(),
         secrets: &secrets,
-        voice_url: &voice_url,
-        status_callback: &status_callback,
+        voice_url: &urls.voice,
+        status_callback: &urls.call_status,
     };
     let mut events = Vec::new();
     numbers(&state).point(&target, true, &mut events).await.map_err(|e| {
         tracing::info!(agent_id = %id, error_type = %e.error_type, error = %e.message, "re-pointing the number failed");
-        match (e.retryable, e.code) {
-            (true, _) => ApiError::Dependency { code: "twilio_unavailable", message: e.message },
-            (false, Some(code)) if code == "database" => ApiError::Internal(anyhow::anyhow!(e.message)),
-            (false, code) => ApiError::Conflict { code: code.unwrap_or_else(|| "twilio".into()), message: e.message },
+        match (e.step.as_deref() == Some(crate::deploy::numbers::STEP), e.retryable) {
+            (true, true) => ApiError::Dependency { code: "twilio_unavailable", message: e.message },
+            (true, false) => ApiError::Conflict { code: e.code.unwrap_or_else(|| "twilio".into()), message: e.message },
+            // The control plane's own store.
+            (false, true) => ApiError::Unavailable(anyhow::anyhow!(e.message)),
+            (false, false) => ApiError::Internal(anyhow::anyhow!(e.message)),
         }
     })?;
     tracing::info!(agent_id = %id, ?events, "number re-pointed");
-    let number = look(&state, &tenant, &agent, &secrets).await;
+    let binding = state.store.number_binding(&tenant, &id).await.map_err(|e| ApiError::from_store(e, "agent"))?;
+    let number = look(&state, &agent, &secrets, Some(&urls.voice), binding.as_ref()).await;
     Ok(axum::Json(RepointResponse { number, events }))
 }

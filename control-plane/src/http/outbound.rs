@@ -120,27 +120,12 @@ pub(super) async fn place_call(
                 .into(),
         });
     };
-    let listener = state
-        .store
-        .placement(&tenant, &id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "agent"))?
-        .map(|p| p.listener_arn);
-    let (Some(voice_url), Some(host)) = (
-        state.settings.voice_url(&id, listener.as_deref()),
-        listener.as_deref().and_then(|l| state.settings.public_host_of(l)),
-    ) else {
-        return Err(ApiError::Conflict {
-            code: "not_deployed".into(),
-            message: "the agent has no voice URL until it is deployed".into(),
-        });
-    };
+    let urls = state.agent_urls(&tenant, &id).await?;
     let url = match &metadata {
-        Some(meta) => format!("{voice_url}?amd=async&metadata={meta}"),
-        None => format!("{voice_url}?amd=async"),
+        Some(meta) => format!("{}?amd=async&metadata={meta}", urls.voice),
+        None => format!("{}?amd=async", urls.voice),
     };
     let status_callback = format!("{public_url}/v1/twilio/agents/{id}/call-status");
-    let amd_callback = format!("https://{host}/agent/{id}/amd-status");
 
     // The longest the call can hold a slot without a final status: ringing, then the
     // agent's longest call, then a margin.
@@ -178,7 +163,7 @@ pub(super) async fn place_call(
                 from: &number,
                 url: &url,
                 status_callback: &status_callback,
-                amd_callback: &amd_callback,
+                amd_callback: &urls.amd_status,
                 ring_timeout_secs: RING_SECS,
             },
         )
