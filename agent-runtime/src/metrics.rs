@@ -46,6 +46,8 @@ pub struct Metrics {
     /// Twilio's stream status callbacks, by `StreamEvent`.
     stream_events: Mutex<BTreeMap<String, u64>>,
     call_statuses: Mutex<BTreeMap<String, u64>>,
+    /// Callbacks reported to the control plane: scheduled, and refused or not taken.
+    callbacks: [AtomicU64; 2],
     ended: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
     greeting: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
@@ -90,6 +92,11 @@ impl<const N: usize> Histogram<N> {
 impl Metrics {
     pub fn call_ended(&self, reason: &str) {
         *self.ended.lock().expect("metrics lock").entry(reason.to_owned()).or_default() += 1;
+    }
+
+    /// A callback the caller asked for was scheduled (`true`), or could not be.
+    pub fn callback_reported(&self, scheduled: bool) {
+        self.callbacks[usize::from(!scheduled)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn stream_refused(&self, refusal: Refusal) {
@@ -266,6 +273,18 @@ impl Metrics {
         );
         for (status, n) in self.call_statuses.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "tempovoice_call_statuses_total{{status=\"{status}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tempovoice_callbacks_total Callbacks callers asked for, by whether the control plane scheduled them.\n\
+             # TYPE tempovoice_callbacks_total counter"
+        );
+        for (i, outcome) in ["scheduled", "failed"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "tempovoice_callbacks_total{{outcome=\"{outcome}\"}} {}",
+                self.callbacks[i].load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(
             out,

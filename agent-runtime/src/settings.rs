@@ -15,6 +15,7 @@
 //! | `TEMPOVOICE_MAX_CONNECTIONS` | `10000` | open connections at most; more wait in the listen backlog |
 //! | `TEMPOVOICE_PUBLIC_HOST` | required | the host Twilio calls (its load balancer's, set by the deployer): Twilio's signatures are checked over URLs with this host, never the request's `Host` or `X-Forwarded-Host`, and the stream URL uses it |
 //! | `TWILIO_API_BASE` | `https://api.twilio.com` | Twilio REST base URL |
+//! | `TEMPOVOICE_CONTROL_PLANE_URL` | none (set by the deployer) | the control plane, which schedules the callbacks callers ask for; without it `schedule_callback` only notifies the agent's scheduling webhook |
 //! | `TEMPOVOICE_MAX_CALLS` | `50` | concurrent calls per task |
 //! | `TEMPOVOICE_DRAIN_SECS` | `20` | on SIGTERM, how long live calls may go on (keep under the ECS stop timeout, 30 s by default) |
 //! | `TEMPOVOICE_SPOOL_DIR` | `{tmp}/tempovoice-spool` | recordings during calls, and artifacts S3 did not take |
@@ -47,6 +48,8 @@ pub struct Settings {
     pub limits: serving::Limits,
     pub public_host: String,
     pub twilio_api_base: String,
+    /// `TEMPOVOICE_CONTROL_PLANE_URL`, without a trailing slash.
+    pub control_plane_url: Option<String>,
     pub max_calls: usize,
     pub drain: Duration,
     pub spool_dir: PathBuf,
@@ -103,6 +106,13 @@ impl Settings {
         if url::Url::parse(&twilio_api_base).is_err() {
             errors.push(format!("TWILIO_API_BASE: {twilio_api_base:?} is not a URL"));
         }
+        let control_plane_url =
+            get("TEMPOVOICE_CONTROL_PLANE_URL").map(|u| u.trim_end_matches('/').to_owned()).filter(|u| !u.is_empty());
+        if let Some(u) = &control_plane_url
+            && !url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.query().is_none())
+        {
+            errors.push(format!("TEMPOVOICE_CONTROL_PLANE_URL: {u:?} is not an http(s) URL without a query"));
+        }
         let public_host = get("TEMPOVOICE_PUBLIC_HOST").unwrap_or_default();
         if public_host.is_empty() {
             errors.push(
@@ -155,6 +165,7 @@ impl Settings {
                 limits,
                 public_host,
                 twilio_api_base,
+                control_plane_url,
                 max_calls,
                 drain,
                 spool_dir,

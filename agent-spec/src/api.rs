@@ -499,3 +499,74 @@ pub struct PlacedCall {
     /// Twilio's status of the call (`queued`).
     pub status: String,
 }
+
+/// Where a scheduled callback stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackStatus {
+    /// Waiting for `due_at`.
+    Scheduled,
+    /// A control plane is asking Twilio for the call now.
+    Placing,
+    /// Twilio accepted the call (`placed_call_sid`).
+    Placed,
+    /// It will not be placed; `error` says why.
+    Failed,
+    /// Cancelled through the API or the dashboard.
+    Cancelled,
+}
+
+impl CallbackStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Placing => "placing",
+            Self::Placed => "placed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Scheduled, Self::Placing, Self::Placed, Self::Failed, Self::Cancelled]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
+/// A callback a caller asked for during a call (the agent's `schedule_callback`
+/// tool): at `due_at` the agent calls them back, as an outbound call that carries
+/// what was said on the earlier one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Callback {
+    pub id: String,
+    pub agent_id: AgentId,
+    pub status: CallbackStatus,
+    /// The number called back: the caller of `call_sid`.
+    pub to: String,
+    #[serde(with = "timestamp")]
+    pub due_at: OffsetDateTime,
+    /// When, in the caller's words.
+    pub requested_time: String,
+    /// The call during which the caller asked for it.
+    pub call_sid: crate::ids::CallSid,
+    /// The callback itself, once Twilio accepted it.
+    #[serde(default)]
+    pub placed_call_sid: Option<crate::ids::CallSid>,
+    /// Attempts at placing it so far.
+    pub attempts: i64,
+    /// Why it failed; on a scheduled callback, why the last attempt is being retried.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(with = "timestamp")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "timestamp")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// `GET /v1/agents/{id}/callbacks`: the agent's callbacks, the next due first, then
+/// those done, most recent first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CallbackList {
+    pub callbacks: Vec<Callback>,
+}

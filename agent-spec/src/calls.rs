@@ -72,8 +72,15 @@ pub enum ToolCall {
     TransferCall,
     /// Stop talking and record the caller's message.
     Voicemail,
-    /// Pass a callback request on to the agent's scheduling endpoint.
-    ScheduleCallback { requested_time: String },
+    /// Have the caller called back: scheduled with the control plane (and passed on
+    /// to the agent's scheduling webhook, if it has one).
+    ScheduleCallback {
+        /// When, in the caller's words.
+        requested_time: String,
+        /// When, as an RFC 3339 timestamp, if the speech model gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
+    },
 }
 
 impl ToolCall {

@@ -23,6 +23,7 @@
 //!   webhooks with it, the control plane its call status callbacks).
 
 pub mod api;
+pub mod callbacks;
 pub mod calls;
 pub mod config;
 pub mod draft;

@@ -62,7 +62,7 @@ fn transcript() -> Transcript {
                 interrupted: i % 17 == 0,
                 tool_calls: if i % 50 == 48 {
                     vec![ToolCallRecord {
-                        call: ToolCall::ScheduleCallback { requested_time: "Saturday at nine".into() },
+                        call: ToolCall::ScheduleCallback { requested_time: "Saturday at nine".into(), at: None },
                         result: "ok".into(),
                     }]
                 } else {

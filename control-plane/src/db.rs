@@ -23,6 +23,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "tenant_quotas", include_str!("../migrations/sqlite/0007_tenant_quotas.sql")),
     (8, "number_bindings", include_str!("../migrations/sqlite/0008_number_bindings.sql")),
     (9, "outbound_calls", include_str!("../migrations/sqlite/0009_outbound_calls.sql")),
+    (10, "callbacks", include_str!("../migrations/sqlite/0010_callbacks.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tenants_keys_agents", include_str!("../migrations/postgres/0001_tenants_keys_agents.sql")),
@@ -34,6 +35,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "tenant_quotas", include_str!("../migrations/postgres/0007_tenant_quotas.sql")),
     (8, "number_bindings", include_str!("../migrations/postgres/0008_number_bindings.sql")),
     (9, "outbound_calls", include_str!("../migrations/postgres/0009_outbound_calls.sql")),
+    (10, "callbacks", include_str!("../migrations/postgres/0010_callbacks.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,7 @@
 //!
 //! [`App::build`] wires these together; tests build the same `App` on port 0.
 
+pub mod callbacks;
 pub mod cli;
 pub mod crypto;
 pub mod db;
@@ -91,6 +92,8 @@ pub struct App {
     store: Store,
     settings: Arc<Settings>,
     workers: Option<Workers>,
+    /// Places scheduled callbacks (with Twilio and a public URL).
+    callbacks: Option<callbacks::CallbackWorker>,
     auth_limiter: Arc<http::auth_limit::FailedAuthLimiter>,
 }
 
@@ -146,6 +149,9 @@ impl App {
             }
         }
         let state = AppState::new(store.clone(), settings.clone(), aws);
+        // Callbacks are placed where calls can be: with Twilio and a public URL.
+        let callbacks = (state.twilio.is_some() && settings.public_url.is_some())
+            .then(|| callbacks::CallbackWorker::new(state.clone()));
         let auth_limiter = state.auth_limiter.clone();
         let router = match &settings.dashboard {
             Some(dashboard_settings) => {
@@ -167,7 +173,7 @@ impl App {
             }
             None => (router, None),
         };
-        Ok(App { listener, router, admin, store, settings, workers, auth_limiter })
+        Ok(App { listener, router, admin, store, settings, workers, callbacks, auth_limiter })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -189,10 +195,13 @@ impl App {
     /// the grace period (aborting what is left after it), stops the deployment
     /// workers, and closes the pool.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let App { listener, router, admin, store, settings, workers, auth_limiter: _ } = self;
+        let App { listener, router, admin, store, settings, workers, callbacks, auth_limiter: _ } = self;
         tracing::info!(addr = %listener.local_addr()?, backend = ?store.db.backend, "control plane listening");
         let stop = CancellationToken::new();
         let mut workers = workers.map(|w| w.spawn(stop.clone(), settings.shutdown_grace));
+        if let Some(callbacks) = callbacks {
+            workers.get_or_insert_with(tokio::task::JoinSet::new).spawn(callbacks.run(stop.clone()));
+        }
         // `serve` gives each request its peer's address (`ConnectInfo`): failed
         // authentications are counted against it (`http::auth_limit`), unless a
         // trusted proxy names the client.

@@ -170,6 +170,9 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `TEMPOVOICE_MAX_CONCURRENT_CALLS` (per tenant) and `…_PER_AGENT`.
     pub call_limits: crate::store::outbound::CallLimits,
+    /// `TEMPOVOICE_CALLBACK_ASAP_SECS`: how long after the request a callback asked
+    /// for "as soon as possible" is placed (the call asking for it is still going on).
+    pub callback_asap: Duration,
     /// The dashboard served beside the API, unless turned off.
     pub dashboard: Option<dashboard::DashboardSettings>,
 }
@@ -382,6 +385,7 @@ impl Settings {
             per_tenant: reader.number("TEMPOVOICE_MAX_CONCURRENT_CALLS", 200, 1..=1_000_000) as i64,
             per_agent: reader.number("TEMPOVOICE_MAX_CONCURRENT_CALLS_PER_AGENT", 200, 1..=1_000_000) as i64,
         };
+        let callback_asap = Duration::from_secs(reader.number("TEMPOVOICE_CALLBACK_ASAP_SECS", 120, 0..=3600));
         let public_host = reader.get("TEMPOVOICE_PUBLIC_HOST");
         if let Some(Err(e)) = public_host.as_deref().map(check_public_host) {
             reader.error(e);
@@ -412,6 +416,7 @@ impl Settings {
             twilio_api_base,
             public_url,
             call_limits,
+            callback_asap,
             dashboard,
             deployer,
             deploy,

@@ -163,6 +163,52 @@ impl TwilioApi {
         ];
         self.post(&url, account, token, &form).await
     }
+
+    /// The calls from `from` to `to` that Twilio created at `since` or later, newest
+    /// first (`GET …/Calls.json`): did an attempt that died midway create its call?
+    pub async fn calls_since(
+        &self,
+        account: &str,
+        token: &SecretString,
+        to: &str,
+        from: &str,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<CreatedCall>, TwilioError> {
+        #[derive(Deserialize)]
+        struct Listed {
+            sid: String,
+            status: String,
+            #[serde(default)]
+            date_created: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Page {
+            calls: Vec<Listed>,
+        }
+        let url = format!("{}/2010-04-01/Accounts/{account}/Calls.json", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .query(&[("To", to), ("From", from), ("PageSize", "50")])
+            .basic_auth(account, Some(token.expose_secret()))
+            .send()
+            .await
+            .map_err(|e| TwilioError::Unreachable(without_url(&e)))?;
+        let page: Page = read(response).await?;
+        // Twilio dates its calls to the second (RFC 2822).
+        let since = since - time::Duration::seconds(1);
+        Ok(page
+            .calls
+            .into_iter()
+            .filter(|c| {
+                c.date_created
+                    .as_deref()
+                    .and_then(|d| time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc2822).ok())
+                    .is_some_and(|d| d >= since)
+            })
+            .map(|c| CreatedCall { sid: c.sid, status: c.status })
+            .collect())
+    }
 }
 
 /// An outbound call to create: Twilio fetches its TwiML from `url` when the callee

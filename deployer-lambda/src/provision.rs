@@ -45,6 +45,10 @@ pub struct Placement {
     /// use. Required: without it the runtime cannot check a signature.
     #[serde(default)]
     pub public_host: Option<String>,
+    /// Where the runtime reaches the control plane (its `TEMPOVOICE_PUBLIC_URL`),
+    /// to report the callbacks callers ask for. Without it the agent schedules none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_url: Option<String>,
 }
 
 /// Create or converge one agent.
@@ -92,6 +96,7 @@ pub mod deployment_vars {
     pub const S3_BUCKET_NAME: &str = "S3_BUCKET_NAME";
     pub const S3_BUCKET_REGION: &str = "S3_BUCKET_REGION";
     pub const PUBLIC_HOST: &str = "TEMPOVOICE_PUBLIC_HOST";
+    pub const CONTROL_PLANE_URL: &str = "TEMPOVOICE_CONTROL_PLANE_URL";
 }
 
 fn check_image_tag(tag: &str) -> Result<(), DeployError> {
@@ -124,6 +129,19 @@ fn validate(req: &DeployRequest) -> Result<AgentSpec, DeployError> {
             )));
         }
         Some(_) => {}
+    }
+    if let Some(raw) = &req.placement.control_plane_url {
+        let ok = url::Url::parse(raw).is_ok_and(|u| {
+            matches!(u.scheme(), "https" | "http")
+                && u.host_str().is_some()
+                && u.query().is_none()
+                && !raw.ends_with('/')
+        });
+        if !ok {
+            return Err(DeployError::invalid(format!(
+                "placement.control_plane_url must be an http(s) URL without a query or trailing slash; got {raw:?}"
+            )));
+        }
     }
     Ok(AgentSpec { agent_id: req.agent_id.clone(), tenant_id: req.tenant_id.clone(), config, secrets })
 }
@@ -349,6 +367,9 @@ pub async fn deploy(
         environment.insert(deployment_vars::S3_BUCKET_REGION.to_owned(), settings.region.clone());
         if let Some(host) = &req.placement.public_host {
             environment.insert(deployment_vars::PUBLIC_HOST.to_owned(), host.clone());
+        }
+        if let Some(url) = &req.placement.control_plane_url {
+            environment.insert(deployment_vars::CONTROL_PLANE_URL.to_owned(), url.clone());
         }
         let td_desired = task_definition::Desired {
             family: names.family.clone(),

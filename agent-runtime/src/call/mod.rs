@@ -112,6 +112,8 @@ impl Default for CallTimings {
 
 /// What every call of the agent shares.
 pub struct CallEnv {
+    /// Schedules the callbacks callers ask for (`TEMPOVOICE_CONTROL_PLANE_URL`).
+    pub control_plane: Option<Arc<crate::callbacks::ControlPlane>>,
     pub agent_id: String,
     pub tenant_id: String,
     pub config: AgentConfig,
@@ -265,6 +267,10 @@ struct Call<'e, S, O> {
     hung_up_at: Option<Instant>,
     socket_ok: bool,
     webhook_results: Vec<tokio::task::JoinHandle<WebhookDelivery>>,
+    /// Tool calls whose outcome is still coming (a callback the control plane is
+    /// scheduling): id, call, outcome.
+    pending_tools:
+        futures::stream::FuturesUnordered<futures::future::BoxFuture<'static, (String, ToolCall, ToolOutcome)>>,
     errors: Vec<String>,
     /// When the recording stopped at the spool's cap (ms into the call).
     recording_cut_at_ms: Option<u64>,
@@ -419,6 +425,7 @@ where
             hung_up_at: None,
             socket_ok: true,
             webhook_results: Vec::new(),
+            pending_tools: futures::stream::FuturesUnordered::new(),
             errors,
             recording_cut_at_ms,
             recording_kept: None,
@@ -587,6 +594,9 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                     self.on_connected(result).await;
                 }
                 answered = screening_result(&mut self.mode) => self.on_answered(answered).await,
+                Some((id, tool, outcome)) = self.pending_tools.next(), if !self.pending_tools.is_empty() => {
+                    self.tool_done(id, tool, outcome);
+                }
                 event = next_event(&mut self.session) => match event {
                     Some(SpeechEvent::Failed(reason)) => self.provider_lost(reason).await,
                     Some(event) => self.on_speech(event).await,
@@ -645,7 +655,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                 self.vad.keep_utterances(session.wants_utterances());
                 self.session = Link::Live(session);
                 if self.ending.is_none() && matches!(self.mode, Mode::Conversation) {
-                    let greeting = self.env.phrases.greeting.clone();
+                    let greeting = self.greeting();
                     self.say(&greeting).await;
                 }
                 return;
@@ -795,7 +805,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             amd::AnsweredBy::Human | amd::AnsweredBy::Unknown => {
                 // Without a session yet, the greeting comes when it connects.
                 if matches!(self.session, Link::Live(_)) {
-                    let greeting = self.env.phrases.greeting.clone();
+                    let greeting = self.greeting();
                     self.say(&greeting).await;
                 }
             }
@@ -1289,25 +1299,98 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
                 self.schedule(AfterPlayback::StartVoicemail);
                 ToolOutcome::ok()
             }
-            ToolCall::ScheduleCallback { requested_time } => {
+            ToolCall::ScheduleCallback { requested_time, at } => {
                 let integrations = &self.env.config.integrations;
-                match integrations.make_endpoint.as_ref().or(integrations.webhook_endpoint.as_ref()) {
-                    Some(url) => {
-                        let body = json!({
-                            "event": "callback_requested",
-                            "agent_id": self.env.agent_id,
-                            "tenant_id": self.env.tenant_id,
-                            "call_sid": self.id.call_sid,
-                            "caller": self.id.from,
-                            "requested_time": requested_time,
-                        });
-                        self.spawn_webhook("schedule_callback", url.as_str().to_owned(), body);
+                if let Some(url) = integrations.make_endpoint.as_ref().or(integrations.webhook_endpoint.as_ref()) {
+                    let body = json!({
+                        "event": "callback_requested",
+                        "agent_id": self.env.agent_id,
+                        "tenant_id": self.env.tenant_id,
+                        "call_sid": self.id.call_sid,
+                        "caller": self.callee(),
+                        "requested_time": requested_time,
+                    });
+                    self.spawn_webhook("schedule_callback", url.as_str().to_owned(), body);
+                }
+                match (&self.env.control_plane, self.callee()) {
+                    (Some(control_plane), Some(to)) => {
+                        // The control plane's answer comes back to the loop; the
+                        // session hears it then.
+                        let request = crate::callbacks::CallbackRequest {
+                            call_sid: self.id.call_sid.clone(),
+                            to,
+                            requested_time: requested_time.clone(),
+                            at: at.clone(),
+                            context: self.caller_context(),
+                        };
+                        let control_plane = Arc::clone(control_plane);
+                        let metrics = Arc::clone(&self.env.metrics);
+                        self.pending_tools.push(Box::pin(async move {
+                            let outcome = match control_plane.schedule(&request).await {
+                                Ok(scheduled) => {
+                                    tracing::info!(callback_id = %scheduled.id, due_at = %scheduled.due_at, "callback scheduled");
+                                    metrics.callback_reported(true);
+                                    ToolOutcome::told(true, format!(
+                                        "The callback is scheduled for {}.",
+                                        agent_spec::callbacks::describe(scheduled.due_at)
+                                    ))
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "the callback could not be scheduled");
+                                    metrics.callback_reported(false);
+                                    ToolOutcome::told(false, format!("I am sorry, I could not arrange the callback: {e}."))
+                                }
+                            };
+                            (id, tool, outcome)
+                        }));
+                        return;
+                    }
+                    (Some(_), None) => {
+                        ToolOutcome::told(false, "I am sorry, I cannot arrange a callback: your number is withheld.")
+                    }
+                    (None, _) if integrations.make_endpoint.is_some() || integrations.webhook_endpoint.is_some() => {
                         ToolOutcome::ok()
                     }
-                    None => ToolOutcome::failed("no scheduling endpoint configured"),
+                    (None, _) => ToolOutcome::told(false, "I am sorry, I cannot arrange callbacks on this line."),
                 }
             }
         };
+        self.tool_done(id, tool, outcome);
+    }
+
+    /// The person on the other end: the caller of an inbound call, the callee of an
+    /// outbound one.
+    fn callee(&self) -> Option<String> {
+        let outbound = self.id.direction.as_deref().is_some_and(|d| d.starts_with("outbound"));
+        let number = if outbound { &self.id.to } else { &self.id.from };
+        number.clone().filter(|n| n.starts_with('+'))
+    }
+
+    /// What the caller has said so far, the latest last, for a callback to carry
+    /// (the last [`crate::callbacks::CONTEXT_MAX_CHARS`] characters).
+    fn caller_context(&self) -> String {
+        let said: Vec<&str> = self
+            .turns
+            .iter()
+            .filter(|t| t.role == Role::Caller && !t.text.is_empty())
+            .map(|t| t.text.as_str())
+            .collect();
+        let all = said.join(" / ");
+        let skip = all.chars().count().saturating_sub(crate::callbacks::CONTEXT_MAX_CHARS);
+        all.chars().skip(skip).collect()
+    }
+
+    /// The greeting; a callback the callee asked for says so.
+    fn greeting(&self) -> String {
+        let greeting = &self.env.phrases.greeting;
+        match self.id.metadata.as_ref().and_then(|m| m.get("callback")) {
+            Some(_) => format!("{greeting} I am calling you back, as you asked on your earlier call."),
+            None => greeting.clone(),
+        }
+    }
+
+    /// A tool call's outcome goes back to the session and into the transcript.
+    fn tool_done(&mut self, id: String, tool: ToolCall, outcome: ToolOutcome) {
         if let Link::Live(session) = &mut self.session {
             session.tool_result(&id, &outcome);
         }

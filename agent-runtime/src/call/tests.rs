@@ -111,6 +111,7 @@ fn env(
         }
     }
     CallEnv {
+        control_plane: None,
         agent_id: AGENT.into(),
         tenant_id: "t5fz2qhw7nca3mde".into(),
         guardrails: Guardrails::new(&config.guardrails),

@@ -202,7 +202,10 @@ impl TwilioSim {
             )
             .with_state(numbers);
         let app = axum::Router::new()
-            .route("/2010-04-01/Accounts/{account}/Calls.json", axum::routing::post(outbound::create_call))
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls.json",
+                axum::routing::post(outbound::create_call).get(outbound::list_calls),
+            )
             .route(
                 "/2010-04-01/Accounts/{account}/Calls/{call}",
                 axum::routing::post(rest_update_call).get(outbound::fetch_call),

@@ -34,6 +34,8 @@ pub struct OutboundCall {
     pub account_sid: String,
     /// The create request's form (`To`, `From`, `Url`, `MachineDetection`, …).
     pub params: Vec<(String, String)>,
+    /// When Twilio created it, as its API writes dates (RFC 2822).
+    pub date_created: String,
 }
 
 impl OutboundCall {
@@ -97,7 +99,10 @@ pub(super) async fn create_call(
         return twilio_error(StatusCode::BAD_REQUEST, 21205, "Url parameter is required and must be a valid URL");
     }
     let sid = format!("CA{}", random_hex(32));
-    let call = OutboundCall { sid: sid.clone(), account_sid: account.clone(), params: params.clone() };
+    let date_created = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc2822)
+        .expect("a current date formats");
+    let call = OutboundCall { sid: sid.clone(), account_sid: account.clone(), params: params.clone(), date_created };
     state.outbound.statuses.lock().expect("sim lock").insert(sid.clone(), "queued".into());
     state.outbound.created.lock().expect("sim lock").push(call.clone());
     state.outbound.queue.lock().expect("sim lock").push_back(call);
@@ -105,9 +110,48 @@ pub(super) async fn create_call(
     let body = json!({
         "sid": sid, "account_sid": account, "to": to, "from": from, "status": "queued",
         "direction": "outbound-api", "answered_by": null, "api_version": "2010-04-01",
+        "date_created": call_date(&state, &sid),
         "uri": format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json"),
     });
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn call_date(state: &SimState, sid: &str) -> String {
+    let created = state.outbound.created.lock().expect("sim lock");
+    created.iter().find(|c| c.sid == sid).map(|c| c.date_created.clone()).unwrap_or_default()
+}
+
+/// `GET …/Calls.json`: the account's calls, newest first, filtered by `To` and
+/// `From` as Twilio filters them.
+pub(super) async fn list_calls(
+    State(state): State<Arc<SimState>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    if !state.numbers.authorized(&account, &headers) {
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let filters: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let filter = |name: &str| filters.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let statuses = state.outbound.statuses.lock().expect("sim lock").clone();
+    let calls: Vec<serde_json::Value> = state
+        .outbound
+        .created
+        .lock()
+        .expect("sim lock")
+        .iter()
+        .rev()
+        .filter(|c| c.account_sid == account)
+        .filter(|c| filter("To").is_none_or(|to| c.param("To") == Some(to)))
+        .filter(|c| filter("From").is_none_or(|from| c.param("From") == Some(from)))
+        .map(|c| {
+            json!({"sid": c.sid, "account_sid": c.account_sid, "to": c.param("To"), "from": c.param("From"),
+                   "status": statuses.get(&c.sid), "direction": "outbound-api", "date_created": c.date_created})
+        })
+        .collect();
+    axum::Json(json!({"calls": calls, "page": 0, "page_size": 50})).into_response()
 }
 
 pub(super) async fn fetch_call(

@@ -155,7 +155,17 @@ impl App {
             tracing::info!(calls = leftovers, "uploading call artifacts left in the spool");
         }
         let http = crate::outbound::client(http_client(&settings)?, settings.webhooks_to_private)?;
+        let control_plane = match &settings.control_plane_url {
+            Some(url) => Some(Arc::new(crate::callbacks::ControlPlane::new(
+                http_client(&settings)?.build()?,
+                url,
+                settings.spec.agent_id.as_str(),
+                settings.spec.secrets.twilio_auth_token.clone(),
+            ))),
+            None => None,
+        };
         let env = CallEnv {
+            control_plane,
             agent_id: settings.spec.agent_id.to_string(),
             tenant_id: settings.spec.tenant_id.to_string(),
             guardrails: Guardrails::new(&config.guardrails),

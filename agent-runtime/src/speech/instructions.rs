@@ -89,10 +89,14 @@ impl AgentBrief {
             },
             ToolSpec {
                 name: "schedule_callback",
-                description: "Arrange for someone to call the caller back.",
+                description: "Have the caller called back. The result says when the callback is scheduled \
+                              (or why it could not be): tell the caller.",
                 parameters: json!({
                     "type": "object",
-                    "properties": {"requested_time": {"type": "string", "description": "When, in the caller's words."}},
+                    "properties": {
+                        "requested_time": {"type": "string", "description": "When, in the caller's words (\"tomorrow at 3 pm\", \"in two hours\")."},
+                        "at": {"type": "string", "description": "Only if the caller named a full date and time: it as an RFC 3339 timestamp with their UTC offset. Otherwise leave it out."}
+                    },
                     "required": ["requested_time"]
                 }),
             },
@@ -137,7 +141,11 @@ pub fn parse_tool(name: &str, arguments: &str) -> Result<ToolCall, String> {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .unwrap_or("as soon as possible");
-            Ok(ToolCall::ScheduleCallback { requested_time: requested_time.chars().take(200).collect() })
+            let at = args.get("at").and_then(Value::as_str).map(str::trim).filter(|a| !a.is_empty());
+            Ok(ToolCall::ScheduleCallback {
+                requested_time: requested_time.chars().take(200).collect(),
+                at: at.map(|a| a.chars().take(64).collect()),
+            })
         }
         other => Err(format!("unknown tool {other:?}")),
     }

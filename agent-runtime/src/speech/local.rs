@@ -222,9 +222,13 @@ impl SpeechSession for LocalSession {
         self.generation += 1;
     }
 
-    fn tool_result(&mut self, _id: &str, _outcome: &ToolOutcome) {
-        // The responder chose the tool knowing the agent's settings; its words were
-        // said already.
+    fn tool_result(&mut self, _id: &str, outcome: &ToolOutcome) {
+        // The responder chose the tool knowing the agent's settings, and said its
+        // words already. An outcome with words of its own (when a callback is
+        // scheduled, or why it could not be) has no model to pass it on: it is said.
+        if outcome.tell {
+            self.speak(&outcome.message.clone());
+        }
     }
 
     async fn next_event(&mut self) -> Option<SpeechEvent> {

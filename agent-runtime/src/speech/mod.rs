@@ -98,15 +98,23 @@ pub struct ToolOutcome {
     pub ok: bool,
     /// `ok`, or what went wrong, in words the model can pass on.
     pub message: String,
+    /// `message` is for the caller to hear (when a callback is scheduled, or why it
+    /// could not be): a pipeline without a model to pass it on says it as it is.
+    pub tell: bool,
 }
 
 impl ToolOutcome {
     pub fn ok() -> Self {
-        Self { ok: true, message: "ok".into() }
+        Self { ok: true, message: "ok".into(), tell: false }
     }
 
     pub fn failed(message: impl Into<String>) -> Self {
-        Self { ok: false, message: message.into() }
+        Self { ok: false, message: message.into(), tell: false }
+    }
+
+    /// An outcome the caller is to hear, in `words`.
+    pub fn told(ok: bool, words: impl Into<String>) -> Self {
+        Self { ok, message: words.into(), tell: true }
     }
 
     /// The JSON document providers receive.

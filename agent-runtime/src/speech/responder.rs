@@ -36,6 +36,8 @@ pub const INTENT_EXAMPLES: &[&str] = &[
     "please call me back tomorrow at three pm",
     "can you call me back later today",
     "call me back on monday morning",
+    "please call me back as soon as possible",
+    "call me back in two hours",
     "yes please",
     "no thank you",
     "hello",
@@ -127,8 +129,8 @@ impl Responder {
             let requested_time =
                 if requested.is_empty() { "as soon as possible".to_owned() } else { requested.join(" ") };
             return Reply {
-                text: format!("Certainly. I will arrange for someone to call you back {requested_time}."),
-                tool: Some(ToolCall::ScheduleCallback { requested_time }),
+                text: "Certainly, let me arrange that.".to_owned(),
+                tool: Some(ToolCall::ScheduleCallback { requested_time, at: None }),
             };
         }
         if has("message") || has("voicemail") {
@@ -252,7 +254,7 @@ mod tests {
         assert_eq!(r.reply("want to leave a message").tool, Some(ToolCall::Voicemail));
         assert_eq!(
             r.reply("can you call me back tomorrow at three pm").tool,
-            Some(ToolCall::ScheduleCallback { requested_time: "tomorrow at three pm".into() })
+            Some(ToolCall::ScheduleCallback { requested_time: "tomorrow at three pm".into(), at: None })
         );
         assert!(r.reply("what are your prices").text.contains("cannot discuss"));
         assert!(r.reply("").text.contains("did not catch"));

@@ -576,7 +576,7 @@ impl Stream {
                 if let Some(tool) = tool {
                     let tool_use_id = format!("tooluse-{}", id());
                     let content = match &tool {
-                        ToolCall::ScheduleCallback { requested_time } => {
+                        ToolCall::ScheduleCallback { requested_time, .. } => {
                             json!({"requested_time": requested_time}).to_string()
                         }
                         _ => "{}".to_owned(),

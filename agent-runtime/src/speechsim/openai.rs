@@ -442,7 +442,7 @@ impl Connection {
             if let (Some(tool), "completed") = (tool, status) {
                 let call_id = format!("call_{n}");
                 let (name, arguments) = match &tool {
-                    ToolCall::ScheduleCallback { requested_time } => {
+                    ToolCall::ScheduleCallback { requested_time, .. } => {
                         (tool.name(), json!({"requested_time": requested_time}).to_string())
                     }
                     other => (other.name(), "{}".to_owned()),

@@ -451,6 +451,7 @@ impl Workers {
                 secrets: SecretsDraft::from_secrets(&secrets),
                 placement: DeployPlacement {
                     public_host: Some(public_host),
+                    control_plane_url: self.settings.public_url.clone(),
                     listener_arn: placement.listener_arn,
                     priority: placement.priority,
                 },

@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod agents;
 pub mod auth_limit;
+pub mod callbacks;
 pub mod calls;
 pub mod deployments;
 pub mod error;
@@ -114,6 +115,7 @@ pub fn api() -> (Router<AppState>, OpenApi) {
         .merge(calls::router())
         .merge(numbers::router())
         .merge(outbound::router())
+        .merge(callbacks::router())
         .merge(admin::router())
         .split_for_parts();
     doc.info.title = "TempoVoice control plane".into();

@@ -11,7 +11,7 @@
 
 use agent_spec::api::{ErrorBody, PlaceCallRequest, PlacedCall};
 use agent_spec::values::E164;
-use agent_spec::{AgentId, CallSid};
+use agent_spec::{AgentConfig, AgentId, AgentSecrets, CallSid, TenantId};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -111,6 +111,28 @@ pub(super) async fn place_call(
         ));
     }
     let to = to.expect("checked above");
+    let placed = dial(&state, &tenant, &id, &agent.config, &secrets, &to, metadata.as_deref()).await?;
+    let location = format!("/v1/agents/{}/calls/{}/metadata", placed.agent_id, placed.call_sid);
+    let mut response = (StatusCode::CREATED, axum::Json(placed)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Has Twilio call `to` from the agent's number, within the tenant's and the
+/// agent's limits of live outbound calls; `metadata` is the base64url JSON the
+/// call carries. The API's calls and scheduled callbacks both place calls here.
+pub(crate) async fn dial(
+    state: &AppState,
+    tenant: &TenantId,
+    id: &AgentId,
+    config: &AgentConfig,
+    secrets: &AgentSecrets,
+    to: &E164,
+    metadata: Option<&str>,
+) -> Result<PlacedCall, ApiError> {
+    let number = config.telephony.call_phone_number.as_str().to_owned();
     let twilio = state.twilio()?;
     let Some(public_url) = state.settings.public_url.as_deref() else {
         return Err(ApiError::Disabled {
@@ -120,8 +142,8 @@ pub(super) async fn place_call(
                 .into(),
         });
     };
-    let urls = state.agent_urls(&tenant, &id).await?;
-    let url = match &metadata {
+    let urls = state.agent_urls(tenant, id).await?;
+    let url = match metadata {
         Some(meta) => format!("{}?amd=async&metadata={meta}", urls.voice),
         None => format!("{}?amd=async", urls.voice),
     };
@@ -129,13 +151,13 @@ pub(super) async fn place_call(
 
     // The longest the call can hold a slot without a final status: ringing, then the
     // agent's longest call, then a margin.
-    let max_secs = i64::from(RING_SECS) + i64::from(agent.config.guardrails.max_session_duration_secs) + 120;
+    let max_secs = i64::from(RING_SECS) + i64::from(config.guardrails.max_session_duration_secs) + 120;
     let reservation = format!("oc{:016x}", rand::random::<u64>());
     let reserved = state
         .store
         .reserve_outbound_call(
-            &tenant,
-            &id,
+            tenant,
+            id,
             NewCall {
                 id: &reservation,
                 to: to.as_str(),
@@ -153,7 +175,7 @@ pub(super) async fn place_call(
             over.limit
         )));
     }
-    let account = agent.config.telephony.twilio_account_sid.as_str();
+    let account = config.telephony.twilio_account_sid.as_str();
     let created = twilio
         .create_call(
             account,
@@ -209,14 +231,7 @@ pub(super) async fn place_call(
         .await
         .map_err(|e| ApiError::from_store(e, "agent"))?;
     tracing::info!(agent_id = %id, call_sid = %call_sid, "outbound call placed");
-    let placed =
-        PlacedCall { call_sid, agent_id: id, to: to.as_str().to_owned(), from: number, status: created.status };
-    let location = format!("/v1/agents/{}/calls/{}/metadata", placed.agent_id, placed.call_sid);
-    let mut response = (StatusCode::CREATED, axum::Json(placed)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    Ok(PlacedCall { call_sid, agent_id: id.clone(), to: to.as_str().to_owned(), from: number, status: created.status })
 }
 
 /// Twilio's progress reports of an outbound call (not for tenants: Twilio signs them

@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod callbacks;
 pub mod cursor;
 pub mod deployments;
 pub mod numbers;

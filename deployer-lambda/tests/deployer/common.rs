@@ -119,6 +119,7 @@ pub fn request(base: &Base, agent: &AgentId, tenant: &TenantId, priority: u32) -
             listener_arn: base.listener_arn.clone(),
             priority,
             public_host: Some(base.public_host.clone()),
+            control_plane_url: None,
         },
         image_tag: None,
     }

@@ -167,7 +167,12 @@ async fn an_agent_moved_to_another_load_balancer_loses_its_old_rule_before_it_ge
     // (a target group can be used by one load balancer only).
     base.recorder.clear();
     let mut moved = request(&base, &agent, &tenant, 41);
-    moved.placement = Placement { listener_arn: second.0.clone(), priority: 41, public_host: Some(second.1.clone()) };
+    moved.placement = Placement {
+        listener_arn: second.0.clone(),
+        priority: 41,
+        public_host: Some(second.1.clone()),
+        control_plane_url: None,
+    };
     deploy(&base.clients, &base.settings, moved).await.unwrap();
     let ops: Vec<String> = base.recorder.mutating_calls().into_iter().map(|c| c.operation).collect();
     let deleted = ops.iter().position(|o| o == "DeleteRule").expect("the old rule is deleted");

@@ -97,6 +97,7 @@ async fn the_documented_iam_actions_are_exactly_what_the_deployer_calls() {
         listener_arn: base.listeners[1].0.clone(),
         priority: 61,
         public_host: Some(base.listeners[1].1.clone()),
+        control_plane_url: None,
     };
     deploy(&base.clients, &base.settings, moved).await.unwrap();
     let listener_arn = base.listeners[1].0.clone();

@@ -40,9 +40,25 @@ pub struct Platform {
     pub admin: String,
     pub base: HashMap<String, String>,
     pub http: reqwest::Client,
+    /// The control plane's settings, for replicas on the same database.
+    vars: HashMap<String, String>,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
+}
+
+/// Another control plane on the platform's database.
+pub struct Replica {
+    pub url: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Replica {
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
 }
 
 impl Platform {
@@ -82,12 +98,31 @@ impl Platform {
         for (k, v) in extra {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let settings = control_plane::settings::Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
-        let app = control_plane::App::build(settings).await.expect("control plane");
-        let url = format!("http://{}", app.local_addr());
-        let stop = CancellationToken::new();
-        let task = Some(tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned())));
-        Platform { url, twilio, admin, base, http: reqwest::Client::new(), stop, task, _dir: dir }
+        let (url, stop, task) = serve(&vars).await;
+        Platform { url, twilio, admin, base, http: reqwest::Client::new(), vars, stop, task: Some(task), _dir: dir }
+    }
+
+    /// A second control plane on the same database (its own address and workers);
+    /// `extra` settings override the platform's.
+    pub async fn replica(&self, extra: &[(&str, &str)]) -> Replica {
+        let mut vars = self.vars.clone();
+        vars.insert("TEMPOVOICE_LISTEN".into(), "127.0.0.1:0".into());
+        for (k, v) in extra {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let (url, stop, task) = serve(&vars).await;
+        Replica { url, stop, task }
+    }
+
+    /// The platform's store, opened anew (as a replica's would be).
+    pub async fn store(&self) -> control_plane::store::Store {
+        let settings = control_plane::settings::Settings::from_lookup(|k| self.vars.get(k).cloned()).expect("settings");
+        control_plane::open_store(&settings).await.expect("store")
+    }
+
+    /// `TEMPOVOICE_PUBLIC_URL`, when the platform was started reachable.
+    pub fn public_url(&self) -> Option<&str> {
+        self.vars.get("TEMPOVOICE_PUBLIC_URL").map(String::as_str)
     }
 
     /// A new tenant; returns its id and API key.
@@ -153,6 +188,17 @@ impl Platform {
             task.await.unwrap().unwrap();
         }
     }
+}
+
+type Served = (String, CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>);
+
+async fn serve(vars: &HashMap<String, String>) -> Served {
+    let settings = control_plane::settings::Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
+    let app = control_plane::App::build(settings).await.expect("control plane");
+    let url = format!("http://{}", app.local_addr());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
+    (url, stop, task)
 }
 
 /// A small valid agent for the API.

@@ -5,6 +5,7 @@
 //! each file is a module here rather than a binary of its own.
 
 mod call_through_the_platform;
+mod callbacks;
 mod common;
 mod dashboard_browser;
 mod dashboard_server_fns;

@@ -163,7 +163,7 @@ fn conversation(transcript: Option<&Transcript>) -> AnyView {
                     .iter()
                     .map(|tool| {
                         let detail = match &tool.call {
-                            agent_spec::calls::ToolCall::ScheduleCallback { requested_time } => format!(" ({requested_time})"),
+                            agent_spec::calls::ToolCall::ScheduleCallback { requested_time, .. } => format!(" ({requested_time})"),
                             _ => String::new(),
                         };
                         let failed = if tool.result == "ok" { String::new() } else { format!(" — {}", tool.result) };
