@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use agent_spec::api::{
-    AgentPage, AgentResponse, CallPage, DeploymentResponse, ErrorBody, NumberList, PlacedCall, RepointResponse,
+    AgentPage, AgentResponse, CallPage, Callback, CallbackList, DeploymentResponse, ErrorBody, NumberList, PlacedCall,
+    RepointResponse,
 };
 use agent_spec::calls::{CallMetadata, Transcript};
 use agent_spec::{AgentDraft, FieldError};
@@ -317,6 +318,18 @@ impl TenantApi {
     pub async fn place_call(&self, id: &str, to: &str) -> Result<PlacedCall, ApiFailure> {
         let body = serde_json::json!({ "to": to });
         self.json(self.with_json(self.request(Method::POST, &format!("/v1/agents/{}/calls", encode(id))), &body)).await
+    }
+
+    pub async fn list_callbacks(&self, id: &str) -> Result<CallbackList, ApiFailure> {
+        self.json(self.get(&format!("/v1/agents/{}/callbacks", encode(id)))).await
+    }
+
+    pub async fn cancel_callback(&self, id: &str, callback: &str) -> Result<Callback, ApiFailure> {
+        let request = self
+            .request(Method::DELETE, &format!("/v1/agents/{}/callbacks/{}", encode(id), encode(callback)))
+            .body(Body::empty())
+            .expect("a DELETE request builds");
+        self.json(request).await
     }
 
     pub async fn list_numbers(&self) -> Result<NumberList, ApiFailure> {

@@ -354,3 +354,30 @@ pub async fn place_call(csrf: String, id: String, to: String) -> Result<(), Serv
     ctx.redirect(&ctx.with_flash(&page, Flash::error(format!("The agent could not call {to}: {message}"))));
     Ok(())
 }
+
+/// Cancels a scheduled callback, then back to the agent's page.
+#[server(endpoint = "cancel_callback")]
+pub async fn cancel_callback(csrf: String, id: String, callback: String) -> Result<(), ServerFnError> {
+    let ctx = RequestContext::current();
+    let page = format!("/agents/{}", super::view::encode(&id));
+    let Some(session) = authorized(&ctx, &csrf, &page) else {
+        return Ok(());
+    };
+    let flash = match ctx.api_for(&session).cancel_callback(&id, &callback).await {
+        Ok(cancelled) => Flash::success(format!("The callback to {} is cancelled.", cancelled.to)),
+        Err(ApiFailure::Unauthorized) => {
+            ctx.redirect("/sign-in?error=expired");
+            return Ok(());
+        }
+        Err(ApiFailure::NotFound) => Flash::error("No such callback: it may have been removed."),
+        Err(ApiFailure::Conflict(message) | ApiFailure::Status { message, .. }) => {
+            Flash::error(format!("The callback was not cancelled: {message}."))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "control-plane call failed");
+            Flash::error("The callback was not cancelled: the control plane did not answer. Try again in a moment.")
+        }
+    };
+    ctx.redirect(&ctx.with_flash(&page, flash));
+    Ok(())
+}

@@ -346,6 +346,37 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     assert_eq!(unanswered.status_callbacks.last().unwrap(), &("no-answer".to_owned(), 204));
     screenshot(&browser, "06b-call-placed").await;
 
+    // A caller asked to be called back (reported as the agent's runtime reports it):
+    // the agent's page lists it, and it can be cancelled, on a phone too.
+    let reporter = agent_runtime::callbacks::ControlPlane::new(
+        reqwest::Client::new(),
+        platform.public_url().unwrap(),
+        &agent_id,
+        secrecy::SecretString::from(AUTH_TOKEN),
+    );
+    let asked = agent_runtime::callbacks::CallbackRequest {
+        call_sid: format!("CA{:032x}", rand::random::<u128>()),
+        to: "+15550003333".into(),
+        requested_time: "tomorrow at three pm".into(),
+        at: None,
+        context: "Please call me back tomorrow at three pm about the cake order.".into(),
+    };
+    let scheduled = reporter.schedule(&asked).await.expect("the callback is scheduled");
+    browser.goto(&format!("{url}/agents/{agent_id}")).await.unwrap();
+    let item = format!("#callback-{}", scheduled.id);
+    let listed = text_of(&browser, &item).await;
+    assert!(listed.contains("+15550003333") && listed.contains("scheduled"), "{listed}");
+    assert!(listed.contains("tomorrow at three pm"), "{listed}");
+    browser.set_window_size(390, 844).await.unwrap();
+    browser.execute("document.getElementById('callbacks').scrollIntoView()", vec![]).await.unwrap();
+    screenshot(&browser, "06c-callbacks-phone").await;
+    browser.set_window_size(1280, 1000).await.unwrap();
+    browser.find(Locator::Css(&format!("{item} button[type=submit]"))).await.unwrap().click().await.unwrap();
+    let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap().text().await.unwrap();
+    assert!(notice.contains("The callback to +15550003333 is cancelled"), "{notice}");
+    assert!(text_of(&browser, &item).await.contains("cancelled"));
+    screenshot(&browser, "06d-callback-cancelled").await;
+
     // Listed.
     browser.goto(&format!("{url}/")).await.unwrap();
     let row = text_of(&browser, "tbody tr").await;

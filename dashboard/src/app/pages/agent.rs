@@ -1,10 +1,10 @@
 //! An agent's page (voice URL, deployment, configuration) and its deletion.
 
-use agent_spec::api::{AgentResponse, DeploymentAction, DeploymentResponse, SecretState};
+use agent_spec::api::{AgentResponse, Callback, CallbackStatus, DeploymentAction, DeploymentResponse, SecretState};
 use leptos::prelude::*;
 
 use super::{REFRESH_SECS, async_page, not_found, param, truncate};
-use crate::app::actions::{DeleteAgent, PlaceCall, RedeployAgent};
+use crate::app::actions::{CancelCallback, DeleteAgent, PlaceCall, RedeployAgent};
 use crate::app::view::{Page, duration, notice, short_time, status_badge, when};
 
 #[component]
@@ -17,6 +17,8 @@ pub fn AgentPage() -> impl IntoView {
             Some(d) => Some(api.get_deployment(&id, d.id.as_ref()).await?),
             None => None,
         };
+        // The page shows what it can without them: a failed list says so in its panel.
+        let callbacks = api.list_callbacks(&id).await.map(|l| l.callbacks).map_err(|e| e.to_string());
         let refresh = deployment.as_ref().filter(|d| !d.status.is_final()).map(|_| REFRESH_SECS);
         let flash = ctx.flash();
         let csrf = ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
@@ -43,7 +45,8 @@ pub fn AgentPage() -> impl IntoView {
                             <a class="button danger secondary" href=format!("/agents/{}/delete", agent.id)>"Delete"</a>
                         </div>
                     </div>
-                    {call_panel(&agent, csrf)}
+                    {call_panel(&agent, csrf.clone())}
+                    {callbacks_panel(&agent, callbacks, csrf)}
                     <div class="panel">
                         <h2>"Details"</h2>
                         <dl class="summary">
@@ -89,6 +92,70 @@ fn call_panel(agent: &AgentResponse, csrf: String) -> AnyView {
                 </div>
                 <button type="submit">"Call"</button>
             </ActionForm>
+        </div>
+    }
+    .into_any()
+}
+
+/// The callbacks callers asked for: those to come (cancellable), then the latest done.
+fn callbacks_panel(agent: &AgentResponse, callbacks: Result<Vec<Callback>, String>, csrf: String) -> AnyView {
+    let callbacks = match callbacks {
+        Ok(list) => list,
+        Err(e) => {
+            return view! {
+                <div class="panel" id="callbacks">
+                    <h2>"Callbacks"</h2>
+                    <p class="error">"The callbacks could not be loaded: " {e}</p>
+                </div>
+            }
+            .into_any();
+        }
+    };
+    if callbacks.is_empty() {
+        return view! {
+            <div class="panel" id="callbacks">
+                <h2>"Callbacks"</h2>
+                <p class="muted">"When a caller asks to be called back, the agent calls them at the time they asked for; the callback shows here."</p>
+            </div>
+        }
+        .into_any();
+    }
+    let id = agent.id.to_string();
+    let rows = callbacks
+        .into_iter()
+        .take(20)
+        .map(|cb| {
+            let status = cb.status.as_str();
+            let cancellable = cb.status == CallbackStatus::Scheduled;
+            let (csrf, id, cb_id) = (csrf.clone(), id.clone(), cb.id.clone());
+            let placed = cb.placed_call_sid.as_ref().map(|sid| {
+                view! { <a class="mono" href=format!("/agents/{id}/calls/{sid}")>"the call"</a> }
+            });
+            view! {
+                <li class="callback" id=format!("callback-{}", cb.id)>
+                    <div class="callback-head">
+                        <span class="mono">{cb.to.clone()}</span>
+                        <span class=format!("badge {status}")>{status}</span>
+                    </div>
+                    <div>{when(cb.due_at)} <span class="muted">" · asked: “" {cb.requested_time.clone()} "”"</span></div>
+                    {placed}
+                    {cb.error.clone().map(|e| view! { <div class="muted">{e}</div> })}
+                    {cancellable.then(|| view! {
+                        <ActionForm action={ServerAction::<CancelCallback>::new()}>
+                            <input type="hidden" name="csrf" value=csrf/>
+                            <input type="hidden" name="id" value=id/>
+                            <input type="hidden" name="callback" value=cb_id/>
+                            <button type="submit" class="secondary">"Cancel"</button>
+                        </ActionForm>
+                    })}
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="panel" id="callbacks">
+            <h2>"Callbacks"</h2>
+            <ul class="callbacks">{rows}</ul>
         </div>
     }
     .into_any()
