@@ -213,7 +213,7 @@ mod tests {
     fn the_metadata_fits_a_call() {
         let callback = Callback {
             id: "cb0123456789abcdef".into(),
-            agent_id: agent_spec::AgentId::parse("abcdefgh23456789").unwrap(),
+            agent_id: agent_spec::AgentId::parse("abcdefgh234567ab").unwrap(),
             status: agent_spec::api::CallbackStatus::Placing,
             to: "+15550002222".into(),
             due_at: time::OffsetDateTime::UNIX_EPOCH,

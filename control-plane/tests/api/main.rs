@@ -4,6 +4,7 @@
 mod admin;
 mod agents;
 mod auth;
+mod callbacks;
 mod deployment_queue;
 mod deployments;
 mod errors;
