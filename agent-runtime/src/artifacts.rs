@@ -219,6 +219,14 @@ pub trait ObjectStore: Send + Sync + 'static {
         content_type: &'a str,
     ) -> futures::future::BoxFuture<'a, Result<(), UploadError>>;
 
+    /// Writes `body` at `key`, replacing what is there.
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Vec<u8>,
+        content_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), UploadError>>;
+
     /// Writes `body` at `key` only if no object is there: `Ok(false)` when one is
     /// (or another writer is creating it right now).
     fn create_new<'a>(
@@ -258,6 +266,29 @@ impl ObjectStore for S3Store {
                 key: format!("s3://{}/{key}", self.bucket),
                 reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
             })?;
+            Ok(())
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Vec<u8>,
+        content_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), UploadError>> {
+        Box::pin(async move {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .body(body.into())
+                .send()
+                .await
+                .map_err(|e| UploadError::Put {
+                    key: format!("s3://{}/{key}", self.bucket),
+                    reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                })?;
             Ok(())
         })
     }

@@ -17,6 +17,7 @@
 pub mod artifacts;
 pub mod audio;
 pub mod call;
+pub mod call_index;
 pub mod callbacks;
 pub mod callsim;
 pub mod guardrails;

@@ -43,6 +43,8 @@ pub struct Metrics {
     /// Stream claims the bucket did not answer (the stream went on, checked by this
     /// task alone).
     pub stream_claim_errors: AtomicU64,
+    /// Call index segments S3 did not take (tried again).
+    pub index_write_errors: AtomicU64,
     /// Twilio's stream status callbacks, by `StreamEvent`.
     stream_events: Mutex<BTreeMap<String, u64>>,
     call_statuses: Mutex<BTreeMap<String, u64>>,
@@ -216,6 +218,12 @@ impl Metrics {
             "Media streams whose claim in the bucket failed; each went on, checked by this task alone.",
             "counter",
             load(&self.stream_claim_errors),
+        );
+        gauge(
+            "tempovoice_index_write_errors_total",
+            "Writes of the call index S3 did not take; each is tried again at the next flush.",
+            "counter",
+            load(&self.index_write_errors),
         );
         gauge(
             "tempovoice_spool_bytes",

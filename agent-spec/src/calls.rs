@@ -5,6 +5,13 @@
 //!
 //! - `transcript.json`: [`Transcript`];
 //! - `metadata.json`: [`CallMetadata`].
+//!
+//! Beside them, the call index: `index/{YYYY-MM-DD}/{task}-{segment}.jsonl`, one
+//! [`CallIndexEntry`] per line for each call a runtime task ended that day (UTC). Each
+//! task writes its own objects only, rewriting its open segment as calls end; a
+//! segment holds at most [`INDEX_SEGMENT_CALLS`] calls, then the next one opens, so
+//! closed segments never change and readers cache them by ETag. The control plane
+//! lists and charts calls from the index, never from the `calls/` listing.
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +59,65 @@ impl CallFile {
         let sid = key.strip_prefix(CALLS_PREFIX)?.strip_suffix(self.name())?.strip_suffix('/')?;
         (!sid.is_empty() && !sid.contains('/')).then_some(sid)
     }
+}
+
+/// The prefix of the call index.
+pub const INDEX_PREFIX: &str = "index/";
+/// The most calls one index segment holds.
+pub const INDEX_SEGMENT_CALLS: usize = 2000;
+
+/// One call in the agent's call index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallIndexEntry {
+    pub call_sid: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339.
+    pub ended_at: String,
+    pub duration_secs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `inbound`, `outbound-api`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    pub end_reason: String,
+    /// The caller left a voicemail.
+    #[serde(default)]
+    pub voicemail: bool,
+    /// An outbound call's answering machine detection result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<String>,
+}
+
+impl CallIndexEntry {
+    pub fn of(metadata: &CallMetadata) -> Self {
+        Self {
+            call_sid: metadata.call_sid.clone(),
+            started_at: metadata.started_at.clone(),
+            ended_at: metadata.ended_at.clone(),
+            duration_secs: metadata.duration_secs,
+            from: metadata.from.clone(),
+            to: metadata.to.clone(),
+            direction: metadata.direction.clone(),
+            end_reason: metadata.end_reason.clone(),
+            voicemail: metadata.voicemail,
+            answered_by: metadata.answered_by.clone(),
+        }
+    }
+}
+
+/// The key of segment `segment` of `task`'s index of `day`.
+pub fn index_key(day: time::Date, task: &str, segment: u32) -> String {
+    format!("{INDEX_PREFIX}{:04}-{:02}-{:02}/{task}-{segment:04}.jsonl", day.year(), day.month() as u8, day.day())
+}
+
+/// The day an index key is of.
+pub fn index_day(key: &str) -> Option<time::Date> {
+    let day = key.strip_prefix(INDEX_PREFIX)?.split('/').next()?;
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(day, &format).ok()
 }
 
 /// Who spoke a turn.
@@ -214,6 +280,15 @@ pub struct CallMetadata {
 #[cfg(test)]
 mod key_tests {
     use super::*;
+
+    #[test]
+    fn index_keys_name_their_day() {
+        let day = time::macros::date!(2026 - 11 - 28);
+        let key = index_key(day, "t1a2b3", 3);
+        assert_eq!(key, "index/2026-11-28/t1a2b3-0003.jsonl");
+        assert_eq!(index_day(&key), Some(day));
+        assert_eq!(index_day("calls/CA1/metadata.json"), None);
+    }
 
     #[test]
     fn keys_map_back_to_their_call() {

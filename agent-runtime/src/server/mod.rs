@@ -58,6 +58,8 @@ struct Inner {
     draining: AtomicBool,
     calls: TaskTracker,
     drain: CancellationToken,
+    /// This task's part of the agent's call index.
+    call_index: Arc<crate::call_index::CallIndex>,
 }
 
 pub struct App {
@@ -141,6 +143,12 @@ impl App {
             phrases = lines.len(),
             "speech ready"
         );
+        let metrics = Arc::new(Metrics::default());
+        let call_index = Arc::new(crate::call_index::CallIndex::new(
+            Arc::clone(&peers.objects),
+            Arc::clone(&metrics),
+            crate::call_index::task_name(),
+        ));
         let artifacts = Arc::new(
             ArtifactStore::new(
                 peers.objects,
@@ -175,7 +183,7 @@ impl App {
             webhooks: WebhookSender::new(http, settings.spec.secrets.webhook_signing_secret.clone())
                 .allowing_private_addresses(settings.webhooks_to_private),
             artifacts,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             tasks: TaskTracker::new(),
             answered: AnsweredCalls::default(),
             stream_tokens: StreamTokens::new(
@@ -198,6 +206,7 @@ impl App {
                 draining: AtomicBool::new(false),
                 calls: TaskTracker::new(),
                 drain: CancellationToken::new(),
+                call_index,
             }),
         };
         Ok(Self { listener, state })
@@ -236,6 +245,9 @@ impl App {
             })
         };
 
+        let index_stop = CancellationToken::new();
+        let index = tokio::spawn(Arc::clone(&inner.call_index).run(index_stop.clone()));
+
         shutdown.await;
         inner.draining.store(true, Ordering::SeqCst);
         let live = inner.env.metrics.active_calls.load(Ordering::Relaxed);
@@ -256,6 +268,8 @@ impl App {
         if left > 0 {
             tracing::error!(calls = left, spool = %inner.env.artifacts.spool_dir().display(), "artifacts left in the spool");
         }
+        index_stop.cancel();
+        let _ = index.await;
         stop_serving.cancel();
         serve.await??;
         tracing::info!("stopped");
@@ -611,6 +625,10 @@ async fn handle_socket(state: AppState, socket: WebSocket) {
     let call_sid = artifacts.call_sid.clone();
     let transcript: serde_json::Value = serde_json::from_slice(&artifacts.transcript).unwrap_or_default();
     let metadata: serde_json::Value = serde_json::from_slice(&artifacts.metadata).unwrap_or_default();
+    match serde_json::from_slice::<agent_spec::calls::CallMetadata>(&artifacts.metadata) {
+        Ok(m) => inner.call_index.record(&agent_spec::calls::CallIndexEntry::of(&m)),
+        Err(e) => tracing::error!(call_sid, error = %e, "the call's metadata does not read back; it is not indexed"),
+    }
     match inner.env.artifacts.store(artifacts).await {
         Ok(true) => tracing::info!(call_sid, "call artifacts stored"),
         Ok(false) => {

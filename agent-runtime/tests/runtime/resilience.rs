@@ -20,6 +20,20 @@ struct Outage {
 }
 
 impl ObjectStore for Outage {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Vec<u8>,
+        content_type: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), UploadError>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async move {
+                Err(UploadError::Put { key: key.to_owned(), reason: "S3 unreachable (test outage)".to_owned() })
+            });
+        }
+        self.inner.put(key, body, content_type)
+    }
+
     fn put_file<'a>(
         &'a self,
         key: &'a str,
