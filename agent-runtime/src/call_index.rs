@@ -109,7 +109,8 @@ impl CallIndex {
                     let mut state = self.state.lock().expect("index lock");
                     state.closed.retain(|s| (s.day, s.number) != (segment.day, segment.number));
                     // Written as it was read: lines added meanwhile keep it dirty.
-                    if let Some(open) = state.open.as_mut().filter(|o| (o.day, o.number) == (segment.day, segment.number))
+                    if let Some(open) =
+                        state.open.as_mut().filter(|o| (o.day, o.number) == (segment.day, segment.number))
                         && open.calls == segment.calls
                     {
                         open.dirty = false;
@@ -252,7 +253,8 @@ mod tests {
         assert_eq!(index.flush().await, 0);
         assert_eq!(lines(&bucket, "index/2026-11-29/tabc-0000.jsonl"), INDEX_SEGMENT_CALLS);
         assert_eq!(lines(&bucket, "index/2026-11-29/tabc-0001.jsonl"), 1);
-        let text = String::from_utf8(bucket.objects.lock().unwrap()["index/2026-11-29/tabc-0001.jsonl"].clone()).unwrap();
+        let text =
+            String::from_utf8(bucket.objects.lock().unwrap()["index/2026-11-29/tabc-0001.jsonl"].clone()).unwrap();
         let parsed: CallIndexEntry = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(parsed, entry(10 + INDEX_SEGMENT_CALLS - 1));
     }

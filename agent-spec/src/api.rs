@@ -272,7 +272,8 @@ pub struct DeploymentPage {
     pub next_cursor: Option<String>,
 }
 
-/// One call, from its `calls/{callSid}/metadata.json` in the agent's bucket.
+/// One call, from the agent's call index (`index/…`, written by its runtime as each
+/// call ends; its `calls/{callSid}/metadata.json` has the rest).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CallSummary {
     pub call_sid: crate::ids::CallSid,
@@ -285,7 +286,7 @@ pub struct CallSummary {
     pub end_reason: Option<String>,
 }
 
-/// One page of an agent's calls, newest first (by when the call's metadata was written, at its end).
+/// One page of an agent's calls, newest first (by when each call ended).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CallPage {
     pub calls: Vec<CallSummary>,
@@ -569,4 +570,33 @@ pub struct Callback {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CallbackList {
     pub callbacks: Vec<Callback>,
+}
+
+/// `GET /v1/agents/{id}/calls/stats`: the agent's calls of the last `days` days
+/// (UTC), from its call index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallStats {
+    /// One per day, the oldest first and today last, days without calls included.
+    pub days: Vec<CallDay>,
+    /// Calls in the period.
+    pub calls: u64,
+    /// Median call duration, when there were calls.
+    pub median_duration_secs: Option<f64>,
+    /// 90th percentile of call duration (nearest rank).
+    pub p90_duration_secs: Option<f64>,
+    /// Share of the calls transferred to a person (0 to 1).
+    pub transferred_share: Option<f64>,
+    /// Share of the calls that ended in voicemail: the caller left a message, or an
+    /// outbound call reached an answering machine (0 to 1).
+    pub voicemail_share: Option<f64>,
+}
+
+/// One day's calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallDay {
+    /// `YYYY-MM-DD` (UTC), by when the calls started.
+    pub date: String,
+    pub calls: u64,
+    /// Calls by end reason (`end_call`, `caller_hung_up`, `transferred`, …).
+    pub by_end_reason: std::collections::BTreeMap<String, u64>,
 }

@@ -24,6 +24,7 @@
 //!
 //! [`App::build`] wires these together; tests build the same `App` on port 0.
 
+pub mod call_index;
 pub mod callbacks;
 pub mod cli;
 pub mod crypto;

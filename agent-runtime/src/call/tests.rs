@@ -55,7 +55,12 @@ struct NoUploads {
 }
 
 impl ObjectStore for NoUploads {
-    fn put<'a>(&'a self, _: &'a str, _: Vec<u8>, _: &'a str) -> futures::future::BoxFuture<'a, Result<(), UploadError>> {
+    fn put<'a>(
+        &'a self,
+        _: &'a str,
+        _: Vec<u8>,
+        _: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), UploadError>> {
         Box::pin(async { Ok(()) })
     }
 

@@ -1,13 +1,14 @@
 //! `/v1/agents/{id}/calls`: an agent's calls, read from its transcript bucket,
 //! where the runtime writes `calls/{callSid}/transcript.json`, `recording.wav` and
-//! `metadata.json` at the end of each call.
+//! `metadata.json` at the end of each call. The list and the statistics come from
+//! the agent's call index ([`crate::call_index`]), not from listing `calls/`.
 //!
 //! The call sid is validated (`CA` + 32 hex digits) before any key is built, and the
 //! agent must be the tenant's (or have been: a deleted agent's bucket is kept, and so
 //! are its calls).
 
-use agent_spec::api::{CallPage, CallSummary, ErrorBody};
-use agent_spec::calls::{CALLS_PREFIX, CallFile};
+use agent_spec::api::{CallDay, CallPage, CallStats, CallSummary, ErrorBody};
+use agent_spec::calls::CallFile;
 use agent_spec::{AgentId, CallSid, TenantId};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use axum::body::Body;
@@ -15,7 +16,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use deployer_lambda::naming::AgentNames;
-use futures::StreamExt;
 use tokio_util::io::ReaderStream;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,14 +27,15 @@ use super::{AppState, page_query};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 200;
-/// Metadata objects read at once for one page.
-const READ_CONCURRENCY: usize = 16;
+/// The most days of statistics asked for at once.
+pub const MAX_STATS_DAYS: u32 = 90;
 /// Largest JSON artifact returned (transcripts of very long calls stay well under it).
 const MAX_JSON_BYTES: i64 = 16 * 1024 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_calls, place_call))
+        .routes(routes!(call_stats))
         .routes(routes!(get_transcript))
         .routes(routes!(get_metadata))
         .routes(routes!(get_recording))
@@ -53,26 +54,33 @@ async fn bucket(state: &AppState, tenant: &TenantId, agent: &AgentId) -> Result<
     Ok(AgentNames::new(&state.settings.resource_prefix, agent).bucket)
 }
 
-/// Position in the newest-first list: `{lastModifiedMs}.{callSid}`
+/// Position in the newest-first list: `{endedMs}.{callSid}`
 /// ([`crate::store::cursor`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct CallCursor {
-    modified_ms: i64,
+    ended_ms: i64,
     call: String,
 }
 
 impl CallCursor {
     fn encode(&self) -> String {
-        crate::store::cursor::encode(self.modified_ms, &self.call)
+        crate::store::cursor::encode(self.ended_ms, &self.call)
     }
 
     fn decode(raw: &str) -> Option<Self> {
-        let (modified_ms, call) = crate::store::cursor::decode(raw, CallSid::parse)?;
-        Some(Self { modified_ms, call: call.to_string() })
+        let (ended_ms, call) = crate::store::cursor::decode(raw, CallSid::parse)?;
+        Some(Self { ended_ms, call: call.to_string() })
     }
 }
 
+fn index_error(e: crate::call_index::IndexError) -> ApiError {
+    ApiError::Upstream(anyhow::Error::new(e))
+}
+
 /// List the agent's calls, newest first.
+///
+/// From the agent's call index, which its runtime writes as calls end: a call is
+/// listed within a few seconds of its end.
 #[utoipa::path(
     get, path = "/v1/agents/{id}/calls", tag = "calls",
     params(
@@ -98,73 +106,124 @@ async fn list_calls(
 ) -> Result<axum::Json<CallPage>, ApiError> {
     let (limit, after) = page_query(query.as_deref(), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CallCursor::decode)?;
     let bucket = bucket(&state, &tenant, &id).await?;
-    let s3 = &state.aws()?.s3;
-
-    // Every call's metadata object with its time. S3 lists by key (the call sid), so
-    // the newest-first order needs the whole listing; it holds keys only.
-    let listed: Result<Vec<_>, _> =
-        s3.list_objects_v2().bucket(&bucket).prefix(CALLS_PREFIX).into_paginator().send().try_collect().await;
-    let objects: Vec<aws_sdk_s3::types::Object> = match listed {
-        Ok(pages) => pages.into_iter().flat_map(|p| p.contents.unwrap_or_default()).collect(),
-        // Never deployed, or its bucket purged: no calls.
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_bucket()) => Vec::new(),
-        Err(e) => {
-            return Err(ApiError::Upstream(
-                anyhow::Error::new(e).context(format!("list s3://{bucket}/{CALLS_PREFIX}")),
-            ));
-        }
-    };
-    let mut calls: Vec<CallCursor> = objects
+    let segments = state.call_index.read(&state.aws()?.s3, &bucket, None).await.map_err(index_error)?;
+    let mut calls: Vec<(CallCursor, &crate::call_index::IndexedCall)> = segments
         .iter()
-        .filter_map(|o| {
-            let sid = CallFile::Metadata.call_of(o.key()?)?;
-            let sid = CallSid::parse(sid).ok()?;
-            let modified_ms = o.last_modified().map(|t| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000))?;
-            Some(CallCursor { modified_ms, call: sid.to_string() })
-        })
+        .flat_map(|s| s.iter())
+        .map(|c| (CallCursor { ended_ms: c.ended_ms, call: c.call_sid.to_string() }, c))
         .collect();
-    calls.sort_unstable_by(|a, b| b.cmp(a));
+    calls.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    calls.dedup_by(|a, b| a.0.call == b.0.call);
     let start = match &after {
-        Some(c) => calls.partition_point(|x| x >= c),
+        Some(c) => calls.partition_point(|(x, _)| x >= c),
         None => 0,
     };
-    let page: Vec<CallCursor> = calls.iter().skip(start).take(limit as usize).cloned().collect();
-    let next = (start + page.len() < calls.len()).then(|| page.last().map(CallCursor::encode)).flatten();
-
-    let summaries: Vec<CallSummary> = futures::stream::iter(page)
-        .map(|c| {
-            let (s3, bucket) = (s3.clone(), bucket.clone());
-            async move {
-                let sid = CallSid::parse(&c.call).expect("listed sids were validated");
-                let metadata = read_json(&s3, &bucket, &key(&sid, CallFile::Metadata)).await;
-                summary(sid, metadata)
-            }
+    let page: Vec<_> = calls.iter().skip(start).take(limit as usize).collect();
+    let next = (start + page.len() < calls.len()).then(|| page.last().map(|(c, _)| c.encode())).flatten();
+    let summaries = page
+        .into_iter()
+        .map(|(_, c)| CallSummary {
+            call_sid: c.call_sid.clone(),
+            started_at: c.started_at,
+            duration_secs: Some(c.duration_secs),
+            from: c.from.clone(),
+            end_reason: Some(c.end_reason.clone()),
         })
-        .buffered(READ_CONCURRENCY)
-        .collect()
-        .await;
+        .collect();
     Ok(axum::Json(CallPage { calls: summaries, next_cursor: next }))
 }
 
-/// The list entry of a call, from its metadata (fields it lacks are left empty; an
-/// unreadable metadata object still lists the call).
-fn summary(call_sid: CallSid, metadata: Result<Option<serde_json::Value>, ApiError>) -> CallSummary {
-    let metadata = match metadata {
-        Ok(Some(v)) => v,
-        Ok(None) => serde_json::Value::Null,
-        Err(e) => {
-            tracing::warn!(%call_sid, error = %e, "call metadata unreadable");
-            serde_json::Value::Null
+/// The agent's calls of the last days, at a glance.
+///
+/// Calls per day (UTC, by when they started) by end reason, the median and 90th
+/// percentile duration, and the shares transferred and ending in voicemail, from the
+/// agent's call index.
+#[utoipa::path(
+    get, path = "/v1/agents/{id}/calls/stats", tag = "calls",
+    params(
+        ("id" = agent_spec::AgentId, Path, description = "Agent id"),
+        ("days" = Option<u32>, Query, description = "Days back, today included: 1 to 90 (default 30)", minimum = 1, maximum = 90),
+    ),
+    responses(
+        (status = 200, description = "The statistics", body = CallStats),
+        (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
+        (status = 404, description = "No such agent for this tenant", body = ErrorBody),
+        (status = 422, description = "Invalid query parameter", body = ErrorBody),
+        (status = 502, description = "S3 failed", body = ErrorBody),
+        (status = 503, description = "This control plane has no AWS access (TEMPOVOICE_DEPLOYER=off)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn call_stats(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    AgentPath(id): AgentPath,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<CallStats>, ApiError> {
+    let mut days = 30;
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "days" => match value.parse::<u32>() {
+                Ok(n) if (1..=MAX_STATS_DAYS).contains(&n) => days = n,
+                _ => {
+                    return Err(ApiError::invalid("days", format!("must be a whole number from 1 to {MAX_STATS_DAYS}")));
+                }
+            },
+            other => return Err(ApiError::invalid(other.to_owned(), "is not a parameter of this route")),
         }
-    };
-    let text = |k: &str| metadata.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    CallSummary {
-        started_at: text("started_at")
-            .and_then(|t| time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()),
-        duration_secs: metadata.get("duration_secs").and_then(|v| v.as_f64()),
-        from: text("from"),
-        end_reason: text("end_reason"),
-        call_sid,
+    }
+    let bucket = bucket(&state, &tenant, &id).await?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let first = today - time::Duration::days(i64::from(days) - 1);
+    // A call that started on the first day may have ended the next.
+    let segments = state.call_index.read(&state.aws()?.s3, &bucket, Some(first)).await.map_err(index_error)?;
+    Ok(axum::Json(stats(segments.iter().flat_map(|s| s.iter()), first, today)))
+}
+
+/// The statistics of `calls` that started from `first` to `last` (UTC days).
+pub fn stats<'a>(
+    calls: impl Iterator<Item = &'a crate::call_index::IndexedCall>,
+    first: time::Date,
+    last: time::Date,
+) -> CallStats {
+    let span = (last - first).whole_days().max(0) as usize + 1;
+    let mut by_day: Vec<CallDay> = (0..span)
+        .map(|i| {
+            let d = first + time::Duration::days(i as i64);
+            CallDay {
+                date: format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day()),
+                calls: 0,
+                by_end_reason: Default::default(),
+            }
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut durations = Vec::new();
+    let (mut transferred, mut voicemail) = (0u64, 0u64);
+    for call in calls {
+        let Some(day) = call.started_at.map(|t| t.date()) else { continue };
+        if day < first || day > last || !seen.insert(&call.call_sid) {
+            continue;
+        }
+        let slot = &mut by_day[(day - first).whole_days() as usize];
+        slot.calls += 1;
+        *slot.by_end_reason.entry(call.end_reason.clone()).or_default() += 1;
+        durations.push(call.duration_secs);
+        transferred += u64::from(call.end_reason == "transferred");
+        voicemail += u64::from(call.voicemail);
+    }
+    durations.sort_unstable_by(f64::total_cmp);
+    let n = durations.len();
+    // Nearest rank: the smallest value with at least q of the calls at or below it.
+    let rank = |q: f64| (n > 0).then(|| durations[((q * n as f64).ceil() as usize).clamp(1, n) - 1]);
+    let share = |k: u64| (n > 0).then(|| k as f64 / n as f64);
+    CallStats {
+        days: by_day,
+        calls: n as u64,
+        median_duration_secs: rank(0.5),
+        p90_duration_secs: rank(0.9),
+        transferred_share: share(transferred),
+        voicemail_share: share(voicemail),
     }
 }
 
@@ -304,10 +363,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trip_and_order() {
-        let a = CallCursor { modified_ms: 2, call: "CA0123456789abcdef0123456789abcdef".into() };
+        let a = CallCursor { ended_ms: 2, call: "CA0123456789abcdef0123456789abcdef".into() };
         assert_eq!(CallCursor::decode(&a.encode()), Some(a.clone()));
         assert_eq!(CallCursor::decode("1.../../etc"), None);
-        let b = CallCursor { modified_ms: 1, call: "CAffffffffffffffffffffffffffffffff".into() };
+        let b = CallCursor { ended_ms: 1, call: "CAffffffffffffffffffffffffffffffff".into() };
         assert!(a > b, "newer sorts after, so newest-first is descending");
     }
 }

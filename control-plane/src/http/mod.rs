@@ -58,6 +58,8 @@ pub struct AppState {
     pub auth_limiter: Arc<auth_limit::FailedAuthLimiter>,
     /// Twilio's numbers API (`None`: `TEMPOVOICE_TWILIO_API_BASE=off`).
     pub twilio: Option<crate::twilio::TwilioApi>,
+    /// The agents' call indexes, cached by ETag.
+    pub call_index: Arc<crate::call_index::CallIndexReader>,
 }
 
 /// What the API needs of AWS: waking the deployment workers, reading transcripts,
@@ -73,7 +75,7 @@ impl AppState {
     pub fn new(store: Store, settings: Arc<Settings>, aws: Option<AwsAccess>) -> Self {
         let auth_limiter = Arc::new(auth_limit::FailedAuthLimiter::new(&settings.auth_limits));
         let twilio = settings.twilio_api_base.as_deref().map(crate::twilio::TwilioApi::new);
-        Self { store, settings, aws, auth_limiter, twilio }
+        Self { store, settings, aws, auth_limiter, twilio, call_index: Arc::default() }
     }
 
     pub fn aws(&self) -> Result<&AwsAccess, ApiError> {

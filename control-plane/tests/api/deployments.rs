@@ -509,12 +509,19 @@ async fn transcripts_are_read_from_the_agents_bucket() {
     let (status, page) = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls")).await;
     assert_eq!((status, page["calls"].as_array().unwrap().len()), (200, 0));
 
-    // Three calls, as the runtime writes them, one after another.
+    // Three calls, as the runtime writes them, one after another: their files, and a
+    // line each in the task's index segment.
     let s3 = s3(&sdk().await);
     let sids: Vec<String> = (0..3).map(|i| format!("CA{:032x}", 0xabc0 + i)).collect();
+    let mut index = String::new();
+    // Today, early: every call starts and ends today (UTC).
+    let base = time::OffsetDateTime::now_utc().replace_time(time::macros::time!(00:01));
+    let at = |i: i64, secs: i64| {
+        agent_spec::api::timestamp::format(base + time::Duration::minutes(i) + time::Duration::seconds(secs)).unwrap()
+    };
     for (i, sid) in sids.iter().enumerate() {
         let metadata = json!({
-            "call_sid": sid, "started_at": format!("2026-11-21T09:0{i}:00.000Z"), "duration_secs": 30.5 + i as f64,
+            "call_sid": sid, "started_at": at(i as i64, 0), "duration_secs": 30.5 + i as f64,
             "from": "+14155550123", "to": "+14155550100", "end_reason": "caller_hung_up"
         });
         let transcript = json!({ "call_sid": sid, "turns": [{ "role": "agent", "text": format!("Hello {i}") }] });
@@ -525,20 +532,55 @@ async fn transcripts_are_read_from_the_agents_bucket() {
         ] {
             s3.put_object().bucket(&bucket).key(format!("calls/{sid}/{file}")).body(body.into()).send().await.unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(1100)).await; // distinct LastModified seconds
+        let mut line = metadata.clone();
+        line["ended_at"] = json!(at(i as i64, 30));
+        if i == 1 {
+            line["end_reason"] = json!("transferred");
+        }
+        index.push_str(&format!("{line}\n"));
     }
+    let key = agent_spec::calls::index_key(time::OffsetDateTime::now_utc().date(), "tdeadbeef", 0);
+    s3.put_object().bucket(&bucket).key(key).body(index.into_bytes().into()).send().await.unwrap();
 
-    let (_, page) = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls?limit=2")).await;
+    // The empty listing read above is reused for up to 2 s (LIST_TTL).
+    let mut page = Value::Null;
+    for _ in 0..50 {
+        page = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls?limit=2")).await.1;
+        if !page["calls"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let listed: Vec<&str> = page["calls"].as_array().unwrap().iter().map(|c| c["call_sid"].as_str().unwrap()).collect();
     assert_eq!(listed, [sids[2].as_str(), sids[1].as_str()], "newest first");
     assert_eq!(page["calls"][0]["duration_secs"], 32.5);
     assert_eq!(page["calls"][0]["from"], "+14155550123");
-    assert_eq!(page["calls"][0]["started_at"], "2026-11-21T09:02:00.000Z");
+    assert_eq!(page["calls"][0]["started_at"], at(2, 0).as_str());
     let cursor = page["next_cursor"].as_str().unwrap();
     let (_, rest) = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls?limit=2&cursor={cursor}")).await;
     assert_eq!(rest["calls"].as_array().unwrap().len(), 1);
     assert_eq!(rest["calls"][0]["call_sid"], sids[0].as_str());
     assert!(rest["next_cursor"].is_null());
+
+    // At a glance: the day's three calls, their durations, one transferred.
+    let (status, stats) = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls/stats?days=7")).await;
+    assert_eq!((status, stats["days"].as_array().unwrap().len(), stats["calls"].as_u64()), (200, 7, Some(3)));
+    let day = at(0, 0)[..10].to_owned();
+    let today = stats["days"].as_array().unwrap().iter().find(|d| d["date"] == day.as_str()).unwrap();
+    assert_eq!((today["calls"].as_u64(), today["by_end_reason"]["transferred"].as_u64()), (Some(3), Some(1)));
+    assert_eq!((stats["median_duration_secs"].as_f64(), stats["p90_duration_secs"].as_f64()), (Some(31.5), Some(32.5)));
+    assert!((stats["transferred_share"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(stats["voicemail_share"].as_f64(), Some(0.0));
+    for bad in ["days=0", "days=91", "days=x", "weeks=2"] {
+        let (status, ..) = error_of(
+            app.request(Method::GET, &format!("/v1/agents/{id}/calls/stats?{bad}"), Some(&tenant.key))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 422, "{bad}");
+    }
 
     let call = &sids[1];
     let (status, transcript) = get_json(&app, &tenant, &format!("/v1/agents/{id}/calls/{call}/transcript")).await;

@@ -224,6 +224,14 @@ async fn put_call(platform: &Platform, key: &str, agent_id: &str) {
             .await
             .unwrap_or_else(|e| panic!("put {file}: {e:?}"));
     }
+    let line = serde_json::to_string(&agent_spec::calls::CallIndexEntry::of(&metadata)).unwrap() + "\n";
+    s3.put_object()
+        .bucket(&bucket)
+        .key("index/2026-11-20/tfeedface-0000.jsonl")
+        .body(line.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
