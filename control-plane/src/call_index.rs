@@ -47,7 +47,7 @@ impl IndexedCall {
             ended_ms: (ended.unix_timestamp_nanos() / 1_000_000) as i64,
             duration_secs: entry.duration_secs,
             from: entry.from,
-            voicemail: entry.voicemail || entry.end_reason == "answering_machine",
+            voicemail: entry.voicemail || matches!(entry.end_reason.as_str(), "voicemail" | "answering_machine"),
             end_reason: entry.end_reason,
         })
     }

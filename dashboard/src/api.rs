@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use agent_spec::api::{
-    AgentPage, AgentResponse, CallPage, Callback, CallbackList, DeploymentResponse, ErrorBody, NumberList, PlacedCall,
-    RepointResponse,
+    AgentPage, AgentResponse, CallPage, CallStats, Callback, CallbackList, DeploymentResponse, ErrorBody, NumberList,
+    PlacedCall, RepointResponse,
 };
 use agent_spec::calls::{CallMetadata, Transcript};
 use agent_spec::{AgentDraft, FieldError};
@@ -318,6 +318,10 @@ impl TenantApi {
     pub async fn place_call(&self, id: &str, to: &str) -> Result<PlacedCall, ApiFailure> {
         let body = serde_json::json!({ "to": to });
         self.json(self.with_json(self.request(Method::POST, &format!("/v1/agents/{}/calls", encode(id))), &body)).await
+    }
+
+    pub async fn call_stats(&self, id: &str, days: u32) -> Result<CallStats, ApiFailure> {
+        self.json(self.get(&format!("/v1/agents/{}/calls/stats?days={days}", encode(id)))).await
     }
 
     pub async fn list_callbacks(&self, id: &str) -> Result<CallbackList, ApiFailure> {

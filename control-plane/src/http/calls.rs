@@ -166,7 +166,10 @@ async fn call_stats(
             "days" => match value.parse::<u32>() {
                 Ok(n) if (1..=MAX_STATS_DAYS).contains(&n) => days = n,
                 _ => {
-                    return Err(ApiError::invalid("days", format!("must be a whole number from 1 to {MAX_STATS_DAYS}")));
+                    return Err(ApiError::invalid(
+                        "days",
+                        format!("must be a whole number from 1 to {MAX_STATS_DAYS}"),
+                    ));
                 }
             },
             other => return Err(ApiError::invalid(other.to_owned(), "is not a parameter of this route")),

@@ -6,6 +6,7 @@
 //! sign in, 404 for another tenant's agent), so nothing depends on JavaScript.
 
 pub mod actions;
+pub mod chart;
 pub mod pages;
 pub(crate) mod view;
 

@@ -103,6 +103,21 @@ async fn value(browser: &Client, id: &str) -> String {
     browser.find(Locator::Id(id)).await.unwrap().prop("value").await.unwrap().unwrap_or_default()
 }
 
+/// Clicks what `locator` finds and waits until the browser has left the page: what
+/// the next step looks for is then on the new page, never on the one being left
+/// (a flash notice on both would otherwise be found on the old one, and go stale).
+async fn navigate_by(browser: &Client, locator: Locator<'_>) {
+    let old = browser.find(Locator::Css("html")).await.unwrap();
+    browser.find(locator).await.unwrap_or_else(|e| panic!("{locator:?}: {e}")).click().await.unwrap();
+    for _ in 0..300 {
+        if old.tag_name().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("clicking {locator:?} did not leave the page in 15 s");
+}
+
 async fn text_of(browser: &Client, css: &str) -> String {
     browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
 }
@@ -133,7 +148,44 @@ fn wav() -> Vec<u8> {
 }
 
 /// Writes a finished call into the agent's bucket, as the runtime does.
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+/// A month of earlier calls in the agent's call index (index lines only), ended
+/// before the call [`put_call`] writes: 0 to 5 a day, ending in every way.
+fn call_history(now: time::OffsetDateTime) -> String {
+    const REASONS: [&str; 7] =
+        ["end_call", "caller_hung_up", "end_call", "transferred", "voicemail", "idle", "provider_error"];
+    let mut out = String::new();
+    let mut n = 0u64;
+    for day in 1..30i64 {
+        for k in 0..(day * 7 % 6) {
+            n += 1;
+            let started = now - time::Duration::days(day) + time::Duration::minutes(k * 13);
+            let secs = 20 + (n * 37) % 400;
+            let entry = agent_spec::calls::CallIndexEntry {
+                call_sid: format!("CA{n:032x}"),
+                started_at: rfc3339(started),
+                ended_at: rfc3339(started + time::Duration::seconds(secs as i64)),
+                duration_secs: secs as f64,
+                from: Some("+15550001234".into()),
+                to: Some("+14155550100".into()),
+                direction: Some("inbound".into()),
+                end_reason: REASONS[(n as usize * 3 + day as usize) % REASONS.len()].into(),
+                voicemail: false,
+                answered_by: None,
+            };
+            out.push_str(&serde_json::to_string(&entry).unwrap());
+            out.push('\n');
+        }
+    }
+    out
+}
+
 async fn put_call(platform: &Platform, key: &str, agent_id: &str) {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let started = now - time::Duration::seconds(60);
     let (_, agent) = platform.api_get(&format!("/v1/agents/{agent_id}"), key).await;
     let deployment = agent["deployment"]["id"].as_str().unwrap();
     let (_, deployment) = platform.api_get(&format!("/v1/agents/{agent_id}/deployments/{deployment}"), key).await;
@@ -181,8 +233,8 @@ async fn put_call(platform: &Platform, key: &str, agent_id: &str) {
         tenant_id: agent["tenant_id"].as_str().unwrap().into(),
         agent_name: "Front desk".into(),
         provider: "local".into(),
-        started_at: "2026-11-21T09:00:00Z".into(),
-        ended_at: "2026-11-21T09:00:09Z".into(),
+        started_at: rfc3339(started),
+        ended_at: rfc3339(started + time::Duration::seconds(9)),
         duration_secs: 9.2,
         end_reason: "end_call".into(),
         turn_latency_ms: vec![600, 640],
@@ -224,11 +276,12 @@ async fn put_call(platform: &Platform, key: &str, agent_id: &str) {
             .await
             .unwrap_or_else(|e| panic!("put {file}: {e:?}"));
     }
-    let line = serde_json::to_string(&agent_spec::calls::CallIndexEntry::of(&metadata)).unwrap() + "\n";
+    // The index, as the runtime's task writes it: its history, then this call.
+    let lines = call_history(now) + &serde_json::to_string(&agent_spec::calls::CallIndexEntry::of(&metadata)).unwrap();
     s3.put_object()
         .bucket(&bucket)
-        .key("index/2026-11-20/tfeedface-0000.jsonl")
-        .body(line.into_bytes().into())
+        .key(agent_spec::calls::index_key(now.date(), "tfeedface", 0))
+        .body((lines + "\n").into_bytes().into())
         .send()
         .await
         .unwrap();
@@ -248,17 +301,17 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     assert_eq!(browser.current_url().await.unwrap().path(), "/sign-in");
     screenshot(&browser, "01-sign-in").await;
     fill(&browser, "api-key", "tvk_wrong_wrong").await;
-    browser.find(Locator::Css("main button[type=submit]")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::Css("main button[type=submit]")).await;
     let notice = browser.wait().for_element(Locator::Css(".notice.error")).await.unwrap();
     assert!(notice.text().await.unwrap().contains("not accepted"));
     fill(&browser, "api-key", &key).await;
-    browser.find(Locator::Css("main button[type=submit]")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::Css("main button[type=submit]")).await;
     let empty = browser.wait().for_element(Locator::Css(".empty h2")).await.unwrap();
     assert_eq!(empty.text().await.unwrap(), "No agents yet");
     screenshot(&browser, "02-agents-empty").await;
 
     // The form, first with invalid fields.
-    browser.find(Locator::LinkText("Create your first agent")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::LinkText("Create your first agent")).await;
     browser.wait().for_element(Locator::Id("f-name")).await.unwrap();
     screenshot(&browser, "03-new-agent").await;
     fill(&browser, "f-system_prompt", "You answer the phone for Rosa's Bakery. Be brief and warm.").await;
@@ -281,7 +334,7 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     provider.select_by_value("local").await.unwrap();
     assert!(!shown("f-voice-turn_detection").await && !shown("f-voice-temperature").await);
     browser.find(Locator::Id("f-enable_recording")).await.unwrap().click().await.unwrap();
-    browser.find(Locator::Css("form.agent-form .actions button[type=submit]")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::Css("form.agent-form .actions button[type=submit]")).await;
     let errors = browser.wait().for_element(Locator::Id("errors")).await.unwrap();
     let errors = errors.text().await.unwrap();
     assert!(errors.contains("Name: is required"), "{errors}");
@@ -299,7 +352,7 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     // Fixed: created, and its deployment starts.
     fill(&browser, "f-name", "Front desk").await;
     fill(&browser, "f-telephony-call_phone_number", "+14155550100").await;
-    browser.find(Locator::Css("form.agent-form .actions button[type=submit]")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::Css("form.agent-form .actions button[type=submit]")).await;
     let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap();
     assert!(notice.text().await.unwrap().contains("Agent created"));
     let agent_path = browser.current_url().await.unwrap().path().to_owned();
@@ -345,7 +398,7 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     // Call a number from the agent's page: Twilio is asked to call it from the agent's.
     fill(&browser, "call-to", "+15550002222").await;
     screenshot(&browser, "06a-call-form").await;
-    browser.find(Locator::Css("#call-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::Css("#call-form button[type=submit]")).await;
     let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap().text().await.unwrap();
     assert!(notice.contains("Calling +15550002222 from +14155550100 (call CA"), "{notice}");
     let call = platform.twilio.next_outbound(Duration::from_secs(5)).await.expect("Twilio was asked to call");
@@ -379,7 +432,7 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     browser.execute("document.getElementById('callbacks').scrollIntoView()", vec![]).await.unwrap();
     screenshot(&browser, "06c-callbacks-phone").await;
     browser.set_window_size(1280, 1000).await.unwrap();
-    browser.find(Locator::Css(&format!("{item} button[type=submit]"))).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::Css(&format!("{item} button[type=submit]"))).await;
     let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap().text().await.unwrap();
     assert!(notice.contains("The callback to +15550003333 is cancelled"), "{notice}");
     assert!(text_of(&browser, &item).await.contains("cancelled"));
@@ -393,7 +446,7 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
 
     // Its number, asked of Twilio: it routes here. Re-pointed by hand in Twilio, it
     // shows as drifted, and the re-point button points it back.
-    browser.find(Locator::LinkText("Numbers")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::LinkText("Numbers")).await;
     let row_css = format!("#number-{agent_id}");
     let row = browser.wait().for_element(Locator::Css(&row_css)).await.unwrap().text().await.unwrap();
     assert!(row.contains("+14155550100") && row.contains("Front desk") && row.contains("routes here"), "{row}");
@@ -406,7 +459,7 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     browser.set_window_size(390, 844).await.unwrap();
     screenshot(&browser, "07b-numbers-phone").await;
     browser.set_window_size(1280, 1000).await.unwrap();
-    browser.find(Locator::Css(&format!("{row_css} button"))).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::Css(&format!("{row_css} button"))).await;
     let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap();
     assert!(notice.text().await.unwrap().contains(&format!("+14155550100 now routes to {voice_url}")));
     assert!(text_of(&browser, &row_css).await.contains("routes here"));
@@ -416,14 +469,39 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
 
     // A call, read from the agent's bucket.
     put_call(&platform, &key, &agent_id).await;
-    browser.find(Locator::LinkText("Calls")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::LinkText("Calls")).await;
     let call_row = browser.wait().for_element(Locator::Css("tbody tr")).await.unwrap().text().await.unwrap();
     assert!(
         call_row.contains("+15550001234") && call_row.contains("0:09") && call_row.contains("end call"),
         "{call_row}"
     );
     screenshot(&browser, "08-calls").await;
-    browser.find(Locator::Css("tbody tr a")).await.unwrap().click().await.unwrap();
+
+    // The agent's page has its calls at a glance: the month's calls per day by how
+    // they ended, with the figures; on a phone too.
+    // (A listing read in the last 2 s may be reused: the page is loaded until it shows them.)
+    let history = call_history(time::OffsetDateTime::now_utc()).lines().count() + 1;
+    let mut calls = String::new();
+    for _ in 0..20 {
+        browser.goto(&format!("{url}/agents/{agent_id}")).await.unwrap();
+        if let Ok(first) = browser.find(Locator::Css("#calls-at-a-glance dl.figures dd")).await {
+            calls = first.text().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(calls, history.to_string());
+    let bars = browser.find_all(Locator::Css("#calls-at-a-glance svg rect.answered")).await.unwrap();
+    assert!(bars.len() > 10, "{} answered bars", bars.len());
+    browser.execute("document.getElementById('calls-at-a-glance').scrollIntoView()", vec![]).await.unwrap();
+    screenshot(&browser, "08a-calls-at-a-glance").await;
+    browser.set_window_size(390, 844).await.unwrap();
+    browser.execute("document.getElementById('calls-at-a-glance').scrollIntoView()", vec![]).await.unwrap();
+    screenshot(&browser, "08b-calls-at-a-glance-phone").await;
+    browser.set_window_size(1280, 1000).await.unwrap();
+    navigate_by(&browser, Locator::LinkText("Calls")).await;
+    browser.wait().for_element(Locator::Css("tbody tr")).await.unwrap();
+    navigate_by(&browser, Locator::Css("tbody tr a")).await;
     let conversation = browser.wait().for_element(Locator::Css(".conversation")).await.unwrap().text().await.unwrap();
     for expected in [
         "What are your opening hours?",
@@ -459,10 +537,10 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
 
     // Delete, purging call data.
     browser.goto(&format!("{url}{agent_path}")).await.unwrap();
-    browser.find(Locator::LinkText("Delete")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::LinkText("Delete")).await;
     browser.wait().for_element(Locator::Id("purge")).await.unwrap().click().await.unwrap();
     screenshot(&browser, "11-delete").await;
-    browser.find(Locator::Css("button.danger")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::Css("button.danger")).await;
     let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap();
     assert!(notice.text().await.unwrap().contains("Agent deleted"));
     assert!(browser.find(Locator::Css("tbody tr")).await.is_err(), "no agent listed");
@@ -471,7 +549,7 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     assert_eq!(status, 404);
 
     // Sign out.
-    browser.find(Locator::Css("header button[type=submit]")).await.unwrap().click().await.unwrap();
+    navigate_by(&browser, Locator::Css("header button[type=submit]")).await;
     let notice = browser.wait().for_element(Locator::Css(".notice.success")).await.unwrap();
     assert_eq!(notice.text().await.unwrap(), "You are signed out.");
     browser.goto(&format!("{url}/")).await.unwrap();

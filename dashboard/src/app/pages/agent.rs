@@ -19,6 +19,11 @@ pub fn AgentPage() -> impl IntoView {
         };
         // The page shows what it can without them: a failed list says so in its panel.
         let callbacks = api.list_callbacks(&id).await.map(|l| l.callbacks).map_err(|e| e.to_string());
+        // Before the first deploy there is no bucket, so no calls to chart.
+        let stats = match agent.deployment {
+            Some(_) => Some(api.call_stats(&id, 30).await.map_err(|e| e.to_string())),
+            None => None,
+        };
         let refresh = deployment.as_ref().filter(|d| !d.status.is_final()).map(|_| REFRESH_SECS);
         let flash = ctx.flash();
         let csrf = ctx.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
@@ -33,6 +38,7 @@ pub fn AgentPage() -> impl IntoView {
             <div class="two">
                 <div>
                     {voice_url_panel(&agent)}
+                    {stats.map(crate::app::chart::panel)}
                     {deployment_panel(&agent, deployment.as_ref(), csrf.clone())}
                     {config_panel(&agent)}
                 </div>
