@@ -3,7 +3,8 @@
 //! one inline policy allows
 //!
 //! - objects under `calls/` in the agent's own transcript bucket (write, read back,
-//!   abort an unfinished multipart upload), and
+//!   abort an unfinished multipart upload),
+//! - writing its task's part of the call index, under `index/` in that bucket, and
 //! - `bedrock:InvokeModel` (the action AWS's API reference names for
 //!   `InvokeModelWithBidirectionalStream`) and `bedrock:InvokeModelWithBidirectionalStream`
 //!   (the one AWS's Nova Sonic samples grant) on the agent's Nova Sonic model, in its
@@ -53,7 +54,7 @@ pub struct BedrockModel {
     pub model_id: String,
 }
 
-/// What the runtime may do: its own bucket's `calls/`, and its model.
+/// What the runtime may do: its own bucket's `calls/` and `index/`, and its model.
 pub fn permissions_policy(partition: Partition, bucket: &str, model: Option<&BedrockModel>) -> Value {
     let p = partition.id();
     let mut statements = vec![json!({
@@ -62,6 +63,12 @@ pub fn permissions_policy(partition: Partition, bucket: &str, model: Option<&Bed
         "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
         "Resource": format!("arn:{p}:s3:::{bucket}/calls/*")
     })];
+    statements.push(json!({
+        "Sid": "OwnCallIndex",
+        "Effect": "Allow",
+        "Action": ["s3:PutObject"],
+        "Resource": format!("arn:{p}:s3:::{bucket}/index/*")
+    }));
     if let Some(m) = model {
         statements.push(json!({
             "Sid": "SpeechModel",
@@ -279,7 +286,8 @@ mod tests {
         let policy = permissions_policy(Partition::China, "tv-transcripts-abc", Some(&model)).to_string();
         assert!(policy.contains("arn:aws-cn:s3:::tv-transcripts-abc/calls/*"), "{policy}");
         assert!(policy.contains("arn:aws-cn:bedrock:us-west-2::foundation-model/amazon.nova-sonic-v1:0"));
-        assert!(!policy.contains('*') || policy.matches('*').count() == 1, "one wildcard, the object key: {policy}");
+        assert!(policy.contains("arn:aws-cn:s3:::tv-transcripts-abc/index/*"), "{policy}");
+        assert_eq!(policy.matches('*').count(), 2, "a wildcard in each object key only: {policy}");
         let without = permissions_policy(Partition::Aws, "b", None).to_string();
         assert!(!without.contains("bedrock"), "{without}");
     }

@@ -134,7 +134,11 @@ async fn deploy_creates_every_resource_with_the_right_settings() {
         })
         .collect();
     let buckets: Vec<&String> = resources.iter().filter(|r| r.starts_with("arn:aws:s3:")).collect();
-    assert_eq!(buckets, [&format!("arn:aws:s3:::{}/calls/*", names.bucket)], "only its own bucket: {inline:#}");
+    assert_eq!(
+        buckets,
+        [&format!("arn:aws:s3:::{}/calls/*", names.bucket), &format!("arn:aws:s3:::{}/index/*", names.bucket)],
+        "only its own bucket: {inline:#}"
+    );
     assert!(resources.iter().all(|r| !r.contains(":s3:::*") && r != "*"), "no wildcard bucket: {inline:#}");
     let model = format!("foundation-model/{}", config().voice.model.as_str());
     let bedrock: Vec<&String> = resources.iter().filter(|r| r.contains(":bedrock:")).collect();
