@@ -254,19 +254,7 @@ impl ObjectStore for S3Store {
             let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
                 .await
                 .map_err(|e| UploadError::Read { path: path.to_owned(), reason: e.to_string() })?;
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type(content_type)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| UploadError::Put {
-                key: format!("s3://{}/{key}", self.bucket),
-                reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-            })?;
-            Ok(())
+            self.put_body(key, body, content_type).await
         })
     }
 
@@ -276,21 +264,7 @@ impl ObjectStore for S3Store {
         body: Vec<u8>,
         content_type: &'a str,
     ) -> futures::future::BoxFuture<'a, Result<(), UploadError>> {
-        Box::pin(async move {
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type(content_type)
-                .body(body.into())
-                .send()
-                .await
-                .map_err(|e| UploadError::Put {
-                    key: format!("s3://{}/{key}", self.bucket),
-                    reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-                })?;
-            Ok(())
-        })
+        Box::pin(self.put_body(key, body.into(), content_type))
     }
 
     fn create_new<'a>(
@@ -322,6 +296,29 @@ impl ObjectStore for S3Store {
                 }),
             }
         })
+    }
+}
+
+impl S3Store {
+    async fn put_body(
+        &self,
+        key: &str,
+        body: aws_sdk_s3::primitives::ByteStream,
+        content_type: &str,
+    ) -> Result<(), UploadError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| UploadError::Put {
+                key: format!("s3://{}/{key}", self.bucket),
+                reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        Ok(())
     }
 }
 

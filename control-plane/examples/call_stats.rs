@@ -1,7 +1,7 @@
 //! Benchmark: an agent's calls at a glance (`GET /v1/agents/{id}/calls/stats`, 30
 //! days) and its first page of calls (`GET /v1/agents/{id}/calls?limit=50`), served
 //! by the control plane on 127.0.0.1 (release build) from the agent's call index in
-//! S3 (moto): `CALLS` calls over the last 30 days, written as two runtime tasks write
+//! S3 (moto): `calls` calls over the last 29 days, written as two runtime tasks write
 //! them (a segment per task and day).
 //!
 //! Two cases per route:
@@ -22,6 +22,9 @@
 use std::time::{Duration, Instant};
 
 use agent_spec::calls::{CallIndexEntry, index_key};
+#[path = "support/bench_app.rs"]
+mod bench_app;
+use bench_app::BenchApp;
 use serde_json::{Value, json};
 
 const REASONS: [&str; 8] =
@@ -44,49 +47,10 @@ async fn time_get(http: &reqwest::Client, url: &str, key: &str) -> (Duration, us
 async fn main() -> anyhow::Result<()> {
     let calls: usize = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(1000);
     let requests: usize = std::env::args().nth(2).map(|n| n.parse()).transpose()?.unwrap_or(500);
-    anyhow::ensure!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "set AWS_ENDPOINT_URL to a moto server");
-    let dir = tempfile::tempdir()?;
-    let prefix = format!("bench{}", rand::random::<u16>());
-    let admin = "bench-admin-token-0123456789abcdef0123456789".to_owned();
-    let vars: Vec<(&str, String)> = vec![
-        ("TEMPOVOICE_LISTEN", "127.0.0.1:0".into()),
-        ("TEMPOVOICE_DATA_DIR", dir.path().display().to_string()),
-        ("TEMPOVOICE_ADMIN_TOKEN", admin.clone()),
-        ("TEMPOVOICE_PUBLIC_HOST", "voice.example.com".into()),
-        // Calls are read from S3, but nothing is deployed: no worker takes deployments.
-        ("TEMPOVOICE_DEPLOYER", "lambda".into()),
-        ("DEPLOYER_LAMBDA_FUNCTION", "unused".into()),
-        ("TEMPOVOICE_DEPLOY_WORKERS", "0".into()),
-        ("TEMPOVOICE_PREFIX", prefix.clone()),
-        ("TEMPOVOICE_LOG_FORMAT", "text".into()),
-        ("TEMPOVOICE_DASHBOARD", "off".into()),
-    ];
-    let lookup = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok());
-    let settings = control_plane::settings::Settings::from_lookup(lookup)?;
-    let app = control_plane::App::build(settings).await?;
-    let base = format!("http://{}", app.local_addr());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
+    let app = BenchApp::start(&[("TEMPOVOICE_DASHBOARD", "off")]).await?;
+    let (base, prefix) = (app.base.clone(), app.prefix.clone());
     let http = reqwest::Client::new();
-
-    let tenant: Value = http
-        .post(format!("{base}/v1/admin/tenants"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
-    let key: Value = http
-        .post(format!("{base}/v1/admin/tenants/{tenant_id}/api-keys"))
-        .bearer_auth(&admin)
-        .json(&json!({"label": "bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let key = key["api_key"].as_str().unwrap().to_owned();
+    let (_, key) = app.tenant(&http, "Bench").await?;
     let agent = json!({
         "name": "Front desk", "system_prompt": "You answer the phone.", "greeting": "Hello.",
         "voice": {"provider": "local"},
@@ -105,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc();
     let mut segments: std::collections::BTreeMap<String, String> = Default::default();
     for n in 0..calls {
-        let started = now - time::Duration::minutes((n as i64 * 43_200) / calls as i64 + 5);
+        let started = now - time::Duration::minutes((n as i64 * 41_760) / calls as i64 + 5);
         let secs = 15 + (n * 97) % 600;
         let ended = started + time::Duration::seconds(secs as i64);
         let task = if n % 2 == 0 { "t00aa" } else { "t00bb" };
@@ -172,7 +136,5 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    stop.cancel();
-    server.await??;
-    Ok(())
+    app.stop().await
 }

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use agent_spec::calls::{CallMetadata, DtmfRecord, Role, ToolCall, ToolCallRecord, Transcript, Turn};
 use serde_json::{Value, json};
+#[path = "support/bench_app.rs"]
+mod bench_app;
+use bench_app::BenchApp;
 
 const AGENTS: usize = 500;
 const TURNS: usize = 200;
@@ -142,48 +145,10 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let requests: usize = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(500);
-    anyhow::ensure!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "set AWS_ENDPOINT_URL to a moto server");
-    let dir = tempfile::tempdir()?;
-    let prefix = format!("bench{}", rand::random::<u16>());
-    let admin = "bench-admin-token-0123456789abcdef0123456789".to_owned();
-    let vars: Vec<(&str, String)> = vec![
-        ("TEMPOVOICE_LISTEN", "127.0.0.1:0".into()),
-        ("TEMPOVOICE_DATA_DIR", dir.path().display().to_string()),
-        ("TEMPOVOICE_ADMIN_TOKEN", admin.clone()),
-        ("TEMPOVOICE_PUBLIC_HOST", "voice.example.com".into()),
-        // Calls are read from S3, but nothing is deployed: no worker takes deployments.
-        ("TEMPOVOICE_DEPLOYER", "lambda".into()),
-        ("DEPLOYER_LAMBDA_FUNCTION", "unused".into()),
-        ("TEMPOVOICE_DEPLOY_WORKERS", "0".into()),
-        ("TEMPOVOICE_PREFIX", prefix.clone()),
-        ("TEMPOVOICE_LOG_FORMAT", "text".into()),
-    ];
-    let lookup = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok());
-    let settings = control_plane::settings::Settings::from_lookup(lookup)?;
-    let app = control_plane::App::build(settings).await?;
-    let base = format!("http://{}", app.local_addr());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
+    let app = BenchApp::start(&[]).await?;
+    let (base, prefix) = (app.base.clone(), app.prefix.clone());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-
-    let tenant: Value = http
-        .post(format!("{base}/v1/admin/tenants"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Bench bakery"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
-    let key: Value = http
-        .post(format!("{base}/v1/admin/tenants/{tenant_id}/api-keys"))
-        .bearer_auth(&admin)
-        .json(&json!({"label": "bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let key = key["api_key"].as_str().unwrap().to_owned();
+    let (tenant_id, key) = app.tenant(&http, "Bench bakery").await?;
     let mut first_agent = String::new();
     for i in 0..AGENTS {
         let created: Value = http
@@ -250,7 +215,6 @@ async fn main() -> anyhow::Result<()> {
             (m.bytes + css + js) as f64 / 1000.0,
         );
     }
-    stop.cancel();
-    server.await??;
+    app.stop().await?;
     Ok(())
 }
