@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use agent_spec::CallSid;
 use agent_spec::calls::{CallIndexEntry, INDEX_PREFIX, index_day};
+use aws_sdk_s3::operation::list_objects_v2::{ListObjectsV2Error, ListObjectsV2Output};
 use futures::{StreamExt, TryStreamExt};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
@@ -120,11 +121,7 @@ impl CallIndexReader {
         {
             return Ok(Arc::clone(listed));
         }
-        let mut request = s3.list_objects_v2().bucket(bucket).prefix(INDEX_PREFIX);
-        if let Some(start) = &start {
-            request = request.start_after(start);
-        }
-        let pages: Result<Vec<_>, _> = request.into_paginator().send().try_collect().await;
+        let pages = list_index(s3, bucket, start).await;
         let listed: Vec<(String, String)> = match pages {
             Ok(pages) => pages
                 .into_iter()
@@ -146,6 +143,15 @@ impl CallIndexReader {
         listings.insert(cache_key, (Instant::now(), Arc::clone(&listed)));
         Ok(listed)
     }
+}
+
+/// The index's listing in `b`, after the key `a`, every page.
+async fn list_index(
+    s3: &aws_sdk_s3::Client,
+    b: &str,
+    a: Option<String>,
+) -> Result<Vec<ListObjectsV2Output>, aws_sdk_s3::error::SdkError<ListObjectsV2Error>> {
+    s3.list_objects_v2().bucket(b).prefix(INDEX_PREFIX).set_start_after(a).into_paginator().send().try_collect().await
 }
 
 async fn fetch(s3: &aws_sdk_s3::Client, bucket: &str, key: String) -> Result<(String, String, Segment), IndexError> {

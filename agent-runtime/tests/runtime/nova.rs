@@ -221,7 +221,7 @@ async fn nova_tools_a_callback_without_an_endpoint_is_told_then_voicemail_record
     assert_eq!(names, vec!["schedule_callback", "voicemail"], "{:?}", log.tool_uses);
     assert_eq!(log.tool_results.len(), 2, "{:?}", log.tool_results);
     assert_eq!(log.tool_results[0].0, log.tool_uses[0].0);
-    assert_eq!(log.tool_results[0].1, r#"{"error":"no scheduling endpoint configured"}"#);
+    assert_eq!(log.tool_results[0].1, r#"{"error":"I am sorry, I cannot arrange callbacks on this line."}"#);
     assert_eq!(log.tool_results[1], (log.tool_uses[1].0.clone(), r#"{"result":"ok"}"#.to_owned()));
     let metadata = rt.json(&report.call_sid, "metadata.json").await;
     assert_eq!(metadata["end_reason"], "voicemail");

@@ -218,7 +218,7 @@ async fn openai_tools_a_callback_without_an_endpoint_is_told_then_voicemail_reco
     // Each result went back under its own call id; the callback's says why it failed.
     assert_eq!(log.tool_outputs.len(), 2, "{:?}", log.tool_outputs);
     assert_eq!(log.tool_outputs[0].0, log.tool_calls[0].0);
-    assert_eq!(log.tool_outputs[0].1, r#"{"error":"no scheduling endpoint configured"}"#);
+    assert_eq!(log.tool_outputs[0].1, r#"{"error":"I am sorry, I cannot arrange callbacks on this line."}"#);
     assert_eq!(log.tool_outputs[1], (log.tool_calls[1].0.clone(), r#"{"result":"ok"}"#.to_owned()));
     let metadata = rt.json(&report.call_sid, "metadata.json").await;
     assert_eq!(metadata["end_reason"], "voicemail");

@@ -21,7 +21,7 @@ async fn the_document_and_the_router_agree() {
     let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 22, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 26, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
 
     // Opened first: an operation below revokes the tenant's key, and its sessions with it.
     let session = session_token(&app, &tenant.key).await;
@@ -32,7 +32,8 @@ async fn the_document_and_the_router_agree() {
             .replace("{tenantId}", &tenant.id)
             .replace("{keyId}", &tenant.key_id)
             .replace("{deploymentId}", "abcdefghijklmnop")
-            .replace("{callSid}", "CA0123456789abcdef0123456789abcdef");
+            .replace("{callSid}", "CA0123456789abcdef0123456789abcdef")
+            .replace("{callbackId}", "cb0123456789abcdef");
         for method in METHODS {
             let http_method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let Some(op) = item.get(method) else {
@@ -91,7 +92,7 @@ async fn the_document_and_the_router_agree() {
             }
         }
     }
-    assert_eq!(operations, 29);
+    assert_eq!(operations, 33);
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
     assert!(schemes.contains_key("api_key") && schemes.contains_key("admin_token"));
     assert!(schemes.contains_key("session_token"));

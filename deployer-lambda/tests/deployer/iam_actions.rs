@@ -213,8 +213,9 @@ fn the_policy_check_catches_a_removed_action_a_wildcard_and_a_star_resource() {
 /// IAM actions as the deployer's are, and the policy grants exactly those.
 #[test]
 fn the_control_plane_policy_grants_exactly_what_it_calls() {
-    // deploy::LambdaDeployer (Invoke), http::calls (ListObjectsV2, GetObject).
-    let calls = [("Lambda", "Invoke"), ("S3", "ListObjectsV2"), ("S3", "GetObject")];
+    // deploy::LambdaDeployer (Invoke), http::calls (GetObject: a call's files) and
+    // call_index (ListObjectsV2 and GetObject: the call index).
+    let calls = [("Lambda", "Invoke"), ("S3", "ListObjectsV2"), ("S3", "GetObject"), ("S3", "GetObject")];
     // The list is the source's: each SDK call there is one line with `.send()`, whose
     // first `.operation()` names it.
     let mut in_source: Vec<String> = Vec::new();
