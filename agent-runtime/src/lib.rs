@@ -25,6 +25,7 @@ pub mod media;
 pub mod metrics;
 pub mod outbound;
 pub mod phrases;
+pub mod protection;
 pub mod server;
 pub mod settings;
 pub mod speech;

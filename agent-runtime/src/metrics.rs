@@ -45,6 +45,10 @@ pub struct Metrics {
     pub stream_claim_errors: AtomicU64,
     /// Call index segments S3 did not take (tried again).
     pub index_write_errors: AtomicU64,
+    /// 1 while the task holds ECS scale-in protection.
+    pub task_protected: AtomicI64,
+    /// Scale-in protection requests the ECS agent refused or did not answer.
+    pub task_protection_errors: AtomicU64,
     /// Twilio's stream status callbacks, by `StreamEvent`.
     stream_events: Mutex<BTreeMap<String, u64>>,
     call_statuses: Mutex<BTreeMap<String, u64>>,
@@ -218,6 +222,18 @@ impl Metrics {
             "Media streams whose claim in the bucket failed; each went on, checked by this task alone.",
             "counter",
             load(&self.stream_claim_errors),
+        );
+        gauge(
+            "tempovoice_task_protected",
+            "1 while the task holds ECS scale-in protection (it has live calls).",
+            "gauge",
+            self.task_protected.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "tempovoice_task_protection_errors_total",
+            "Scale-in protection requests the ECS agent refused or did not answer; each is tried again.",
+            "counter",
+            load(&self.task_protection_errors),
         );
         gauge(
             "tempovoice_index_write_errors_total",

@@ -15,6 +15,8 @@
 //! | `TEMPOVOICE_MAX_CONNECTIONS` | `10000` | open connections at most; more wait in the listen backlog |
 //! | `TEMPOVOICE_PUBLIC_HOST` | required | the host Twilio calls (its load balancer's, set by the deployer): Twilio's signatures are checked over URLs with this host, never the request's `Host` or `X-Forwarded-Host`, and the stream URL uses it |
 //! | `TWILIO_API_BASE` | `https://api.twilio.com` | Twilio REST base URL |
+//! | `ECS_AGENT_URI` | set by ECS | the container agent's endpoint: while the task has live calls it holds scale-in protection there; unset, none is asked for |
+//! | `TEMPOVOICE_PROTECTION_REFRESH_SECS` | half the protection's expiry | how often protection is renewed while calls go on (1–86400) |
 //! | `TEMPOVOICE_CONTROL_PLANE_URL` | none (set by the deployer) | the control plane, which schedules the callbacks callers ask for; without it `schedule_callback` only notifies the agent's scheduling webhook |
 //! | `TEMPOVOICE_MAX_CALLS` | `50` | concurrent calls per task |
 //! | `TEMPOVOICE_DRAIN_SECS` | `20` | on SIGTERM, how long live calls may go on (keep under the ECS stop timeout, 30 s by default) |
@@ -50,6 +52,10 @@ pub struct Settings {
     pub twilio_api_base: String,
     /// `TEMPOVOICE_CONTROL_PLANE_URL`, without a trailing slash.
     pub control_plane_url: Option<String>,
+    /// `ECS_AGENT_URI`: where the task's scale-in protection is set.
+    pub ecs_agent_uri: Option<String>,
+    /// `TEMPOVOICE_PROTECTION_REFRESH_SECS`.
+    pub protection_refresh: Option<Duration>,
     pub max_calls: usize,
     pub drain: Duration,
     pub spool_dir: PathBuf,
@@ -113,6 +119,24 @@ impl Settings {
         {
             errors.push(format!("TEMPOVOICE_CONTROL_PLANE_URL: {u:?} is not an http(s) URL without a query"));
         }
+        let ecs_agent_uri = get("ECS_AGENT_URI").filter(|u| !u.is_empty());
+        if let Some(u) = &ecs_agent_uri
+            && url::Url::parse(u).is_err()
+        {
+            errors.push(format!("ECS_AGENT_URI: {u:?} is not a URL"));
+        }
+        let protection_refresh = match get("TEMPOVOICE_PROTECTION_REFRESH_SECS") {
+            None => None,
+            Some(raw) => {
+                match raw.parse::<u64>() {
+                    Ok(n) if (1..=86_400).contains(&n) => Some(Duration::from_secs(n)),
+                    _ => {
+                        errors.push(format!("TEMPOVOICE_PROTECTION_REFRESH_SECS: {raw:?} is not a whole number of seconds from 1 to 86400"));
+                        None
+                    }
+                }
+            }
+        };
         let public_host = get("TEMPOVOICE_PUBLIC_HOST").unwrap_or_default();
         if public_host.is_empty() {
             errors.push(
@@ -166,6 +190,8 @@ impl Settings {
                 public_host,
                 twilio_api_base,
                 control_plane_url,
+                ecs_agent_uri,
+                protection_refresh,
                 max_calls,
                 drain,
                 spool_dir,

@@ -345,7 +345,16 @@ pub async fn deploy(
         name: &names.task_role,
         path: task_role::path(&settings.prefix),
         trust: task_role::trust_policy(&settings.account),
-        policy: task_role::permissions_policy(settings.partition, &names.bucket, model.as_ref()),
+        policy: task_role::permissions_policy(
+            settings.partition,
+            &names.bucket,
+            &task_role::ClusterTasks {
+                region: settings.region.clone(),
+                account: settings.account.clone(),
+                cluster: settings.cluster.clone(),
+            },
+            model.as_ref(),
+        ),
         boundary_arn: &settings.task_role_boundary_arn,
         tags: &tags,
     };

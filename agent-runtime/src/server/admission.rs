@@ -153,6 +153,13 @@ impl AnsweredCalls {
         true
     }
 
+    /// Calls answered here whose stream has not started (and still hold a slot).
+    pub fn pending(&self) -> usize {
+        let mut calls = self.calls.lock().expect("answered calls lock");
+        calls.answered.retain(|_, (at, _)| at.elapsed() < ANSWER_HOLDS_SLOT);
+        calls.answered.len()
+    }
+
     pub fn attach_pickup(&self, call_sid: &str, pickup: tokio::task::JoinHandle<WebhookDelivery>) {
         if let Some(entry) = self.calls.lock().expect("answered calls lock").answered.get_mut(call_sid) {
             entry.1 = Some(pickup);

@@ -60,6 +60,8 @@ struct Inner {
     drain: CancellationToken,
     /// This task's part of the agent's call index.
     call_index: Arc<crate::call_index::CallIndex>,
+    /// Told when the live calls change, for the task's scale-in protection.
+    protection: Arc<crate::protection::ProtectionState>,
 }
 
 pub struct App {
@@ -207,6 +209,7 @@ impl App {
                 calls: TaskTracker::new(),
                 drain: CancellationToken::new(),
                 call_index,
+                protection: Arc::default(),
             }),
         };
         Ok(Self { listener, state })
@@ -247,6 +250,29 @@ impl App {
 
         let index_stop = CancellationToken::new();
         let index = tokio::spawn(Arc::clone(&inner.call_index).run(index_stop.clone()));
+        let protection_stop = CancellationToken::new();
+        let protection = match &inner.settings.ecs_agent_uri {
+            Some(uri) => {
+                let counted = Arc::downgrade(&state.inner);
+                let live: crate::protection::LiveCalls = Arc::new(move || {
+                    counted.upgrade().map_or(0, |i| {
+                        i.env.metrics.active_calls.load(Ordering::SeqCst).max(0) as usize + i.env.answered.pending()
+                    })
+                });
+                let protection = crate::protection::Protection::new(
+                    http_client(&inner.settings)?.build()?,
+                    uri,
+                    Duration::from_secs(u64::from(inner.env.config.guardrails.max_session_duration_secs)),
+                    inner.settings.protection_refresh,
+                    Arc::clone(&inner.protection),
+                    live,
+                    Arc::clone(&inner.env.metrics),
+                );
+                tracing::info!(minutes = protection.minutes(), "scale-in protection follows the live calls");
+                Some(tokio::spawn(protection.run(protection_stop.clone())))
+            }
+            None => None,
+        };
 
         shutdown.await;
         inner.draining.store(true, Ordering::SeqCst);
@@ -270,6 +296,10 @@ impl App {
         }
         index_stop.cancel();
         let _ = index.await;
+        protection_stop.cancel();
+        if let Some(protection) = protection {
+            let _ = protection.await;
+        }
         stop_serving.cancel();
         serve.await??;
         tracing::info!("stopped");
@@ -527,7 +557,11 @@ impl AppState {
             return false;
         }
         let live = inner.env.metrics.active_calls.load(Ordering::SeqCst).max(0) as usize;
-        inner.env.answered.reserve(call_sid, live, inner.settings.max_calls)
+        let taken = inner.env.answered.reserve(call_sid, live, inner.settings.max_calls);
+        if taken {
+            inner.protection.poke();
+        }
+        taken
     }
 }
 
@@ -609,6 +643,7 @@ async fn handle_socket(state: AppState, socket: WebSocket) {
     let inner = &state.inner;
     let metrics = &inner.env.metrics;
     metrics.active_calls.fetch_add(1, Ordering::SeqCst);
+    inner.protection.poke();
     let (sink, stream) = socket.split();
     let inbound = stream
         .take_while(|m| futures::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_)))))
@@ -621,6 +656,7 @@ async fn handle_socket(state: AppState, socket: WebSocket) {
     let artifacts =
         run_call(&inner.env, Box::pin(inbound), Box::pin(outbound), || provider.connect(), inner.drain.clone()).await;
     metrics.active_calls.fetch_sub(1, Ordering::SeqCst);
+    inner.protection.poke();
     let Some(artifacts) = artifacts else { return };
     let call_sid = artifacts.call_sid.clone();
     let transcript: serde_json::Value = serde_json::from_slice(&artifacts.transcript).unwrap_or_default();

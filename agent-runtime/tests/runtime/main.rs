@@ -9,6 +9,7 @@ mod common;
 mod conversation;
 mod nova;
 mod openai;
+mod protection;
 mod resilience;
 mod signature;
 mod stream_admission;

@@ -4,7 +4,10 @@
 //!
 //! - objects under `calls/` in the agent's own transcript bucket (write, read back,
 //!   abort an unfinished multipart upload),
-//! - writing its task's part of the call index, under `index/` in that bucket, and
+//! - writing its task's part of the call index, under `index/` in that bucket,
+//! - setting its own tasks' scale-in protection (`ecs:UpdateTaskProtection` and
+//!   `ecs:GetTaskProtection` on the cluster's tasks: the container agent's
+//!   `task-protection/v1/state` endpoint calls them with the task role), and
 //! - `bedrock:InvokeModel` (the action AWS's API reference names for
 //!   `InvokeModelWithBidirectionalStream`) and `bedrock:InvokeModelWithBidirectionalStream`
 //!   (the one AWS's Nova Sonic samples grant) on the agent's Nova Sonic model, in its
@@ -54,8 +57,30 @@ pub struct BedrockModel {
     pub model_id: String,
 }
 
-/// What the runtime may do: its own bucket's `calls/` and `index/`, and its model.
-pub fn permissions_policy(partition: Partition, bucket: &str, model: Option<&BedrockModel>) -> Value {
+/// The tasks whose scale-in protection the runtime sets: its own cluster's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTasks {
+    pub region: String,
+    pub account: String,
+    /// The cluster's name (or ARN: its name is taken).
+    pub cluster: String,
+}
+
+impl ClusterTasks {
+    fn arn(&self, p: &str) -> String {
+        let name = self.cluster.rsplit('/').next().unwrap_or(&self.cluster);
+        format!("arn:{p}:ecs:{}:{}:task/{name}/*", self.region, self.account)
+    }
+}
+
+/// What the runtime may do: its own bucket's `calls/` and `index/`, its tasks'
+/// scale-in protection, and its model.
+pub fn permissions_policy(
+    partition: Partition,
+    bucket: &str,
+    tasks: &ClusterTasks,
+    model: Option<&BedrockModel>,
+) -> Value {
     let p = partition.id();
     let mut statements = vec![json!({
         "Sid": "OwnTranscripts",
@@ -68,6 +93,12 @@ pub fn permissions_policy(partition: Partition, bucket: &str, model: Option<&Bed
         "Effect": "Allow",
         "Action": ["s3:PutObject"],
         "Resource": format!("arn:{p}:s3:::{bucket}/index/*")
+    }));
+    statements.push(json!({
+        "Sid": "ScaleInProtection",
+        "Effect": "Allow",
+        "Action": ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
+        "Resource": tasks.arn(p)
     }));
     if let Some(m) = model {
         statements.push(json!({
@@ -283,12 +314,14 @@ mod tests {
     #[test]
     fn the_policy_names_only_the_agents_bucket_and_model() {
         let model = BedrockModel { region: "us-west-2".into(), model_id: "amazon.nova-sonic-v1:0".into() };
-        let policy = permissions_policy(Partition::China, "tv-transcripts-abc", Some(&model)).to_string();
+        let tasks = ClusterTasks { region: "cn-north-1".into(), account: "123456789012".into(), cluster: "tv".into() };
+        let policy = permissions_policy(Partition::China, "tv-transcripts-abc", &tasks, Some(&model)).to_string();
         assert!(policy.contains("arn:aws-cn:s3:::tv-transcripts-abc/calls/*"), "{policy}");
         assert!(policy.contains("arn:aws-cn:bedrock:us-west-2::foundation-model/amazon.nova-sonic-v1:0"));
         assert!(policy.contains("arn:aws-cn:s3:::tv-transcripts-abc/index/*"), "{policy}");
-        assert_eq!(policy.matches('*').count(), 2, "a wildcard in each object key only: {policy}");
-        let without = permissions_policy(Partition::Aws, "b", None).to_string();
+        assert!(policy.contains("arn:aws-cn:ecs:cn-north-1:123456789012:task/tv/*"), "{policy}");
+        assert_eq!(policy.matches('*').count(), 3, "a wildcard in each object key and task id only: {policy}");
+        let without = permissions_policy(Partition::Aws, "b", &tasks, None).to_string();
         assert!(!without.contains("bedrock"), "{without}");
     }
 }

@@ -95,7 +95,10 @@ resource "aws_iam_policy" "agent_boundary" {
   description = "TempoVoice ${var.prefix}: the permission boundary of every agent's own task role"
   policy = templatefile("${path.module}/../../policies/agent-boundary.json", {
     partition = data.aws_partition.current.partition
+    region    = data.aws_region.current.name
+    account   = data.aws_caller_identity.current.account_id
     prefix    = var.prefix
+    cluster   = var.cluster_name
   })
 }
 
