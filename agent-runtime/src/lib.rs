@@ -20,6 +20,7 @@ pub mod call;
 pub mod call_index;
 pub mod callbacks;
 pub mod callsim;
+pub mod emf;
 pub mod guardrails;
 pub mod media;
 pub mod metrics;

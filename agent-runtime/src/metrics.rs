@@ -96,6 +96,11 @@ impl<const N: usize> Histogram<N> {
 }
 
 impl Metrics {
+    /// Calls ended so far, whatever the reason.
+    pub fn calls_ended(&self) -> u64 {
+        self.ended.lock().expect("metrics lock").values().sum()
+    }
+
     pub fn call_ended(&self, reason: &str) {
         *self.ended.lock().expect("metrics lock").entry(reason.to_owned()).or_default() += 1;
     }

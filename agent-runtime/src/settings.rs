@@ -17,6 +17,7 @@
 //! | `TWILIO_API_BASE` | `https://api.twilio.com` | Twilio REST base URL |
 //! | `ECS_AGENT_URI` | set by ECS | the container agent's endpoint: while the task has live calls it holds scale-in protection there; unset, none is asked for |
 //! | `TEMPOVOICE_PROTECTION_REFRESH_SECS` | half the protection's expiry | how often protection is renewed while calls go on (1–86400) |
+//! | `TEMPOVOICE_EMF_SECS` | `60` | how often the task's metrics go to stdout in CloudWatch's embedded metric format (0: never; 1–3600) |
 //! | `TEMPOVOICE_CONTROL_PLANE_URL` | none (set by the deployer) | the control plane, which schedules the callbacks callers ask for; without it `schedule_callback` only notifies the agent's scheduling webhook |
 //! | `TEMPOVOICE_MAX_CALLS` | `50` | concurrent calls per task |
 //! | `TEMPOVOICE_DRAIN_SECS` | `20` | on SIGTERM, how long live calls may go on (keep under the ECS stop timeout, 30 s by default) |
@@ -56,6 +57,8 @@ pub struct Settings {
     pub ecs_agent_uri: Option<String>,
     /// `TEMPOVOICE_PROTECTION_REFRESH_SECS`.
     pub protection_refresh: Option<Duration>,
+    /// `TEMPOVOICE_EMF_SECS` (`None`: 0, no EMF lines).
+    pub emf_every: Option<Duration>,
     pub max_calls: usize,
     pub drain: Duration,
     pub spool_dir: PathBuf,
@@ -137,6 +140,15 @@ impl Settings {
                 }
             }
         };
+        let emf_every = match get("TEMPOVOICE_EMF_SECS").as_deref().map(str::parse::<u64>) {
+            None => Some(Duration::from_secs(60)),
+            Some(Ok(0)) => None,
+            Some(Ok(n)) if n <= 3600 => Some(Duration::from_secs(n)),
+            Some(_) => {
+                errors.push("TEMPOVOICE_EMF_SECS must be a whole number of seconds from 0 (off) to 3600".to_owned());
+                None
+            }
+        };
         let public_host = get("TEMPOVOICE_PUBLIC_HOST").unwrap_or_default();
         if public_host.is_empty() {
             errors.push(
@@ -192,6 +204,7 @@ impl Settings {
                 control_plane_url,
                 ecs_agent_uri,
                 protection_refresh,
+                emf_every,
                 max_calls,
                 drain,
                 spool_dir,

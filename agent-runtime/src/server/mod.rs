@@ -250,6 +250,19 @@ impl App {
 
         let index_stop = CancellationToken::new();
         let index = tokio::spawn(Arc::clone(&inner.call_index).run(index_stop.clone()));
+        let emf_stop = CancellationToken::new();
+        let emf = inner.settings.emf_every.map(|every| {
+            let out: Arc<std::sync::Mutex<dyn std::io::Write + Send>> =
+                Arc::new(std::sync::Mutex::new(std::io::stdout()));
+            tokio::spawn(crate::emf::run(
+                Arc::clone(&inner.env.metrics),
+                inner.env.agent_id.clone(),
+                inner.call_index.task().to_owned(),
+                every,
+                out,
+                emf_stop.clone(),
+            ))
+        });
         let protection_stop = CancellationToken::new();
         let protection = match &inner.settings.ecs_agent_uri {
             Some(uri) => {
@@ -299,6 +312,10 @@ impl App {
         protection_stop.cancel();
         if let Some(protection) = protection {
             let _ = protection.await;
+        }
+        emf_stop.cancel();
+        if let Some(emf) = emf {
+            let _ = emf.await;
         }
         stop_serving.cancel();
         serve.await??;
