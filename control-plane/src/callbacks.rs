@@ -86,10 +86,17 @@ impl CallbackWorker {
             CallbackOutcome::Failed(_) => "failed",
         };
         match self.state.store.finish_callback_attempt(&callback.id, &self.owner, outcome).await {
-            Ok(true) => tracing::info!(
+            Ok(true) => {
+                match what {
+                    "placed" => self.state.metrics.callbacks_placed.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    "failed" => self.state.metrics.callbacks_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    _ => 0,
+                };
+                tracing::info!(
                 agent_id = %callback.agent_id, callback_id = %callback.id, attempt = callback.attempts, error,
                 "callback {what}"
-            ),
+                )
+            }
             Ok(false) => tracing::warn!(
                 callback_id = %callback.id,
                 "the callback's lease ran out while placing it; the worker that took it over records it"

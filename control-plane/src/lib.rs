@@ -31,6 +31,7 @@ pub mod crypto;
 pub mod db;
 pub mod deploy;
 pub mod http;
+pub mod metrics;
 pub mod settings;
 pub mod store;
 pub mod twilio;

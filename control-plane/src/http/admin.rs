@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(issue_api_key, list_api_keys))
         .routes(routes!(revoke_api_key))
         .routes(routes!(sweep))
+        .routes(routes!(metrics))
         .routes(routes!(get_deployment))
         .routes(routes!(get_quotas, set_quotas))
 }
@@ -245,6 +246,28 @@ async fn get_deployment(
         .await
         .map_err(|e| ApiError::from_store(e, "deployment"))?;
     Ok(Json(found))
+}
+
+/// The control plane's metrics, in Prometheus's text format.
+///
+/// Responses by status class, callbacks placed and given up on by this process, and,
+/// read from the database at each scrape, deployments by action and status,
+/// callbacks by status, live outbound calls, agents and tenants. A scraper
+/// authenticates with the admin token.
+#[utoipa::path(
+    get, path = "/v1/admin/metrics", tag = "admin",
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 401, description = "Invalid admin token", body = ErrorBody),
+        (status = 403, description = "Admin API disabled", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+async fn metrics(State(state): State<AppState>, _: Admin) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let text = state.metrics.render(&state.store).await.map_err(|e| ApiError::from_store(e, "metrics"))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// Look for orphans: AWS resources named and tagged as an agent's whose agent the

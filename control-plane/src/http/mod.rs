@@ -60,6 +60,8 @@ pub struct AppState {
     pub twilio: Option<crate::twilio::TwilioApi>,
     /// The agents' call indexes, cached by ETag.
     pub call_index: Arc<crate::call_index::CallIndexReader>,
+    /// The control plane's own metrics (`GET /v1/admin/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What the API needs of AWS: waking the deployment workers, reading transcripts,
@@ -75,7 +77,7 @@ impl AppState {
     pub fn new(store: Store, settings: Arc<Settings>, aws: Option<AwsAccess>) -> Self {
         let auth_limiter = Arc::new(auth_limit::FailedAuthLimiter::new(&settings.auth_limits));
         let twilio = settings.twilio_api_base.as_deref().map(crate::twilio::TwilioApi::new);
-        Self { store, settings, aws, auth_limiter, twilio, call_index: Arc::default() }
+        Self { store, settings, aws, auth_limiter, twilio, call_index: Arc::default(), metrics: Arc::default() }
     }
 
     pub fn aws(&self) -> Result<&AwsAccess, ApiError> {
@@ -244,6 +246,7 @@ pub fn service(state: AppState, pages: Option<Router>) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let has_pages = pages.is_some();
     // Set before `with_state`: it applies to the method routers registered so far.
+    let metrics = Arc::clone(&state.metrics);
     let mut app = router.method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed }).with_state(state);
     if let Some(pages) = pages {
         app = app.merge(pages);
@@ -253,6 +256,14 @@ pub fn service(state: AppState, pages: Option<Router>) -> Router {
     })
     .layer(axum::Extension(doc_json))
     .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+    .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let metrics = Arc::clone(&metrics);
+        async move {
+            let response = next.run(req).await;
+            metrics.response(response.status().as_u16());
+            response
+        }
+    }))
     .layer(axum::middleware::from_fn(strict_transport_security))
     .layer(
         TraceLayer::new_for_http()

@@ -57,3 +57,44 @@ pub enum StoreError {
     #[error("database error")]
     Database(#[from] sqlx::Error),
 }
+
+/// Counts of what the database holds, for the control plane's metrics.
+#[derive(Debug, Default)]
+pub struct Figures {
+    /// (action, status, count).
+    pub deployments: Vec<(String, String, u64)>,
+    /// (status, count).
+    pub callbacks: Vec<(String, u64)>,
+    pub live_outbound_calls: u64,
+    pub agents: u64,
+    pub tenants: u64,
+}
+
+impl Store {
+    pub async fn figures(&self) -> Result<Figures, StoreError> {
+        let deployments: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT action, status, COUNT(*) FROM deployments GROUP BY action, status ORDER BY action, status",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        let callbacks: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM callbacks GROUP BY status ORDER BY status")
+                .fetch_all(&self.db.pool)
+                .await?;
+        let (live,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM outbound_calls WHERE ended_at IS NULL AND live_until > $1")
+                .bind(crate::db::now_ms())
+                .fetch_one(&self.db.pool)
+                .await?;
+        let (agents,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM agents").fetch_one(&self.db.pool).await?;
+        let (tenants,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tenants").fetch_one(&self.db.pool).await?;
+        let n = |v: i64| v.max(0) as u64;
+        Ok(Figures {
+            deployments: deployments.into_iter().map(|(a, s, c)| (a, s, n(c))).collect(),
+            callbacks: callbacks.into_iter().map(|(s, c)| (s, n(c))).collect(),
+            live_outbound_calls: n(live),
+            agents: n(agents),
+            tenants: n(tenants),
+        })
+    }
+}

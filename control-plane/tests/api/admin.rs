@@ -115,3 +115,33 @@ async fn the_admin_api_can_have_an_address_of_its_own() {
     let (status, code, ..) = error_of(res.await.unwrap()).await;
     assert_eq!((status, code.as_str()), (404, "route_not_found"));
 }
+
+#[tokio::test]
+async fn the_control_planes_metrics_are_for_the_admin_token_and_count_what_happened() {
+    let app = TestApp::spawn().await;
+    let tenant = app.new_tenant("t").await;
+    app.new_agent(&tenant, "A").await;
+    let missing = app.request(Method::GET, "/v1/agents/aaaaaaaaaaaaaaaa", Some(&tenant.key)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let (status, code, ..) =
+        error_of(app.request(Method::GET, "/v1/admin/metrics", Some(&tenant.key)).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (401, "unauthorized"));
+
+    let res = app.admin(Method::GET, "/v1/admin/metrics", None).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    let value = |sample: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(sample)).unwrap_or_else(|| panic!("{sample}: {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("tempovoice_cp_http_responses_total{class=\"4xx\"}") >= 2, "the 404 and the 401: {text}");
+    assert!(value("tempovoice_cp_http_responses_total{class=\"2xx\"}") >= 3, "{text}");
+    assert_eq!(value("tempovoice_cp_agents "), 1);
+    assert_eq!(value("tempovoice_cp_tenants "), 1);
+    assert_eq!(value("tempovoice_cp_outbound_calls_live "), 0);
+    // Every family is typed and described, as Prometheus's text format has it.
+    for name in ["tempovoice_cp_deployments", "tempovoice_cp_callbacks", "tempovoice_cp_uptime_seconds"] {
+        assert!(text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} ")), "{text}");
+    }
+}

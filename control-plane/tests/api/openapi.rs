@@ -21,7 +21,7 @@ async fn the_document_and_the_router_agree() {
     let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 26, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 27, "documented paths: {:?}", paths.keys().collect::<Vec<_>>());
 
     // Opened first: an operation below revokes the tenant's key, and its sessions with it.
     let session = session_token(&app, &tenant.key).await;
@@ -92,7 +92,7 @@ async fn the_document_and_the_router_agree() {
             }
         }
     }
-    assert_eq!(operations, 33);
+    assert_eq!(operations, 34);
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
     assert!(schemes.contains_key("api_key") && schemes.contains_key("admin_token"));
     assert!(schemes.contains_key("session_token"));
