@@ -184,3 +184,15 @@ module "control_plane" {
   db_backup_retention_days = var.db_backup_retention_days
   db_deletion_protection   = var.db_deletion_protection
 }
+
+module "observability" {
+  source = "./modules/observability"
+
+  prefix                                = var.prefix
+  alb_arn_suffixes                      = module.edge.alb_arn_suffixes
+  control_plane_target_group_arn_suffix = module.control_plane.target_group_arn_suffix
+  deployer_function_name                = module.deployer.function_name
+  deployer_timeout_secs                 = module.deployer.timeout_secs
+  kms_key_arn                           = module.kms.key_arn
+  alarm_emails                          = var.alarm_emails
+}

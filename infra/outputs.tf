@@ -72,3 +72,13 @@ output "nat_public_ips" {
   description = "Public IPs agents' and the control plane's egress leaves from."
   value       = module.network.nat_public_ips
 }
+
+output "alarm_topic_arn" {
+  description = "SNS topic the platform's CloudWatch alarms notify (docs/deploy.md#alarms)."
+  value       = module.observability.alarm_topic_arn
+}
+
+output "dashboard_name" {
+  description = "The platform's CloudWatch dashboard: calls, rejects, provider errors, webhook latency, deployments."
+  value       = module.observability.dashboard_name
+}

@@ -439,3 +439,9 @@ variable "github_oidc_provider_arn" {
   type        = string
   default     = null
 }
+
+variable "alarm_emails" {
+  description = "E-mail addresses subscribed to the platform's alarm topic (each confirms by e-mail); empty: subscribe your own endpoint to the alarm_topic_arn output."
+  type        = list(string)
+  default     = []
+}

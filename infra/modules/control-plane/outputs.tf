@@ -32,3 +32,8 @@ output "database_endpoint" {
   description = "Address and port of the database."
   value       = "${aws_db_instance.this.address}:${aws_db_instance.this.port}"
 }
+
+output "target_group_arn_suffix" {
+  description = "ARN suffix of the control plane's target group (its CloudWatch TargetGroup dimension)."
+  value       = aws_lb_target_group.this.arn_suffix
+}

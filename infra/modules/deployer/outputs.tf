@@ -17,3 +17,8 @@ output "failure_queue_url" {
   description = "URL of the queue failed asynchronous invocations land in (null when disabled)."
   value       = try(aws_sqs_queue.failures[0].url, null)
 }
+
+output "timeout_secs" {
+  description = "The function's timeout, in seconds."
+  value       = aws_lambda_function.deployer.timeout
+}

@@ -32,3 +32,8 @@ output "agent_security_group_id" {
   description = "Security group of agent tasks (TEMPOVOICE_SECURITY_GROUPS)."
   value       = aws_security_group.agents.id
 }
+
+output "alb_arn_suffixes" {
+  description = "ARN suffixes of the agent ALBs (their CloudWatch LoadBalancer dimension), by index."
+  value       = aws_lb.agents[*].arn_suffix
+}

@@ -13,7 +13,9 @@
 #
 # Key policy: the account's IAM policies decide (the root statement), plus CloudWatch
 # Logs, which encrypts log groups as a service principal and needs its own grant,
-# limited to this account's log groups in this region. Services that use the key on
+# limited to this account's log groups in this region, and CloudWatch alarms, which
+# publish to the encrypted alarm topic (modules/observability) as a service and need
+# to encrypt the message, limited to this account's alarms. Services that use the key on
 # a caller's behalf (Secrets Manager, RDS, ECR) go through IAM: ECR and RDS create
 # grants at creation time, and the control plane's execution role is allowed
 # kms:Decrypt through Secrets Manager only (policies/control-plane-execution.json).
@@ -61,6 +63,16 @@ resource "aws_kms_key" "this" {
           ArnLike = {
             "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:*"
           }
+        }
+      },
+      {
+        Sid       = "CloudWatchAlarmsToTheAlarmTopic"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account }
         }
       },
     ]
