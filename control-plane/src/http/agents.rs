@@ -254,6 +254,13 @@ async fn delete_agent(
     }
     state.store.delete_agent(&tenant, &id, expected).await.map_err(|e| ApiError::from_store(e, "agent"))?;
     tracing::info!(agent_id = %id, "agent deleted");
+    // Nobody is to call its callers back any more (a failure here leaves each to fail
+    // when due, with the same reason).
+    match state.store.cancel_agent_callbacks(&tenant, &id, "the agent was deleted").await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(agent_id = %id, callbacks = n, "the agent's scheduled callbacks were cancelled"),
+        Err(e) => tracing::warn!(agent_id = %id, error = %e, "could not cancel the deleted agent's callbacks"),
+    }
     if !wants_deploy(&state, deploy) {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

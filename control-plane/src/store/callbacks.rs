@@ -219,6 +219,27 @@ impl Store {
         }))
     }
 
+    /// Cancels the agent's scheduled callbacks, saying why (its deletion); those
+    /// being placed or done are left as they are. Returns how many were cancelled.
+    pub async fn cancel_agent_callbacks(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        why: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE callbacks SET status = 'cancelled', error = $1, updated_at = $2 \
+             WHERE tenant_id = $3 AND agent_id = $4 AND status = 'scheduled'",
+        )
+        .bind(why)
+        .bind(now_ms())
+        .bind(tenant.as_str())
+        .bind(agent.as_str())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Takes the next due callback for `owner` until `lease_until`. An attempt taken
     /// over from a dead worker keeps its `attempt_started_at`.
     pub async fn claim_callback(&self, owner: &str, lease_until: i64) -> Result<Option<StoredCallback>, StoreError> {

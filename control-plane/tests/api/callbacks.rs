@@ -79,4 +79,13 @@ async fn one_worker_at_a_time_places_a_callback_and_a_dead_ones_attempt_is_taken
         Err(CancelRefused::NotFound)
     ));
     assert!(store.claim_callback("w3", now_ms() + 60_000).await.unwrap().is_none(), "nothing left to place");
+
+    // Deleting the agent cancels what is still scheduled, and leaves what is done.
+    let third = sid();
+    let c = store.schedule_callback(&tenant, &agent, new(&third, now + 600_000, "in ten minutes")).await.unwrap();
+    assert_eq!(store.cancel_agent_callbacks(&tenant, &agent, "the agent was deleted").await.unwrap(), 1);
+    let listed = store.list_callbacks(&tenant, &agent).await.unwrap();
+    let gone = listed.iter().find(|x| x.id == c.callback.id).unwrap();
+    assert_eq!((gone.status, gone.error.as_deref()), (CallbackStatus::Cancelled, Some("the agent was deleted")));
+    assert_eq!(listed.iter().find(|x| x.id == a.callback.id).unwrap().status, CallbackStatus::Placed);
 }

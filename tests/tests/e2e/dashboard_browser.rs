@@ -498,6 +498,18 @@ async fn a_tenant_creates_deploys_calls_back_and_deletes_an_agent_in_the_browser
     browser.set_window_size(390, 844).await.unwrap();
     browser.execute("document.getElementById('calls-at-a-glance').scrollIntoView()", vec![]).await.unwrap();
     screenshot(&browser, "08b-calls-at-a-glance-phone").await;
+    // Nothing on the agent's page is wider than the phone: no sideways scrolling.
+    let wider = browser
+        .execute(
+            "const w = document.documentElement.clientWidth; \
+             return Array.from(document.querySelectorAll('body *')) \
+               .filter(e => e.getBoundingClientRect().right > w + 1) \
+               .slice(0, 5).map(e => e.tagName + ' ' + (e.textContent || '').trim().slice(0, 40));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(wider, json!([]), "wider than a 390 px phone");
     browser.set_window_size(1280, 1000).await.unwrap();
     navigate_by(&browser, Locator::LinkText("Calls")).await;
     browser.wait().for_element(Locator::Css("tbody tr")).await.unwrap();
