@@ -197,6 +197,8 @@ pub struct CallArtifacts {
     pub call_sid: String,
     pub transcript: Vec<u8>,
     pub metadata: Vec<u8>,
+    /// The call's line in the agent's call index.
+    pub index: agent_spec::calls::CallIndexEntry,
     pub recording: Option<PathBuf>,
     pub voicemail: Option<PathBuf>,
 }

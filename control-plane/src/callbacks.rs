@@ -72,30 +72,29 @@ impl CallbackWorker {
 
     async fn place(&self, stored: StoredCallback) {
         let callback = &stored.callback;
-        let outcome = self.attempt(&stored).await;
-        let (outcome, error): (CallbackOutcome<'_>, String) = match &outcome {
-            Ok(sid) => (CallbackOutcome::Placed(sid), String::new()),
+        let attempt = self.attempt(&stored).await;
+        let metrics = &self.state.metrics;
+        // The outcome, how the log says it, and the counter it feeds once recorded.
+        let (outcome, what, counter) = match &attempt {
+            Ok(sid) => (CallbackOutcome::Placed(sid), "placed", Some(&metrics.callbacks_placed)),
             Err(Attempt::Retry { after, error }) => {
-                (CallbackOutcome::Retry { at: now_ms() + after.as_millis() as i64, error }, error.clone())
+                (CallbackOutcome::Retry { at: now_ms() + after.as_millis() as i64, error }, "to be retried", None)
             }
-            Err(Attempt::Failed(error)) => (CallbackOutcome::Failed(error), error.clone()),
+            Err(Attempt::Failed(error)) => (CallbackOutcome::Failed(error), "failed", Some(&metrics.callbacks_failed)),
         };
-        let what = match &outcome {
-            CallbackOutcome::Placed(_) => "placed",
-            CallbackOutcome::Retry { .. } => "to be retried",
-            CallbackOutcome::Failed(_) => "failed",
+        let error = match &attempt {
+            Err(Attempt::Retry { error, .. } | Attempt::Failed(error)) => error.as_str(),
+            Ok(_) => "",
         };
         match self.state.store.finish_callback_attempt(&callback.id, &self.owner, outcome).await {
             Ok(true) => {
-                match what {
-                    "placed" => self.state.metrics.callbacks_placed.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                    "failed" => self.state.metrics.callbacks_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                    _ => 0,
-                };
+                if let Some(counter) = counter {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::info!(
-                agent_id = %callback.agent_id, callback_id = %callback.id, attempt = callback.attempts, error,
-                "callback {what}"
-                )
+                    agent_id = %callback.agent_id, callback_id = %callback.id, attempt = callback.attempts, error,
+                    "callback {what}"
+                );
             }
             Ok(false) => tracing::warn!(
                 callback_id = %callback.id,

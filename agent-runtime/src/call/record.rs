@@ -92,6 +92,7 @@ impl<S: SpeechSession, O: Sink<String> + Unpin> Call<'_, S, O> {
             call_sid: self.id.call_sid.clone(),
             transcript: serde_json::to_vec_pretty(&transcript).expect("transcripts serialize"),
             metadata: serde_json::to_vec_pretty(&metadata).expect("metadata serializes"),
+            index: agent_spec::calls::CallIndexEntry::of(&metadata),
             recording,
             voicemail,
         }

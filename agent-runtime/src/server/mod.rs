@@ -678,10 +678,7 @@ async fn handle_socket(state: AppState, socket: WebSocket) {
     let call_sid = artifacts.call_sid.clone();
     let transcript: serde_json::Value = serde_json::from_slice(&artifacts.transcript).unwrap_or_default();
     let metadata: serde_json::Value = serde_json::from_slice(&artifacts.metadata).unwrap_or_default();
-    match serde_json::from_slice::<agent_spec::calls::CallMetadata>(&artifacts.metadata) {
-        Ok(m) => inner.call_index.record(&agent_spec::calls::CallIndexEntry::of(&m)),
-        Err(e) => tracing::error!(call_sid, error = %e, "the call's metadata does not read back; it is not indexed"),
-    }
+    inner.call_index.record(&artifacts.index);
     match inner.env.artifacts.store(artifacts).await {
         Ok(true) => tracing::info!(call_sid, "call artifacts stored"),
         Ok(false) => {

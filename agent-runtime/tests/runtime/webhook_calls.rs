@@ -160,3 +160,44 @@ async fn pickup_callback_and_transcript_webhooks_are_signed_and_recorded() {
         .collect();
     assert_eq!(tools, vec!["schedule_callback", "end_call"]);
 }
+
+/// The control plane that schedules callbacks cannot be reached: the report is tried
+/// three times, and the caller hears that the callback could not be arranged (never
+/// that it was), with the reason in the transcript.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_the_control_plane_cannot_take_is_apologised_for() {
+    // Nothing listens on port 9 of the loopback.
+    let options = Options {
+        extra_env: vec![("TEMPOVOICE_CONTROL_PLANE_URL", "http://127.0.0.1:9".to_owned())],
+        ..Default::default()
+    };
+    let rt = spawn_with(draft(), options).await;
+    let script = vec![
+        wait_for_agent(),
+        say("Can you call me back tomorrow at three pm?"),
+        Step::WaitForAgent { quiet: Duration::from_millis(1500), timeout: Duration::from_secs(20) },
+        say("Thank you, goodbye."),
+        Step::Silence(Duration::from_secs(20)),
+    ];
+    let report = rt.sim.call(&rt.options(script)).await.expect("call");
+    assert_eq!(report.ending, Some(Ending::HungUpByAgent));
+    let transcript = rt.json(&report.call_sid, "transcript.json").await;
+    let results: Vec<String> = transcript["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["tool_calls"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["name"] == "schedule_callback")
+        .map(|c| c["result"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(results.len(), 1, "{transcript}");
+    assert!(
+        results[0].starts_with("I am sorry, I could not arrange the callback: the control plane could not be reached"),
+        "{results:?}"
+    );
+    let said = agent_lines(&transcript);
+    assert!(said.iter().any(|l| l.starts_with("I am sorry, I could not arrange the callback")), "{said:?}");
+    assert!(!said.iter().any(|l| l.contains("is scheduled")), "{said:?}");
+    let metrics = rt.state.metrics().render(0, 0);
+    assert!(metrics.contains("tempovoice_callbacks_total{outcome=\"failed\"} 1"), "{metrics}");
+}

@@ -56,54 +56,40 @@ resource "aws_sns_topic_subscription" "email" {
 
 # --- agent ALBs ----------------------------------------------------------------------
 
-resource "aws_cloudwatch_metric_alarm" "alb_5xx" {
-  count               = length(var.alb_arn_suffixes)
-  alarm_name          = "${var.prefix}-alb${count.index}-5xx"
-  alarm_description   = "Agent ALB ${count.index} answered 5xx itself (no healthy target, a target that closed the connection): callers get no answer. docs/deploy.md#alarms"
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "HTTPCode_ELB_5XX_Count"
-  dimensions          = { LoadBalancer = var.alb_arn_suffixes[count.index] }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
-  threshold           = 5
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
+locals {
+  # Each agent ALB's alarms: metric, statistic, threshold and what firing means.
+  alb_alarm_kinds = {
+    "5xx" = {
+      metric = "HTTPCode_ELB_5XX_Count", statistic = "Sum", threshold = 5
+      means  = "answered 5xx itself (no healthy target, a target that closed the connection): callers get no answer"
+    }
+    "target-5xx" = {
+      metric = "HTTPCode_Target_5XX_Count", statistic = "Sum", threshold = 5
+      means  = "had its agent runtimes answer 5xx (a failing webhook: Twilio plays its error message)"
+    }
+    "response-time" = {
+      metric = "TargetResponseTime", statistic = "Average", threshold = var.target_response_time_secs
+      means  = "had webhooks answer slowly on average: Twilio waits before the call connects"
+    }
+  }
+  alb_alarms = {
+    for pair in setproduct(range(length(var.alb_arn_suffixes)), keys(local.alb_alarm_kinds)) :
+    "alb${pair[0]}-${pair[1]}" => merge(local.alb_alarm_kinds[pair[1]], { alb = pair[0] })
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "target_5xx" {
-  count               = length(var.alb_arn_suffixes)
-  alarm_name          = "${var.prefix}-alb${count.index}-target-5xx"
-  alarm_description   = "Agent runtimes behind ALB ${count.index} answered 5xx (a failing webhook: Twilio plays its error message). docs/deploy.md#alarms"
+resource "aws_cloudwatch_metric_alarm" "alb" {
+  for_each            = local.alb_alarms
+  alarm_name          = "${var.prefix}-${each.key}"
+  alarm_description   = "Agent ALB ${each.value.alb} ${each.value.means}. docs/deploy.md#alarms"
   namespace           = "AWS/ApplicationELB"
-  metric_name         = "HTTPCode_Target_5XX_Count"
-  dimensions          = { LoadBalancer = var.alb_arn_suffixes[count.index] }
-  statistic           = "Sum"
+  metric_name         = each.value.metric
+  dimensions          = { LoadBalancer = var.alb_arn_suffixes[each.value.alb] }
+  statistic           = each.value.statistic
   period              = 60
   evaluation_periods  = 5
   datapoints_to_alarm = 3
-  threshold           = 5
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-}
-
-resource "aws_cloudwatch_metric_alarm" "target_response_time" {
-  count               = length(var.alb_arn_suffixes)
-  alarm_name          = "${var.prefix}-alb${count.index}-response-time"
-  alarm_description   = "Webhooks behind agent ALB ${count.index} answer slowly on average: Twilio waits before the call connects. docs/deploy.md#alarms"
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "TargetResponseTime"
-  dimensions          = { LoadBalancer = var.alb_arn_suffixes[count.index] }
-  statistic           = "Average"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
-  threshold           = var.target_response_time_secs
+  threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
@@ -165,58 +151,40 @@ resource "aws_cloudwatch_metric_alarm" "deployer_duration" {
 
 # --- agents (EMF) -----------------------------------------------------------------------
 
-resource "aws_cloudwatch_metric_alarm" "busy_rejects" {
-  alarm_name          = "${var.prefix}-busy-rejects"
-  alarm_description   = "Agent tasks refused calls at their limit (callers heard busy): an agent needs more tasks (sizing, autoscaling) or TEMPOVOICE_MAX_CALLS is low. The dashboard names the agent. docs/deploy.md#alarms"
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-
-  metric_query {
-    id          = "rejects"
-    expression  = "SELECT SUM(BusyRejects) ${local.all_agents}"
-    period      = 60
-    return_data = true
+locals {
+  # Alarms over every agent's EMF metric: threshold, minutes of 60 s looked at, how many
+  # of them breaching, and what firing means.
+  agent_alarms = {
+    "busy-rejects" = {
+      metric = "BusyRejects", threshold = 0, periods = 3, breaching = 2
+      means  = "Agent tasks refused calls at their limit (callers heard busy): an agent needs more tasks (sizing, autoscaling) or TEMPOVOICE_MAX_CALLS is low. The dashboard names the agent."
+    }
+    "provider-errors" = {
+      metric = "ProviderErrors", threshold = 2, periods = 3, breaching = 2
+      means  = "Calls lost their speech provider (Nova Sonic or OpenAI unavailable or failing; callers heard the apology): check the provider's status and the agents' credentials."
+    }
+    "upload-failures" = {
+      metric = "UploadFailures", threshold = 0, periods = 5, breaching = 3
+      means  = "Agent runtimes could not upload call artifacts to S3; they are spooled on the task's disk and retried, and lost if the task stops first."
+    }
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "provider_errors" {
-  alarm_name          = "${var.prefix}-provider-errors"
-  alarm_description   = "Calls lost their speech provider (Nova Sonic or OpenAI unavailable or failing; callers heard the apology): check the provider's status and the agents' credentials. docs/deploy.md#alarms"
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  threshold           = 2
+resource "aws_cloudwatch_metric_alarm" "agents" {
+  for_each            = local.agent_alarms
+  alarm_name          = "${var.prefix}-${each.key}"
+  alarm_description   = "${each.value.means} docs/deploy.md#alarms"
+  evaluation_periods  = each.value.periods
+  datapoints_to_alarm = each.value.breaching
+  threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
 
   metric_query {
-    id          = "errors"
-    expression  = "SELECT SUM(ProviderErrors) ${local.all_agents}"
-    period      = 60
-    return_data = true
-  }
-}
-
-resource "aws_cloudwatch_metric_alarm" "upload_failures" {
-  alarm_name          = "${var.prefix}-upload-failures"
-  alarm_description   = "Agent runtimes could not upload call artifacts to S3; they are spooled on the task's disk and retried, and lost if the task stops first. docs/deploy.md#alarms"
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-
-  metric_query {
-    id          = "failures"
-    expression  = "SELECT SUM(UploadFailures) ${local.all_agents}"
+    id          = "total"
+    expression  = "SELECT SUM(${each.value.metric}) ${local.all_agents}"
     period      = 60
     return_data = true
   }
@@ -288,16 +256,12 @@ resource "aws_cloudwatch_dashboard" "platform" {
         properties = {
           title = "Alarms"
           alarms = concat(
-            aws_cloudwatch_metric_alarm.alb_5xx[*].arn,
-            aws_cloudwatch_metric_alarm.target_5xx[*].arn,
-            aws_cloudwatch_metric_alarm.target_response_time[*].arn,
+            [for a in aws_cloudwatch_metric_alarm.alb : a.arn],
+            [for a in aws_cloudwatch_metric_alarm.agents : a.arn],
             [
               aws_cloudwatch_metric_alarm.control_plane_5xx.arn,
               aws_cloudwatch_metric_alarm.deployer_errors.arn,
               aws_cloudwatch_metric_alarm.deployer_duration.arn,
-              aws_cloudwatch_metric_alarm.busy_rejects.arn,
-              aws_cloudwatch_metric_alarm.provider_errors.arn,
-              aws_cloudwatch_metric_alarm.upload_failures.arn,
             ],
           )
         }
