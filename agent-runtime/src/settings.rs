@@ -19,7 +19,7 @@
 //! | `TEMPOVOICE_PROTECTION_REFRESH_SECS` | half the protection's expiry | how often protection is renewed while calls go on (1–86400) |
 //! | `TEMPOVOICE_EMF_SECS` | `60` | how often the task's metrics go to stdout in CloudWatch's embedded metric format (0: never; 1–3600) |
 //! | `TEMPOVOICE_CONTROL_PLANE_URL` | none (set by the deployer) | the control plane, which schedules the callbacks callers ask for; without it `schedule_callback` only notifies the agent's scheduling webhook |
-//! | `TEMPOVOICE_MAX_CALLS` | `50` | concurrent calls per task |
+//! | `TEMPOVOICE_MAX_CALLS` | the agent's `sizing.calls_per_task` | concurrent calls per task |
 //! | `TEMPOVOICE_DRAIN_SECS` | `20` | on SIGTERM, how long live calls may go on (keep under the ECS stop timeout, 30 s by default) |
 //! | `TEMPOVOICE_SPOOL_DIR` | `{tmp}/tempovoice-spool` | recordings during calls, and artifacts S3 did not take |
 //! | `TEMPOVOICE_SPOOL_MAX_MB` | `12288` | what the spool may hold (MiB): at the cap a call's recording stops and the call goes on; its transcript and metadata are always kept. The default fits Fargate's 20 GiB of ephemeral storage with the image |
@@ -101,7 +101,10 @@ impl Settings {
             reader.get("S3_BUCKET_REGION").or_else(|| reader.get("AWS_REGION")).unwrap_or_else(|| "us-east-1".into());
         let listen = reader.address("TEMPOVOICE_LISTEN", SocketAddr::from(([0, 0, 0, 0], 8080)));
         let limits = reader.limits(serving::Limits::default());
-        let max_calls = reader.number("TEMPOVOICE_MAX_CALLS", 50, 1..=100_000) as usize;
+        // The agent's own per-task limit, which its autoscaling target is set from;
+        // the variable overrides it (load tests).
+        let agent_limit = spec.as_ref().map_or(agent_spec::config::Sizing::DEFAULT_CALLS_PER_TASK, |s| s.config.sizing.calls_per_task);
+        let max_calls = reader.number("TEMPOVOICE_MAX_CALLS", agent_limit.into(), 1..=100_000) as usize;
         let drain = Duration::from_secs(reader.number("TEMPOVOICE_DRAIN_SECS", 20, 0..=3_600));
         let nova_rotate_after = Duration::from_secs(reader.number("TEMPOVOICE_NOVA_ROTATE_SECS", 360, 5..=450));
         let end_of_turn = Duration::from_millis(reader.number("TEMPOVOICE_END_OF_TURN_MS", 700, 100..=5_000));

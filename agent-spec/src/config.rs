@@ -275,20 +275,84 @@ impl CpuArchitecture {
     }
 }
 
-/// Fargate task size and count. Only combinations Fargate accepts are valid; see
-/// [`FARGATE_SIZES`].
+/// Fargate task size, and how many tasks run: from `min_tasks` to `max_tasks`,
+/// scaled on live calls per task. Only CPU and memory combinations Fargate accepts
+/// are valid; see [`FARGATE_SIZES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "StoredSizing")]
 pub struct Sizing {
     /// CPU units (1024 = 1 vCPU).
     pub cpu: u32,
     /// Memory in MiB.
     pub memory_mib: u32,
-    /// Number of tasks; 0 pauses the agent.
-    pub desired_count: u32,
+    /// Tasks that always run; 0 pauses the agent. (Configs written before scaling
+    /// existed call it `desired_count`.)
+    pub min_tasks: u32,
+    /// Tasks autoscaling may add up to; equal to `min_tasks`, the agent does not scale.
+    pub max_tasks: u32,
+    /// Concurrent calls one task takes; more are answered busy.
+    pub calls_per_task: u32,
+    /// Live calls per task that autoscaling holds the agent at.
+    pub target_calls_per_task: u32,
     /// The tasks' CPU architecture (configs stored before it existed are x86_64).
-    #[serde(default)]
     pub cpu_architecture: CpuArchitecture,
+}
+
+impl Sizing {
+    /// The calls one task takes unless the agent says otherwise.
+    pub const DEFAULT_CALLS_PER_TASK: u32 = 50;
+
+    /// `max_tasks` when none is given: twice the minimum (at least 2, at most
+    /// [`crate::draft::limits::MAX_TASKS`]), so a burst can double the agent.
+    pub fn default_max_tasks(min_tasks: u32) -> u32 {
+        (min_tasks.max(1) * 2).min(*crate::draft::limits::MAX_TASKS.end())
+    }
+
+    /// `target_calls_per_task` when none is given: 70 % of the per-task limit, the
+    /// headroom a burst needs while a new task starts (about a minute).
+    pub fn default_target(calls_per_task: u32) -> u32 {
+        (calls_per_task * 7 / 10).max(1)
+    }
+
+    /// Whether the agent has autoscaling: it runs, and may run more tasks than its minimum.
+    pub fn scales(&self) -> bool {
+        self.min_tasks > 0 && self.max_tasks > self.min_tasks
+    }
+}
+
+/// [`Sizing`] as stored: configs written before scaling existed have
+/// `desired_count` (now the minimum) and none of the scaling fields. They keep the
+/// fixed size they were deployed with (`max_tasks` = `min_tasks`) until updated.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredSizing {
+    cpu: u32,
+    memory_mib: u32,
+    #[serde(alias = "desired_count")]
+    min_tasks: u32,
+    #[serde(default)]
+    max_tasks: Option<u32>,
+    #[serde(default)]
+    calls_per_task: Option<u32>,
+    #[serde(default)]
+    target_calls_per_task: Option<u32>,
+    #[serde(default)]
+    cpu_architecture: CpuArchitecture,
+}
+
+impl From<StoredSizing> for Sizing {
+    fn from(s: StoredSizing) -> Self {
+        let calls_per_task = s.calls_per_task.unwrap_or(Self::DEFAULT_CALLS_PER_TASK);
+        Self {
+            cpu: s.cpu,
+            memory_mib: s.memory_mib,
+            min_tasks: s.min_tasks,
+            max_tasks: s.max_tasks.unwrap_or(s.min_tasks),
+            calls_per_task,
+            target_calls_per_task: s.target_calls_per_task.unwrap_or_else(|| Self::default_target(calls_per_task)),
+            cpu_architecture: s.cpu_architecture,
+        }
+    }
 }
 
 /// The full, validated configuration of one agent, without its secrets.

@@ -44,7 +44,12 @@ pub mod limits {
     pub const OPENAI_MAX_SESSION_SECS: u32 = 3_540;
     pub const MAX_INAPPROPRIATE_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=20;
     pub const IDLE_PROMPT_AFTER_SECS: std::ops::RangeInclusive<u32> = 3..=300;
-    pub const DESIRED_COUNT: std::ops::RangeInclusive<u32> = 0..=20;
+    /// Tasks per agent: a service's minimum and maximum.
+    pub const MIN_TASKS: std::ops::RangeInclusive<u32> = 0..=20;
+    pub const MAX_TASKS: std::ops::RangeInclusive<u32> = 0..=20;
+    /// Concurrent calls per task (the runtime measured about 1,000 per vCPU on the
+    /// local pipeline; cloud providers cost it less).
+    pub const CALLS_PER_TASK: std::ops::RangeInclusive<u32> = 1..=1_000;
     pub const SIP_URI_MAX: usize = 255;
     pub const WEBHOOK_URL_MAX: usize = 2_048;
 }
@@ -163,15 +168,36 @@ pub struct SizingDraft {
     pub cpu: u32,
     #[schema(default = 512)]
     pub memory_mib: u32,
+    /// Tasks that always run; 0 pauses the agent. `desired_count` is read as this.
     #[schema(default = 1)]
-    pub desired_count: u32,
+    #[serde(alias = "desired_count")]
+    pub min_tasks: u32,
+    /// Most tasks autoscaling may run; omitted: twice `min_tasks` (at least 2, at
+    /// most 20). Equal to `min_tasks`, the agent does not scale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tasks: Option<u32>,
+    /// Concurrent calls one task takes; more are answered busy.
+    #[schema(default = 50)]
+    pub calls_per_task: u32,
+    /// Live calls per task autoscaling holds the agent at; omitted: 70 % of
+    /// `calls_per_task`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_calls_per_task: Option<u32>,
     /// `x86_64` (the default) or `arm64`.
     pub cpu_architecture: CpuArchitecture,
 }
 
 impl Default for SizingDraft {
     fn default() -> Self {
-        Self { cpu: 256, memory_mib: 512, desired_count: 1, cpu_architecture: CpuArchitecture::default() }
+        Self {
+            cpu: 256,
+            memory_mib: 512,
+            min_tasks: 1,
+            max_tasks: None,
+            calls_per_task: Sizing::DEFAULT_CALLS_PER_TASK,
+            target_calls_per_task: None,
+            cpu_architecture: CpuArchitecture::default(),
+        }
     }
 }
 
@@ -524,7 +550,10 @@ impl AgentDraft {
             sizing: SizingDraft {
                 cpu: config.sizing.cpu,
                 memory_mib: config.sizing.memory_mib,
-                desired_count: config.sizing.desired_count,
+                min_tasks: config.sizing.min_tasks,
+                max_tasks: Some(config.sizing.max_tasks),
+                calls_per_task: config.sizing.calls_per_task,
+                target_calls_per_task: Some(config.sizing.target_calls_per_task),
                 cpu_architecture: config.sizing.cpu_architecture,
             },
             secrets: SecretsDraft::default(),
@@ -700,7 +729,20 @@ impl AgentDraft {
             ),
             Some(_) => {}
         }
-        e.check_range("sizing.desired_count", s.desired_count, DESIRED_COUNT, "tasks");
+        e.check_range("sizing.min_tasks", s.min_tasks, MIN_TASKS, "tasks");
+        let max_tasks = s.max_tasks.unwrap_or_else(|| Sizing::default_max_tasks(s.min_tasks));
+        e.check_range("sizing.max_tasks", max_tasks, MAX_TASKS, "tasks");
+        if max_tasks < s.min_tasks && MIN_TASKS.contains(&s.min_tasks) {
+            e.push("sizing.max_tasks", format!("must be at least min_tasks ({})", s.min_tasks));
+        }
+        e.check_range("sizing.calls_per_task", s.calls_per_task, CALLS_PER_TASK, "calls");
+        let target_calls_per_task = s.target_calls_per_task.unwrap_or_else(|| Sizing::default_target(s.calls_per_task));
+        if CALLS_PER_TASK.contains(&s.calls_per_task) && !(1..=s.calls_per_task).contains(&target_calls_per_task) {
+            e.push(
+                "sizing.target_calls_per_task",
+                format!("must be between 1 and calls_per_task ({}) calls", s.calls_per_task),
+            );
+        }
 
         let secrets = validate_secrets(&mut e, &self.secrets, existing, provider);
 
@@ -808,7 +850,10 @@ impl AgentDraft {
             sizing: Sizing {
                 cpu: s.cpu,
                 memory_mib: s.memory_mib,
-                desired_count: s.desired_count,
+                min_tasks: s.min_tasks,
+                max_tasks,
+                calls_per_task: s.calls_per_task,
+                target_calls_per_task,
                 cpu_architecture: s.cpu_architecture,
             },
         };

@@ -79,7 +79,12 @@ pub mod vars {
     pub const AWS_REGION: &str = "AWS_REGION";
     pub const AGENT_CPU: &str = "AGENT_CPU";
     pub const AGENT_MEMORY_MIB: &str = "AGENT_MEMORY_MIB";
+    pub const AGENT_MIN_TASKS: &str = "AGENT_MIN_TASKS";
+    /// What `AGENT_MIN_TASKS` was called in task definitions written before scaling.
     pub const AGENT_DESIRED_COUNT: &str = "AGENT_DESIRED_COUNT";
+    pub const AGENT_MAX_TASKS: &str = "AGENT_MAX_TASKS";
+    pub const AGENT_CALLS_PER_TASK: &str = "AGENT_CALLS_PER_TASK";
+    pub const AGENT_TARGET_CALLS_PER_TASK: &str = "AGENT_TARGET_CALLS_PER_TASK";
     pub const AGENT_CPU_ARCHITECTURE: &str = "AGENT_CPU_ARCHITECTURE";
 
     pub const TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
@@ -127,7 +132,10 @@ const FIELD_VARS: &[(&str, &str)] = &[
     ("integrations.aws_region", vars::AWS_REGION),
     ("sizing.cpu", vars::AGENT_CPU),
     ("sizing.memory_mib", vars::AGENT_MEMORY_MIB),
-    ("sizing.desired_count", vars::AGENT_DESIRED_COUNT),
+    ("sizing.min_tasks", vars::AGENT_MIN_TASKS),
+    ("sizing.max_tasks", vars::AGENT_MAX_TASKS),
+    ("sizing.calls_per_task", vars::AGENT_CALLS_PER_TASK),
+    ("sizing.target_calls_per_task", vars::AGENT_TARGET_CALLS_PER_TASK),
     ("sizing.cpu_architecture", vars::AGENT_CPU_ARCHITECTURE),
     ("secrets.twilio_auth_token", vars::TWILIO_AUTH_TOKEN),
     ("secrets.openai_api_key", vars::OPENAI_API_KEY),
@@ -208,7 +216,10 @@ fn config_vars(c: &AgentConfig) -> Vec<(&'static str, String)> {
         (vars::AWS_REGION, c.integrations.aws_region.to_string()),
         (vars::AGENT_CPU, c.sizing.cpu.to_string()),
         (vars::AGENT_MEMORY_MIB, c.sizing.memory_mib.to_string()),
-        (vars::AGENT_DESIRED_COUNT, c.sizing.desired_count.to_string()),
+        (vars::AGENT_MIN_TASKS, c.sizing.min_tasks.to_string()),
+        (vars::AGENT_MAX_TASKS, c.sizing.max_tasks.to_string()),
+        (vars::AGENT_CALLS_PER_TASK, c.sizing.calls_per_task.to_string()),
+        (vars::AGENT_TARGET_CALLS_PER_TASK, c.sizing.target_calls_per_task.to_string()),
         (vars::AGENT_CPU_ARCHITECTURE, c.sizing.cpu_architecture.as_str().to_owned()),
     ];
     let optional = [
@@ -388,7 +399,16 @@ impl AgentSpec {
             sizing: SizingDraft {
                 cpu: reader.number(vars::AGENT_CPU),
                 memory_mib: reader.number(vars::AGENT_MEMORY_MIB),
-                desired_count: reader.number(vars::AGENT_DESIRED_COUNT),
+                // Task definitions written before scaling have only AGENT_DESIRED_COUNT.
+                min_tasks: match reader.get(vars::AGENT_MIN_TASKS) {
+                    None if reader.get(vars::AGENT_DESIRED_COUNT).is_some() => reader.number(vars::AGENT_DESIRED_COUNT),
+                    _ => reader.number(vars::AGENT_MIN_TASKS),
+                },
+                max_tasks: reader.optional_whole(vars::AGENT_MAX_TASKS),
+                calls_per_task: reader
+                    .optional_whole(vars::AGENT_CALLS_PER_TASK)
+                    .unwrap_or(crate::config::Sizing::DEFAULT_CALLS_PER_TASK),
+                target_calls_per_task: reader.optional_whole(vars::AGENT_TARGET_CALLS_PER_TASK),
                 cpu_architecture,
             },
             secrets: SecretsDraft {
@@ -458,6 +478,12 @@ impl EnvReader<'_> {
 
     fn number(&mut self, var: &'static str) -> u32 {
         self.parsed(var, |raw| raw.trim().parse::<u32>().map_err(|_| "must be a whole number")).unwrap_or_default()
+    }
+
+    /// A whole number, if the variable is set.
+    fn optional_whole(&mut self, var: &'static str) -> Option<u32> {
+        self.get(var)?;
+        Some(self.number(var))
     }
 
     /// A decimal number, if the variable is set.

@@ -225,7 +225,12 @@ pub fn document_rules(schemas: &mut Map<String, Value>) {
         set(integrations, "aws_region", string(trimmed(AWS_REGION, true)));
     }
     if let Some(sizing) = schemas.get_mut("SizingDraft") {
-        sizing["properties"]["desired_count"]["maximum"] = json!(DESIRED_COUNT.end());
+        sizing["properties"]["min_tasks"]["maximum"] = json!(MIN_TASKS.end());
+        sizing["properties"]["max_tasks"]["maximum"] = json!(MAX_TASKS.end());
+        sizing["properties"]["calls_per_task"]["minimum"] = json!(CALLS_PER_TASK.start());
+        sizing["properties"]["calls_per_task"]["maximum"] = json!(CALLS_PER_TASK.end());
+        sizing["properties"]["target_calls_per_task"]["minimum"] = json!(1);
+        sizing["properties"]["target_calls_per_task"]["maximum"] = json!(CALLS_PER_TASK.end());
         sizing["properties"]["cpu"]["enum"] = FARGATE_SIZES.iter().map(|(cpu, _)| json!(cpu)).collect();
         // Each CPU size takes its own memory sizes; 256 CPU units (the default) also
         // takes the default memory.

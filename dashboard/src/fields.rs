@@ -396,11 +396,29 @@ pub static FIELDS: &[Field] = &[
     })
     .hint("A Fargate size for the CPU: 512, 1024 or 2048 with 256 CPU.")
     .required(),
-    field(Sizing, "sizing.desired_count", "desired_count", "Tasks", Input(Number { min: 0, max: 20 }), |f| {
-        &f.desired_count
+    field(Sizing, "sizing.min_tasks", "min_tasks", "Minimum tasks", Input(Number { min: 0, max: 20 }), |f| {
+        &f.min_tasks
     })
-    .hint("0 to 20; 0 pauses the agent.")
+    .hint("Always running, 0 to 20; 0 pauses the agent.")
     .required(),
+    field(Sizing, "sizing.max_tasks", "max_tasks", "Maximum tasks", Input(Number { min: 0, max: 20 }), |f| {
+        &f.max_tasks
+    })
+    .hint("Autoscaling adds tasks up to this; blank: twice the minimum. Equal to the minimum: no scaling."),
+    field(Sizing, "sizing.calls_per_task", "calls_per_task", "Calls per task", Input(Number { min: 1, max: 1_000 }), |f| {
+        &f.calls_per_task
+    })
+    .hint("Concurrent calls one task takes; more are answered busy.")
+    .required(),
+    field(
+        Sizing,
+        "sizing.target_calls_per_task",
+        "target_calls_per_task",
+        "Scale at calls per task",
+        Input(Number { min: 1, max: 1_000 }),
+        |f| &f.target_calls_per_task,
+    )
+    .hint("Autoscaling holds live calls per task near this; blank: 70 % of calls per task."),
     field(
         Sizing,
         "sizing.cpu_architecture",

@@ -82,7 +82,12 @@ pub struct AgentForm {
 
     pub cpu: String,
     pub memory_mib: String,
-    pub desired_count: String,
+    pub min_tasks: String,
+    /// Blank: the default (twice `min_tasks`).
+    pub max_tasks: String,
+    pub calls_per_task: String,
+    /// Blank: the default (70 % of `calls_per_task`).
+    pub target_calls_per_task: String,
     pub cpu_architecture: String,
 }
 
@@ -150,7 +155,10 @@ impl AgentForm {
             max_inappropriate_attempts: d.guardrails.max_inappropriate_attempts.to_string(),
             cpu: d.sizing.cpu.to_string(),
             memory_mib: d.sizing.memory_mib.to_string(),
-            desired_count: d.sizing.desired_count.to_string(),
+            min_tasks: d.sizing.min_tasks.to_string(),
+            max_tasks: d.sizing.max_tasks.map(|n| n.to_string()).unwrap_or_default(),
+            calls_per_task: d.sizing.calls_per_task.to_string(),
+            target_calls_per_task: d.sizing.target_calls_per_task.map(|n| n.to_string()).unwrap_or_default(),
             cpu_architecture: d.sizing.cpu_architecture.as_str().into(),
             ..Self::default()
         }
@@ -197,7 +205,10 @@ impl AgentForm {
             make_endpoint: o(d.integrations.make_endpoint),
             cpu: d.sizing.cpu.to_string(),
             memory_mib: d.sizing.memory_mib.to_string(),
-            desired_count: d.sizing.desired_count.to_string(),
+            min_tasks: d.sizing.min_tasks.to_string(),
+            max_tasks: d.sizing.max_tasks.map(|n| n.to_string()).unwrap_or_default(),
+            calls_per_task: d.sizing.calls_per_task.to_string(),
+            target_calls_per_task: d.sizing.target_calls_per_task.map(|n| n.to_string()).unwrap_or_default(),
             cpu_architecture: d.sizing.cpu_architecture.as_str().into(),
             ..Self::default()
         }
@@ -259,7 +270,11 @@ impl AgentForm {
         let s = &defaults.sizing;
         let cpu = number("sizing.cpu", &self.cpu, s.cpu);
         let memory_mib = number("sizing.memory_mib", &self.memory_mib, s.memory_mib);
-        let desired_count = number("sizing.desired_count", &self.desired_count, s.desired_count);
+        let min_tasks = number("sizing.min_tasks", &self.min_tasks, s.min_tasks);
+        let max_tasks = (!self.max_tasks.trim().is_empty()).then(|| number("sizing.max_tasks", &self.max_tasks, 0));
+        let calls_per_task = number("sizing.calls_per_task", &self.calls_per_task, s.calls_per_task);
+        let target_calls_per_task = (!self.target_calls_per_task.trim().is_empty())
+            .then(|| number("sizing.target_calls_per_task", &self.target_calls_per_task, 0));
         let cpu_architecture = if self.cpu_architecture.trim().is_empty() {
             s.cpu_architecture
         } else {
@@ -344,7 +359,15 @@ impl AgentForm {
                 make_endpoint: optional(&self.make_endpoint),
                 aws_region: self.aws_region.trim().to_owned(),
             },
-            sizing: SizingDraft { cpu, memory_mib, desired_count, cpu_architecture },
+            sizing: SizingDraft {
+                cpu,
+                memory_mib,
+                min_tasks,
+                max_tasks,
+                calls_per_task,
+                target_calls_per_task,
+                cpu_architecture,
+            },
             secrets: SecretsDraft {
                 twilio_auth_token: patch(&secrets.twilio_auth_token, ""),
                 openai_api_key: patch(&secrets.openai_api_key, &self.remove_openai_api_key),

@@ -65,6 +65,7 @@ pub struct AwsClients {
     pub ecr: aws_sdk_ecr::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub iam: aws_sdk_iam::Client,
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
 }
 
 impl AwsClients {
@@ -106,6 +107,7 @@ impl AwsClients {
             ecr: client!(aws_sdk_ecr),
             secrets: client!(aws_sdk_secretsmanager),
             iam: client!(aws_sdk_iam),
+            autoscaling: client!(aws_sdk_applicationautoscaling),
         }
     }
 }
@@ -246,8 +248,13 @@ impl Intercept for CallRecorder {
 
 /// The IAM actions an AWS call needs: the operation's own (S3's differ in places),
 /// plus what its parameters bring: tags on create (`ecs:TagResource`,
-/// `elasticloadbalancing:AddTags`, `secretsmanager:TagResource`, `iam:TagRole`) and
-/// `iam:PassRole` where a task definition or service hands roles to ECS. The
+/// `elasticloadbalancing:AddTags`, `secretsmanager:TagResource`, `iam:TagRole`,
+/// `application-autoscaling:TagResource`) and `iam:PassRole` where a task
+/// definition or service hands roles to ECS. Application Auto Scaling also checks,
+/// before it acts, that the caller could do what it will do on the caller's behalf:
+/// read and update the ECS service, and create, read and delete the target-tracking
+/// alarms in CloudWatch; and the first registration in an account creates its
+/// service-linked role. The
 /// recorder's list of calls, mapped through this, is what the deployer's own role
 /// must allow (docs/deployer-iam-actions.json, checked by a test).
 pub fn iam_actions(call: &Call) -> Vec<String> {
@@ -260,6 +267,7 @@ pub fn iam_actions(call: &Call) -> Vec<String> {
         "ECR" => "ecr",
         "IAM" => "iam",
         "Lambda" => "lambda",
+        "Application Auto Scaling" => "application-autoscaling",
         other => return vec![format!("{other}:{op}")],
     };
     let own = match (prefix, op) {
@@ -279,11 +287,25 @@ pub fn iam_actions(call: &Call) -> Vec<String> {
         ("elasticloadbalancing", "CreateTargetGroup" | "CreateRule") => vec![op, "AddTags"],
         ("secretsmanager", "CreateSecret") => vec![op, "TagResource"],
         ("iam", "CreateRole") => vec![op, "TagRole"],
+        ("application-autoscaling", "RegisterScalableTarget") => vec![op, "TagResource"],
         _ => vec![op],
     };
     let mut actions: Vec<String> = own.into_iter().map(|a| format!("{prefix}:{a}")).collect();
     if prefix == "ecs" && matches!(op, "RegisterTaskDefinition" | "CreateService" | "UpdateService") {
         actions.push("iam:PassRole".to_owned());
     }
+    let checked_for_the_caller: &[&str] = match (prefix, op) {
+        ("application-autoscaling", "RegisterScalableTarget") => {
+            &["iam:CreateServiceLinkedRole", "ecs:DescribeServices", "ecs:UpdateService"]
+        }
+        ("application-autoscaling", "PutScalingPolicy") => {
+            &["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"]
+        }
+        ("application-autoscaling", "DeleteScalingPolicy" | "DeregisterScalableTarget") => {
+            &["cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"]
+        }
+        _ => &[],
+    };
+    actions.extend(checked_for_the_caller.iter().map(|a| (*a).to_owned()));
     actions
 }

@@ -10,6 +10,9 @@
 //! | S3 `NoSuchBucket` (404) | configuring a bucket just created |
 //! | ECS `InvalidParameterException` "…does not have an associated load balancer" | CreateService right after the listener rule that attaches the target group |
 //! | Secrets Manager `InvalidRequestException` "…marked for deletion" | reading or writing a secret right after RestoreSecret |
+//! | Application Auto Scaling `ConcurrentUpdateException` | another change to the same scalable target is still being applied |
+//! | Application Auto Scaling `ValidationException` "…doesn't exist" | registering a scalable target right after CreateService |
+//! | Application Auto Scaling `ObjectNotFoundException` | putting the policy right after registering its scalable target |
 //!
 //! A service still DRAINING after a delete is waited for separately
 //! ([`crate::resources::service`]): that can take as long as the deregistration delay.
@@ -61,6 +64,14 @@ where
         }
     }
     unreachable!("the last attempt returns")
+}
+
+/// Application Auto Scaling: a change to the target is in progress, or the
+/// service or target just created is not visible to it yet.
+pub fn autoscaling_settling(e: &DeployError) -> bool {
+    code_is(e, "ConcurrentUpdateException")
+        || code_is(e, "ObjectNotFoundException")
+        || (code_is(e, "ValidationException") && (e.message.contains("doesn't exist") || e.message.contains("does not exist")))
 }
 
 fn code_is(e: &DeployError, code: &str) -> bool {

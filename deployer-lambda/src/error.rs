@@ -21,6 +21,7 @@ pub enum Step {
     TaskDefinition,
     ListenerRule,
     Service,
+    Autoscaling,
 }
 
 impl Step {
@@ -35,6 +36,7 @@ impl Step {
             Self::TaskDefinition => "task_definition",
             Self::ListenerRule => "listener_rule",
             Self::Service => "service",
+            Self::Autoscaling => "autoscaling",
         }
     }
 }
@@ -76,6 +78,9 @@ const RETRYABLE_CODES: &[&str] = &[
     // look and its create: the next attempt finds it and converges.
     "DuplicateTargetGroupName",
     "ResourceExistsException",
+    // Application Auto Scaling: another change to the same target is in progress.
+    "ConcurrentUpdateException",
+    "InternalServiceException",
 ];
 
 impl DeployError {

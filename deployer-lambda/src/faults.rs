@@ -52,6 +52,15 @@ pub enum Transient {
     ServerError,
     /// A 503 `ServiceUnavailable`.
     Unavailable,
+    /// Application Auto Scaling `ConcurrentUpdateException`: a change to the same
+    /// scalable target is still being applied.
+    AutoscalingBusy,
+    /// Application Auto Scaling `ValidationException` on RegisterScalableTarget: the
+    /// ECS service just created is not visible to it yet.
+    ServiceNotYetScalable,
+    /// Application Auto Scaling `ObjectNotFoundException` on PutScalingPolicy: the
+    /// scalable target just registered is not visible yet.
+    ScalableTargetNotYetVisible,
 }
 
 /// How many matching attempts a fault answers.
@@ -209,6 +218,13 @@ fn wire(error: Transient, service: &str) -> (u16, &'static str, &'static str) {
         }
         (ServerError, Json) => (500, "ServerException", "Server error"),
         (Unavailable, Json) => (503, "ServiceUnavailableException", "Service unavailable"),
+        (AutoscalingBusy, _) => (
+            400,
+            "ConcurrentUpdateException",
+            "You already have a pending update to an Application Auto Scaling resource.",
+        ),
+        (ServiceNotYetScalable, _) => (400, "ValidationException", "ECS service doesn't exist: service/injected"),
+        (ScalableTargetNotYetVisible, _) => (400, "ObjectNotFoundException", "No scalable target registered"),
         (Unavailable, _) => (503, "ServiceUnavailable", "Service is unable to handle request."),
     }
 }

@@ -30,7 +30,7 @@ use crate::aws::AwsClients;
 use crate::error::{DeployError, Step, code_of};
 use crate::naming::AgentNames;
 use crate::report::ResourceReport;
-use crate::resources::{bucket, listener_rule, secret, service, target_group, task_definition, task_role};
+use crate::resources::{bucket, listener_rule, scaling, secret, service, target_group, task_definition, task_role};
 use crate::settings::DeployerSettings;
 
 /// Where the agent's listener rule goes: assigned by the control plane.
@@ -279,38 +279,42 @@ pub async fn deploy(
     // Observe: every read that needs nothing from another step, in one round trip.
     // The image check is among them, and nothing is written before it passed.
     let rule_listener = &req.placement.listener_arn;
-    let ((image, bucket_existed), ((secret_found, tg_found), (td_found, (rules_found, (service_found, role_found))))) =
-        Box::pin(both(
+    let scaling_id = scaling::resource_id(&settings.cluster, &names.service);
+    let (
+        ((image, bucket_existed), scaling_found),
+        ((secret_found, tg_found), (td_found, (rules_found, (service_found, role_found)))),
+    ) = Box::pin(both(
+        seq,
+        both(
             seq,
             both(
                 seq,
                 resolve_image(clients, settings, ImageRef::Tag(&tag)),
                 bucket::exists(&clients.s3, &names.bucket),
             ),
+            scaling::observe(&clients.autoscaling, &scaling_id),
+        ),
+        both(
+            seq,
+            both(seq, secret::describe(&clients.secrets, &names.secret), target_group::find(&clients.elb, &names.target_group)),
             both(
                 seq,
+                task_definition::latest(&clients.ecs, &names.family),
                 both(
                     seq,
-                    secret::describe(&clients.secrets, &names.secret),
-                    target_group::find(&clients.elb, &names.target_group),
-                ),
-                both(
-                    seq,
-                    task_definition::latest(&clients.ecs, &names.family),
+                    listener_rule::rules(&clients.elb, rule_listener),
                     both(
                         seq,
-                        listener_rule::rules(&clients.elb, rule_listener),
-                        both(
-                            seq,
-                            service::find(&clients.ecs, &settings.cluster, &names.service),
-                            task_role::observe(&clients.iam, &names.task_role),
-                        ),
+                        service::find(&clients.ecs, &settings.cluster, &names.service),
+                        task_role::observe(&clients.iam, &names.task_role),
                     ),
                 ),
             ),
-        ))
+        ),
+    ))
         .await;
-    let (bucket_existed, secret_found, tg_found) = (bucket_existed?, secret_found?, tg_found?);
+    let (bucket_existed, secret_found, tg_found, scaling_found) =
+        (bucket_existed?, secret_found?, tg_found?, scaling_found?);
     let (td_found, rules_found, service_found, role_found) = (td_found?, rules_found?, service_found?, role_found?);
     let current_image = td_found
         .as_ref()
@@ -455,7 +459,7 @@ pub async fn deploy(
             cluster: &settings.cluster,
             name: &names.service,
             task_definition_arn: &td_arn,
-            desired_count: spec.config.sizing.desired_count,
+            tasks: tasks_of(&spec.config.sizing),
             target_group_arn: &tg_arn,
             port: settings.container_port,
             subnets: &settings.subnets,
@@ -466,12 +470,33 @@ pub async fn deploy(
         service_found,
     ))
     .await?;
+    // Autoscaling needs the service: Application Auto Scaling checks that it exists.
+    let sizing = &spec.config.sizing;
+    let scaling_desired = sizing.scales().then(|| scaling::Desired {
+        resource_id: scaling_id.clone(),
+        agent_id: spec.agent_id.as_str(),
+        min_tasks: sizing.min_tasks,
+        max_tasks: sizing.max_tasks,
+        target_calls_per_task: sizing.target_calls_per_task,
+        tags: &tags,
+    });
+    let autoscaling =
+        Box::pin(scaling::converge(&clients.autoscaling, &scaling_id, scaling_desired.as_ref(), scaling_found)).await?;
     tracing::info!(agent_id = %spec.agent_id, tenant_id = %spec.tenant_id, "agent deployed");
     Ok(AgentReport {
         agent_id: spec.agent_id,
-        resources: vec![bucket, secret, role, target_group, task_definition, rule, service],
+        resources: vec![bucket, secret, role, target_group, task_definition, rule, service, autoscaling],
         image: Some(image_uri),
     })
+}
+
+/// The service's task count: fixed, or left to autoscaling within the agent's bounds.
+fn tasks_of(sizing: &agent_spec::config::Sizing) -> service::Tasks {
+    if sizing.scales() {
+        service::Tasks::Scaled { min: sizing.min_tasks, max: sizing.max_tasks }
+    } else {
+        service::Tasks::Fixed(sizing.min_tasks)
+    }
 }
 
 /// Both futures' outputs: concurrently, or one after the other when `sequential`
@@ -499,7 +524,8 @@ pub async fn delete(
 }
 
 /// Removes everything of `agent`, in the order that keeps nothing routing to or
-/// running it: the service, its listener rule (on `listener_arn` and on any load
+/// running it: its autoscaling (which could otherwise scale the service back up),
+/// the service, its listener rule (on `listener_arn` and on any load
 /// balancer its target group is still attached to), the target group, the task
 /// definitions, the task role, the secret, and the bucket (retired or purged).
 pub(crate) async fn teardown(
@@ -510,6 +536,8 @@ pub(crate) async fn teardown(
     purge_transcripts: bool,
 ) -> Result<AgentReport, DeployError> {
     let names = AgentNames::new(&settings.prefix, agent);
+    let autoscaling =
+        scaling::remove(&clients.autoscaling, &scaling::resource_id(&settings.cluster, &names.service)).await?;
     let service = service::remove(&clients.ecs, &settings.cluster, &names.service).await?;
     let tg = target_group::find(&clients.elb, &names.target_group).await?;
     let attached: Vec<String> = tg.as_ref().map(|t| t.load_balancer_arns().to_vec()).unwrap_or_default();
@@ -521,7 +549,7 @@ pub(crate) async fn teardown(
     let bucket = bucket::retire_or_purge(&clients.s3, settings.partition, &names.bucket, purge_transcripts).await?;
     Ok(AgentReport {
         agent_id: agent.clone(),
-        resources: vec![service, rule, target_group, task_definition, role, secret, bucket],
+        resources: vec![autoscaling, service, rule, target_group, task_definition, role, secret, bucket],
         image: None,
     })
 }

@@ -12,6 +12,8 @@ pub enum ResourceKind {
     TaskDefinition,
     ListenerRule,
     Service,
+    /// The scalable target and its target-tracking policy.
+    Autoscaling,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

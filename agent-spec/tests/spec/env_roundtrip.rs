@@ -30,10 +30,22 @@ fn maybe(re: &'static str) -> impl Strategy<Value = Option<String>> {
 }
 
 prop_compose! {
-    fn sizing()(index in 0..FARGATE_SIZES.len(), pick in any::<prop::sample::Index>(), count in 0u32..=20)
-        -> (u32, u32, u32) {
+    fn sizing()(
+        index in 0..FARGATE_SIZES.len(),
+        pick in any::<prop::sample::Index>(),
+        (min, extra) in (0u32..=20, 0u32..=20),
+        (calls, target) in (1u32..=1_000, any::<prop::sample::Index>()),
+    ) -> SizingDraft {
         let (cpu, memory) = FARGATE_SIZES[index];
-        (cpu, *pick.get(memory), count)
+        SizingDraft {
+            cpu,
+            memory_mib: *pick.get(memory),
+            min_tasks: min,
+            max_tasks: Some((min + extra).min(20)),
+            calls_per_task: calls,
+            target_calls_per_task: Some(target.index(calls as usize) as u32 + 1),
+            cpu_architecture: Default::default(),
+        }
     }
 }
 
@@ -67,7 +79,7 @@ prop_compose! {
         urls in prop::collection::vec(maybe("https://[a-z]{1,10}\\.example\\.com/[a-z0-9/_-]{0,20}(\\?a=[0-9]{1,3})?"), 4),
         region in select(vec!["us-east-1", "eu-west-2", "ap-southeast-4", "us-gov-west-1"]),
         cpu_architecture in select(agent_spec::config::CpuArchitecture::ALL.to_vec()),
-        (cpu, memory_mib, desired_count) in sizing(),
+        sizing in sizing(),
         token in "[A-Za-z0-9]{32}",
         openai in "[A-Za-z0-9_-]{20,60}",
         signing in maybe("[!-~]{32,64}"),
@@ -142,7 +154,7 @@ prop_compose! {
                 make_endpoint: urls[3].clone(),
                 aws_region: region.into(),
             },
-            sizing: SizingDraft { cpu, memory_mib, desired_count, cpu_architecture },
+            sizing: SizingDraft { cpu_architecture, ..sizing },
             secrets,
         }
     }

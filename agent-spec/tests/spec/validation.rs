@@ -166,7 +166,21 @@ const TABLE: &[(&str, Mutation, &str, &str)] = &[
     ("bad region", |d| d.integrations.aws_region = "Virginia".into(), "integrations.aws_region", "region"),
     ("bad cpu", |d| d.sizing.cpu = 300, "sizing.cpu", "Fargate CPU"),
     ("bad memory", |d| d.sizing.memory_mib = 4096, "sizing.memory_mib", "512, 1024, 2048"),
-    ("too many tasks", |d| d.sizing.desired_count = 21, "sizing.desired_count", "between 0 and 20"),
+    ("too many tasks", |d| d.sizing.min_tasks = 21, "sizing.min_tasks", "between 0 and 20"),
+    ("too many tasks at most", |d| d.sizing.max_tasks = Some(21), "sizing.max_tasks", "between 0 and 20"),
+    (
+        "a maximum under the minimum",
+        |d| (d.sizing.min_tasks, d.sizing.max_tasks) = (3, Some(2)),
+        "sizing.max_tasks",
+        "at least min_tasks (3)",
+    ),
+    ("no calls per task", |d| d.sizing.calls_per_task = 0, "sizing.calls_per_task", "between 1 and 1000"),
+    (
+        "a target over the limit",
+        |d| (d.sizing.calls_per_task, d.sizing.target_calls_per_task) = (10, Some(11)),
+        "sizing.target_calls_per_task",
+        "between 1 and calls_per_task (10)",
+    ),
     (
         "missing auth token",
         |d| d.secrets.twilio_auth_token = SecretPatch::Keep,
@@ -408,4 +422,31 @@ fn webhook_urls_that_are_credentials_are_sealed_shown_redacted_and_kept_when_sen
     update.integrations.make_endpoint = None;
     let (_, removed) = update.validate(Some(&secrets)).unwrap();
     assert!(!removed.webhook_urls.contains_key("integrations.make_endpoint"));
+}
+
+/// Configs stored before scaling existed say `desired_count`: read as the minimum,
+/// they keep the fixed size they were deployed with; a request that still says
+/// `desired_count` gets the defaults for the rest.
+#[test]
+fn sizing_written_before_scaling_keeps_its_fixed_size() {
+    let stored: agent_spec::config::Sizing =
+        serde_json::from_str(r#"{"cpu": 512, "memory_mib": 1024, "desired_count": 3}"#).unwrap();
+    assert_eq!((stored.min_tasks, stored.max_tasks, stored.calls_per_task, stored.target_calls_per_task), (3, 3, 50, 35));
+    assert!(!stored.scales());
+
+    let draft: agent_spec::draft::SizingDraft = serde_json::from_str(r#"{"desired_count": 3}"#).unwrap();
+    let mut d = valid_draft();
+    d.sizing = draft;
+    let (config, _) = d.validate(None).unwrap();
+    assert_eq!((config.sizing.min_tasks, config.sizing.max_tasks, config.sizing.target_calls_per_task), (3, 6, 35));
+    assert!(config.sizing.scales());
+
+    // Written back, a config has the new names and reads back the same.
+    let json = serde_json::to_value(config.sizing).unwrap();
+    assert!(json.get("desired_count").is_none() && json["max_tasks"] == 6, "{json}");
+    assert_eq!(serde_json::from_value::<agent_spec::config::Sizing>(json).unwrap(), config.sizing);
+
+    // Paused: no scaling, whatever the maximum.
+    d.sizing.min_tasks = 0;
+    assert!(!d.validate(None).unwrap().0.sizing.scales());
 }

@@ -412,7 +412,7 @@ impl Workers {
             Err(StoreError::OverQuota(over)) => return Err(control_error(false, "tenant_quota", &over.to_string())),
             Err(e) => return Err(store_error(e)),
         }
-        let targets = crate::store::placements::targets_of(agent.config.sizing.desired_count);
+        let targets = crate::store::placements::targets_of(agent.config.sizing.max_tasks);
         let placement = match self
             .store
             .assign_placement(&d.tenant_id, &d.agent_id, listeners, targets, self.settings.quotas)
@@ -568,6 +568,7 @@ fn kind_name(r: &ResourceReport) -> &'static str {
         K::TaskDefinition => "task_definition",
         K::ListenerRule => "listener_rule",
         K::Service => "service",
+        K::Autoscaling => "autoscaling",
     }
 }
 

@@ -35,10 +35,10 @@ impl Default for Quotas {
     }
 }
 
-/// The most targets an agent registers: its tasks, doubled while a rolling deploy
-/// runs the new tasks beside the old.
-pub fn targets_of(desired_count: u32) -> u32 {
-    desired_count.max(1) * 2
+/// The most targets an agent registers: the most tasks autoscaling may run,
+/// doubled while a rolling deploy runs the new tasks beside the old.
+pub fn targets_of(max_tasks: u32) -> u32 {
+    max_tasks.max(1) * 2
 }
 
 /// One listener agents can be placed on, and how many it takes.
@@ -219,7 +219,7 @@ fn targets_message(listener: &str, used: i64, targets: u32, quotas: Quotas) -> S
     format!(
         "the agent registers up to {targets} targets (its tasks × 2 during a rolling deploy), and the load balancer \
          of {listener} already takes {used}: together over the quota 'Targets per Application Load Balancer' ({}). \
-         Add a load balancer to TEMPOVOICE_LISTENERS, lower the agent's sizing.desired_count, or raise the quota in \
+         Add a load balancer to TEMPOVOICE_LISTENERS, lower the agent's sizing.max_tasks, or raise the quota in \
          Service Quotas (Elastic Load Balancing)",
         quotas.targets_per_alb
     )

@@ -1,5 +1,5 @@
 //! Per-tenant quotas: how many agents a tenant keeps, the CPU they may run (task CPU
-//! units × desired count, 1024 units = 1 vCPU), the listener slots they take (one
+//! units × the most tasks autoscaling may run, 1024 units = 1 vCPU), the listener slots they take (one
 //! per deployed agent) and the bytes of their knowledge bases. The operator's
 //! defaults come from settings (`TEMPOVOICE_TENANT_MAX_*`); the admin API and the CLI
 //! override them per tenant.
@@ -21,7 +21,7 @@ use crate::db::{Backend, now_ms};
 pub struct QuotaLimits {
     /// Agents kept (deployed or not).
     pub agents: u64,
-    /// Task CPU units × desired count, summed over the tenant's agents (1024 = 1 vCPU).
+    /// Task CPU units × `max_tasks`, summed over the tenant's agents (1024 = 1 vCPU).
     pub cpu_units: u64,
     /// Listener slots: agents placed on a load balancer (deployed).
     pub listener_slots: u64,
@@ -81,9 +81,11 @@ pub struct OverQuota {
     pub reason: String,
 }
 
-/// The CPU an agent may run: task CPU units × desired count.
+/// The CPU an agent may run: task CPU units × the tasks it may scale to (a paused
+/// agent runs none).
 pub fn cpu_units_of(config: &AgentConfig) -> u64 {
-    u64::from(config.sizing.cpu) * u64::from(config.sizing.desired_count)
+    let tasks = if config.sizing.min_tasks == 0 { 0 } else { config.sizing.max_tasks };
+    u64::from(config.sizing.cpu) * u64::from(tasks)
 }
 
 /// The bytes of an agent's knowledge base.
@@ -109,7 +111,7 @@ pub fn check_agent(limits: QuotaLimits, used: QuotaUse, config: &AgentConfig, ne
             quota: "cpu_units",
             field: "sizing",
             reason: format!(
-                "this agent asks for {cpu} CPU units (cpu × desired_count; 1024 = 1 vCPU) and the tenant's other \
+                "this agent asks for {cpu} CPU units (cpu × max_tasks; 1024 = 1 vCPU) and the tenant's other \
                  agents use {} of {}",
                 used.cpu_units, limits.cpu_units
             ),

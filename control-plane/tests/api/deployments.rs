@@ -114,7 +114,7 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     assert_eq!(done["deployed_version"], 1);
     assert_eq!(done["attempts"], 1);
     let actions = resource_actions(&done);
-    assert_eq!(actions.len(), 7, "{actions:?}");
+    assert_eq!(actions.len(), 8, "{actions:?}");
     assert!(actions.values().all(|a| a == "created"), "{actions:?}");
     // The tenant sees resources by name; ARNs (the platform's account id, its role
     // names) are the operator's.
@@ -140,8 +140,8 @@ async fn an_agent_is_deployed_updated_and_torn_down_through_the_api() {
     let kinds: Vec<&str> = done["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"queued"));
     assert_eq!(kinds.last(), Some(&"succeeded"));
-    // Seven AWS resources, then the agent's Twilio number (not pointed: configure_number is off here).
-    assert_eq!(kinds.iter().filter(|k| **k == "resource").count(), 8, "{kinds:?}");
+    // Eight AWS resources, then the agent's Twilio number (not pointed: configure_number is off here).
+    assert_eq!(kinds.iter().filter(|k| **k == "resource").count(), 9, "{kinds:?}");
     let (_, shown) = get_json(&app, &tenant, &format!("/v1/agents/{id}")).await;
     assert_eq!(shown["deployment"]["status"], "active");
     assert_eq!(shown["voice_url"], format!("https://voice.example.com/agent/{id}/incoming-call"));
@@ -488,7 +488,7 @@ async fn deployments_survive_a_restart_and_a_crash() {
     assert_eq!(done["status"], "active", "{done:#}");
     // The handed-back attempt is not counted: the crashed one and the last one are.
     assert_eq!(done["attempts"], 2, "{done:#}");
-    assert_eq!(resource_actions(&done).len(), 7);
+    assert_eq!(resource_actions(&done).len(), 8);
 }
 
 #[tokio::test]

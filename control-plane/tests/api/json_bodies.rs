@@ -138,7 +138,7 @@ async fn whole_floats_are_integers_and_arrays_are_not_objects() {
     let tenant = app.new_tenant("t").await;
     let mut body = agent_body("Floats");
     body["idle_prompt_after_secs"] = serde_json::json!(12.0);
-    body["sizing"]["desired_count"] = serde_json::json!(0.0);
+    body["sizing"]["min_tasks"] = serde_json::json!(0.0);
     let res = app.create_agent(&tenant, &body).await;
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let session = app

@@ -137,7 +137,7 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
     assert_eq!(done["status"], "active", "{done:#}\nfunction log:\n{}", lambda.function_log());
     let created: Vec<&str> =
         done["resources"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
-    assert_eq!(created, ["created"; 7], "{done:#}");
+    assert_eq!(created, ["created"; 8], "{done:#}");
 
     // The resources are in moto, where the Lambda made them.
     let sdk = control_plane::deploy::sdk_config("us-east-1", Some(&base["AWS_ENDPOINT_URL"])).await;

@@ -36,7 +36,7 @@ async fn a_tenant_over_its_agent_quota_is_refused_until_the_operator_raises_it()
     assert_eq!(shown["limits"]["agents"], 2);
     assert_eq!(shown["overrides"]["agents"], Value::Null);
     assert_eq!(shown["use"]["agents"], 2);
-    assert_eq!(shown["use"]["cpu_units"], 512, "two agents of 256 CPU units × 1 task");
+    assert_eq!(shown["use"]["cpu_units"], 1024, "two agents of 256 CPU units × up to 2 tasks (the default maximum)");
 
     let path = format!("/v1/admin/tenants/{}/quotas", tenant.id);
     let res = app.admin(Method::PUT, &path, Some(json!({"agents": 3}))).await;
@@ -62,13 +62,14 @@ async fn cpu_and_knowledge_quotas_count_every_agent_of_the_tenant_but_the_one_ch
     .await;
     let tenant = app.new_tenant("t").await;
     let mut big = agent_body("Big");
-    big["sizing"] = json!({"cpu": 512, "memory_mib": 1024, "desired_count": 3});
+    big["sizing"] = json!({"cpu": 512, "memory_mib": 1024, "min_tasks": 3, "max_tasks": 3});
     let created: Value = app.create_agent(&tenant, &big).await.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
 
     // 1536 of 2048 used: another 1024 × 1 does not fit.
     let mut more = agent_body("More");
-    more["sizing"] = json!({"cpu": 1024, "memory_mib": 2048, "desired_count": 1});
+    // What a client written before scaling sends: `desired_count` is the minimum.
+    more["sizing"] = json!({"cpu": 1024, "memory_mib": 2048, "desired_count": 1, "max_tasks": 1});
     let (status, code, fields, body) = error_of(app.create_agent(&tenant, &more).await).await;
     assert_eq!((status, code.as_str(), fields), (422, "quota_exceeded", vec!["sizing".to_owned()]), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("use 1536 of 2048"), "{body}");
@@ -80,15 +81,15 @@ async fn cpu_and_knowledge_quotas_count_every_agent_of_the_tenant_but_the_one_ch
             .json(&body)
             .send()
     };
-    big["sizing"]["desired_count"] = json!(4);
+    big["sizing"]["max_tasks"] = json!(4);
     assert_eq!(put(big.clone(), "\"1\"").await.unwrap().status(), 200);
-    big["sizing"]["desired_count"] = json!(5);
+    big["sizing"]["max_tasks"] = json!(5);
     let (status, code, ..) = error_of(put(big.clone(), "\"2\"").await.unwrap()).await;
     assert_eq!((status, code.as_str()), (422, "quota_exceeded"));
 
     // Knowledge-base bytes: the agent body carries 44; 200 in all.
     let mut long = agent_body("Long");
-    long["sizing"] = json!({"cpu": 256, "memory_mib": 512, "desired_count": 0});
+    long["sizing"] = json!({"cpu": 256, "memory_mib": 512, "min_tasks": 0});
     long["knowledge_base"] = json!([{ "title": "Menu", "text": "x".repeat(200) }]);
     let (status, code, fields, body) = error_of(app.create_agent(&tenant, &long).await).await;
     assert_eq!((status, code.as_str(), fields), (422, "quota_exceeded", vec!["knowledge_base".to_owned()]), "{body}");

@@ -8,7 +8,7 @@ use crate::aws::AwsClients;
 use crate::error::DeployError;
 use crate::naming::AgentNames;
 use crate::report::{ResourceAction, ResourceKind, ResourceReport};
-use crate::resources::{bucket, listener_rule, secret, service, target_group, task_definition, task_role};
+use crate::resources::{bucket, listener_rule, scaling, secret, service, target_group, task_definition, task_role};
 use crate::settings::DeployerSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +76,8 @@ pub async fn status(
             None => absent(ResourceKind::TaskRole, &names.task_role),
         })
     };
-    let (bucket, secret, role, tg, td, rule, svc) = tokio::try_join!(
+    let scaling_id = scaling::resource_id(&settings.cluster, &names.service);
+    let (bucket, secret, role, tg, td, rule, svc, autoscaling) = tokio::try_join!(
         bucket_exists,
         secret,
         role,
@@ -84,6 +85,7 @@ pub async fn status(
         task_definition::latest(&clients.ecs, &names.family),
         listener_rule::find(&clients.elb, &req.listener_arn, &names.path_pattern),
         service::find(&clients.ecs, &settings.cluster, &names.service),
+        scaling::observe(&clients.autoscaling, &scaling_id),
     )?;
     let resources = vec![
         bucket,
@@ -108,6 +110,10 @@ pub async fn status(
         match &svc {
             Some(s) => present(ResourceKind::Service, &names.service, s.service_arn().map(str::to_owned)),
             None => absent(ResourceKind::Service, &names.service),
+        },
+        match autoscaling.target {
+            Some(t) => present(ResourceKind::Autoscaling, &scaling_id, t.scalable_target_arn().map(str::to_owned)),
+            None => absent(ResourceKind::Autoscaling, &scaling_id),
         },
     ];
     Ok(AgentStatus { agent_id: req.agent_id, resources, service: svc.as_ref().map(health) })

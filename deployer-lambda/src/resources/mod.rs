@@ -3,6 +3,7 @@
 
 pub mod bucket;
 pub mod listener_rule;
+pub mod scaling;
 pub mod secret;
 pub mod service;
 pub mod target_group;

@@ -22,7 +22,7 @@ pub struct Desired<'a> {
     pub cluster: &'a str,
     pub name: &'a str,
     pub task_definition_arn: &'a str,
-    pub desired_count: u32,
+    pub tasks: Tasks,
     pub target_group_arn: &'a str,
     pub port: i32,
     pub subnets: &'a [String],
@@ -30,6 +30,29 @@ pub struct Desired<'a> {
     pub tags: &'a [(&'static str, String)],
     /// Longest wait for a deleted service of the same name to finish draining.
     pub drain_wait: Duration,
+}
+
+/// How many tasks the service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tasks {
+    /// Exactly this many (0: paused).
+    Fixed(u32),
+    /// Autoscaling decides, within these bounds: a new service starts at `min`, and
+    /// a deploy leaves the current count alone unless it is outside them (it would
+    /// otherwise undo what autoscaling did).
+    Scaled { min: u32, max: u32 },
+}
+
+impl Tasks {
+    /// The desired count for a service that has `current` (none when creating), if
+    /// it must change.
+    pub fn desired(self, current: Option<i32>) -> Option<i32> {
+        let want = match (self, current) {
+            (Self::Fixed(n), _) | (Self::Scaled { min: n, .. }, None) => n as i32,
+            (Self::Scaled { min, max }, Some(c)) => c.clamp(min as i32, max as i32),
+        };
+        (current != Some(want)).then_some(want)
+    }
 }
 
 impl Desired<'_> {
@@ -69,9 +92,9 @@ pub async fn converge(ecs: &Client, d: &Desired<'_>, existing: Option<Service>) 
                 update = update.task_definition(d.task_definition_arn);
                 changes.push("task definition".to_owned());
             }
-            if service.desired_count() != d.desired_count as i32 {
-                update = update.desired_count(d.desired_count as i32);
-                changes.push(format!("desired count {}", d.desired_count));
+            if let Some(count) = d.tasks.desired(Some(service.desired_count())) {
+                update = update.desired_count(count);
+                changes.push(format!("desired count {count}"));
             }
             // The service must be behind the agent's own target group, on the runtime
             // port, and nothing else (a replaced target group, a changed port).
@@ -113,7 +136,7 @@ pub async fn converge(ecs: &Client, d: &Desired<'_>, existing: Option<Service>) 
                 .cluster(d.cluster)
                 .service_name(d.name)
                 .task_definition(d.task_definition_arn)
-                .desired_count(d.desired_count as i32)
+                .set_desired_count(d.tasks.desired(None))
                 .launch_type(LaunchType::Fargate)
                 .network_configuration(network)
                 .load_balancers(d.load_balancer())

@@ -35,6 +35,8 @@ const STEPS: &[(&str, Step)] = &[
     ("RegisterTaskDefinition", Step::TaskDefinition),
     ("CreateRule", Step::ListenerRule),
     ("CreateService", Step::Service),
+    ("RegisterScalableTarget", Step::Autoscaling),
+    ("PutScalingPolicy", Step::Autoscaling),
 ];
 
 /// Names of everything of `agent` that still exists, found by listing each resource type.
@@ -80,6 +82,19 @@ async fn leftovers(base: &Base, names: &AgentNames) -> Vec<String> {
             .filter(|s| s.status() == Some("ACTIVE"))
             .map(|s| format!("service {:?}", s.service_name())),
     );
+    let aas = aws_sdk_applicationautoscaling::Client::new(sdk);
+    let id = deployer_lambda::resources::scaling::resource_id(&base.settings.cluster, &names.service);
+    let ns = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
+    let targets = aas.describe_scalable_targets().service_namespace(ns.clone()).resource_ids(&id).send().await.unwrap();
+    left.extend(targets.scalable_targets().iter().map(|t| format!("scalable target {}", t.resource_id())));
+    let policies = aas.describe_scaling_policies().service_namespace(ns).resource_id(&id).send().await.unwrap();
+    left.extend(
+        policies
+            .scaling_policies()
+            .iter()
+            .filter(|p| p.resource_id() == id)
+            .map(|p| format!("scaling policy {}", p.policy_name())),
+    );
     left
 }
 
@@ -102,7 +117,7 @@ async fn a_failure_at_each_step_is_named_then_converged_then_fully_deleted() {
         let report = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, priority))
             .await
             .unwrap_or_else(|e| panic!("deploy after a failed {operation}: {e}"));
-        assert_eq!(report.resources.len(), 7);
+        assert_eq!(report.resources.len(), 8);
         assert!(report.resources.iter().all(|r| r.arn.is_some()), "after {operation}: {report:#?}");
         // And again: nothing left to do.
         base.recorder.clear();
@@ -164,6 +179,10 @@ const TRANSIENTS: &[(&str, Transient, u32)] = &[
     ("CreateRule", Transient::Throttling, 2),
     ("CreateService", Transient::TargetGroupNotAssociated, 2),
     ("CreateService", Transient::Throttling, 2),
+    ("RegisterScalableTarget", Transient::ServiceNotYetScalable, 2),
+    ("RegisterScalableTarget", Transient::Throttling, 2),
+    ("PutScalingPolicy", Transient::AutoscalingBusy, 2),
+    ("PutScalingPolicy", Transient::ScalableTargetNotYetVisible, 1),
 ];
 
 async fn purge(base: &Base, agent: &AgentId, tenant: &TenantId) {

@@ -24,7 +24,7 @@ async fn status_follows_the_agent_through_deploy_and_delete() {
     base.recorder.clear();
     let after = status(&base.clients, &base.settings, req.clone()).await.unwrap();
     assert_eq!(base.recorder.mutating_calls(), [], "status only reads");
-    assert_eq!(after.resources.len(), 7);
+    assert_eq!(after.resources.len(), 8);
     assert!(after.resources.iter().all(|r| r.action == ResourceAction::Present && r.arn.is_some()), "{after:#?}");
     let service = after.service.unwrap();
     assert_eq!(service.desired, 1);

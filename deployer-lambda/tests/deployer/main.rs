@@ -10,3 +10,4 @@ mod fleet;
 mod health;
 mod iam_actions;
 mod provision;
+mod scaling;

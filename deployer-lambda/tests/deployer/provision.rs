@@ -20,7 +20,7 @@ async fn deploy_creates_every_resource_with_the_right_settings() {
     let base = base().await;
     let (agent, tenant) = (AgentId::generate(), TenantId::generate());
     let report = deploy(&base.clients, &base.settings, request(&base, &agent, &tenant, 7)).await.unwrap();
-    assert_eq!(report.resources.len(), 7);
+    assert_eq!(report.resources.len(), 8);
     assert!(report.resources.iter().all(|r| r.action == ResourceAction::Created), "{report:#?}");
     assert!(report.resources.iter().all(|r| r.arn.is_some()), "{report:#?}");
     let names = AgentNames::new(&base.settings.prefix, &agent);
@@ -345,6 +345,7 @@ async fn delete_removes_everything_and_keeps_or_purges_the_transcripts() {
     };
     let report = delete(&base.clients, &base.settings, req.clone()).await.unwrap();
     for kind in [
+        ResourceKind::Autoscaling,
         ResourceKind::Service,
         ResourceKind::ListenerRule,
         ResourceKind::TargetGroup,

@@ -131,7 +131,9 @@ fn agent_form<'a>(csrf: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, 
         ("agent[twilio_account_sid]", common::ACCOUNT_SID),
         ("agent[cpu]", "256"),
         ("agent[memory_mib]", "512"),
-        ("agent[desired_count]", "1"),
+        ("agent[min_tasks]", "1"),
+        ("agent[max_tasks]", "3"),
+        ("agent[calls_per_task]", "40"),
     ];
     for (k, v) in extra {
         match form.iter_mut().find(|(name, _)| name == k) {
@@ -554,6 +556,12 @@ async fn save_agent_requires_a_session_and_its_token_and_keeps_invalid_input() {
     let agent = &list[0];
     assert_eq!(agent["secrets"]["twilio_auth_token"], "set");
     assert_eq!(agent["sizing"]["memory_mib"], 1024);
+    // Scaling from the form: the blank target is 70 % of the calls per task.
+    let sizing = &agent["sizing"];
+    assert_eq!(
+        (&sizing["min_tasks"], &sizing["max_tasks"], &sizing["calls_per_task"], &sizing["target_calls_per_task"]),
+        (&serde_json::json!(1), &serde_json::json!(3), &serde_json::json!(40), &serde_json::json!(28))
+    );
     assert_eq!(agent["enable_recording"], true);
     assert_eq!(agent["knowledge_base"].as_array().unwrap().len(), 1, "the blank document slot is dropped");
     assert_eq!(

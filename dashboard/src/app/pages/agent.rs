@@ -339,12 +339,26 @@ fn config_panel(agent: &AgentResponse) -> AnyView {
                 <dd>{webhooks}</dd>
                 <dt>"Secrets"</dt>
                 <dd>{format!("Twilio auth token {} · OpenAI key {} · webhook signing {}", secret(agent.secrets.twilio_auth_token), secret(agent.secrets.openai_api_key), secret(agent.secrets.webhook_signing_secret))}</dd>
-                <dt>"Sizing"</dt><dd>{format!("{} CPU · {} MiB · {} task(s) · {}", c.sizing.cpu, c.sizing.memory_mib, c.sizing.desired_count, c.sizing.cpu_architecture.as_str())}</dd>
+                <dt>"Sizing"</dt><dd>{format!("{} CPU · {} MiB · {} · {}", c.sizing.cpu, c.sizing.memory_mib, tasks_line(&c.sizing), c.sizing.cpu_architecture.as_str())}</dd>
                 <dt>"Runtime image"</dt><dd class="mono">{agent.runtime_image.clone().unwrap_or_else(|| "none running yet".to_owned())}</dd>
             </dl>
         </div>
     }
     .into_any()
+}
+
+/// "2 tasks", "paused", or "1–4 tasks, scaling at 35 of 50 calls each".
+fn tasks_line(s: &agent_spec::config::Sizing) -> String {
+    if s.min_tasks == 0 {
+        "paused".to_owned()
+    } else if s.scales() {
+        format!(
+            "{}–{} tasks, scaling at {} of {} calls each",
+            s.min_tasks, s.max_tasks, s.target_calls_per_task, s.calls_per_task
+        )
+    } else {
+        format!("{} task(s) of {} calls each", s.min_tasks, s.calls_per_task)
+    }
 }
 
 // ---------------------------------------------------------------------------------
