@@ -103,7 +103,9 @@ impl Settings {
         let limits = reader.limits(serving::Limits::default());
         // The agent's own per-task limit, which its autoscaling target is set from;
         // the variable overrides it (load tests).
-        let agent_limit = spec.as_ref().map_or(agent_spec::config::Sizing::DEFAULT_CALLS_PER_TASK, |s| s.config.sizing.calls_per_task);
+        let agent_limit = spec
+            .as_ref()
+            .map_or(agent_spec::config::Sizing::DEFAULT_CALLS_PER_TASK, |s| s.config.sizing.calls_per_task);
         let max_calls = reader.number("TEMPOVOICE_MAX_CALLS", agent_limit.into(), 1..=100_000) as usize;
         let drain = Duration::from_secs(reader.number("TEMPOVOICE_DRAIN_SECS", 20, 0..=3_600));
         let nova_rotate_after = Duration::from_secs(reader.number("TEMPOVOICE_NOVA_ROTATE_SECS", 360, 5..=450));

@@ -405,9 +405,14 @@ pub static FIELDS: &[Field] = &[
         &f.max_tasks
     })
     .hint("Autoscaling adds tasks up to this; blank: twice the minimum. Equal to the minimum: no scaling."),
-    field(Sizing, "sizing.calls_per_task", "calls_per_task", "Calls per task", Input(Number { min: 1, max: 1_000 }), |f| {
-        &f.calls_per_task
-    })
+    field(
+        Sizing,
+        "sizing.calls_per_task",
+        "calls_per_task",
+        "Calls per task",
+        Input(Number { min: 1, max: 1_000 }),
+        |f| &f.calls_per_task,
+    )
     .hint("Concurrent calls one task takes; more are answered busy.")
     .required(),
     field(

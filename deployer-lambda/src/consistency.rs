@@ -71,7 +71,8 @@ where
 pub fn autoscaling_settling(e: &DeployError) -> bool {
     code_is(e, "ConcurrentUpdateException")
         || code_is(e, "ObjectNotFoundException")
-        || (code_is(e, "ValidationException") && (e.message.contains("doesn't exist") || e.message.contains("does not exist")))
+        || (code_is(e, "ValidationException")
+            && (e.message.contains("doesn't exist") || e.message.contains("does not exist")))
 }
 
 fn code_is(e: &DeployError, code: &str) -> bool {

@@ -296,7 +296,11 @@ pub async fn deploy(
         ),
         both(
             seq,
-            both(seq, secret::describe(&clients.secrets, &names.secret), target_group::find(&clients.elb, &names.target_group)),
+            both(
+                seq,
+                secret::describe(&clients.secrets, &names.secret),
+                target_group::find(&clients.elb, &names.target_group),
+            ),
             both(
                 seq,
                 task_definition::latest(&clients.ecs, &names.family),
@@ -312,7 +316,7 @@ pub async fn deploy(
             ),
         ),
     ))
-        .await;
+    .await;
     let (bucket_existed, secret_found, tg_found, scaling_found) =
         (bucket_existed?, secret_found?, tg_found?, scaling_found?);
     let (td_found, rules_found, service_found, role_found) = (td_found?, rules_found?, service_found?, role_found?);

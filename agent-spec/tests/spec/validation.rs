@@ -431,7 +431,10 @@ fn webhook_urls_that_are_credentials_are_sealed_shown_redacted_and_kept_when_sen
 fn sizing_written_before_scaling_keeps_its_fixed_size() {
     let stored: agent_spec::config::Sizing =
         serde_json::from_str(r#"{"cpu": 512, "memory_mib": 1024, "desired_count": 3}"#).unwrap();
-    assert_eq!((stored.min_tasks, stored.max_tasks, stored.calls_per_task, stored.target_calls_per_task), (3, 3, 50, 35));
+    assert_eq!(
+        (stored.min_tasks, stored.max_tasks, stored.calls_per_task, stored.target_calls_per_task),
+        (3, 3, 50, 35)
+    );
     assert!(!stored.scales());
 
     let draft: agent_spec::draft::SizingDraft = serde_json::from_str(r#"{"desired_count": 3}"#).unwrap();

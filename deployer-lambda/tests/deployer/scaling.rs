@@ -50,7 +50,8 @@ async fn read(base: &Base, agent: &AgentId) -> Read {
     let policy = policies.scaling_policies().iter().find(|p| p.resource_id() == id).cloned();
     let ecs = aws_sdk_ecs::Client::new(&base.sdk);
     let services = ecs.describe_services().cluster(&base.settings.cluster).services(&names.service).send().await;
-    let desired = services.unwrap().services().iter().find(|s| s.status() == Some("ACTIVE")).map_or(0, |s| s.desired_count());
+    let desired =
+        services.unwrap().services().iter().find(|s| s.status() == Some("ACTIVE")).map_or(0, |s| s.desired_count());
     Read { range: target.map(|t| (t.min_capacity(), t.max_capacity())), policy, desired }
 }
 
@@ -58,7 +59,13 @@ async fn read(base: &Base, agent: &AgentId) -> Read {
 async fn scale_to(base: &Base, agent: &AgentId, count: i32) {
     let names = AgentNames::new(&base.settings.prefix, agent);
     let ecs = aws_sdk_ecs::Client::new(&base.sdk);
-    ecs.update_service().cluster(&base.settings.cluster).service(&names.service).desired_count(count).send().await.unwrap();
+    ecs.update_service()
+        .cluster(&base.settings.cluster)
+        .service(&names.service)
+        .desired_count(count)
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -109,7 +116,10 @@ async fn an_agent_scales_on_live_calls_per_task_between_its_bounds_and_a_delete_
     narrower.config = draft.validate(None).unwrap().0;
     let report = deploy(&base.clients, &base.settings, narrower).await.unwrap();
     let ops: Vec<String> = base.recorder.mutating_calls().into_iter().map(|c| c.operation).collect();
-    assert!(ops.contains(&"RegisterScalableTarget".to_owned()) && ops.contains(&"PutScalingPolicy".to_owned()), "{ops:?}");
+    assert!(
+        ops.contains(&"RegisterScalableTarget".to_owned()) && ops.contains(&"PutScalingPolicy".to_owned()),
+        "{ops:?}"
+    );
     assert_eq!(action_of(&report, ResourceKind::Autoscaling), ResourceAction::Updated);
     let now = read(&base, &agent).await;
     assert_eq!((now.range, now.desired), (Some((1, 2)), 2));
