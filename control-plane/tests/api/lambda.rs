@@ -129,7 +129,10 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
     let app = TestApp::spawn_with(lambda_app(&base, port, None)).await;
     let tenant = app.new_tenant("t").await;
 
-    let res = app.create_agent(&tenant, &agent_body("Front desk")).await;
+    // As a tenant asks for it: up to 4 tasks.
+    let mut body = agent_body("Front desk");
+    body["sizing"] = serde_json::json!({ "max_tasks": 4 });
+    let res = app.create_agent(&tenant, &body).await;
     assert_eq!(res.status(), 202);
     let agent: Value = res.json().await.unwrap();
     let id = agent["id"].as_str().unwrap().to_owned();
@@ -144,6 +147,22 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     let services = ecs.list_services().cluster(&base["TEMPOVOICE_CLUSTER"]).send().await.unwrap();
     assert!(services.service_arns().iter().any(|a| a.contains(&id)), "{services:?}");
+    // Its autoscaling: a scalable target of 1–4 tasks and the policy on live calls.
+    let aas = aws_sdk_applicationautoscaling::Client::new(&sdk);
+    let scaling = || async {
+        use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+        let targets = aas.describe_scalable_targets().service_namespace(ServiceNamespace::Ecs).send().await.unwrap();
+        let target = targets.scalable_targets().iter().find(|t| t.resource_id().contains(&id)).cloned();
+        let policies = aas.describe_scaling_policies().service_namespace(ServiceNamespace::Ecs).send().await.unwrap();
+        let policy = policies.scaling_policies().iter().find(|p| p.resource_id().contains(&id)).cloned();
+        (target, policy)
+    };
+    let (target, policy) = scaling().await;
+    let target = target.expect("a scalable target");
+    assert_eq!((target.min_capacity(), target.max_capacity()), (1, 4));
+    let tracking = policy.expect("a scaling policy").target_tracking_scaling_policy_configuration().cloned().unwrap();
+    assert_eq!(tracking.target_value(), 35.0);
+    assert_eq!(tracking.customized_metric_specification().unwrap().metric_name(), Some("LiveCalls"));
 
     // A function error comes back typed: a listener that does not exist fails the
     // rule step, not retryable, with the AWS code.
@@ -167,6 +186,8 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
     assert_eq!(done["status"], "deleted", "{done:#}");
     let service = done["resources"].as_array().unwrap().iter().find(|r| r["kind"] == "service").unwrap();
     assert_eq!(service["action"], "deleted", "{done:#}");
+    let (target, policy) = scaling().await;
+    assert!(target.is_none() && policy.is_none(), "the delete removed the autoscaling: {target:?} {policy:?}");
 }
 
 /// `scripts/rollout`, as CI runs it, against the Lambda Invoke API of `cargo lambda
