@@ -48,6 +48,10 @@ use agent_spec::draft::{AgentDraft, SecretsDraft, TelephonyDraft};
 use agent_spec::{AgentId, AgentSpec, SecretPatch, TenantId};
 use secrecy::ExposeSecret;
 
+#[path = "support/runtime_process.rs"]
+mod support;
+use support::{S3StandIn, runtime_command};
+
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const OPENAI_KEY: &str = "sk-bench-0123456789abcdefghijklmnop";
@@ -262,26 +266,19 @@ impl RuntimeCommand {
         drop(listener);
         let spool = self.spool.join(format!("spool-{port}"));
         std::fs::create_dir_all(&spool)?;
-        let child = std::process::Command::new("taskset")
-            .args(["-c", "0", &self.bin])
-            .env_clear()
-            .envs(&self.vars)
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_ENDPOINT_URL", &self.s3_endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("S3_BUCKET_NAME", "tv-load")
-            .env("S3_BUCKET_REGION", "us-east-1")
-            .env("TEMPOVOICE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("TEMPOVOICE_PUBLIC_HOST", format!("127.0.0.1:{port}"))
-            .env("TWILIO_API_BASE", &self.sim_api)
-            .env("TEMPOVOICE_SPOOL_DIR", &spool)
-            .env("TEMPOVOICE_ASR", "off")
-            .env("TEMPOVOICE_MAX_CALLS", "100000")
-            .env("RUST_LOG", std::env::var("TEMPOVOICE_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
-            .envs(self.provider_env.iter().map(|(k, v)| (*k, v.as_str())))
-            .spawn()?;
+        let child = runtime_command(
+            "taskset",
+            &["-c", "0", &self.bin],
+            &self.vars,
+            &self.s3_endpoint,
+            &self.sim_api,
+            &spool,
+            port,
+        )
+        .env("TEMPOVOICE_MAX_CALLS", "100000")
+        .env("RUST_LOG", std::env::var("TEMPOVOICE_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+        .envs(self.provider_env.iter().map(|(k, v)| (*k, v.as_str())))
+        .spawn()?;
         let pid = child.id();
         let mut runtime = Runtime { child, pid, base: format!("http://127.0.0.1:{port}"), port };
         for _ in 0..400 {
@@ -300,40 +297,6 @@ impl RuntimeCommand {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         anyhow::bail!("the runtime did not become ready within 20 s")
-    }
-}
-
-/// Stands in for S3: answers `PutObject` (and anything else) with 200 and counts the
-/// calls' metadata objects, the last artifact a call stores.
-struct S3StandIn {
-    endpoint: String,
-    metadata_objects: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl S3StandIn {
-    async fn start() -> anyhow::Result<Self> {
-        use axum::http::{Method, Uri, header};
-        let metadata_objects = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let count = Arc::clone(&metadata_objects);
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, _body: axum::body::Bytes| {
-            let count = Arc::clone(&count);
-            async move {
-                if method == Method::PUT && uri.path().ends_with("/metadata.json") {
-                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                ([(header::ETAG, "\"d41d8cd98f00b204e9800998ecf8427e\"")], "")
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self { endpoint, metadata_objects })
-    }
-
-    fn stored(&self) -> u64 {
-        self.metadata_objects.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -47,6 +47,10 @@ use agent_spec::draft::{AgentDraft, SecretsDraft, TelephonyDraft};
 use agent_spec::{AgentId, AgentSpec, SecretPatch, TenantId};
 use secrecy::ExposeSecret;
 
+#[path = "support/runtime_process.rs"]
+mod support;
+use support::{S3StandIn, runtime_command};
+
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 /// Ramp up, hold, ramp down, then quiet (periods).
@@ -85,19 +89,6 @@ async fn protection_stand_in(protected: Arc<AtomicBool>) -> anyhow::Result<Strin
     Ok(uri)
 }
 
-/// S3: takes every request's body and answers 200.
-async fn s3_stand_in() -> anyhow::Result<String> {
-    let app = axum::Router::new().fallback(|_body: axum::body::Bytes| async {
-        ([(axum::http::header::ETAG, "\"d41d8cd98f00b204e9800998ecf8427e\"")], "")
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(endpoint)
-}
-
 /// One runtime process: a task of the agent's service.
 struct Task {
     id: usize,
@@ -121,7 +112,7 @@ impl Drop for Task {
 struct Env {
     bin: String,
     vars: BTreeMap<String, String>,
-    s3: String,
+    s3: S3StandIn,
     sim_api: String,
     spool: tempfile::TempDir,
     period: Duration,
@@ -138,21 +129,7 @@ async fn start_task(env: &Env, id: usize, now: u64, clock: Arc<AtomicU64>, point
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let spool = env.spool.path().join(format!("task-{id}"));
     std::fs::create_dir_all(&spool)?;
-    let mut child = std::process::Command::new(&env.bin)
-        .env_clear()
-        .envs(&env.vars)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &env.s3)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("S3_BUCKET_NAME", "tv-ramp")
-        .env("S3_BUCKET_REGION", "us-east-1")
-        .env("TEMPOVOICE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TEMPOVOICE_PUBLIC_HOST", format!("127.0.0.1:{port}"))
-        .env("TWILIO_API_BASE", &env.sim_api)
-        .env("TEMPOVOICE_SPOOL_DIR", &spool)
-        .env("TEMPOVOICE_ASR", "off")
+    let mut child = runtime_command(&env.bin, &[], &env.vars, &env.s3.endpoint, &env.sim_api, &spool, port)
         .env("TEMPOVOICE_EMF_SECS", env.period.as_secs().to_string())
         .env("ECS_AGENT_URI", agent_uri)
         .env("RUST_LOG", "warn")
@@ -429,7 +406,7 @@ async fn main() -> anyhow::Result<()> {
     let env = Env {
         bin: std::env::var("TEMPOVOICE_RUNTIME_BIN").unwrap_or_else(|_| "target/release/agent-runtime".into()),
         vars,
-        s3: s3_stand_in().await?,
+        s3: S3StandIn::start().await?,
         sim_api: sim.api_base(),
         spool: tempfile::tempdir()?,
         period,
