@@ -61,6 +61,10 @@ pub enum Transient {
     /// Application Auto Scaling `ObjectNotFoundException` on PutScalingPolicy: the
     /// scalable target just registered is not visible yet.
     ScalableTargetNotYetVisible,
+    /// Application Auto Scaling `ValidationException` on RegisterScalableTarget with
+    /// tags: the target exists already (a concurrent deploy, or an attempt that timed
+    /// out after AWS took it), and tags are only for creating one.
+    ScalableTargetTagsOnExisting,
 }
 
 /// How many matching attempts a fault answers.
@@ -225,6 +229,12 @@ fn wire(error: Transient, service: &str) -> (u16, &'static str, &'static str) {
         ),
         (ServiceNotYetScalable, _) => (400, "ValidationException", "ECS service doesn't exist: service/injected"),
         (ScalableTargetNotYetVisible, _) => (400, "ObjectNotFoundException", "No scalable target registered"),
+        (ScalableTargetTagsOnExisting, _) => (
+            400,
+            "ValidationException",
+            "The scalable target that you tried to tag already exists. To update tags on an existing scalable \
+             target, use the TagResource API.",
+        ),
         (Unavailable, _) => (503, "ServiceUnavailable", "Service is unable to handle request."),
     }
 }

@@ -151,10 +151,27 @@ async fn the_control_plane_deploys_through_the_lambda_invoke_api() {
     let aas = aws_sdk_applicationautoscaling::Client::new(&sdk);
     let scaling = || async {
         use aws_sdk_applicationautoscaling::types::ServiceNamespace;
-        let targets = aas.describe_scalable_targets().service_namespace(ServiceNamespace::Ecs).send().await.unwrap();
-        let target = targets.scalable_targets().iter().find(|t| t.resource_id().contains(&id)).cloned();
-        let policies = aas.describe_scaling_policies().service_namespace(ServiceNamespace::Ecs).send().await.unwrap();
-        let policy = policies.scaling_policies().iter().find(|p| p.resource_id().contains(&id)).cloned();
+        // Every page: the local AWS holds other tests' agents too.
+        let targets: Vec<_> = aas
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Ecs)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .unwrap();
+        let policies: Vec<_> = aas
+            .describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Ecs)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .unwrap();
+        let target = targets.into_iter().find(|t| t.resource_id().contains(&id));
+        let policy = policies.into_iter().find(|p| p.resource_id().contains(&id));
         (target, policy)
     };
     let (target, policy) = scaling().await;

@@ -150,23 +150,31 @@ pub async fn converge(
     let range_matches = observed.target.as_ref().is_some_and(|t| t.min_capacity() == min && t.max_capacity() == max);
     let mut arn = observed.target.as_ref().and_then(|t| t.scalable_target_arn()).map(str::to_owned);
     if !range_matches {
-        let mut register = aas
+        let register = aas
             .register_scalable_target()
             .service_namespace(ServiceNamespace::Ecs)
             .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
             .resource_id(resource_id)
             .min_capacity(min)
             .max_capacity(max);
-        // Tags apply only when the target is created; an existing one keeps its own.
-        if !existed {
+        let send = |register: aws_sdk_applicationautoscaling::operation::register_scalable_target::builders::RegisterScalableTargetFluentBuilder| {
+            settle(SETTLE, autoscaling_settling, move || {
+                let register = register.clone();
+                async move { register.send().await.map_err(|e| DeployError::aws(STEP, e)) }
+            })
+        };
+        // Tags go with the target's creation only: AWS refuses them for a target that
+        // exists ("…use the TagResource API"). One can exist unseen: a concurrent
+        // deploy made it, or an earlier attempt that timed out had. It keeps its tags.
+        let out = if existed {
+            send(register).await?
+        } else {
             let tags: HashMap<String, String> = d.tags.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-            register = register.set_tags(Some(tags));
-        }
-        let out = settle(SETTLE, autoscaling_settling, || {
-            let register = register.clone();
-            async move { register.send().await.map_err(|e| DeployError::aws(STEP, e)) }
-        })
-        .await?;
+            match send(register.clone().set_tags(Some(tags))).await {
+                Err(e) if tags_refused_on_existing(&e) => send(register).await?,
+                other => other?,
+            }
+        };
         arn = out.scalable_target_arn().map(str::to_owned).or(arn);
         changes.push(format!("tasks {min}–{max}"));
     }
@@ -189,6 +197,11 @@ pub async fn converge(
     }
     let action = outcome(existed, &changes);
     Ok(ResourceReport::new(ResourceKind::Autoscaling, resource_id, arn, action).with_changes(changes))
+}
+
+/// AWS's answer to tags on RegisterScalableTarget for a target that already exists.
+fn tags_refused_on_existing(e: &DeployError) -> bool {
+    e.code.as_deref() == Some("ValidationException") && e.message.contains("already exists")
 }
 
 /// Removes the policy, then the scalable target (which AWS would also take the

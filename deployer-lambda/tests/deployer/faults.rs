@@ -183,6 +183,7 @@ const TRANSIENTS: &[(&str, Transient, u32)] = &[
     ("RegisterScalableTarget", Transient::Throttling, 2),
     ("PutScalingPolicy", Transient::AutoscalingBusy, 2),
     ("PutScalingPolicy", Transient::ScalableTargetNotYetVisible, 1),
+    ("RegisterScalableTarget", Transient::ScalableTargetTagsOnExisting, 1),
 ];
 
 async fn purge(base: &Base, agent: &AgentId, tenant: &TenantId) {
