@@ -13,8 +13,11 @@
 //!   only tasks without scale-in protection, as the ECS agent's endpoint (a
 //!   stand-in per task, which the runtime calls itself) reports it, and stops fewer
 //!   if too few are unprotected; a stopped task leaves the load balancer at once and
-//!   gets SIGTERM when its calls have ended (the target group's deregistration delay
-//!   outlasts the longest call);
+//!   is killed when its calls have ended: the target group's deregistration delay,
+//!   which the deployer sets to the agent's longest call + 30 s, holds it that long.
+//!   So no call is cut either way; what protection changes is whether ECS takes
+//!   busy tasks out of service for a scale-in (`TEMPOVOICE_RAMP_PROTECTION=off`
+//!   plays ECS without it);
 //! - **the load balancer**: round robin over the tasks in service. A task at its
 //!   limit answers busy (`<Reject reason="busy"/>`), counted as a busy reject.
 //!
@@ -35,6 +38,7 @@
 //! | `TEMPOVOICE_RAMP_PERIOD_SECS` | `2` | the stand-in for CloudWatch's one-minute period |
 //! | `TEMPOVOICE_RAMP_CALL_PERIODS` | `5` | how long each call lasts |
 //! | `TEMPOVOICE_RAMP_RUNS` | `3` | runs, each with fresh tasks |
+//! | `TEMPOVOICE_RAMP_PROTECTION` | `on` | `off`: scale-ins pick tasks whether or not they are protected |
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -214,6 +218,7 @@ async fn run(env: &Env, sim: Arc<TwilioSim>, agent_id: &str, max_tasks: usize, r
     let (mut last_out, mut last_in): (Option<u64>, Option<u64>) = (None, None);
     let mut first_high: Option<u64> = None;
     let ticks_per_period = 10u64;
+    let respect_protection = std::env::var("TEMPOVOICE_RAMP_PROTECTION").as_deref() != Ok("off");
     let call_len = env.period * env_num("TEMPOVOICE_RAMP_CALL_PERIODS", 5) as u32;
     let phrase = Arc::new(agent_runtime::callsim::speech(
         "What are your opening hours?",
@@ -321,7 +326,7 @@ async fn run(env: &Env, sim: Arc<TwilioSim>, agent_id: &str, max_tasks: usize, r
             if excess == 0 {
                 break;
             }
-            if !t.protected.load(Ordering::SeqCst) {
+            if !respect_protection || !t.protected.load(Ordering::SeqCst) {
                 t.stopping = true;
                 excess -= 1;
                 if t.live.load(Ordering::SeqCst) > 0 {

@@ -305,18 +305,33 @@ impl Sizing {
     /// `max_tasks` when none is given: twice the minimum (at least 2, at most
     /// [`crate::draft::limits::MAX_TASKS`]), so a burst can double the agent.
     pub fn default_max_tasks(min_tasks: u32) -> u32 {
-        (min_tasks.max(1) * 2).min(*crate::draft::limits::MAX_TASKS.end())
+        min_tasks.max(1).saturating_mul(2).min(*crate::draft::limits::MAX_TASKS.end())
     }
 
     /// `target_calls_per_task` when none is given: 70 % of the per-task limit, the
-    /// headroom a burst needs while a new task starts (about a minute).
+    /// headroom a burst needs while a new task starts (about a minute), and below
+    /// the limit (see [`Self::target_can_be_passed`]).
     pub fn default_target(calls_per_task: u32) -> u32 {
-        (calls_per_task * 7 / 10).max(1)
+        let seventy = u64::from(calls_per_task) * 7 / 10;
+        (seventy as u32).min(calls_per_task.saturating_sub(1)).max(1)
     }
 
     /// Whether the agent has autoscaling: it runs, and may run more tasks than its minimum.
     pub fn scales(&self) -> bool {
         self.min_tasks > 0 && self.max_tasks > self.min_tasks
+    }
+
+    /// Whether live calls per task can rise above the target at all: a task answers
+    /// busy past `calls_per_task`, so a target at the limit would never be passed
+    /// and the agent would never scale out.
+    pub fn target_can_be_passed(&self) -> bool {
+        self.target_calls_per_task < self.calls_per_task
+    }
+
+    /// The most tasks the agent may run: `max_tasks`, or none while paused. What
+    /// quotas (CPU, load-balancer targets) count.
+    pub fn most_tasks(&self) -> u32 {
+        if self.min_tasks == 0 { 0 } else { self.max_tasks }
     }
 }
 

@@ -168,10 +168,15 @@ pub struct SizingDraft {
     pub cpu: u32,
     #[schema(default = 512)]
     pub memory_mib: u32,
-    /// Tasks that always run; 0 pauses the agent. `desired_count` is read as this.
+    /// Tasks that always run; 0 pauses the agent.
     #[schema(default = 1)]
-    #[serde(alias = "desired_count")]
     pub min_tasks: u32,
+    /// Deprecated: the name of a fixed task count before autoscaling. Sent, it sets
+    /// `min_tasks` and, unless `max_tasks` is sent too, `max_tasks` to the same
+    /// count: the agent keeps the fixed size it asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(deprecated)]
+    pub desired_count: Option<u32>,
     /// Most tasks autoscaling may run; omitted: twice `min_tasks` (at least 2, at
     /// most 20). Equal to `min_tasks`, the agent does not scale.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,6 +198,7 @@ impl Default for SizingDraft {
             cpu: 256,
             memory_mib: 512,
             min_tasks: 1,
+            desired_count: None,
             max_tasks: None,
             calls_per_task: Sizing::DEFAULT_CALLS_PER_TASK,
             target_calls_per_task: None,
@@ -551,6 +557,7 @@ impl AgentDraft {
                 cpu: config.sizing.cpu,
                 memory_mib: config.sizing.memory_mib,
                 min_tasks: config.sizing.min_tasks,
+                desired_count: None,
                 max_tasks: Some(config.sizing.max_tasks),
                 calls_per_task: config.sizing.calls_per_task,
                 target_calls_per_task: Some(config.sizing.target_calls_per_task),
@@ -729,19 +736,48 @@ impl AgentDraft {
             ),
             Some(_) => {}
         }
-        e.check_range("sizing.min_tasks", s.min_tasks, MIN_TASKS, "tasks");
-        let max_tasks = s.max_tasks.unwrap_or_else(|| Sizing::default_max_tasks(s.min_tasks));
+        let min_tasks = match s.desired_count {
+            Some(count) if s.min_tasks != SizingDraft::default().min_tasks && s.min_tasks != count => {
+                e.push("sizing.desired_count", "is the old name of min_tasks: send one of them, not both");
+                s.min_tasks
+            }
+            Some(count) => {
+                e.check_range("sizing.desired_count", count, MIN_TASKS, "tasks");
+                count
+            }
+            None => {
+                e.check_range("sizing.min_tasks", s.min_tasks, MIN_TASKS, "tasks");
+                s.min_tasks
+            }
+        };
+        // An old client's fixed count stays fixed; otherwise the default leaves room to scale.
+        let max_tasks = s.max_tasks.unwrap_or_else(|| match s.desired_count {
+            Some(_) => min_tasks,
+            None => Sizing::default_max_tasks(min_tasks),
+        });
         e.check_range("sizing.max_tasks", max_tasks, MAX_TASKS, "tasks");
-        if max_tasks < s.min_tasks && MIN_TASKS.contains(&s.min_tasks) {
-            e.push("sizing.max_tasks", format!("must be at least min_tasks ({})", s.min_tasks));
+        if max_tasks < min_tasks && MIN_TASKS.contains(&min_tasks) {
+            e.push("sizing.max_tasks", format!("must be at least min_tasks ({min_tasks})"));
         }
         e.check_range("sizing.calls_per_task", s.calls_per_task, CALLS_PER_TASK, "calls");
         let target_calls_per_task = s.target_calls_per_task.unwrap_or_else(|| Sizing::default_target(s.calls_per_task));
-        if CALLS_PER_TASK.contains(&s.calls_per_task) && !(1..=s.calls_per_task).contains(&target_calls_per_task) {
-            e.push(
-                "sizing.target_calls_per_task",
-                format!("must be between 1 and calls_per_task ({}) calls", s.calls_per_task),
-            );
+        let scales = min_tasks > 0 && max_tasks > min_tasks;
+        if CALLS_PER_TASK.contains(&s.calls_per_task) {
+            if !(1..=s.calls_per_task).contains(&target_calls_per_task) {
+                e.push(
+                    "sizing.target_calls_per_task",
+                    format!("must be between 1 and calls_per_task ({}) calls", s.calls_per_task),
+                );
+            } else if scales && target_calls_per_task >= s.calls_per_task {
+                e.push(
+                    "sizing.target_calls_per_task",
+                    format!(
+                        "must be below calls_per_task ({}) for an agent that scales: a task answers busy past its \
+                         limit, so live calls per task would never pass the target and no task would be added",
+                        s.calls_per_task
+                    ),
+                );
+            }
         }
 
         let secrets = validate_secrets(&mut e, &self.secrets, existing, provider);
@@ -850,7 +886,7 @@ impl AgentDraft {
             sizing: Sizing {
                 cpu: s.cpu,
                 memory_mib: s.memory_mib,
-                min_tasks: s.min_tasks,
+                min_tasks,
                 max_tasks,
                 calls_per_task: s.calls_per_task,
                 target_calls_per_task,

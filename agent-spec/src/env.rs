@@ -80,7 +80,8 @@ pub mod vars {
     pub const AGENT_CPU: &str = "AGENT_CPU";
     pub const AGENT_MEMORY_MIB: &str = "AGENT_MEMORY_MIB";
     pub const AGENT_MIN_TASKS: &str = "AGENT_MIN_TASKS";
-    /// What `AGENT_MIN_TASKS` was called in task definitions written before scaling.
+    /// What `AGENT_MIN_TASKS` was called before scaling: still written (the same
+    /// value) for older runtimes, and read when `AGENT_MIN_TASKS` is absent.
     pub const AGENT_DESIRED_COUNT: &str = "AGENT_DESIRED_COUNT";
     pub const AGENT_MAX_TASKS: &str = "AGENT_MAX_TASKS";
     pub const AGENT_CALLS_PER_TASK: &str = "AGENT_CALLS_PER_TASK";
@@ -217,6 +218,9 @@ fn config_vars(c: &AgentConfig) -> Vec<(&'static str, String)> {
         (vars::AGENT_CPU, c.sizing.cpu.to_string()),
         (vars::AGENT_MEMORY_MIB, c.sizing.memory_mib.to_string()),
         (vars::AGENT_MIN_TASKS, c.sizing.min_tasks.to_string()),
+        // For runtimes older than scaling, which require it: a rollout can put one
+        // back, and a deploy keeps the image an agent runs.
+        (vars::AGENT_DESIRED_COUNT, c.sizing.min_tasks.to_string()),
         (vars::AGENT_MAX_TASKS, c.sizing.max_tasks.to_string()),
         (vars::AGENT_CALLS_PER_TASK, c.sizing.calls_per_task.to_string()),
         (vars::AGENT_TARGET_CALLS_PER_TASK, c.sizing.target_calls_per_task.to_string()),
@@ -404,6 +408,7 @@ impl AgentSpec {
                     None if reader.get(vars::AGENT_DESIRED_COUNT).is_some() => reader.number(vars::AGENT_DESIRED_COUNT),
                     _ => reader.number(vars::AGENT_MIN_TASKS),
                 },
+                desired_count: None,
                 max_tasks: reader.optional_whole(vars::AGENT_MAX_TASKS),
                 calls_per_task: reader
                     .optional_whole(vars::AGENT_CALLS_PER_TASK)

@@ -363,6 +363,7 @@ impl AgentForm {
                 cpu,
                 memory_mib,
                 min_tasks,
+                desired_count: None,
                 max_tasks,
                 calls_per_task,
                 target_calls_per_task,

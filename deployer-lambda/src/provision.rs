@@ -456,6 +456,24 @@ pub async fn deploy(
         .clone()
         .ok_or_else(|| DeployError::new(Step::TaskDefinition, None, "task definition has no ARN", true))?;
 
+    // Autoscaling goes after the service it scales (Application Auto Scaling checks
+    // that it exists), and before a service it no longer scales is set to its fixed
+    // count (paused, or max_tasks = min_tasks), so no scaling activity undoes that.
+    let sizing = &spec.config.sizing;
+    let scaling_desired = sizing.scales().then(|| scaling::Desired {
+        resource_id: scaling_id.clone(),
+        agent_id: spec.agent_id.as_str(),
+        min_tasks: sizing.min_tasks,
+        max_tasks: sizing.max_tasks,
+        target_calls_per_task: sizing.target_calls_per_task,
+        tags: &tags,
+    });
+    let removed_first = match scaling_desired {
+        None => {
+            Some(Box::pin(scaling::converge(&clients.autoscaling, &scaling_id, None, scaling_found.clone())).await?)
+        }
+        Some(_) => None,
+    };
     // Boxed: inline, the SDK's large futures would make this one overflow a small stack.
     let service = Box::pin(service::converge(
         &clients.ecs,
@@ -474,18 +492,13 @@ pub async fn deploy(
         service_found,
     ))
     .await?;
-    // Autoscaling needs the service: Application Auto Scaling checks that it exists.
-    let sizing = &spec.config.sizing;
-    let scaling_desired = sizing.scales().then(|| scaling::Desired {
-        resource_id: scaling_id.clone(),
-        agent_id: spec.agent_id.as_str(),
-        min_tasks: sizing.min_tasks,
-        max_tasks: sizing.max_tasks,
-        target_calls_per_task: sizing.target_calls_per_task,
-        tags: &tags,
-    });
-    let autoscaling =
-        Box::pin(scaling::converge(&clients.autoscaling, &scaling_id, scaling_desired.as_ref(), scaling_found)).await?;
+    let autoscaling = match removed_first {
+        Some(removed) => removed,
+        None => {
+            Box::pin(scaling::converge(&clients.autoscaling, &scaling_id, scaling_desired.as_ref(), scaling_found))
+                .await?
+        }
+    };
     tracing::info!(agent_id = %spec.agent_id, tenant_id = %spec.tenant_id, "agent deployed");
     Ok(AgentReport {
         agent_id: spec.agent_id,

@@ -37,13 +37,16 @@ prop_compose! {
         (calls, target) in (1u32..=1_000, any::<prop::sample::Index>()),
     ) -> SizingDraft {
         let (cpu, memory) = FARGATE_SIZES[index];
+        // A scaling agent's target is below its limit; one call per task cannot scale.
+        let max = if calls == 1 { min } else { (min + extra).min(20) };
         SizingDraft {
             cpu,
             memory_mib: *pick.get(memory),
             min_tasks: min,
-            max_tasks: Some((min + extra).min(20)),
+            desired_count: None,
+            max_tasks: Some(max),
             calls_per_task: calls,
-            target_calls_per_task: Some(target.index(calls as usize) as u32 + 1),
+            target_calls_per_task: Some(target.index((calls as usize - 1).max(1)) as u32 + 1),
             cpu_architecture: Default::default(),
         }
     }

@@ -176,6 +176,18 @@ const TABLE: &[(&str, Mutation, &str, &str)] = &[
     ),
     ("no calls per task", |d| d.sizing.calls_per_task = 0, "sizing.calls_per_task", "between 1 and 1000"),
     (
+        "a scaling agent's target at its limit, which live calls per task can never pass",
+        |d| (d.sizing.calls_per_task, d.sizing.target_calls_per_task) = (10, Some(10)),
+        "sizing.target_calls_per_task",
+        "must be below calls_per_task (10)",
+    ),
+    (
+        "both names of the minimum, disagreeing",
+        |d| (d.sizing.min_tasks, d.sizing.desired_count) = (2, Some(3)),
+        "sizing.desired_count",
+        "not both",
+    ),
+    (
         "a target over the limit",
         |d| (d.sizing.calls_per_task, d.sizing.target_calls_per_task) = (10, Some(11)),
         "sizing.target_calls_per_task",
@@ -437,11 +449,17 @@ fn sizing_written_before_scaling_keeps_its_fixed_size() {
     );
     assert!(!stored.scales());
 
+    // An old client's fixed count stays fixed.
     let draft: agent_spec::draft::SizingDraft = serde_json::from_str(r#"{"desired_count": 3}"#).unwrap();
     let mut d = valid_draft();
     d.sizing = draft;
     let (config, _) = d.validate(None).unwrap();
-    assert_eq!((config.sizing.min_tasks, config.sizing.max_tasks, config.sizing.target_calls_per_task), (3, 6, 35));
+    assert_eq!((config.sizing.min_tasks, config.sizing.max_tasks, config.sizing.target_calls_per_task), (3, 3, 35));
+    assert!(!config.sizing.scales());
+    // With a maximum, it scales from that minimum.
+    d.sizing.max_tasks = Some(6);
+    let (config, _) = d.validate(None).unwrap();
+    assert_eq!((config.sizing.min_tasks, config.sizing.max_tasks), (3, 6));
     assert!(config.sizing.scales());
 
     // Written back, a config has the new names and reads back the same.
@@ -450,6 +468,6 @@ fn sizing_written_before_scaling_keeps_its_fixed_size() {
     assert_eq!(serde_json::from_value::<agent_spec::config::Sizing>(json).unwrap(), config.sizing);
 
     // Paused: no scaling, whatever the maximum.
-    d.sizing.min_tasks = 0;
+    (d.sizing.desired_count, d.sizing.min_tasks) = (None, 0);
     assert!(!d.validate(None).unwrap().0.sizing.scales());
 }

@@ -412,7 +412,7 @@ impl Workers {
             Err(StoreError::OverQuota(over)) => return Err(control_error(false, "tenant_quota", &over.to_string())),
             Err(e) => return Err(store_error(e)),
         }
-        let targets = crate::store::placements::targets_of(agent.config.sizing.max_tasks);
+        let targets = crate::store::placements::targets_of(agent.config.sizing.most_tasks());
         let placement = match self
             .store
             .assign_placement(&d.tenant_id, &d.agent_id, listeners, targets, self.settings.quotas)

@@ -84,8 +84,7 @@ pub struct OverQuota {
 /// The CPU an agent may run: task CPU units × the tasks it may scale to (a paused
 /// agent runs none).
 pub fn cpu_units_of(config: &AgentConfig) -> u64 {
-    let tasks = if config.sizing.min_tasks == 0 { 0 } else { config.sizing.max_tasks };
-    u64::from(config.sizing.cpu) * u64::from(tasks)
+    u64::from(config.sizing.cpu) * u64::from(config.sizing.most_tasks())
 }
 
 /// The bytes of an agent's knowledge base.

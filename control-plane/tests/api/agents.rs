@@ -51,11 +51,10 @@ async fn create_get_update_delete() {
     assert_eq!(updated["name"], "Front desk (evenings)");
     assert_eq!(updated["voice"]["voice_id"], "en-us");
     assert_eq!(updated["sizing"]["memory_mib"], 2048);
-    // `desired_count`, from before scaling, is read as the minimum; the maximum
-    // defaults to twice it, the scaling target to 70 % of the per-task limit.
+    // `desired_count`, from before scaling, is a fixed size: minimum and maximum both.
     assert_eq!(
         updated["sizing"],
-        json!({ "cpu": 512, "memory_mib": 2048, "min_tasks": 2, "max_tasks": 4, "calls_per_task": 50,
+        json!({ "cpu": 512, "memory_mib": 2048, "min_tasks": 2, "max_tasks": 2, "calls_per_task": 50,
                 "target_calls_per_task": 35, "cpu_architecture": "x86_64" })
     );
     assert_eq!(updated["created_at"], created["created_at"]);
