@@ -137,3 +137,30 @@ pub fn assert_calls_are_documented(base: &Base) {
     let missing: Vec<&String> = needed.difference(&documented).collect();
     assert!(missing.is_empty(), "these paths need IAM actions the deployer's policy does not grant: {missing:?}");
 }
+
+/// The agent's scalable target and scaling policy in the local AWS, as Application
+/// Auto Scaling describes them (each filtered to the agent's service).
+pub async fn autoscaling_of(
+    base: &Base,
+    names: &deployer_lambda::naming::AgentNames,
+) -> (
+    Option<aws_sdk_applicationautoscaling::types::ScalableTarget>,
+    Option<aws_sdk_applicationautoscaling::types::ScalingPolicy>,
+) {
+    use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+    let id = deployer_lambda::resources::scaling::resource_id(&base.settings.cluster, &names.service);
+    let aas = aws_sdk_applicationautoscaling::Client::new(&base.sdk);
+    let targets = aas
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let policies =
+        aas.describe_scaling_policies().service_namespace(ServiceNamespace::Ecs).resource_id(&id).send().await.unwrap();
+    (
+        targets.scalable_targets().iter().find(|t| t.resource_id() == id).cloned(),
+        policies.scaling_policies().iter().find(|p| p.resource_id() == id).cloned(),
+    )
+}

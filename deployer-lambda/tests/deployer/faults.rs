@@ -82,19 +82,9 @@ async fn leftovers(base: &Base, names: &AgentNames) -> Vec<String> {
             .filter(|s| s.status() == Some("ACTIVE"))
             .map(|s| format!("service {:?}", s.service_name())),
     );
-    let aas = aws_sdk_applicationautoscaling::Client::new(sdk);
-    let id = deployer_lambda::resources::scaling::resource_id(&base.settings.cluster, &names.service);
-    let ns = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
-    let targets = aas.describe_scalable_targets().service_namespace(ns.clone()).resource_ids(&id).send().await.unwrap();
-    left.extend(targets.scalable_targets().iter().map(|t| format!("scalable target {}", t.resource_id())));
-    let policies = aas.describe_scaling_policies().service_namespace(ns).resource_id(&id).send().await.unwrap();
-    left.extend(
-        policies
-            .scaling_policies()
-            .iter()
-            .filter(|p| p.resource_id() == id)
-            .map(|p| format!("scaling policy {}", p.policy_name())),
-    );
+    let (target, policy) = autoscaling_of(base, names).await;
+    left.extend(target.map(|t| format!("scalable target {}", t.resource_id())));
+    left.extend(policy.map(|p| format!("scaling policy {}", p.policy_name())));
     left
 }
 

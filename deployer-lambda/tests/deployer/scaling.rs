@@ -6,7 +6,7 @@
 use crate::common;
 
 use agent_spec::{AgentId, TenantId};
-use aws_sdk_applicationautoscaling::types::{MetricStatistic, PolicyType, ScalableDimension, ServiceNamespace};
+use aws_sdk_applicationautoscaling::types::{MetricStatistic, PolicyType, ScalableDimension};
 use common::*;
 use deployer_lambda::naming::AgentNames;
 use deployer_lambda::report::{ResourceAction, ResourceKind};
@@ -34,20 +34,8 @@ struct Read {
 
 async fn read(base: &Base, agent: &AgentId) -> Read {
     let names = AgentNames::new(&base.settings.prefix, agent);
-    let id = scaling::resource_id(&base.settings.cluster, &names.service);
-    let aas = aws_sdk_applicationautoscaling::Client::new(&base.sdk);
-    let targets = aas
-        .describe_scalable_targets()
-        .service_namespace(ServiceNamespace::Ecs)
-        .resource_ids(&id)
-        .send()
-        .await
-        .unwrap();
-    let target = targets.scalable_targets().iter().find(|t| t.resource_id() == id);
-    assert!(target.is_none_or(|t| t.scalable_dimension() == &ScalableDimension::EcsServiceDesiredCount));
-    let policies =
-        aas.describe_scaling_policies().service_namespace(ServiceNamespace::Ecs).resource_id(&id).send().await.unwrap();
-    let policy = policies.scaling_policies().iter().find(|p| p.resource_id() == id).cloned();
+    let (target, policy) = autoscaling_of(base, &names).await;
+    assert!(target.as_ref().is_none_or(|t| t.scalable_dimension() == &ScalableDimension::EcsServiceDesiredCount));
     let ecs = aws_sdk_ecs::Client::new(&base.sdk);
     let services = ecs.describe_services().cluster(&base.settings.cluster).services(&names.service).send().await;
     let desired =
