@@ -310,7 +310,8 @@ impl Sizing {
 
     /// `target_calls_per_task` when none is given: 70 % of the per-task limit, the
     /// headroom a burst needs while a new task starts (about a minute), and below
-    /// the limit (see [`Self::target_can_be_passed`]).
+    /// the limit: a task answers busy past it, so live calls per task could never
+    /// rise above a target at the limit and the agent would never scale out.
     pub fn default_target(calls_per_task: u32) -> u32 {
         let seventy = u64::from(calls_per_task) * 7 / 10;
         (seventy as u32).min(calls_per_task.saturating_sub(1)).max(1)
@@ -318,14 +319,12 @@ impl Sizing {
 
     /// Whether the agent has autoscaling: it runs, and may run more tasks than its minimum.
     pub fn scales(&self) -> bool {
-        self.min_tasks > 0 && self.max_tasks > self.min_tasks
+        Self::scales_between(self.min_tasks, self.max_tasks)
     }
 
-    /// Whether live calls per task can rise above the target at all: a task answers
-    /// busy past `calls_per_task`, so a target at the limit would never be passed
-    /// and the agent would never scale out.
-    pub fn target_can_be_passed(&self) -> bool {
-        self.target_calls_per_task < self.calls_per_task
+    /// Whether an agent of `min_tasks` to `max_tasks` tasks has autoscaling.
+    pub fn scales_between(min_tasks: u32, max_tasks: u32) -> bool {
+        min_tasks > 0 && max_tasks > min_tasks
     }
 
     /// The most tasks the agent may run: `max_tasks`, or none while paused. What

@@ -761,7 +761,7 @@ impl AgentDraft {
         }
         e.check_range("sizing.calls_per_task", s.calls_per_task, CALLS_PER_TASK, "calls");
         let target_calls_per_task = s.target_calls_per_task.unwrap_or_else(|| Sizing::default_target(s.calls_per_task));
-        let scales = min_tasks > 0 && max_tasks > min_tasks;
+        let scales = Sizing::scales_between(min_tasks, max_tasks);
         if CALLS_PER_TASK.contains(&s.calls_per_task) {
             if !(1..=s.calls_per_task).contains(&target_calls_per_task) {
                 e.push(

@@ -250,3 +250,23 @@ fn from_env_ignores_unrelated_variables() {
     env.insert("HOSTNAME".into(), "ip-10-0-0-1".into());
     assert!(AgentSpec::from_env(|k| env.get(k).cloned()).is_ok());
 }
+
+/// Runtimes older than scaling require `AGENT_DESIRED_COUNT`: it is still written,
+/// as the minimum, and an environment with only it (a task definition from before
+/// scaling) reads back with its count as the minimum and the newer fields' defaults.
+#[test]
+fn the_pre_scaling_task_count_is_written_and_read() {
+    let mut env = sample_env();
+    assert_eq!(env.get(vars::AGENT_DESIRED_COUNT), env.get(vars::AGENT_MIN_TASKS));
+    for var in
+        [vars::AGENT_MIN_TASKS, vars::AGENT_MAX_TASKS, vars::AGENT_CALLS_PER_TASK, vars::AGENT_TARGET_CALLS_PER_TASK]
+    {
+        env.remove(var);
+    }
+    env.insert(vars::AGENT_DESIRED_COUNT.into(), "3".into());
+    let sizing = AgentSpec::from_env(|k| env.get(k).cloned()).unwrap().config.sizing;
+    assert_eq!(
+        (sizing.min_tasks, sizing.max_tasks, sizing.calls_per_task, sizing.target_calls_per_task),
+        (3, 6, 50, 35)
+    );
+}

@@ -230,9 +230,10 @@ async fn remove_observed(aas: &Client, resource_id: &str, observed: Observed) ->
             async move { delete.send().await.map_err(|e| DeployError::aws(STEP, e)) }
         })
         .await;
-        match deleted {
-            Err(e) if !gone(&e) => return Err(e),
-            _ => {}
+        if let Err(e) = deleted
+            && !gone(&e)
+        {
+            return Err(e);
         }
     }
     let arn = observed.target.as_ref().and_then(|t| t.scalable_target_arn()).map(str::to_owned);
@@ -247,9 +248,10 @@ async fn remove_observed(aas: &Client, resource_id: &str, observed: Observed) ->
             async move { deregister.send().await.map_err(|e| DeployError::aws(STEP, e)) }
         })
         .await;
-        match deregistered {
-            Err(e) if !gone(&e) => return Err(e),
-            _ => {}
+        if let Err(e) = deregistered
+            && !gone(&e)
+        {
+            return Err(e);
         }
     }
     Ok(ResourceReport::new(ResourceKind::Autoscaling, resource_id, arn, ResourceAction::Deleted))
