@@ -13,10 +13,12 @@ pub const LATENCY_BUCKETS: [f64; 26] = [
     0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5,
     0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0,
 ];
-/// Upper bounds (seconds) of the frame-handling histogram.
-pub const FRAME_BUCKETS: [f64; 14] = [
-    0.000_005, 0.000_01, 0.000_02, 0.000_03, 0.000_05, 0.000_075, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005,
-    0.01, 0.05,
+/// Upper bounds (seconds) of the frame-handling and provider-audio histograms: from
+/// 5 µs to 50 ms, with steps of a quarter to a half of a millisecond around the 2 ms
+/// a provider's audio may add, so a p99 under it is told from one at it.
+pub const FRAME_BUCKETS: [f64; 18] = [
+    0.000_005, 0.000_01, 0.000_02, 0.000_03, 0.000_05, 0.000_075, 0.000_1, 0.000_25, 0.000_5, 0.000_75, 0.001,
+    0.001_25, 0.001_5, 0.002, 0.003, 0.005, 0.01, 0.05,
 ];
 
 #[derive(Default)]
@@ -375,5 +377,10 @@ mod tests {
         assert_eq!(bucket(&text, greeting, "7.5"), 1);
         assert_eq!(bucket(&text, greeting, "10"), 2);
         assert!(text.contains("tempovoice_greeting_seconds_count 2"), "{text}");
+        m.observe_agent_audio(0.0014);
+        let text = m.render(0, 0);
+        let audio = "tempovoice_agent_audio_seconds";
+        assert_eq!(bucket(&text, audio, "0.00125"), 0);
+        assert_eq!(bucket(&text, audio, "0.0015"), 1, "a 1.4 ms delay is seen under 2 ms");
     }
 }
